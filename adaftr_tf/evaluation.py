@@ -1,0 +1,82 @@
+"""Full-pass evaluation: collect a model's outputs over a dataset and report.
+
+Reported keys (DESIGN.md §1):
+  ctr_*   on all impressions (labels: click),
+  cvr_*   on clicked impressions only (labels: conversion),
+  ctcvr_* on all impressions (labels: conversion),
+each with `_auc`, `_logloss`, `_ece`, `_pred_obs_ratio`, `_count`; `tau_*`
+(mean, std, percentiles) for AdaFTR models; on synthetic data also the oracle
+AUCs (`oracle_*_auc`, the best any model can reach) and the Spearman
+correlation between the learned relatedness (-tau) and the planted `r`.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import tensorflow as tf
+
+from adaftr_tf import features as F
+from adaftr_tf import metrics as M
+
+COLLECTED_OUTPUTS = (F.CTR, F.CVR, F.CTCVR, F.TAU)
+
+
+def collect(model, dataset: tf.data.Dataset) -> dict[str, np.ndarray]:
+  """Runs `model` over `dataset` once and concatenates outputs, labels, oracle.
+
+  Args:
+    model: a `CtrCvrModel` (or any callable returning the output dict).
+    dataset: elements `(features, labels)` or `(features, labels, oracle)`.
+
+  Returns:
+    dict name -> `[n]` array: every output in COLLECTED_OUTPUTS the model
+    gives, the labels and the oracle columns present in the data.
+  """
+  @tf.function
+  def predict(features):
+    outputs = model(features, training=False)
+    return {k: outputs[k] for k in COLLECTED_OUTPUTS if k in outputs}
+
+  chunks: dict[str, list[np.ndarray]] = {}
+  for element in dataset:
+    features, labels = element[0], element[1]
+    extra = element[2] if len(element) > 2 else {}
+    for source in (predict(features), labels, extra):
+      for key, value in source.items():
+        chunks.setdefault(key, []).append(np.asarray(value).reshape(-1))
+  if not chunks:
+    raise ValueError("evaluation dataset is empty")
+  return {k: np.concatenate(v) for k, v in chunks.items()}
+
+
+def report(collected: Mapping[str, np.ndarray]) -> dict[str, float]:
+  """Metrics of collected arrays (see the module docstring)."""
+  click = collected[F.CLICK]
+  conversion = collected[F.CONVERSION]
+  clicked = click > 0.5
+  result = {"num_examples": int(len(click)),
+            "click_rate": float(click.mean()),
+            "conversion_rate": float(conversion.mean())}
+  result.update(M.binary_report(click, collected[F.CTR], "ctr"))
+  result.update(M.binary_report(conversion[clicked], collected[F.CVR][clicked],
+                                "cvr"))
+  result.update(M.binary_report(conversion, collected[F.CTCVR], "ctcvr"))
+  if F.TAU in collected:
+    result.update(M.distribution(collected[F.TAU], "tau"))
+  if F.ORACLE_P_CLICK in collected:
+    p_click = collected[F.ORACLE_P_CLICK]
+    p_cvr = collected[F.ORACLE_P_CVR]
+    result["oracle_ctr_auc"] = M.auc(click, p_click)
+    result["oracle_cvr_auc"] = M.auc(conversion[clicked], p_cvr[clicked])
+    result["oracle_ctcvr_auc"] = M.auc(conversion, p_click * p_cvr)
+    if F.TAU in collected:
+      result["spearman_neg_tau_vs_r"] = M.spearman(
+          -collected[F.TAU], collected[F.ORACLE_RELATEDNESS])
+  return result
+
+
+def evaluate(model, dataset: tf.data.Dataset) -> dict[str, float]:
+  """`report(collect(model, dataset))`."""
+  return report(collect(model, dataset))

@@ -1,0 +1,272 @@
+"""THE feature schema: every feature, label and output key lives here.
+
+One `FeatureSchema` drives parsing (`parse_spec`), the in-graph preprocessing
+(`adaftr_tf.layers.preprocessing.FeatureEncoder`), the embedding sizes, the
+synthetic generator and the serving signatures (`serving_spec`). It is stored
+as `schema.json` next to every converted or generated dataset.
+
+Records are `tf.train.Example`s holding raw values:
+  * categorical feature  -> int64 id (raw; mapped to an embedding row in-graph),
+  * numerical feature    -> float32 value (raw; normalised in-graph),
+  * labels `click`, `conversion` -> int64 0/1 (conversion = click-and-purchase
+    on the same impression),
+  * optional oracle keys (synthetic data only, prefix `_oracle_`) that the model
+    never reads: planted relatedness and true probabilities.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any, Mapping
+
+import tensorflow as tf
+
+# Labels.
+CLICK = "click"
+CONVERSION = "conversion"
+LABEL_KEYS = (CLICK, CONVERSION)
+
+# Oracle keys written by the synthetic generator; never fed to a model.
+ORACLE_PREFIX = "_oracle_"
+ORACLE_RELATEDNESS = "_oracle_relatedness"
+ORACLE_P_CLICK = "_oracle_p_click"
+ORACLE_P_CVR = "_oracle_p_cvr"
+ORACLE_KEYS = (ORACLE_RELATEDNESS, ORACLE_P_CLICK, ORACLE_P_CVR)
+
+# Model outputs.
+CTR = "ctr"
+CVR = "cvr"
+CTCVR = "ctcvr"
+CTR_LOGIT = "ctr_logit"
+CVR_LOGIT = "cvr_logit"
+CTCVR_LOGIT = "ctcvr_logit"
+H_CTR = "h_ctr"
+H_CVR = "h_cvr"
+TAU = "tau"
+SERVING_OUTPUTS = (CTR, CVR, CTCVR)
+
+# Files.
+SCHEMA_FILE = "schema.json"
+SPLITS = ("train", "valid", "test")
+
+CATEGORICAL_ENCODINGS = ("identity", "vocabulary", "hash")
+
+
+def _is_int(value) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoricalFeature:
+  """A single-valued categorical field stored as a raw int64 id.
+
+  Attributes:
+    name: feature key in the records.
+    vocab_size: number of in-vocabulary embedding rows; row `vocab_size` is
+      the out-of-vocabulary (OOV) bucket, so the table has `vocab_size + 1` rows.
+    encoding: how a raw id becomes a row: `identity` (ids 0..vocab_size-1 are
+      rows, anything else is OOV), `vocabulary` (row = position of the raw id in
+      `vocabulary`, unknown ids are OOV) or `hash` (raw id hashed into
+      `vocab_size` buckets; nothing is OOV except the missing-value default).
+    vocabulary: the raw ids, for `encoding="vocabulary"`.
+    default: raw id used when the feature is missing from a record; -1 is
+      outside every identity vocabulary, so a missing id lands in OOV.
+  """
+
+  name: str
+  vocab_size: int
+  encoding: str = "identity"
+  vocabulary: tuple[int, ...] = ()
+  default: int = -1
+
+  @property
+  def num_embeddings(self) -> int:
+    return self.vocab_size + 1
+
+  @property
+  def oov_index(self) -> int:
+    return self.vocab_size
+
+  def validate(self) -> None:
+    if not self.name:
+      raise ValueError("categorical feature has an empty name")
+    if self.encoding not in CATEGORICAL_ENCODINGS:
+      raise ValueError(f"categorical feature {self.name!r}: unknown encoding "
+                       f"{self.encoding!r}; valid: {CATEGORICAL_ENCODINGS}")
+    if not _is_int(self.vocab_size) or not _is_int(self.default):
+      raise ValueError(f"categorical feature {self.name!r}: vocab_size and "
+                       f"default must be ints, got {self.vocab_size!r} and "
+                       f"{self.default!r}")
+    if not all(_is_int(v) for v in self.vocabulary):
+      raise ValueError(f"categorical feature {self.name!r}: vocabulary ids "
+                       "must be ints")
+    if len(set(self.vocabulary)) != len(self.vocabulary):
+      raise ValueError(f"categorical feature {self.name!r}: vocabulary has "
+                       "duplicate ids")
+    if self.vocab_size < 1:
+      raise ValueError(f"categorical feature {self.name!r}: vocab_size must be "
+                       f">= 1, got {self.vocab_size}")
+    if self.encoding == "vocabulary" and len(self.vocabulary) != self.vocab_size:
+      raise ValueError(f"categorical feature {self.name!r}: vocabulary has "
+                       f"{len(self.vocabulary)} ids but vocab_size is "
+                       f"{self.vocab_size}")
+
+
+@dataclasses.dataclass(frozen=True)
+class NumericalFeature:
+  """A float field, normalised in-graph as `(x - mean) / std`.
+
+  Attributes:
+    name: feature key in the records.
+    mean, std: normalisation statistics, fitted on the train split only.
+    default: raw value used when the feature is missing from a record.
+  """
+
+  name: str
+  mean: float = 0.0
+  std: float = 1.0
+  default: float = 0.0
+
+  def validate(self) -> None:
+    if not self.name:
+      raise ValueError("numerical feature has an empty name")
+    if not all(_is_number(v) for v in (self.mean, self.std, self.default)):
+      raise ValueError(f"numerical feature {self.name!r}: mean, std and "
+                       f"default must be numbers, got {self.mean!r}, "
+                       f"{self.std!r}, {self.default!r}")
+    if not (math.isfinite(self.std) and self.std > 0):
+      raise ValueError(f"numerical feature {self.name!r}: std must be finite "
+                       f"and > 0, got {self.std}")
+    if not (math.isfinite(self.mean) and math.isfinite(self.default)):
+      raise ValueError(f"numerical feature {self.name!r}: mean and default "
+                       f"must be finite")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSchema:
+  """The ordered input fields of a dataset (labels are fixed: LABEL_KEYS)."""
+
+  categorical: tuple[CategoricalFeature, ...]
+  numerical: tuple[NumericalFeature, ...]
+
+  def __post_init__(self):
+    object.__setattr__(self, "categorical", tuple(self.categorical))
+    object.__setattr__(self, "numerical", tuple(self.numerical))
+    self.validate()
+
+  def validate(self) -> None:
+    if not self.categorical and not self.numerical:
+      raise ValueError("feature schema has no features")
+    seen = set()
+    for feature in (*self.categorical, *self.numerical):
+      feature.validate()
+      if feature.name in seen:
+        raise ValueError(f"feature {feature.name!r} appears twice in the schema")
+      if feature.name in LABEL_KEYS or feature.name.startswith(ORACLE_PREFIX):
+        raise ValueError(f"feature name {feature.name!r} is reserved (labels "
+                         f"{LABEL_KEYS}, prefix {ORACLE_PREFIX!r})")
+      seen.add(feature.name)
+
+  @property
+  def feature_names(self) -> tuple[str, ...]:
+    return tuple(f.name for f in (*self.categorical, *self.numerical))
+
+  @property
+  def categorical_sizes(self) -> tuple[int, ...]:
+    """Embedding rows per categorical field (vocabulary + OOV bucket)."""
+    return tuple(f.num_embeddings for f in self.categorical)
+
+  def feature_spec(self) -> dict[str, tf.io.FixedLenFeature]:
+    """Parse spec of the input features; every one has a default."""
+    spec = {f.name: tf.io.FixedLenFeature([], tf.int64, default_value=f.default)
+            for f in self.categorical}
+    spec.update({f.name: tf.io.FixedLenFeature([], tf.float32,
+                                               default_value=f.default)
+                 for f in self.numerical})
+    return spec
+
+  def parse_spec(self, with_labels: bool = True,
+                 with_oracle: bool = False) -> dict[str, tf.io.FixedLenFeature]:
+    """Spec for `tf.io.parse_example`: features, labels (required), oracle."""
+    spec = self.feature_spec()
+    if with_labels:
+      spec.update({k: tf.io.FixedLenFeature([], tf.int64) for k in LABEL_KEYS})
+    if with_oracle:
+      spec.update({k: tf.io.FixedLenFeature([], tf.float32) for k in ORACLE_KEYS})
+    return spec
+
+  def serving_spec(self) -> dict[str, tf.TensorSpec]:
+    """One raw tensor per feature, `[None]`, as TF Serving's REST API sends."""
+    spec = {f.name: tf.TensorSpec([None], tf.int64, name=f.name)
+            for f in self.categorical}
+    spec.update({f.name: tf.TensorSpec([None], tf.float32, name=f.name)
+                 for f in self.numerical})
+    return spec
+
+  def split_parsed(self, parsed: Mapping[str, tf.Tensor]):
+    """Splits a parsed batch into (features, labels, oracle) dicts.
+
+    Labels are cast to float32 `[batch]`; oracle is empty when not parsed.
+    """
+    features = {name: parsed[name] for name in self.feature_names}
+    labels = {k: tf.cast(parsed[k], tf.float32) for k in LABEL_KEYS if k in parsed}
+    oracle = {k: parsed[k] for k in ORACLE_KEYS if k in parsed}
+    return features, labels, oracle
+
+  # --- serialisation -------------------------------------------------------
+  def to_dict(self) -> dict[str, Any]:
+    return {"categorical": [dataclasses.asdict(f) for f in self.categorical],
+            "numerical": [dataclasses.asdict(f) for f in self.numerical]}
+
+  @classmethod
+  def from_dict(cls, data: Mapping[str, Any]) -> "FeatureSchema":
+    try:
+      categorical = tuple(
+          CategoricalFeature(**{**f, "vocabulary": tuple(f.get("vocabulary", ()))})
+          for f in data["categorical"])
+      numerical = tuple(NumericalFeature(**f) for f in data["numerical"])
+      return cls(categorical, numerical)
+    except (KeyError, TypeError) as err:
+      raise ValueError(f"malformed feature schema: {err}") from err
+
+  def save(self, directory: str) -> str:
+    path = os.path.join(directory, SCHEMA_FILE)
+    tf.io.gfile.makedirs(directory)
+    with tf.io.gfile.GFile(path, "w") as f:
+      json.dump(self.to_dict(), f, indent=1)
+    return path
+
+  @classmethod
+  def load(cls, directory: str) -> "FeatureSchema":
+    path = os.path.join(directory, SCHEMA_FILE)
+    if not tf.io.gfile.exists(path):
+      raise FileNotFoundError(f"no feature schema at {path}: the data directory "
+                              "must hold the output of the converter or the "
+                              "synthetic generator")
+    with tf.io.gfile.GFile(path) as f:
+      try:
+        data = json.load(f)
+      except json.JSONDecodeError as err:
+        raise ValueError(f"feature schema {path} is not valid JSON: {err}") from err
+    return cls.from_dict(data)
+
+
+def aliexpress_like_schema(num_categorical: int = 16, num_numerical: int = 63,
+                           vocab_sizes: tuple[int, ...] = (1000,)) -> FeatureSchema:
+  """AliExpress's field layout (`categorical_1..16`, `numerical_1..63`).
+
+  `vocab_sizes` is cycled over the categorical fields.
+  """
+  categorical = tuple(
+      CategoricalFeature(f"categorical_{i + 1}", vocab_sizes[i % len(vocab_sizes)])
+      for i in range(num_categorical))
+  numerical = tuple(NumericalFeature(f"numerical_{i + 1}")
+                    for i in range(num_numerical))
+  return FeatureSchema(categorical, numerical)

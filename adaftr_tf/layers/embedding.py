@@ -1,0 +1,127 @@
+"""Per-field embeddings of categorical ids and numerical values."""
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from adaftr_tf.layers.mlp import derive_seed
+from adaftr_tf.layers.mlp import validate_non_negative
+from adaftr_tf.layers.mlp import validate_positive_int
+from adaftr_tf.layers.mlp import validate_seed
+from adaftr_tf.layers.mlp import validate_units
+
+
+@tf_keras.utils.register_keras_serializable(package="adaftr_tf")
+class FieldEmbedding(tf_keras.layers.Layer):
+  """Embeds every input field into one `embedding_dim` vector.
+
+  Categorical field f with id r reads row `offset[f] + r` of ONE concatenated
+  table of `sum(categorical_sizes)` rows, so the whole batch is a single
+  gather (one sparse gradient, one kernel launch) rather than one per field.
+  Numerical field f with value x becomes `x * W[f] + b[f]`.
+
+  Regularisation (when `l2 > 0`) is `l2 * sum(rows_gathered ** 2) / batch`,
+  added with `add_loss`: penalising the whole table every step would shrink
+  rows of ids absent from the batch and cost O(table) per step.
+
+  Call:
+    categorical: [batch, n_cat] int32/int64 ids, field f in
+      [0, categorical_sizes[f]) (out-of-vocabulary already mapped by the
+      caller). May be None when n_cat == 0.
+    numerical: [batch, n_num] float. May be None when n_num == 0.
+
+  Returns:
+    [batch, n_cat + n_num, embedding_dim]; categorical fields first, in order.
+  """
+
+  def __init__(self, categorical_sizes, num_numerical, embedding_dim, l2=0.0,
+               seed=0, **kwargs):
+    """Creates the embedding layer.
+
+    Args:
+      categorical_sizes: tuple of vocabulary sizes (>= 1), one per categorical
+        field; may be empty.
+      num_numerical: number of numerical fields, >= 0.
+      embedding_dim: width of every field embedding, >= 1.
+      l2: weight of the batch-row L2 penalty, >= 0.
+      seed: int seed of the table and numerical weights.
+      **kwargs: standard Layer arguments.
+
+    Raises:
+      ValueError: naming the argument that is out of range, or if there are
+        no fields at all.
+    """
+    # The table stays float32 under mixed precision; only gathered rows are
+    # cast, never the whole table (as Keras' own Embedding does).
+    kwargs["autocast"] = False
+    super().__init__(**kwargs)
+    self.categorical_sizes = validate_units(
+        "categorical_sizes", categorical_sizes, allow_empty=True)
+    self.num_numerical = validate_positive_int("num_numerical", num_numerical,
+                                               minimum=0)
+    if not self.categorical_sizes and not self.num_numerical:
+      raise ValueError("FieldEmbedding needs at least one field: "
+                       "categorical_sizes is empty and num_numerical is 0")
+    self.embedding_dim = validate_positive_int("embedding_dim", embedding_dim)
+    self.l2 = validate_non_negative("l2", l2)
+    self.seed = validate_seed(seed)
+    self._offsets = np.concatenate(
+        [[0], np.cumsum(self.categorical_sizes[:-1], dtype=np.int64)]
+    ).astype(np.int64) if self.categorical_sizes else np.zeros([0], np.int64)
+
+  @property
+  def num_fields(self):
+    """n_cat + n_num."""
+    return len(self.categorical_sizes) + self.num_numerical
+
+  @property
+  def output_dim(self):
+    """Width of the flattened output, (n_cat + n_num) * embedding_dim."""
+    return self.num_fields * self.embedding_dim
+
+  def build(self, input_shape=None):
+    init = lambda s: tf_keras.initializers.RandomUniform(-0.05, 0.05, seed=s)
+    if self.categorical_sizes:
+      self.table = self.add_weight(
+          "table", shape=[sum(self.categorical_sizes), self.embedding_dim],
+          initializer=init(derive_seed(self.seed, "table")), dtype=self.dtype)
+    if self.num_numerical:
+      self.numerical_kernel = self.add_weight(
+          "numerical_kernel", shape=[self.num_numerical, self.embedding_dim],
+          initializer=init(derive_seed(self.seed, "numerical")),
+          dtype=self.dtype)
+      self.numerical_bias = self.add_weight(
+          "numerical_bias", shape=[self.num_numerical, self.embedding_dim],
+          initializer="zeros", dtype=self.dtype)
+    super().build(input_shape)
+
+  def call(self, categorical, numerical=None):
+    parts = []
+    if self.categorical_sizes:
+      ids = tf.convert_to_tensor(categorical)
+      if not ids.dtype.is_integer:
+        raise ValueError("categorical ids must be int32/int64, got "
+                         f"{ids.dtype}")
+      ids = tf.cast(ids, tf.int64) + tf.constant(self._offsets)
+      rows = tf.gather(self.table, ids)  # [batch, n_cat, dim]
+      if self.l2 > 0:
+        batch = tf.cast(tf.shape(rows)[0], rows.dtype)
+        self.add_loss(self.l2 * tf.reduce_sum(tf.square(rows)) /
+                      tf.maximum(batch, 1.0))
+      parts.append(tf.cast(rows, self.compute_dtype))
+    if self.num_numerical:
+      if numerical is None:
+        raise ValueError(f"numerical must be a [batch, {self.num_numerical}] "
+                         "tensor because num_numerical > 0, got None")
+      x = tf.cast(numerical, self.compute_dtype)[:, :, None]
+      kernel = tf.cast(self.numerical_kernel, self.compute_dtype)
+      bias = tf.cast(self.numerical_bias, self.compute_dtype)
+      parts.append(x * kernel + bias)  # [batch, n_num, dim]
+    return parts[0] if len(parts) == 1 else tf.concat(parts, axis=1)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(categorical_sizes=list(self.categorical_sizes),
+                  num_numerical=self.num_numerical,
+                  embedding_dim=self.embedding_dim, l2=self.l2, seed=self.seed)
+    return config

@@ -1,0 +1,257 @@
+"""Parameter-sharing multi-task backbones: shared-bottom, MMoE and PLE.
+
+All three map `x` [batch, in] to one representation per task and share the
+call signature `call(x, training=None, return_gates=False)`.
+"""
+
+import math
+
+import tensorflow as tf
+import tf_keras
+
+from adaftr_tf.layers.mlp import MLP
+from adaftr_tf.layers.mlp import derive_seed
+from adaftr_tf.layers.mlp import validate_positive_int
+from adaftr_tf.layers.mlp import validate_rate
+from adaftr_tf.layers.mlp import validate_seed
+from adaftr_tf.layers.mlp import validate_units
+
+class _StackedExperts(tf_keras.layers.Layer):
+  """`num_experts` ReLU MLPs of equal widths, evaluated as batched einsums.
+
+  Call: x [batch, in] -> [batch, num_experts, units[-1]].
+  """
+
+  def __init__(self, num_experts, units, dropout, seed, **kwargs):
+    super().__init__(**kwargs)
+    self.num_experts = num_experts
+    self.units = units
+    self.seed = seed
+    self._dropouts = [
+        tf_keras.layers.Dropout(dropout, seed=derive_seed(seed, "dropout", i))
+        if dropout > 0 else None
+        for i in range(len(units))]
+
+  def build(self, input_shape):
+    in_dim = int(input_shape[-1])
+    self.kernels, self.biases = [], []
+    for i, width in enumerate(self.units):
+      # Glorot-uniform per expert; the stock initializer would count the expert
+      # axis into the fans and shrink the weights.
+      limit = math.sqrt(6.0 / (in_dim + width))
+      self.kernels.append(self.add_weight(
+          f"kernel_{i}", shape=[self.num_experts, in_dim, width],
+          initializer=tf_keras.initializers.RandomUniform(
+              -limit, limit, seed=derive_seed(self.seed, "kernel", i))))
+      self.biases.append(self.add_weight(
+          f"bias_{i}", shape=[self.num_experts, width], initializer="zeros"))
+      in_dim = width
+    super().build(input_shape)
+
+  def call(self, x, training=None):
+    h = x
+    for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
+      equation = "bi,eio->beo" if i == 0 else "bei,eio->beo"
+      h = tf.nn.relu(tf.einsum(equation, h, kernel) + bias)
+      if self._dropouts[i] is not None:
+        h = self._dropouts[i](h, training=training)
+    return h
+
+
+def _gate(num_outputs, seed, name):
+  return tf_keras.layers.Dense(
+      num_outputs, kernel_initializer=tf_keras.initializers.GlorotUniform(
+          seed=seed), name=name)
+
+
+def _mix(gate_layer, gate_input, experts):
+  """Softmax-gated sum of experts [batch, E, d] -> ([batch, d], [batch, E])."""
+  # Softmax in float32 so that mixed-precision gates still sum to 1.
+  weights = tf.nn.softmax(tf.cast(gate_layer(gate_input), tf.float32), axis=-1)
+  mixed = tf.einsum("be,bed->bd", tf.cast(weights, experts.dtype), experts)
+  return mixed, weights
+
+
+@tf_keras.utils.register_keras_serializable(package="adaftr_tf")
+class SharedBottom(tf_keras.layers.Layer):
+  """One MLP shared by all tasks (hard parameter sharing).
+
+  Call:
+    x: [batch, in]. training: enables dropout.
+    return_gates: accepted for a uniform backbone API; gates are `[]`.
+
+  Returns:
+    List of `num_tasks` tensors [batch, units[-1]] (the same tensor), or
+    `(outputs, [])` when `return_gates`.
+  """
+
+  def __init__(self, units, num_tasks=2, dropout=0.0, seed=0, **kwargs):
+    super().__init__(**kwargs)
+    self.units = validate_units("units", units)
+    self.num_tasks = validate_positive_int("num_tasks", num_tasks)
+    self.dropout = validate_rate("dropout", dropout)
+    self.seed = validate_seed(seed)
+    self._mlp = MLP(self.units, dropout=self.dropout, seed=self.seed,
+                    name="bottom")
+
+  def call(self, x, training=None, return_gates=False):
+    h = self._mlp(x, training=training)
+    outputs = [h] * self.num_tasks
+    return (outputs, []) if return_gates else outputs
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(units=list(self.units), num_tasks=self.num_tasks,
+                  dropout=self.dropout, seed=self.seed)
+    return config
+
+
+@tf_keras.utils.register_keras_serializable(package="adaftr_tf")
+class MMoE(tf_keras.layers.Layer):
+  """Multi-gate Mixture-of-Experts (Ma et al., KDD 2018).
+
+  `out_k = sum_e softmax(G_k x)_e * expert_e(x)`, experts are ReLU MLPs.
+
+  Call:
+    x: [batch, in]. training: enables dropout.
+    return_gates: also return the gate weights.
+
+  Returns:
+    List of `num_tasks` tensors [batch, expert_units[-1]]; with
+    `return_gates`, `(outputs, gates)`, gates a list of `num_tasks` float32
+    [batch, num_experts] softmax weights (rows sum to 1).
+  """
+
+  def __init__(self, num_experts, expert_units, num_tasks=2, dropout=0.0,
+               seed=0, **kwargs):
+    super().__init__(**kwargs)
+    self.num_experts = validate_positive_int("num_experts", num_experts)
+    self.expert_units = validate_units("expert_units", expert_units)
+    self.num_tasks = validate_positive_int("num_tasks", num_tasks)
+    self.dropout = validate_rate("dropout", dropout)
+    self.seed = validate_seed(seed)
+    self._experts = _StackedExperts(
+        self.num_experts, self.expert_units, self.dropout,
+        derive_seed(self.seed, "experts"), name="experts")
+    self._gates = [_gate(self.num_experts, derive_seed(self.seed, "gate", k),
+                         f"gate_{k}") for k in range(self.num_tasks)]
+
+  def call(self, x, training=None, return_gates=False):
+    experts = self._experts(x, training=training)
+    outputs, gates = [], []
+    for gate in self._gates:
+      mixed, weights = _mix(gate, x, experts)
+      outputs.append(mixed)
+      gates.append(weights)
+    return (outputs, gates) if return_gates else outputs
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(num_experts=self.num_experts,
+                  expert_units=list(self.expert_units),
+                  num_tasks=self.num_tasks, dropout=self.dropout,
+                  seed=self.seed)
+    return config
+
+
+@tf_keras.utils.register_keras_serializable(package="adaftr_tf")
+class PLE(tf_keras.layers.Layer):
+  """Progressive Layered Extraction (Tang et al., RecSys 2020).
+
+  `num_levels` stacked CGC layers. At each level task k's gate, read from task
+  k's input, mixes task k's experts and the shared experts; below the last
+  level a shared gate, read from the shared input, mixes all experts of the
+  level into the next level's shared input. Level 0 reads `x` everywhere.
+
+  Call:
+    x: [batch, in]. training: enables dropout.
+    return_gates: also return the last level's gate weights.
+
+  Returns:
+    List of `num_tasks` tensors [batch, expert_units[-1]]; with
+    `return_gates`, `(outputs, gates)`, gates a list of `num_tasks` float32
+    [batch, num_task_experts + num_shared_experts] weights (task experts
+    first), rows summing to 1.
+  """
+
+  def __init__(self, num_levels, num_shared_experts, num_task_experts,
+               expert_units, num_tasks=2, dropout=0.0, seed=0, **kwargs):
+    """Creates the PLE backbone.
+
+    Args:
+      num_levels: number of CGC levels, >= 1.
+      num_shared_experts: shared experts per level, >= 0 (0 removes sharing).
+      num_task_experts: experts per task per level, >= 1.
+      expert_units: widths of every expert MLP, each >= 1.
+      num_tasks: number of tasks, >= 1.
+      dropout: dropout rate in [0, 1) inside the experts.
+      seed: int seed; every expert group and gate derives its own from it.
+      **kwargs: standard Layer arguments.
+
+    Raises:
+      ValueError: naming the argument that is out of range.
+    """
+    super().__init__(**kwargs)
+    self.num_levels = validate_positive_int("num_levels", num_levels)
+    self.num_shared_experts = validate_positive_int(
+        "num_shared_experts", num_shared_experts, minimum=0)
+    self.num_task_experts = validate_positive_int("num_task_experts",
+                                                  num_task_experts)
+    self.expert_units = validate_units("expert_units", expert_units)
+    self.num_tasks = validate_positive_int("num_tasks", num_tasks)
+    self.dropout = validate_rate("dropout", dropout)
+    self.seed = validate_seed(seed)
+    # Distinct seeds per group: identical task experts would stay symmetric.
+    seed = lambda *tags: derive_seed(self.seed, *tags)
+    self._task_experts, self._task_gates = [], []
+    self._shared_experts, self._shared_gates = [], []
+    per_task_pool = self.num_task_experts + self.num_shared_experts
+    all_pool = self.num_tasks * self.num_task_experts + self.num_shared_experts
+    for level in range(self.num_levels):
+      self._task_experts.append([
+          _StackedExperts(self.num_task_experts, self.expert_units,
+                          self.dropout, seed(level, "task", k),
+                          name=f"level{level}_task{k}_experts")
+          for k in range(self.num_tasks)])
+      self._task_gates.append([
+          _gate(per_task_pool, seed(level, "task_gate", k),
+                f"level{level}_task{k}_gate")
+          for k in range(self.num_tasks)])
+      self._shared_experts.append(
+          _StackedExperts(self.num_shared_experts, self.expert_units,
+                          self.dropout, seed(level, "shared"),
+                          name=f"level{level}_shared_experts")
+          if self.num_shared_experts else None)
+      self._shared_gates.append(
+          _gate(all_pool, seed(level, "shared_gate"),
+                f"level{level}_shared_gate")
+          if level < self.num_levels - 1 else None)
+
+  def call(self, x, training=None, return_gates=False):
+    task_inputs = [x] * self.num_tasks
+    shared_input = x
+    for level in range(self.num_levels):
+      task_out = [experts(inp, training=training) for experts, inp in
+                  zip(self._task_experts[level], task_inputs)]
+      shared_out = ([self._shared_experts[level](shared_input,
+                                                 training=training)]
+                    if self._shared_experts[level] is not None else [])
+      mixed = [_mix(gate, inp, tf.concat([own] + shared_out, axis=1))
+               for gate, inp, own in zip(self._task_gates[level], task_inputs,
+                                         task_out)]
+      if self._shared_gates[level] is not None:
+        shared_input, _ = _mix(self._shared_gates[level], shared_input,
+                               tf.concat(task_out + shared_out, axis=1))
+      task_inputs = [m for m, _ in mixed]
+    gates = [g for _, g in mixed]
+    return (task_inputs, gates) if return_gates else task_inputs
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(num_levels=self.num_levels,
+                  num_shared_experts=self.num_shared_experts,
+                  num_task_experts=self.num_task_experts,
+                  expert_units=list(self.expert_units),
+                  num_tasks=self.num_tasks, dropout=self.dropout,
+                  seed=self.seed)
+    return config

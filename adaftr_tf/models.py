@@ -1,0 +1,177 @@
+"""The joint CTR/CVR models; `build_model(config, schema)` is the only config reader.
+
+Forward pass (DESIGN.md §1), shapes for a batch of B impressions with F fields:
+
+  raw features --FeatureEncoder--> ids [B, n_cat], numerical [B, n_num]
+  --FieldEmbedding--> [B, F, D] --flatten--> x [B, F*D]
+  --backbone (MMoE)--> [ctr_in, cvr_in], each [B, E]
+  --TaskTower x2--> logits a, b [B]; task representations h_ctr, h_cvr [B, H]
+  p_ctr = σ(a), p_cvr = σ(b), p_ctcvr = p_ctr·p_cvr (from log σ(a) + log σ(b)).
+
+Loss per impression: BCE(click, p_ctr) + BCE(conversion, p_ctcvr) in log space,
+plus λ·InfoNCE(g(h_ctr), g'(h_cvr); τ_i) when the alignment block is present.
+Every per-example loss is averaged over the *global* batch
+(`tf.nn.compute_average_loss`), so gradients are right under tf.distribute.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+import tf_keras
+
+from adaftr_tf import features as F
+from adaftr_tf.config import Config
+from adaftr_tf.layers import FieldEmbedding, MMoE, TaskTower
+from adaftr_tf.layers.alignment import TaskAlignment
+from adaftr_tf.losses import ctcvr_logit
+from adaftr_tf.preprocessing import FeatureEncoder
+from adaftr_tf.tasks import ContrastiveTask, ranking_task
+
+
+class CtrCvrModel(tfrs.models.Model):
+  """Shared-embedding multi-task model with an optional AdaFTR alignment block.
+
+  Args:
+    encoder: raw features -> (ids, numerical).
+    embedding: FieldEmbedding.
+    backbone: layer mapping x `[B, F*D]` to a list of two task inputs.
+    ctr_tower, cvr_tower: TaskTower layers.
+    alignment: TaskAlignment or None (no contrastive loss).
+    contrastive: ContrastiveTask (required when `alignment` is given).
+    contrastive_weight: λ.
+  """
+
+  def __init__(self, encoder, embedding, backbone, ctr_tower, cvr_tower,
+               alignment=None, contrastive=None, contrastive_weight=0.0,
+               **kwargs):
+    super().__init__(**kwargs)
+    if (alignment is None) != (contrastive is None):
+      raise ValueError("alignment and contrastive must be given together")
+    self.encoder = encoder
+    self.embedding = embedding
+    self.backbone = backbone
+    self.ctr_tower = ctr_tower
+    self.cvr_tower = cvr_tower
+    self.alignment = alignment
+    self.contrastive = contrastive
+    self.contrastive_weight = float(contrastive_weight)
+    self.ctr_task = ranking_task("ctr")
+    self.ctcvr_task = ranking_task("ctcvr")
+    self.cvr_task = ranking_task("cvr")  # metrics on clicked impressions only
+    self.loss_tracker = tf_keras.metrics.Mean(name="loss")
+
+  def _forward(self, features: Mapping[str, tf.Tensor], training=None):
+    """Returns (outputs without tau, flattened embeddings x `[B, F*D]`)."""
+    ids, numerical = self.encoder(features)
+    embedded = self.embedding(ids, numerical)
+    x = tf.reshape(embedded, [-1, self.embedding.output_dim])
+    ctr_in, cvr_in = self.backbone(x, training=training)
+    a, h_ctr = self.ctr_tower(ctr_in, training=training)
+    b, h_cvr = self.cvr_tower(cvr_in, training=training)
+    z = ctcvr_logit(a, b)
+    outputs = {F.CTR_LOGIT: a, F.CVR_LOGIT: b, F.CTCVR_LOGIT: z,
+               F.CTR: tf.sigmoid(a), F.CVR: tf.sigmoid(b),
+               F.CTCVR: tf.sigmoid(z), F.H_CTR: h_ctr, F.H_CVR: h_cvr}
+    return outputs, x
+
+  def call(self, features: Mapping[str, tf.Tensor], training=None):
+    """Returns the output dict: probabilities, logits, h_ctr, h_cvr (and tau)."""
+    outputs, x = self._forward(features, training=training)
+    if self.alignment is not None:
+      outputs[F.TAU] = self.alignment.temperature(
+          x, outputs[F.H_CTR], outputs[F.H_CVR], training=training)
+    return outputs
+
+  def _per_example_losses(self, inputs, training: bool):
+    """Per-example total loss `[b]` (unscaled) and the local outputs."""
+    features, labels = inputs[0], inputs[1]
+    outputs, x = self._forward(features, training=training)
+    click = labels[F.CLICK][:, None]
+    conversion = labels[F.CONVERSION][:, None]
+    ctr_loss = self.ctr_task(click, outputs[F.CTR_LOGIT][:, None])
+    ctcvr_loss = self.ctcvr_task(conversion, outputs[F.CTCVR_LOGIT][:, None])
+    self.cvr_task(conversion, outputs[F.CVR_LOGIT][:, None],
+                  sample_weight=click)
+    total = ctr_loss + ctcvr_loss
+    if self.alignment is not None:
+      u, v, tau = self.alignment(x, outputs[F.H_CTR], outputs[F.H_CVR],
+                                 training=training)
+      outputs[F.TAU] = tau
+      step = self.optimizer.iterations if training else None
+      total += self.contrastive_weight * self.contrastive(u, v, tau, step=step)
+    return total, outputs
+
+  def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+    """Scalar loss for this replica: sum / global batch + scaled regularisers."""
+    per_example, _ = self._per_example_losses(inputs, training)
+    regularization = tf.add_n(self.losses) if self.losses else 0.0
+    self.loss_tracker.update_state(per_example + regularization)
+    return (tf.nn.compute_average_loss(per_example)
+            + tf.nn.scale_regularization_loss(regularization))
+
+  def train_step(self, inputs):
+    # Return exactly self.metrics: extra keys defeat Keras's cross-worker sync.
+    with tf.GradientTape() as tape:
+      loss = self.compute_loss(inputs, training=True)
+    variables = self.trainable_variables
+    gradients = tape.gradient(loss, variables)
+    self.optimizer.apply_gradients(zip(gradients, variables))
+    return {metric.name: metric.result() for metric in self.metrics}
+
+  def test_step(self, inputs):
+    self.compute_loss(inputs, training=False)
+    return {metric.name: metric.result() for metric in self.metrics}
+
+
+def build_backbone(config: Config):
+  m = config.model
+  if m.backbone == "mmoe":
+    return MMoE(m.num_experts, tuple(m.expert_units), num_tasks=2,
+                dropout=m.dropout, seed=config.train.seed, name="mmoe")
+  raise ValueError(f"unknown backbone {m.backbone!r}")
+
+
+def build_model(config: Config, schema: F.FeatureSchema) -> CtrCvrModel:
+  """Builds the model named by `config.model.name` for `schema`."""
+  config.validate()
+  m, l, seed = config.model, config.loss, config.train.seed
+  encoder = FeatureEncoder(schema.to_dict(), name="feature_encoder")
+  embedding = FieldEmbedding(schema.categorical_sizes, len(schema.numerical),
+                             m.embedding_dim, l2=m.embedding_l2, seed=seed,
+                             name="field_embedding")
+  towers = [TaskTower(tuple(m.tower_units), dropout=m.dropout, seed=seed + k,
+                      name=f"{task}_tower")
+            for k, task in enumerate(("ctr", "cvr"))]
+  alignment = contrastive = None
+  if m.name == "adaftr" and l.contrastive_weight > 0:
+    alignment = TaskAlignment(
+        l.projection_hidden, l.projection_dim, tuple(l.relatedness_units),
+        l.tau_min, l.tau_max, temperature_mode=l.temperature_mode,
+        fixed_tau=l.fixed_tau, relatedness_input=l.relatedness_input,
+        relatedness_stop_gradient=l.relatedness_stop_gradient, seed=seed,
+        name="alignment")
+    contrastive = ContrastiveTask(symmetric=l.symmetric, negatives=l.negatives,
+                                  seed=seed, name="contrastive")
+  model = CtrCvrModel(encoder, embedding, build_backbone(config), towers[0],
+                      towers[1], alignment=alignment, contrastive=contrastive,
+                      contrastive_weight=l.contrastive_weight,
+                      name=m.name)
+  return model
+
+
+def build_optimizer(config: Config) -> tf_keras.optimizers.Optimizer:
+  t = config.train
+  if t.optimizer == "adam":
+    return tf_keras.optimizers.Adam(t.learning_rate)
+  if t.optimizer == "adagrad":
+    return tf_keras.optimizers.Adagrad(t.learning_rate)
+  raise ValueError(f"unknown optimizer {t.optimizer!r}")
+
+
+def compile_model(model: CtrCvrModel, config: Config) -> CtrCvrModel:
+  model.compile(optimizer=build_optimizer(config),
+                steps_per_execution=config.train.steps_per_execution)
+  return model

@@ -1,0 +1,69 @@
+"""Serving signatures around a trained model (preprocessing inside the graph).
+
+Signatures:
+  serving_default   examples: string [None] serialized tf.Example
+                    -> ctr, cvr, ctcvr: float32 [None]  (+ tau if include_tau)
+  predict_features  one raw tensor [None] per feature (int64 ids, float32
+                    values; the form of TF Serving's REST `instances`/`inputs`)
+                    -> the same outputs
+A feature missing from a tf.Example takes its schema default (a missing
+categorical id lands in the out-of-vocabulary row).
+"""
+
+from __future__ import annotations
+
+import os
+
+import adaftr_tf  # noqa: F401
+import tensorflow as tf
+
+from adaftr_tf import features as F
+
+EXAMPLES_INPUT = "examples"
+SIGNATURE_EXAMPLES = "serving_default"
+SIGNATURE_FEATURES = "predict_features"
+
+
+class ServingModule(tf.Module):
+  """Holds the model and exposes the serving signatures."""
+
+  def __init__(self, model, schema: F.FeatureSchema, include_tau: bool = False):
+    super().__init__(name="adaftr_serving")
+    self.model = model
+    self._schema = schema
+    self._parse_spec = schema.parse_spec(with_labels=False)
+    self._outputs = F.SERVING_OUTPUTS + ((F.TAU,) if include_tau else ())
+    if include_tau and getattr(model, "alignment", None) is None:
+      raise ValueError("include_tau: this model has no temperature network "
+                       "(model.name is not adaftr or contrastive_weight is 0)")
+
+  def _predict(self, features):
+    outputs = self.model(features, training=False)
+    return {k: tf.identity(tf.cast(outputs[k], tf.float32), name=k)
+            for k in self._outputs}
+
+  def _serve_examples(self, examples):
+    return self._predict(tf.io.parse_example(examples, self._parse_spec))
+
+  def _serve_features(self, **features):
+    return self._predict(features)
+
+  def signatures(self) -> dict:
+    examples_fn = tf.function(self._serve_examples).get_concrete_function(
+        tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT))
+    features_fn = tf.function(self._serve_features).get_concrete_function(
+        **self._schema.serving_spec())
+    return {SIGNATURE_EXAMPLES: examples_fn, SIGNATURE_FEATURES: features_fn}
+
+
+def save(model, schema: F.FeatureSchema, path: str, include_tau: bool = False,
+         assets: dict[str, str] | None = None) -> str:
+  """Writes a SavedModel at `path`; `assets` (name -> text) go to assets.extra."""
+  module = ServingModule(model, schema, include_tau)
+  tf.saved_model.save(module, path, signatures=module.signatures())
+  extra = os.path.join(path, "assets.extra")
+  for name, text in (assets or {}).items():
+    tf.io.gfile.makedirs(extra)
+    with tf.io.gfile.GFile(os.path.join(extra, name), "w") as f:
+      f.write(text)
+  return path

@@ -1,0 +1,1 @@
+"""Data in and jobs: readers, converters, synthetic generator, entrypoints."""

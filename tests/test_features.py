@@ -1,0 +1,286 @@
+"""Tests of adaftr_tf.features: schema validation, specs, (de)serialisation."""
+
+import json
+import os
+
+import pytest
+import tensorflow as tf
+
+from adaftr_tf import features as F
+
+
+def _schema():
+  return F.FeatureSchema(
+      categorical=(
+          F.CategoricalFeature("user", 10),
+          F.CategoricalFeature("item", 3, encoding="vocabulary",
+                               vocabulary=(100, 200, 300)),
+          F.CategoricalFeature("shop", 7, encoding="hash", default=-5)),
+      numerical=(
+          F.NumericalFeature("price", mean=2.0, std=4.0, default=1.5),
+          F.NumericalFeature("age")))
+
+
+# ---------------------------------------------------------------- validation
+
+def test_valid_schema_properties():
+  schema = _schema()
+  assert schema.feature_names == ("user", "item", "shop", "price", "age")
+  assert schema.categorical_sizes == (11, 4, 8)
+  assert schema.categorical[0].oov_index == 10
+  assert schema.categorical[1].num_embeddings == 4
+
+
+def test_lists_become_tuples():
+  schema = F.FeatureSchema([F.CategoricalFeature("a", 2)],
+                           [F.NumericalFeature("x")])
+  assert isinstance(schema.categorical, tuple)
+  assert isinstance(schema.numerical, tuple)
+  assert hash(schema) == hash(F.FeatureSchema((F.CategoricalFeature("a", 2),),
+                                              (F.NumericalFeature("x"),)))
+
+
+def test_duplicate_names_rejected():
+  with pytest.raises(ValueError, match="feature 'a' appears twice"):
+    F.FeatureSchema((F.CategoricalFeature("a", 2),), (F.NumericalFeature("a"),))
+  with pytest.raises(ValueError, match="feature 'x' appears twice"):
+    F.FeatureSchema((), (F.NumericalFeature("x"), F.NumericalFeature("x")))
+
+
+@pytest.mark.parametrize("name", ["click", "conversion", "_oracle_relatedness",
+                                  "_oracle_anything"])
+def test_reserved_names_rejected(name):
+  with pytest.raises(ValueError, match=f"feature name '{name}' is reserved"):
+    F.FeatureSchema((F.CategoricalFeature(name, 2),), ())
+  with pytest.raises(ValueError, match="reserved"):
+    F.FeatureSchema((), (F.NumericalFeature(name),))
+
+
+def test_empty_schema_rejected():
+  with pytest.raises(ValueError, match="feature schema has no features"):
+    F.FeatureSchema((), ())
+
+
+def test_empty_names_rejected():
+  with pytest.raises(ValueError, match="categorical feature has an empty name"):
+    F.FeatureSchema((F.CategoricalFeature("", 2),), ())
+  with pytest.raises(ValueError, match="numerical feature has an empty name"):
+    F.FeatureSchema((), (F.NumericalFeature(""),))
+
+
+def test_bad_encoding_lists_valid_encodings():
+  with pytest.raises(ValueError, match="'a': unknown encoding 'onehot'") as info:
+    F.FeatureSchema((F.CategoricalFeature("a", 2, encoding="onehot"),), ())
+  for encoding in F.CATEGORICAL_ENCODINGS:
+    assert encoding in str(info.value)
+
+
+@pytest.mark.parametrize("vocab_size", [0, -3])
+def test_vocab_size_must_be_positive(vocab_size):
+  with pytest.raises(ValueError, match=f"vocab_size must be >= 1, got {vocab_size}"):
+    F.FeatureSchema((F.CategoricalFeature("a", vocab_size),), ())
+
+
+def test_vocabulary_length_mismatch():
+  with pytest.raises(ValueError, match="'a': vocabulary has 2 ids but vocab_size "
+                     "is 3"):
+    F.FeatureSchema((F.CategoricalFeature("a", 3, "vocabulary", (1, 2)),), ())
+  with pytest.raises(ValueError, match="vocabulary has 0 ids"):
+    F.FeatureSchema((F.CategoricalFeature("a", 3, "vocabulary"),), ())
+
+
+def test_vocabulary_with_duplicate_ids_rejected():
+  with pytest.raises(ValueError, match="'a'"):
+    F.FeatureSchema((F.CategoricalFeature("a", 3, "vocabulary", (5, 5, 6)),), ())
+
+
+@pytest.mark.parametrize("std", [0.0, -1.0, float("nan"), float("inf")])
+def test_std_must_be_finite_positive(std):
+  with pytest.raises(ValueError, match="'x': std must be finite and > 0"):
+    F.FeatureSchema((), (F.NumericalFeature("x", std=std),))
+
+
+@pytest.mark.parametrize("kwargs", [{"mean": float("nan")},
+                                    {"default": float("inf")}])
+def test_mean_and_default_must_be_finite(kwargs):
+  with pytest.raises(ValueError, match="'x': mean and default must be finite"):
+    F.FeatureSchema((), (F.NumericalFeature("x", **kwargs),))
+
+
+# ---------------------------------------------------------------- specs
+
+def test_parse_spec_with_labels_without_oracle():
+  spec = _schema().parse_spec()
+  assert set(spec) == {"user", "item", "shop", "price", "age", "click",
+                       "conversion"}
+  assert spec["user"].dtype == tf.int64 and spec["user"].shape == []
+  assert spec["user"].default_value == -1
+  assert spec["shop"].default_value == -5
+  assert spec["price"].dtype == tf.float32
+  assert spec["price"].default_value == 1.5
+  assert spec["age"].default_value == 0.0
+  for label in F.LABEL_KEYS:
+    assert spec[label].dtype == tf.int64
+    assert spec[label].default_value is None  # labels are required
+
+
+def test_parse_spec_without_labels_with_oracle():
+  spec = _schema().parse_spec(with_labels=False, with_oracle=True)
+  assert set(spec) == set(_schema().feature_names) | set(F.ORACLE_KEYS)
+  for key in F.ORACLE_KEYS:
+    assert spec[key].dtype == tf.float32
+    assert spec[key].default_value is None
+  assert set(_schema().parse_spec(with_labels=False)) == set(
+      _schema().feature_names)
+
+
+def test_parse_spec_parses_a_record_with_defaults():
+  example = tf.train.Example(features=tf.train.Features(feature={
+      "user": tf.train.Feature(int64_list=tf.train.Int64List(value=[4])),
+      "price": tf.train.Feature(float_list=tf.train.FloatList(value=[9.0])),
+      "click": tf.train.Feature(int64_list=tf.train.Int64List(value=[1])),
+      "conversion": tf.train.Feature(int64_list=tf.train.Int64List(value=[0])),
+  }))
+  parsed = tf.io.parse_example([example.SerializeToString()],
+                               _schema().parse_spec())
+  assert parsed["user"].numpy().tolist() == [4]
+  assert parsed["item"].numpy().tolist() == [-1]
+  assert parsed["shop"].numpy().tolist() == [-5]
+  assert parsed["price"].numpy().tolist() == [9.0]
+  assert parsed["age"].numpy().tolist() == [0.0]
+  assert parsed["click"].numpy().tolist() == [1]
+
+
+def test_serving_spec():
+  spec = _schema().serving_spec()
+  assert list(spec) == list(_schema().feature_names)
+  for name in ("user", "item", "shop"):
+    assert spec[name] == tf.TensorSpec([None], tf.int64, name=name)
+  for name in ("price", "age"):
+    assert spec[name] == tf.TensorSpec([None], tf.float32, name=name)
+  assert spec["price"].name == "price"
+
+
+def test_split_parsed():
+  schema = _schema()
+  parsed = {name: tf.constant([1, 2], tf.int64) for name in ("user", "item",
+                                                             "shop")}
+  parsed.update({"price": tf.constant([0.5, 1.0]), "age": tf.constant([3., 4.])})
+  parsed.update({"click": tf.constant([1, 0], tf.int64),
+                 "conversion": tf.constant([0, 0], tf.int64),
+                 F.ORACLE_P_CLICK: tf.constant([0.1, 0.2]),
+                 F.ORACLE_P_CVR: tf.constant([0.3, 0.4]),
+                 F.ORACLE_RELATEDNESS: tf.constant([0.5, 0.6])})
+  features, labels, oracle = schema.split_parsed(parsed)
+  assert list(features) == list(schema.feature_names)
+  assert features["user"] is parsed["user"]
+  assert set(labels) == set(F.LABEL_KEYS)
+  assert labels["click"].dtype == tf.float32
+  assert labels["click"].numpy().tolist() == [1.0, 0.0]
+  assert set(oracle) == set(F.ORACLE_KEYS)
+  assert oracle[F.ORACLE_P_CVR].numpy().tolist() == pytest.approx([0.3, 0.4])
+
+  bare = {k: v for k, v in parsed.items() if k in schema.feature_names}
+  features, labels, oracle = schema.split_parsed(bare)
+  assert len(features) == 5 and labels == {} and oracle == {}
+
+
+# ---------------------------------------------------------------- serialisation
+
+def test_to_dict_from_dict_round_trip():
+  schema = _schema()
+  data = schema.to_dict()
+  assert [f["name"] for f in data["categorical"]] == ["user", "item", "shop"]
+  assert data["numerical"][0] == {"name": "price", "mean": 2.0, "std": 4.0,
+                                  "default": 1.5}
+  assert F.FeatureSchema.from_dict(data) == schema
+  # Through JSON (tuples become lists) and back.
+  assert F.FeatureSchema.from_dict(json.loads(json.dumps(data))) == schema
+
+
+def test_from_dict_defaults_optional_fields():
+  schema = F.FeatureSchema.from_dict(
+      {"categorical": [{"name": "a", "vocab_size": 4}],
+       "numerical": [{"name": "x"}]})
+  assert schema.categorical[0] == F.CategoricalFeature("a", 4)
+  assert schema.numerical[0] == F.NumericalFeature("x")
+
+
+@pytest.mark.parametrize("data", [
+    {"categorical": []},
+    {"numerical": []},
+    {"categorical": [{"name": "a"}], "numerical": []},
+    {"categorical": [{"name": "a", "vocab_size": 2, "colour": 1}],
+     "numerical": []},
+    {"categorical": [3], "numerical": []},
+    [],
+])
+def test_from_dict_malformed(data):
+  with pytest.raises(ValueError, match="malformed feature schema"):
+    F.FeatureSchema.from_dict(data)
+
+
+def test_from_dict_validates():
+  with pytest.raises(ValueError, match="appears twice"):
+    F.FeatureSchema.from_dict({"categorical": [{"name": "a", "vocab_size": 2}],
+                               "numerical": [{"name": "a"}]})
+
+
+def test_from_dict_wrong_field_type_is_value_error():
+  with pytest.raises(ValueError, match="'a'"):
+    F.FeatureSchema.from_dict({"categorical": [{"name": "a", "vocab_size": "10"}],
+                               "numerical": []})
+
+
+def test_save_load_round_trip(tmp_path):
+  schema = _schema()
+  directory = str(tmp_path / "nested" / "data")
+  path = schema.save(directory)
+  assert path == os.path.join(directory, F.SCHEMA_FILE)
+  assert os.path.isfile(path)
+  with open(path) as f:
+    assert json.load(f) == json.loads(json.dumps(schema.to_dict()))
+  loaded = F.FeatureSchema.load(directory)
+  assert loaded == schema
+  assert loaded.categorical[1].vocabulary == (100, 200, 300)
+
+
+def test_load_missing_file_names_the_path(tmp_path):
+  expected = os.path.join(str(tmp_path), F.SCHEMA_FILE)
+  with pytest.raises(FileNotFoundError) as info:
+    F.FeatureSchema.load(str(tmp_path))
+  assert expected in str(info.value)
+
+
+def test_load_malformed_json(tmp_path):
+  (tmp_path / F.SCHEMA_FILE).write_text('{"categorical": [')
+  with pytest.raises(ValueError, match="is not valid JSON") as info:
+    F.FeatureSchema.load(str(tmp_path))
+  assert str(tmp_path / F.SCHEMA_FILE) in str(info.value)
+
+
+def test_load_valid_json_wrong_structure(tmp_path):
+  (tmp_path / F.SCHEMA_FILE).write_text('{"features": []}')
+  with pytest.raises(ValueError, match="malformed feature schema"):
+    F.FeatureSchema.load(str(tmp_path))
+
+
+# ---------------------------------------------------------------- aliexpress
+
+def test_aliexpress_like_schema_default_shape():
+  schema = F.aliexpress_like_schema()
+  assert len(schema.categorical) == 16
+  assert len(schema.numerical) == 63
+  assert schema.categorical[0].name == "categorical_1"
+  assert schema.categorical[-1].name == "categorical_16"
+  assert schema.numerical[-1].name == "numerical_63"
+  assert set(schema.categorical_sizes) == {1001}
+  assert all(f.encoding == "identity" for f in schema.categorical)
+
+
+def test_aliexpress_like_schema_cycles_vocab_sizes():
+  schema = F.aliexpress_like_schema(5, 2, vocab_sizes=(3, 7))
+  assert [f.vocab_size for f in schema.categorical] == [3, 7, 3, 7, 3]
+  assert schema.feature_names == ("categorical_1", "categorical_2",
+                                  "categorical_3", "categorical_4",
+                                  "categorical_5", "numerical_1", "numerical_2")

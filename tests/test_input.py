@@ -1,0 +1,151 @@
+"""Tests for pipelines/input.py: file-based and in-memory tf.data readers."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from adaftr_tf import features as F
+from adaftr_tf.config import SyntheticConfig
+from pipelines import input as input_lib
+from pipelines import synthetic
+
+CONFIG = SyntheticConfig(num_train=500, num_valid=203, num_test=64,
+                         num_categorical=4, num_numerical=6, vocab_size=40,
+                         num_shards=4, seed=5)
+BATCH = 32
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+  data_dir = str(tmp_path_factory.mktemp("input") / "synth")
+  schema = synthetic.write_synthetic_dataset(CONFIG, data_dir,
+                                             log=lambda _: None)
+  return data_dir, schema
+
+
+def _rows(dataset):
+  """Concatenates every batch into name -> [rows] arrays (all three dicts)."""
+  parts = {}
+  for element in dataset:
+    for part in element:
+      for k, v in part.items():
+        parts.setdefault(k, []).append(v.numpy())
+  return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def _sorted(rows, keys):
+  """Rows as a sorted array of tuples, for order-free comparison."""
+  table = np.stack([rows[k].astype(np.float64) for k in keys], axis=1)
+  return table[np.lexsort(table.T[::-1])]
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("with_oracle", [True, False])
+def test_element_spec_matches_in_memory(data, training, with_oracle):
+  data_dir, schema = data
+  files = input_lib.make_dataset(data_dir, "train", schema, BATCH,
+                                 training=training, with_oracle=with_oracle)
+  memory = input_lib.in_memory_dataset(
+      synthetic.generate_split(CONFIG, "train"), schema, BATCH,
+      training=training, with_oracle=with_oracle)
+  assert files.element_spec == memory.element_spec
+  spec = files.element_spec
+  assert len(spec) == (3 if with_oracle else 2)
+  batch = BATCH if training else None
+  for f in schema.categorical:
+    assert spec[0][f.name] == tf.TensorSpec([batch], tf.int64)
+  for f in schema.numerical:
+    assert spec[0][f.name] == tf.TensorSpec([batch], tf.float32)
+  assert spec[1] == {k: tf.TensorSpec([batch], tf.float32)
+                     for k in F.LABEL_KEYS}
+  if with_oracle:
+    assert set(spec[2]) == set(F.ORACLE_KEYS)
+
+
+def test_training_batches_are_full_and_shuffled(data):
+  data_dir, schema = data
+  ds = input_lib.make_dataset(data_dir, "train", schema, BATCH, training=True,
+                              seed=1, with_oracle=True)
+  sizes = [len(b[1][F.CLICK]) for b in ds]
+  assert sizes == [BATCH] * (CONFIG.num_train // BATCH)
+  first = [next(iter(ds))[2][F.ORACLE_P_CLICK].numpy() for _ in range(2)]
+  assert not np.array_equal(first[0], first[1])   # reshuffled per iteration
+  repeated = input_lib.make_dataset(data_dir, "train", schema, BATCH,
+                                    training=True, repeat=True)
+  assert len(list(repeated.take(40))) == 40      # more than one epoch
+
+
+@pytest.mark.parametrize("make", ["files", "memory"])
+def test_eval_is_deterministic_and_complete(data, make):
+  data_dir, schema = data
+  written = synthetic.generate_split(CONFIG, "valid")
+  def dataset():
+    if make == "files":
+      return input_lib.make_dataset(data_dir, "valid", schema, BATCH,
+                                    training=False, with_oracle=True)
+    return input_lib.in_memory_dataset(written, schema, BATCH, training=False,
+                                       with_oracle=True)
+  sizes = [len(b[1][F.CLICK]) for b in dataset()]
+  assert sum(sizes) == CONFIG.num_valid
+  assert sizes[-1] == CONFIG.num_valid % BATCH
+  first, second = _rows(dataset()), _rows(dataset())
+  keys = [*schema.feature_names, *F.LABEL_KEYS, *F.ORACLE_KEYS]
+  for k in keys:
+    np.testing.assert_array_equal(first[k], second[k], err_msg=k)
+  np.testing.assert_array_equal(_sorted(first, keys), _sorted(written, keys))
+  assert first[F.CLICK].dtype == np.float32
+  if make == "memory":   # no shuffle: array order is kept
+    np.testing.assert_array_equal(first[F.CONVERSION], written[F.CONVERSION])
+
+
+def test_input_context_shards_files(data):
+  data_dir, schema = data
+  keys = [*schema.feature_names, *F.LABEL_KEYS]
+  halves = []
+  for k in range(2):
+    context = tf.distribute.InputContext(num_input_pipelines=2,
+                                         input_pipeline_id=k,
+                                         num_replicas_in_sync=2)
+    ds = input_lib.make_dataset(data_dir, "train", schema, 64, training=False,
+                                input_context=context)
+    assert ds.element_spec[1][F.CLICK].shape.as_list() == [None]
+    assert max(len(b[1][F.CLICK]) for b in ds) == 32   # per-replica batch
+    halves.append(_sorted(_rows(ds), keys))
+  assert len(halves[0]) + len(halves[1]) == CONFIG.num_train
+  everything = _sorted(_rows(input_lib.make_dataset(
+      data_dir, "train", schema, 64, training=False)), keys)
+  merged = np.concatenate(halves)
+  np.testing.assert_array_equal(merged[np.lexsort(merged.T[::-1])], everything)
+  as_sets = [set(map(tuple, h)) for h in halves]
+  assert not as_sets[0] & as_sets[1]
+
+
+def test_fewer_files_than_pipelines_raises(data):
+  data_dir, schema = data
+  context = tf.distribute.InputContext(num_input_pipelines=5,
+                                       input_pipeline_id=0)
+  with pytest.raises(ValueError, match="4 files but 5 input pipelines"):
+    input_lib.make_dataset(data_dir, "train", schema, BATCH, training=True,
+                           input_context=context)
+
+
+def test_missing_split_raises(data, tmp_path):
+  data_dir, schema = data
+  with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+    input_lib.make_dataset(str(tmp_path), "train", schema, BATCH,
+                           training=True)
+  with pytest.raises(FileNotFoundError, match="'dev'"):
+    input_lib.make_dataset(data_dir, "dev", schema, BATCH, training=False)
+
+
+def test_in_memory_rejects_missing_columns(data):
+  _, schema = data
+  columns = synthetic.generate_split(CONFIG, "test")
+  del columns[F.ORACLE_P_CVR]
+  input_lib.in_memory_dataset(columns, schema, BATCH, training=True)
+  with pytest.raises(ValueError, match=F.ORACLE_P_CVR):
+    input_lib.in_memory_dataset(columns, schema, BATCH, training=True,
+                                with_oracle=True)
+  with pytest.raises(ValueError, match="batch_size"):
+    input_lib.in_memory_dataset(columns, schema, 0, training=True)
+

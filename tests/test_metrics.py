@@ -1,0 +1,197 @@
+"""Tests of adaftr_tf.metrics against independent brute-force references."""
+
+import math
+
+import numpy as np
+import pytest
+
+from adaftr_tf import metrics as M
+
+
+def brute_force_auc(labels, scores):
+  """P(score_pos > score_neg) + 0.5 P(tie), counting every pair."""
+  pos = [s for y, s in zip(labels, scores) if y > 0.5]
+  neg = [s for y, s in zip(labels, scores) if y <= 0.5]
+  total = 0.0
+  for p in pos:
+    for n in neg:
+      total += 1.0 if p > n else 0.5 if p == n else 0.0
+  return total / (len(pos) * len(neg))
+
+
+def pearson(a, b):
+  a = np.asarray(a, np.float64) - np.mean(a)
+  b = np.asarray(b, np.float64) - np.mean(b)
+  return float((a * b).sum() / math.sqrt((a * a).sum() * (b * b).sum()))
+
+
+# ---------------------------------------------------------------- AUC
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_auc_matches_brute_force_with_ties(seed):
+  rng = np.random.default_rng(seed)
+  n = 300
+  labels = rng.integers(0, 2, n)
+  # Few distinct values -> many ties within and across classes.
+  scores = np.round(rng.random(n) + 0.3 * labels, 1)
+  assert len(np.unique(scores)) < n // 5
+  assert M.auc(labels, scores) == pytest.approx(brute_force_auc(labels, scores),
+                                                abs=1e-12)
+
+
+def test_auc_hand_cases():
+  assert M.auc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 1.0
+  assert M.auc([1, 1, 0, 0], [0.1, 0.2, 0.8, 0.9]) == 0.0
+  assert M.auc([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5]) == 0.5
+  # One of 2x2 pairs inverted, one tied: (1 + 1 + 0.5 + 0) / 4.
+  assert M.auc([0, 0, 1, 1], [0.1, 0.5, 0.5, 0.05]) == pytest.approx(
+      brute_force_auc([0, 0, 1, 1], [0.1, 0.5, 0.5, 0.05]))
+  assert M.auc([0, 1, 1], [0.3, 0.2, 0.4]) == 0.5
+
+
+def test_auc_one_class_is_nan():
+  assert math.isnan(M.auc([1, 1, 1], [0.1, 0.2, 0.3]))
+  assert math.isnan(M.auc([0, 0], [0.1, 0.2]))
+  assert math.isnan(M.auc([], []))
+
+
+def test_auc_invariant_to_monotone_transform_and_shape():
+  rng = np.random.default_rng(3)
+  labels = rng.integers(0, 2, 100)
+  probs = rng.random(100)
+  base = M.auc(labels, probs)
+  assert M.auc(labels, np.log(probs / (1 - probs))) == pytest.approx(base)
+  assert M.auc(labels[:, None], probs[:, None]) == pytest.approx(base)
+
+
+def test_auc_shape_mismatch():
+  with pytest.raises(ValueError, match="differ"):
+    M.auc([0, 1, 1], [0.1, 0.2])
+
+
+# ---------------------------------------------------------------- log loss
+
+def test_log_loss_matches_formula():
+  labels = np.array([1, 0, 1, 0, 1])
+  probs = np.array([0.9, 0.2, 0.4, 0.6, 0.99])
+  expected = -np.mean([math.log(0.9), math.log(0.8), math.log(0.4),
+                       math.log(0.4), math.log(0.99)])
+  assert M.log_loss(labels, probs) == pytest.approx(expected, rel=1e-12)
+
+
+def test_log_loss_clipped_at_extremes():
+  value = M.log_loss([1, 0], [0.0, 1.0])
+  assert math.isfinite(value)
+  assert value == pytest.approx(-math.log(1e-7), rel=1e-6)
+  assert M.log_loss([1, 0], [1.0, 0.0]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_log_loss_empty_is_nan():
+  assert math.isnan(M.log_loss([], []))
+
+
+# ---------------------------------------------------------------- ECE
+
+def test_ece_zero_for_perfectly_calibrated_bins():
+  # Two equal-mass bins of 10: p=0.2 with 2 positives, p=0.7 with 7.
+  probs = np.array([0.2] * 10 + [0.7] * 10)
+  labels = np.array([1, 1] + [0] * 8 + [1] * 7 + [0] * 3)
+  perm = np.random.default_rng(0).permutation(20)
+  assert M.expected_calibration_error(labels[perm], probs[perm],
+                                      num_bins=2) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_ece_hand_computed():
+  # Sorted probs split into 2 bins of 2:
+  #   bin 1: p = (0.1, 0.3), y = (0, 1): |0.2 - 0.5| = 0.3
+  #   bin 2: p = (0.6, 0.8), y = (1, 1): |0.7 - 1.0| = 0.3
+  # ECE = (2 * 0.3 + 2 * 0.3) / 4 = 0.3.
+  labels = [1, 1, 0, 1]
+  probs = [0.8, 0.3, 0.1, 0.6]
+  assert M.expected_calibration_error(labels, probs, num_bins=2) == \
+      pytest.approx(0.3)
+  # With one bin: |mean p - mean y| = |0.45 - 0.75| = 0.3 as well; three bins
+  # of sizes (2, 1, 1): (2*0.3 + |0.6-1| + |0.8-1|) / 4 = 0.3.
+  assert M.expected_calibration_error(labels, probs, num_bins=1) == \
+      pytest.approx(0.3)
+  assert M.expected_calibration_error(labels, probs, num_bins=3) == \
+      pytest.approx((0.6 + 0.4 + 0.2) / 4)
+
+
+def test_ece_more_bins_than_rows_and_empty():
+  # Each row its own bin: mean |p - y|.
+  assert M.expected_calibration_error([1, 0], [0.9, 0.3], num_bins=10) == \
+      pytest.approx((0.1 + 0.3) / 2)
+  assert math.isnan(M.expected_calibration_error([], []))
+
+
+# ---------------------------------------------------------------- ratio
+
+def test_predicted_observed_ratio():
+  assert M.predicted_observed_ratio([1, 0, 1, 0], [0.5, 0.5, 0.25, 0.75]) == \
+      pytest.approx(1.0)
+  assert M.predicted_observed_ratio([1, 0, 0, 0], [0.5, 0.5, 0.5, 0.5]) == \
+      pytest.approx(2.0)
+  assert math.isnan(M.predicted_observed_ratio([0, 0], [0.1, 0.2]))
+
+
+# ---------------------------------------------------------------- spearman
+
+def test_spearman_hand_case():
+  x = [1.0, 2.0, 3.0, 4.0, 5.0]
+  y = [2.0, 1.0, 4.0, 3.0, 5.0]
+  # d = (1, 1, 1, 1, 0): rho = 1 - 6 * 4 / (5 * 24) = 0.8.
+  assert M.spearman(x, y) == pytest.approx(0.8)
+  assert M.spearman(x, x[::-1]) == pytest.approx(-1.0)
+
+
+def test_spearman_equals_pearson_of_average_ranks_with_ties():
+  x = np.array([3.0, 1.0, 1.0, 2.0, 5.0, 5.0, 5.0])
+  y = np.array([0.1, 0.4, 0.2, 0.2, 0.9, 0.3, 0.8])
+  rank_x = np.array([4.0, 1.5, 1.5, 3.0, 6.0, 6.0, 6.0])  # by hand
+  rank_y = np.array([1.0, 5.0, 2.5, 2.5, 7.0, 4.0, 6.0])
+  assert M.spearman(x, y) == pytest.approx(pearson(rank_x, rank_y), rel=1e-12)
+
+
+def test_spearman_invariant_to_monotone_transforms():
+  rng = np.random.default_rng(5)
+  x = rng.normal(size=200)
+  y = x + rng.normal(size=200)
+  base = M.spearman(x, y)
+  assert 0.3 < base < 1.0
+  assert M.spearman(np.exp(x), y ** 3) == pytest.approx(base, rel=1e-12)
+  assert M.spearman(-x, y) == pytest.approx(-base, rel=1e-12)
+
+
+def test_spearman_constant_input_is_nan():
+  assert math.isnan(M.spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))
+  assert math.isnan(M.spearman([1.0, 2.0, 3.0], [4.0, 4.0, 4.0]))
+
+
+# ---------------------------------------------------------------- reports
+
+def test_distribution():
+  values = np.random.default_rng(7).random(101) * 3.0
+  stats = M.distribution(values, "tau")
+  assert set(stats) == {"tau_mean", "tau_std", "tau_p5", "tau_p25", "tau_p50",
+                        "tau_p75", "tau_p95"}
+  assert stats["tau_mean"] == pytest.approx(values.mean())
+  assert stats["tau_std"] == pytest.approx(values.std())
+  for q in (5, 25, 50, 75, 95):
+    assert stats[f"tau_p{q}"] == pytest.approx(np.percentile(values, q))
+  assert stats["tau_p50"] == pytest.approx(np.sort(values)[50])
+  assert all(isinstance(v, float) for v in stats.values())
+
+
+def test_binary_report():
+  labels = np.array([0, 0, 1, 1, 1])
+  probs = np.array([0.1, 0.4, 0.35, 0.8, 0.9])
+  report = M.binary_report(labels, probs, "ctr")
+  assert set(report) == {"ctr_auc", "ctr_logloss", "ctr_ece",
+                         "ctr_pred_obs_ratio", "ctr_count"}
+  assert report["ctr_auc"] == pytest.approx(brute_force_auc(labels, probs))
+  assert report["ctr_logloss"] == pytest.approx(M.log_loss(labels, probs))
+  assert report["ctr_ece"] == pytest.approx(
+      M.expected_calibration_error(labels, probs))
+  assert report["ctr_pred_obs_ratio"] == pytest.approx(2.55 / 3)
+  assert report["ctr_count"] == 5 and isinstance(report["ctr_count"], int)

@@ -1,0 +1,194 @@
+"""Tests of adaftr_tf.preprocessing.FeatureEncoder."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from adaftr_tf import features as F
+from adaftr_tf.preprocessing import FeatureEncoder
+
+VOCAB = (100, 200, 300, -7)
+
+
+def _schema():
+  return F.FeatureSchema(
+      categorical=(
+          F.CategoricalFeature("ident", 5),
+          F.CategoricalFeature("vocab", 4, encoding="vocabulary",
+                               vocabulary=VOCAB),
+          F.CategoricalFeature("hashed", 6, encoding="hash")),
+      numerical=(
+          F.NumericalFeature("price", mean=2.0, std=4.0),
+          F.NumericalFeature("age", mean=-1.0, std=0.5)))
+
+
+def _inputs(ident, vocab, hashed, price, age):
+  return {"ident": tf.constant(ident, tf.int64),
+          "vocab": tf.constant(vocab, tf.int64),
+          "hashed": tf.constant(hashed, tf.int64),
+          "price": tf.constant(price, tf.float32),
+          "age": tf.constant(age, tf.float32)}
+
+
+def _batch():
+  return _inputs(ident=[0, 4, 5, -1, 2, 1000],
+                 vocab=[100, 300, -7, 999, -1, 200],
+                 hashed=[0, 1, 123456789, -1, 7, 42],
+                 price=[2.0, 6.0, -2.0, 0.0, 10.0, 3.0],
+                 age=[-1.0, 0.0, -2.0, 1.5, 3.0, -0.5])
+
+
+@pytest.fixture(scope="module")
+def encoder():
+  return FeatureEncoder(_schema().to_dict())
+
+
+def test_output_shapes_and_dtypes(encoder):
+  categorical, numerical = encoder(_batch())
+  assert categorical.dtype == tf.int32
+  assert numerical.dtype == tf.float32
+  assert categorical.shape == (6, 3)
+  assert numerical.shape == (6, 2)
+
+
+def test_identity_encoding(encoder):
+  categorical, _ = encoder(_batch())
+  # In range -> itself; >= vocab_size, negative, missing default -1 -> OOV (5).
+  assert categorical[:, 0].numpy().tolist() == [0, 4, 5, 5, 2, 5]
+
+
+def test_vocabulary_encoding(encoder):
+  categorical, _ = encoder(_batch())
+  # Raw id -> its position in VOCAB; unknown ids and the default -1 -> OOV (4).
+  assert categorical[:, 1].numpy().tolist() == [0, 2, 3, 4, 4, 1]
+
+
+def test_hash_encoding(encoder):
+  raw = np.arange(-1, 500)
+  features = _inputs(ident=np.zeros_like(raw), vocab=np.zeros_like(raw),
+                     hashed=raw, price=np.zeros(len(raw)),
+                     age=np.zeros(len(raw)))
+  rows = encoder(features)[0][:, 2].numpy()
+  assert rows[0] == 6  # the missing-value default (-1) -> OOV
+  assert ((rows[1:] >= 0) & (rows[1:] < 6)).all()
+  # Every bucket gets used by 500 ids (not a constant mapping).
+  assert set(rows[1:].tolist()) == set(range(6))
+  # Deterministic: same ids, fresh encoder, same rows.
+  again = FeatureEncoder(_schema().to_dict())(features)[0][:, 2].numpy()
+  np.testing.assert_array_equal(rows, again)
+
+
+def test_hash_encoding_custom_default_goes_to_oov():
+  schema = F.FeatureSchema((F.CategoricalFeature("h", 3, "hash", default=99),),
+                           ())
+  rows = FeatureEncoder(schema.to_dict())(
+      {"h": tf.constant([99, -1], tf.int64)})[0][:, 0].numpy()
+  assert rows[0] == 3
+  assert 0 <= rows[1] < 3
+
+
+def test_numerical_normalisation(encoder):
+  batch = _batch()
+  _, numerical = encoder(batch)
+  expected_price = (batch["price"].numpy() - 2.0) / 4.0
+  expected_age = (batch["age"].numpy() + 1.0) / 0.5
+  np.testing.assert_allclose(numerical[:, 0].numpy(), expected_price, rtol=1e-6)
+  np.testing.assert_allclose(numerical[:, 1].numpy(), expected_age, rtol=1e-6)
+
+
+def test_column_inputs_and_int32_ids_accepted(encoder):
+  batch = {k: tf.reshape(v, [-1, 1]) for k, v in _batch().items()}
+  batch["ident"] = tf.cast(batch["ident"], tf.int32)
+  categorical, numerical = encoder(batch)
+  expected_cat, expected_num = encoder(_batch())
+  np.testing.assert_array_equal(categorical.numpy(), expected_cat.numpy())
+  np.testing.assert_allclose(numerical.numpy(), expected_num.numpy())
+
+
+def test_only_numerical_or_only_categorical():
+  num = FeatureEncoder(F.FeatureSchema((), (F.NumericalFeature("x", 1.0, 2.0),)
+                                       ).to_dict())
+  categorical, numerical = num({"x": tf.constant([3.0, 5.0])})
+  assert categorical.shape == (2, 0) and categorical.dtype == tf.int32
+  np.testing.assert_allclose(numerical.numpy(), [[1.0], [2.0]])
+  cat = FeatureEncoder(F.FeatureSchema((F.CategoricalFeature("c", 2),), ()
+                                       ).to_dict())
+  categorical, numerical = cat({"c": tf.constant([1, 9], tf.int64)})
+  assert categorical.numpy().tolist() == [[1], [2]]
+  assert numerical.shape == (2, 0) and numerical.dtype == tf.float32
+
+
+def test_missing_feature_named(encoder):
+  batch = _batch()
+  del batch["vocab"]
+  del batch["age"]
+  with pytest.raises(ValueError, match=r"missing from the model input: "
+                     r"\['vocab', 'age'\]"):
+    encoder(batch)
+
+
+def test_extra_features_ignored(encoder):
+  batch = _batch()
+  expected = encoder(batch)[0].numpy()
+  batch["unused"] = tf.constant([1, 2, 3, 4, 5, 6])
+  np.testing.assert_array_equal(encoder(batch)[0].numpy(), expected)
+
+
+def test_get_config_round_trip(encoder):
+  config = encoder.get_config()
+  assert config["schema"] == _schema().to_dict()
+  clone = FeatureEncoder.from_config(config)
+  assert clone.schema == encoder.schema
+  for a, b in zip(clone(_batch()), encoder(_batch())):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  # Also through Keras's generic (de)serialisation, as model loading does.
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  restored = tf_keras.layers.deserialize(tf_keras.layers.serialize(encoder))
+  assert isinstance(restored, FeatureEncoder)
+  assert restored.schema == encoder.schema
+
+
+def test_inside_tf_function(encoder):
+  spec = _schema().serving_spec()
+
+  @tf.function(input_signature=[spec])
+  def encode(features):
+    return encoder(features)
+
+  categorical, numerical = encode(_batch())
+  eager_cat, eager_num = encoder(_batch())
+  np.testing.assert_array_equal(categorical.numpy(), eager_cat.numpy())
+  np.testing.assert_allclose(numerical.numpy(), eager_num.numpy())
+  assert categorical.shape.as_list() == [6, 3]
+  traced = encode.get_concrete_function().structured_outputs
+  assert traced[0].shape.as_list() == [None, 3]
+  assert traced[1].shape.as_list() == [None, 2]
+
+
+class _Wrapper(tf.Module):
+
+  def __init__(self, encoder):
+    super().__init__()
+    self.encoder = encoder
+
+  @tf.function(input_signature=[_schema().serving_spec()])
+  def __call__(self, features):
+    categorical, numerical = self.encoder(features)
+    return {"categorical": categorical, "numerical": numerical}
+
+
+def test_saved_model_round_trip(tmp_path):
+  encoder = FeatureEncoder(_schema().to_dict())
+  module = _Wrapper(encoder)
+  expected = module(_batch())
+  path = str(tmp_path / "encoder")
+  tf.saved_model.save(module, path)
+  del module, encoder
+  loaded = tf.saved_model.load(path)
+  outputs = loaded(_batch())
+  np.testing.assert_array_equal(outputs["categorical"].numpy(),
+                                expected["categorical"].numpy())
+  np.testing.assert_allclose(outputs["numerical"].numpy(),
+                             expected["numerical"].numpy())
+  # The vocabulary table travelled with the SavedModel.
+  assert outputs["categorical"][:, 1].numpy().tolist() == [0, 2, 3, 4, 4, 1]

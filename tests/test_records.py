@@ -1,0 +1,140 @@
+"""Tests for pipelines/records.py: batch-encoded tf.train.Example TFRecords."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipelines import records
+
+
+def _columns(rows=257, seed=0):
+  rng = np.random.default_rng(seed)
+  return {
+      "a_int": rng.integers(-2**62, 2**62, rows),
+      "b_small": rng.integers(0, 1000, rows).astype(np.int32),
+      "c_bool": rng.random(rows) < 0.5,
+      "d_float": rng.normal(size=rows),          # float64, rounded to float32
+      "e_float32": rng.random(rows).astype(np.float32),
+      "f_extreme": np.array([np.inf, -np.inf, 0.0, -0.0, 1e-45, 3.4e38] *
+                            rows)[:rows],
+      # Keys of 128+ bytes need multi-byte length varints.
+      "long_float_" + "x" * 130: rng.random(rows),
+      "long_int_é" + "y" * 130: rng.integers(0, 2**40, rows).astype(np.uint64),
+  }
+
+
+def _spec(columns):
+  return {k: tf.io.FixedLenFeature(
+      [], tf.float32 if v.dtype.kind == "f" else tf.int64)
+          for k, v in columns.items()}
+
+
+def _read(paths, spec):
+  serialized = [r.numpy() for r in tf.data.TFRecordDataset(paths)]
+  return serialized, {k: v.numpy() for k, v in
+                      tf.io.parse_example(serialized, spec).items()}
+
+
+def _expected(values):
+  return values.astype(np.float32 if values.dtype.kind == "f" else np.int64)
+
+
+def test_round_trip_is_exact(tmp_path):
+  columns = _columns()
+  path = str(tmp_path / "x.tfrecord")
+  assert records.write_examples(columns, path) == 257
+  serialized, parsed = _read([path], _spec(columns))
+  assert len(serialized) == 257
+  for k, v in columns.items():
+    np.testing.assert_array_equal(parsed[k], _expected(v), err_msg=k)
+
+
+def test_multiple_chunks_keep_row_order(tmp_path, monkeypatch):
+  monkeypatch.setattr(records, "CHUNK_ROWS", 10)   # 26 chunks, 2 in flight
+  columns = _columns()
+  path = str(tmp_path / "x.tfrecord")
+  records.write_examples(columns, path)
+  _, parsed = _read([path], _spec(columns))
+  for k, v in columns.items():
+    np.testing.assert_array_equal(parsed[k], _expected(v), err_msg=k)
+
+
+def test_bytes_match_python_protobuf(tmp_path):
+  columns = _columns(rows=5)
+  path = str(tmp_path / "x.tfrecord")
+  records.write_examples(columns, path)
+  spec = _spec(columns)
+  serialized, _ = _read([path], spec)
+  for i, record in enumerate(serialized):
+    example = tf.train.Example()
+    for k, v in columns.items():
+      if v.dtype.kind == "f":
+        example.features.feature[k].float_list.value.append(v[i])
+      else:
+        example.features.feature[k].int64_list.value.append(int(v[i]))
+    assert tf.train.Example.FromString(record) == example
+    ours = tf.io.parse_single_example(record, spec)
+    theirs = tf.io.parse_single_example(example.SerializeToString(), spec)
+    for k in spec:
+      np.testing.assert_array_equal(ours[k].numpy(), theirs[k].numpy())
+
+
+def test_only_one_kind_and_empty(tmp_path):
+  ints = {"i": np.arange(7)}
+  floats = {"f": np.linspace(0, 1, 7)}
+  for name, cols in (("ints", ints), ("floats", floats)):
+    path = str(tmp_path / f"{name}.tfrecord")
+    assert records.write_examples(cols, path) == 7
+    _, parsed = _read([path], _spec(cols))
+    for k, v in cols.items():
+      np.testing.assert_array_equal(parsed[k], _expected(v))
+  path = str(tmp_path / "empty.tfrecord")
+  assert records.write_examples({"i": np.zeros(0, np.int64)}, path) == 0
+  assert os.path.exists(path)
+  assert not list(tf.data.TFRecordDataset(path))
+
+
+def test_nan_survives(tmp_path):
+  path = str(tmp_path / "x.tfrecord")
+  records.write_examples({"f": np.array([np.nan, 1.0])}, path)
+  _, parsed = _read([path], _spec({"f": np.zeros(1)}))
+  assert np.isnan(parsed["f"][0]) and parsed["f"][1] == 1.0
+
+
+@pytest.mark.parametrize("columns, match", [
+    ({"u": np.array([2**63], np.uint64)}, "'u'.*int64"),
+    ({"a": np.arange(3), "b": np.arange(4)}, "'b'"),
+    ({"a": np.zeros((3, 2))}, "'a'"),
+    ({"a": np.array(["x", "y"])}, "'a'.*dtype"),
+    ({"a": np.arange(3), "c": np.array([1j, 2j, 3j])}, "'c'"),
+    ({}, "at least one column"),
+])
+def test_bad_columns_raise(tmp_path, columns, match):
+  with pytest.raises(ValueError, match=match):
+    records.write_examples(columns, str(tmp_path / "x.tfrecord"))
+
+
+def test_write_sharded_contiguous_and_listed(tmp_path):
+  columns = {"i": np.arange(10), "f": np.arange(10) / 10}
+  directory = str(tmp_path / "data")
+  paths = records.write_sharded(columns, directory, "train", 3)
+  assert [os.path.basename(p) for p in paths] == [
+      f"train-0000{i}-of-00003.tfrecord" for i in range(3)]
+  assert records.list_shards(directory, "train") == paths
+  pieces = [_read([p], _spec(columns))[1]["i"] for p in paths]
+  assert [len(p) for p in pieces] == [3, 3, 4]
+  np.testing.assert_array_equal(np.concatenate(pieces), np.arange(10))
+  assert records.shard_pattern(directory, "train").endswith(
+      "train-*-of-*.tfrecord")
+  with pytest.raises(ValueError, match="num_shards"):
+    records.write_sharded(columns, directory, "train", 0)
+
+
+def test_list_shards_missing_raises(tmp_path):
+  records.write_sharded({"i": np.arange(4)}, str(tmp_path), "train", 2)
+  with pytest.raises(FileNotFoundError, match="'valid'.*" + str(tmp_path)):
+    records.list_shards(str(tmp_path), "valid")
+  with pytest.raises(FileNotFoundError, match="nowhere"):
+    records.list_shards(str(tmp_path / "nowhere"), "train")
