@@ -20,15 +20,17 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
+from pipelines import cli  # noqa: E402
+
 import adaftr_tf  # noqa: E402,F401
 import tensorflow as tf  # noqa: E402
 
 from adaftr_tf import features as F  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Trained model directory.")
-flags.DEFINE_string("export_base", None, "Base directory of numbered versions.")
-flags.DEFINE_bool("include_tau", False, "Also output tau (analysis only).")
+cli.define_string("model_dir", None, "Trained model directory.")
+cli.define_string("export_base", None, "Base directory of numbered versions.")
+cli.define_bool("include_tau", False, "Also output tau (analysis only).")
 
 TMP_PREFIX = ".tmp-export-"
 

@@ -25,17 +25,20 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
+from pipelines import cli  # noqa: E402
+
 import adaftr_tf  # noqa: E402,F401
 from adaftr_tf import config as config_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("output_dir", "demo_output", "Where the run is written.")
-flags.DEFINE_string("preset", "demo", "Config preset.")
-flags.DEFINE_string("data_dir", None, "Data directory (default: per config).")
-flags.DEFINE_multi_string("override", [], "Config override key=value.")
-flags.DEFINE_integer("verbose", 2, "Keras fit verbosity.")
+cli.define_string("output_dir", "demo_output", "Where the run is written.")
+cli.define_string("preset", "demo", "Config preset.")
+cli.define_string("data_dir", None, "Data directory (default: per config).")
+cli.define_multi_string("override", [], "Config override key=value.")
+cli.define_integer("verbose", 2, "Keras fit verbosity.")
 
 NUM_SCORED = 5
+MAX_SERVING_DIFF = 1e-5
 
 
 def score_in_fresh_process(saved_model: str, records: str) -> dict:
@@ -115,6 +118,9 @@ def run(config, output_dir: str, data_dir: str | None, verbose: int) -> dict:
   diff = max(float(np.max(np.abs(np.subtract(reloaded["outputs"][k], v))))
              for k, v in expected.items())
   timings["export+reload"] = time.time() - start
+  if diff > MAX_SERVING_DIFF:
+    raise RuntimeError(f"the reloaded SavedModel differs from the in-memory "
+                       f"model by {diff:.3g} (> {MAX_SERVING_DIFF})")
   serving = {"path": os.path.abspath(path), "num_scored": reloaded["num"],
              "max_abs_diff": diff, "scores": reloaded["outputs"]}
   results = {"preset": FLAGS.preset if FLAGS.is_parsed() else None,

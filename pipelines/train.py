@@ -17,15 +17,17 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
+from pipelines import cli  # noqa: E402
+
 import adaftr_tf  # noqa: E402,F401
 from adaftr_tf import config as config_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("preset", "demo", "Config preset name.")
-flags.DEFINE_string("model_dir", None, "Output directory of the run.")
-flags.DEFINE_string("data_dir", None, "Data directory (see module docstring).")
-flags.DEFINE_multi_string("override", [], "Config override key=value.")
-flags.DEFINE_integer("verbose", 1, "Keras fit verbosity (0, 1 or 2).")
+cli.define_string("preset", "demo", "Config preset name.")
+cli.define_string("model_dir", None, "Output directory of the run.")
+cli.define_string("data_dir", None, "Data directory (see module docstring).")
+cli.define_multi_string("override", [], "Config override key=value.")
+cli.define_integer("verbose", 1, "Keras fit verbosity (0, 1 or 2).")
 
 
 def config_from_flags() -> config_lib.Config:

@@ -22,3 +22,22 @@ def shared_data_dir():
   if not os.path.isdir(SHARED_DATA):
     pytest.skip(f"shared sample data not found at {SHARED_DATA}")
   return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+  """One tiny AdaFTR training run shared by the tests that need a trained model.
+
+  Returns a dict with `config`, `model_dir`, `data_dir`, `schema`, `model` and
+  the validation report `valid`.
+  """
+  from adaftr_tf import config as config_lib
+  from pipelines import training
+  root = tmp_path_factory.mktemp("tiny_run")
+  config = config_lib.apply_overrides(config_lib.get_preset("tiny"),
+                                      ["train.epochs=2"])
+  result = training.train(config, str(root / "model"), str(root / "data"),
+                          verbose=0, log=lambda _: None)
+  return {"config": config, "model_dir": str(root / "model"),
+          "data_dir": result["data_dir"], "schema": result["schema"],
+          "model": result["model"], "valid": result["valid"]}

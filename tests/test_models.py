@@ -1,0 +1,123 @@
+"""Model: outputs, one train step updates every variable, fit gives every metric."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from adaftr_tf import config as config_lib
+from adaftr_tf import features as F
+from adaftr_tf import models
+from adaftr_tf.losses import ctcvr_bce, info_nce
+from pipelines import input as data_input
+from pipelines import synthetic
+
+EXPECTED_METRICS = {"loss", "ctr_auc", "ctr_logloss", "cvr_auc", "cvr_logloss",
+                    "ctcvr_auc", "ctcvr_logloss"}
+CONTRASTIVE_METRICS = {"cl_loss", "tau_mean"}
+
+
+def _config(*overrides):
+  return config_lib.apply_overrides(config_lib.get_preset("tiny"), list(overrides))
+
+
+def _data(config, rows=512, split="train"):
+  columns = synthetic.generate_split(config.data.synthetic, split, rows)
+  schema = synthetic.synthetic_schema(config.data.synthetic)
+  return columns, schema
+
+
+def _batch(config, rows=256):
+  columns, schema = _data(config, rows)
+  dataset = data_input.in_memory_dataset(columns, schema, rows, training=False)
+  return next(iter(dataset)), schema
+
+
+@pytest.mark.parametrize("name", ["adaftr", "mmoe"])
+def test_outputs_shapes_and_ctcvr_product(name):
+  config = _config(f"model.name={name}")
+  (features, _), schema = _batch(config, 64)
+  model = models.build_model(config, schema)
+  outputs = model(features, training=False)
+  for key in (F.CTR, F.CVR, F.CTCVR, F.CTR_LOGIT, F.CVR_LOGIT, F.CTCVR_LOGIT):
+    assert outputs[key].shape == (64,)
+  assert outputs[F.H_CTR].shape == (64, config.model.tower_units[-1])
+  np.testing.assert_allclose(outputs[F.CTCVR], outputs[F.CTR] * outputs[F.CVR],
+                             rtol=1e-5, atol=1e-7)
+  assert (F.TAU in outputs) == (name == "adaftr")
+
+
+def test_one_train_step_changes_every_trainable_variable():
+  config = _config("train.learning_rate=0.01")
+  batch, schema = _batch(config)
+  model = models.compile_model(models.build_model(config, schema), config)
+  model.train_step(batch)  # creates the optimizer slots and every variable
+  before = [v.numpy().copy() for v in model.trainable_variables]
+  model.train_step(batch)
+  unchanged = [v.name for v, old in zip(model.trainable_variables, before)
+               if np.array_equal(v.numpy(), old)]
+  assert len(before) > 20
+  assert not unchanged, f"variables not updated by a train step: {unchanged}"
+
+
+def test_mmoe_model_has_no_alignment_variables():
+  config = _config("model.name=mmoe")
+  batch, schema = _batch(config)
+  model = models.compile_model(models.build_model(config, schema), config)
+  model.train_step(batch)
+  names = [v.name for v in model.trainable_variables]
+  assert not any("alignment" in n or "relatedness" in n for n in names)
+
+
+@pytest.mark.parametrize("name", ["adaftr", "mmoe"])
+def test_fit_gives_finite_losses_and_every_metric(name):
+  config = _config(f"model.name={name}")
+  columns, schema = _data(config, 1024)
+  train = data_input.in_memory_dataset(columns, schema, 128, training=True)
+  model = models.compile_model(models.build_model(config, schema), config)
+  history = model.fit(train, validation_data=train, epochs=2, verbose=0)
+  expected = EXPECTED_METRICS | (CONTRASTIVE_METRICS if name == "adaftr" else set())
+  expected |= {"val_" + k for k in expected}
+  assert expected <= set(history.history), sorted(history.history)
+  for key, values in history.history.items():
+    assert np.all(np.isfinite(values)), (key, values)
+
+
+def test_tau_stays_within_bounds_after_training():
+  config = _config("train.learning_rate=0.05", "loss.tau_min=0.1",
+                   "loss.tau_max=0.5", "loss.contrastive_weight=5.0")
+  columns, schema = _data(config, 1024)
+  train = data_input.in_memory_dataset(columns, schema, 128, training=True)
+  model = models.compile_model(models.build_model(config, schema), config)
+  model.fit(train, epochs=3, verbose=0)
+  features = next(iter(data_input.in_memory_dataset(columns, schema, 1024,
+                                                    training=False)))[0]
+  tau = model(features, training=False)[F.TAU].numpy()
+  assert tau.min() >= 0.1 and tau.max() <= 0.5
+  assert np.all(np.isfinite(tau))
+
+
+def test_loss_equals_independent_composition():
+  """compute_loss = mean(BCE_ctr + BCE_ctcvr + λ·InfoNCE) from the parts."""
+  config = _config("loss.contrastive_weight=0.3", "loss.symmetric=false")
+  batch, schema = _batch(config, 64)
+  model = models.compile_model(models.build_model(config, schema), config)
+  loss = model.compute_loss(batch, training=False).numpy()
+  features, labels = batch
+  outputs = model(features, training=False)
+  u = model.alignment.ctr_projection(outputs[F.H_CTR])
+  v = model.alignment.cvr_projection(outputs[F.H_CVR])
+  ctr = tf.nn.sigmoid_cross_entropy_with_logits(labels[F.CLICK],
+                                                outputs[F.CTR_LOGIT])
+  ctcvr = ctcvr_bce(labels[F.CONVERSION], outputs[F.CTR_LOGIT],
+                    outputs[F.CVR_LOGIT])
+  cl = info_nce(u, v, outputs[F.TAU])
+  expected = np.mean(ctr + ctcvr + 0.3 * cl)
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+
+def test_unknown_model_name_is_rejected_before_building():
+  config = _config()
+  schema = synthetic.synthetic_schema(config.data.synthetic)
+  with pytest.raises(ValueError, match="model.name='nope'.*adaftr"):
+    models.build_model(config_lib.apply_overrides(config, ["model.name=nope"]),
+                       schema)
