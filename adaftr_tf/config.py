@@ -46,7 +46,7 @@ class SyntheticConfig:
   num_test: int = 100_000
   num_categorical: int = 16
   num_numerical: int = 63
-  vocab_size: int = 1000
+  vocab_size: int = 100
   click_rate: float = 0.05
   cvr_rate: float = 0.1
   latent_dim: int = 8
