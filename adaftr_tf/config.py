@@ -15,12 +15,14 @@ import math
 import typing
 from typing import Any, Mapping, Sequence
 
-MODEL_NAMES = ("adaftr", "mmoe")
-BACKBONES = ("mmoe",)
+MODEL_NAMES = ("adaftr", "multitask", "aitm")
+BACKBONES = ("mmoe", "ple", "shared_bottom", "shared_embedding", "single_task")
 TEMPERATURE_MODES = ("instance", "global", "fixed")
 RELATEDNESS_INPUTS = ("embeddings", "towers_detached")
 NEGATIVES = ("in_batch", "random_one")
 OPTIMIZERS = ("adam", "adagrad")
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "parameter_server")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 CHECKPOINT_METRICS = ("val_ctcvr_auc", "val_ctr_auc", "val_cvr_auc", "val_loss")
 
 
@@ -69,11 +71,20 @@ class ModelConfig:
   """Architecture sizes.
 
   Attributes:
-    name: `adaftr` (backbone + adaptive InfoNCE) or `mmoe` (same backbone, no
-      contrastive loss).
-    backbone: shared part; `mmoe` (experts + one softmax gate per task).
+    name: the method: `adaftr` (backbone + adaptive InfoNCE), `multitask`
+      (the backbone alone, ESMM-style entire-space losses) or `aitm` (the
+      CVR tower receives the CTR tower's information through the AIT unit;
+      CTCVR predicted directly, plus the behavioural calibrator).
+    backbone: the shared part: `mmoe` (experts + one softmax gate per task),
+      `ple` (CGC extraction levels), `shared_bottom` (one shared MLP),
+      `shared_embedding` (ESMM: shared embeddings, one MLP per task) or
+      `single_task` (no sharing: separate embeddings and MLPs per task).
     embedding_dim: per-field embedding width.
-    num_experts, expert_units: MMoE experts.
+    num_experts, expert_units: MMoE experts; `expert_units` is also the
+      bottom MLP of shared_bottom / shared_embedding / single_task and the
+      expert width of PLE.
+    ple_levels, ple_shared_experts, ple_task_experts: PLE layout.
+    aitm_calibration_weight: weight of AITM's calibrator loss.
     tower_units: each task tower's hidden layers; the last one is the task
       representation `h_ctr` / `h_cvr`.
     dropout: dropout rate in experts and towers.
@@ -88,6 +99,10 @@ class ModelConfig:
   tower_units: tuple[int, ...] = (64, 32)
   dropout: float = 0.0
   embedding_l2: float = 0.0
+  ple_levels: int = 2
+  ple_shared_experts: int = 2
+  ple_task_experts: int = 1
+  aitm_calibration_weight: float = 0.6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +123,10 @@ class LossConfig:
     projection_dim, projection_hidden: projection heads g, g'.
     symmetric: average the CTR->CVR and CVR->CTR InfoNCE directions.
     negatives: `in_batch` (all other instances) or `random_one`.
+    cross_replica_negatives: under a synchronous multi-replica strategy, draw
+      `in_batch` negatives from the global batch (all-gathered across
+      replicas; same loss and gradients as one device) rather than from each
+      replica's local batch.
   """
 
   contrastive_weight: float = 0.1
@@ -122,6 +141,7 @@ class LossConfig:
   projection_hidden: int = 32
   symmetric: bool = True
   negatives: str = "in_batch"
+  cross_replica_negatives: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +162,18 @@ class TrainConfig:
     early_stopping_patience: epochs without improvement before stopping
       (0 = never stop early).
     seed: model initialisation and shuffling seed.
+    strategy: tf.distribute engine, one of STRATEGIES (see
+      pipelines/distribute.py and docs/scaling_out.md).
+    checkpoint_every_steps: step-checkpoint interval for crash-safe resume
+      (model, optimizer, step, data position); 0 = at epoch ends only.
+      Checked after each `steps_per_execution` group of steps.
+    mixed_precision: Keras dtype policy, one of PRECISIONS; losses and
+      InfoNCE similarities stay float32.
+    jit_compile: compile the train/test steps with XLA.
+    deterministic: enable TensorFlow op determinism (identical runs for
+      identical seeds; unseeded random ops then raise).
+    ps_min_shard_bytes: under `parameter_server`, variables larger than this
+      are sharded across the parameter servers (MinSizePartitioner).
   """
 
   batch_size: int = 1024
@@ -154,6 +186,12 @@ class TrainConfig:
   checkpoint_metric: str = "val_ctcvr_auc"
   early_stopping_patience: int = 0
   seed: int = 42
+  strategy: str = "default"
+  checkpoint_every_steps: int = 100
+  mixed_precision: str = "float32"
+  jit_compile: bool = False
+  deterministic: bool = False
+  ps_min_shard_bytes: int = 256 << 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,7 +257,8 @@ def _validate(config: Config) -> None:
   _positive(d.shuffle_buffer, "data.shuffle_buffer")
   _choice(m.name, MODEL_NAMES, "model.name")
   _choice(m.backbone, BACKBONES, "model.backbone")
-  for key in ("embedding_dim", "num_experts"):
+  for key in ("embedding_dim", "num_experts", "ple_levels",
+              "ple_task_experts"):
     _positive(getattr(m, key), f"model.{key}")
   for key in ("expert_units", "tower_units"):
     units = getattr(m, key)
@@ -229,6 +268,9 @@ def _validate(config: Config) -> None:
   if not 0.0 <= m.dropout < 1.0:
     raise ValueError(f"model.dropout={m.dropout} must lie in [0, 1)")
   _positive(m.embedding_l2, "model.embedding_l2", allow_zero=True)
+  _positive(m.ple_shared_experts, "model.ple_shared_experts", allow_zero=True)
+  _positive(m.aitm_calibration_weight, "model.aitm_calibration_weight",
+            allow_zero=True)
   _positive(l.contrastive_weight, "loss.contrastive_weight", allow_zero=True)
   _choice(l.temperature_mode, TEMPERATURE_MODES, "loss.temperature_mode")
   _choice(l.relatedness_input, RELATEDNESS_INPUTS, "loss.relatedness_input")
@@ -257,6 +299,15 @@ def _validate(config: Config) -> None:
   _choice(t.checkpoint_metric, CHECKPOINT_METRICS, "train.checkpoint_metric")
   _positive(t.early_stopping_patience, "train.early_stopping_patience",
             allow_zero=True)
+  _choice(t.strategy, STRATEGIES, "train.strategy")
+  _positive(t.checkpoint_every_steps, "train.checkpoint_every_steps",
+            allow_zero=True)
+  _choice(t.mixed_precision, PRECISIONS, "train.mixed_precision")
+  _positive(t.ps_min_shard_bytes, "train.ps_min_shard_bytes")
+  if t.strategy == "parameter_server" and t.mixed_precision == "mixed_float16":
+    raise ValueError("train.mixed_precision=mixed_float16 needs loss scaling, "
+                     "which train.strategy=parameter_server does not support; "
+                     "use mixed_bfloat16 or another strategy")
 
 
 # --- (de)serialisation and overrides -----------------------------------------
@@ -387,7 +438,7 @@ PRESETS = {
     # The default synthetic run of `make demo`: a few minutes on 2 CPU cores.
     "demo": Config,
     # Same data and backbone without the contrastive loss (the reference).
-    "demo_mmoe": lambda: Config(model=ModelConfig(name="mmoe")),
+    "demo_mmoe": lambda: Config(model=ModelConfig(name="multitask")),
     "tiny": _tiny,
 }
 

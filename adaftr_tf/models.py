@@ -23,9 +23,14 @@ import tensorflow_recommenders as tfrs
 import tf_keras
 
 from adaftr_tf import features as F
+from adaftr_tf import config as config_lib
 from adaftr_tf.config import Config
-from adaftr_tf.layers import FieldEmbedding, MMoE, TaskTower
+from adaftr_tf.layers import PLE, FieldEmbedding, MMoE, SharedBottom, TaskTower
 from adaftr_tf.layers.alignment import TaskAlignment
+from adaftr_tf.layers.task_bottoms import TaskBottoms
+from adaftr_tf.layers.transfer import AttentionTransfer
+from adaftr_tf.losses import behavioural_calibration
+from adaftr_tf.losses import conditional_cvr_logit
 from adaftr_tf.losses import ctcvr_logit
 from adaftr_tf.preprocessing import FeatureEncoder
 from adaftr_tf.tasks import ContrastiveTask, ranking_task
@@ -37,21 +42,31 @@ class CtrCvrModel(tfrs.models.Model):
   Args:
     encoder: raw features -> (ids, numerical).
     embedding: FieldEmbedding.
-    backbone: layer mapping x `[B, F*D]` to a list of two task inputs.
+    backbone: layer mapping x `[B, F*D]` (or, with `cvr_embedding`, the pair
+      [x_ctr, x_cvr]) to a list of two task inputs.
     ctr_tower, cvr_tower: TaskTower layers.
     alignment: TaskAlignment or None (no contrastive loss).
     contrastive: ContrastiveTask (required when `alignment` is given).
     contrastive_weight: λ.
+    cvr_embedding: a second FieldEmbedding for the CVR task (single-task
+      reference: no shared parameters at all), or None.
+    transfer: AttentionTransfer (AITM) or None. With it the CVR head predicts
+      the CTCVR probability directly, and p_cvr = p_ctcvr / p_ctr.
+    calibration_weight: weight of AITM's calibrator max(p_ctcvr - p_ctr, 0).
   """
 
   def __init__(self, encoder, embedding, backbone, ctr_tower, cvr_tower,
                alignment=None, contrastive=None, contrastive_weight=0.0,
+               cvr_embedding=None, transfer=None, calibration_weight=0.0,
                **kwargs):
     super().__init__(**kwargs)
     if (alignment is None) != (contrastive is None):
       raise ValueError("alignment and contrastive must be given together")
     self.encoder = encoder
     self.embedding = embedding
+    self.cvr_embedding = cvr_embedding
+    self.transfer = transfer
+    self.calibration_weight = float(calibration_weight)
     self.backbone = backbone
     self.ctr_tower = ctr_tower
     self.cvr_tower = cvr_tower
@@ -66,12 +81,21 @@ class CtrCvrModel(tfrs.models.Model):
   def _forward(self, features: Mapping[str, tf.Tensor], training=None):
     """Returns (outputs without tau, flattened embeddings x `[B, F*D]`)."""
     ids, numerical = self.encoder(features)
-    embedded = self.embedding(ids, numerical)
-    x = tf.reshape(embedded, [-1, self.embedding.output_dim])
-    ctr_in, cvr_in = self.backbone(x, training=training)
+    x = tf.reshape(self.embedding(ids, numerical), [-1, self.embedding.output_dim])
+    backbone_input = x
+    if self.cvr_embedding is not None:
+      x_cvr = tf.reshape(self.cvr_embedding(ids, numerical),
+                         [-1, self.cvr_embedding.output_dim])
+      backbone_input = [x, x_cvr]
+    ctr_in, cvr_in = self.backbone(backbone_input, training=training)
     a, h_ctr = self.ctr_tower(ctr_in, training=training)
-    b, h_cvr = self.cvr_tower(cvr_in, training=training)
-    z = ctcvr_logit(a, b)
+    if self.transfer is None:
+      b, h_cvr = self.cvr_tower(cvr_in, training=training)
+      z = ctcvr_logit(a, b)
+    else:  # AITM: the CVR head predicts click-and-convert directly.
+      h_cvr, _ = self.transfer(h_ctr, self.cvr_tower.hidden(cvr_in, training))
+      z = self.cvr_tower.logit(h_cvr)
+      b = conditional_cvr_logit(a, z)
     outputs = {F.CTR_LOGIT: a, F.CVR_LOGIT: b, F.CTCVR_LOGIT: z,
                F.CTR: tf.sigmoid(a), F.CVR: tf.sigmoid(b),
                F.CTCVR: tf.sigmoid(z), F.H_CTR: h_ctr, F.H_CVR: h_cvr}
@@ -96,6 +120,9 @@ class CtrCvrModel(tfrs.models.Model):
     self.cvr_task(conversion, outputs[F.CVR_LOGIT][:, None],
                   sample_weight=click)
     total = ctr_loss + ctcvr_loss
+    if self.transfer is not None and self.calibration_weight > 0:
+      total += self.calibration_weight * behavioural_calibration(
+          outputs[F.CTR_LOGIT], outputs[F.CTCVR_LOGIT])
     if self.alignment is not None:
       u, v, tau = self.alignment(x, outputs[F.H_CTR], outputs[F.H_CVR],
                                  training=training)
@@ -127,11 +154,23 @@ class CtrCvrModel(tfrs.models.Model):
 
 
 def build_backbone(config: Config):
-  m = config.model
+  """The shared part named by `config.model.backbone` (two task outputs)."""
+  m, seed = config.model, config.train.seed
+  units = tuple(m.expert_units)
   if m.backbone == "mmoe":
-    return MMoE(m.num_experts, tuple(m.expert_units), num_tasks=2,
-                dropout=m.dropout, seed=config.train.seed, name="mmoe")
-  raise ValueError(f"unknown backbone {m.backbone!r}")
+    return MMoE(m.num_experts, units, num_tasks=2, dropout=m.dropout,
+                seed=seed, name="mmoe")
+  if m.backbone == "ple":
+    return PLE(m.ple_levels, m.ple_shared_experts, m.ple_task_experts, units,
+               num_tasks=2, dropout=m.dropout, seed=seed, name="ple")
+  if m.backbone == "shared_bottom":
+    return SharedBottom(units, num_tasks=2, dropout=m.dropout, seed=seed,
+                        name="shared_bottom")
+  if m.backbone in ("shared_embedding", "single_task"):
+    return TaskBottoms(units, num_tasks=2, dropout=m.dropout, seed=seed,
+                       name="task_bottoms")
+  raise ValueError(f"unknown backbone {m.backbone!r}; valid: "
+                   f"{config_lib.BACKBONES}")
 
 
 def build_model(config: Config, schema: F.FeatureSchema) -> CtrCvrModel:
@@ -155,9 +194,19 @@ def build_model(config: Config, schema: F.FeatureSchema) -> CtrCvrModel:
         name="alignment")
     contrastive = ContrastiveTask(symmetric=l.symmetric, negatives=l.negatives,
                                   seed=seed, name="contrastive")
+  cvr_embedding = None
+  if m.backbone == "single_task":
+    cvr_embedding = FieldEmbedding(
+        schema.categorical_sizes, len(schema.numerical), m.embedding_dim,
+        l2=m.embedding_l2, seed=seed + 7, name="cvr_field_embedding")
+  transfer = None
+  if m.name == "aitm":
+    transfer = AttentionTransfer(m.tower_units[-1], seed=seed, name="ait")
   model = CtrCvrModel(encoder, embedding, build_backbone(config), towers[0],
                       towers[1], alignment=alignment, contrastive=contrastive,
                       contrastive_weight=l.contrastive_weight,
+                      cvr_embedding=cvr_embedding, transfer=transfer,
+                      calibration_weight=m.aitm_calibration_weight,
                       name=m.name)
   return model
 

@@ -32,7 +32,7 @@ def test_every_preset_validates_and_round_trips_json(name):
 
 def test_presets_differ_where_documented():
   assert C.get_preset("demo") == C.Config()
-  assert C.get_preset("demo_mmoe").model.name == "mmoe"
+  assert C.get_preset("demo_mmoe").model.name == "multitask"
   tiny = C.get_preset("tiny")
   assert tiny.data.synthetic.num_train < C.Config().data.synthetic.num_train
   assert tiny.train.batch_size >= 2
@@ -82,7 +82,7 @@ def test_config_is_frozen():
     ("loss.relatedness_stop_gradient=0", lambda c: c.loss.relatedness_stop_gradient,
      False),
     ("export.include_tau=1", lambda c: c.export.include_tau, True),
-    ("model.name=mmoe", lambda c: c.model.name, "mmoe"),
+    ("model.name=multitask", lambda c: c.model.name, "multitask"),
     ("data.source=files", lambda c: c.data.source, "files"),
     ("model.expert_units=(32,16)", lambda c: c.model.expert_units, (32, 16)),
     ("model.expert_units=32, 16, 8", lambda c: c.model.expert_units, (32, 16, 8)),
@@ -230,14 +230,14 @@ def test_fixed_tau_on_the_bounds_is_valid():
 
 
 def test_batch_size_one_is_fine_without_contrastive_loss():
-  C.apply_overrides(_default(), ["train.batch_size=1", "model.name=mmoe"]).validate()
+  C.apply_overrides(_default(), ["train.batch_size=1", "model.name=multitask"]).validate()
   C.apply_overrides(_default(), ["train.batch_size=1",
                                  "loss.contrastive_weight=0"]).validate()
 
 
 @pytest.mark.parametrize("key, value, choices", [
     ("model.name", "esmm", C.MODEL_NAMES),
-    ("model.backbone", "ple", C.BACKBONES),
+    ("model.backbone", "transformer", C.BACKBONES),
     ("train.optimizer", "sgd", C.OPTIMIZERS),
     ("loss.temperature_mode", "learned", C.TEMPERATURE_MODES),
     ("loss.relatedness_input", "towers", C.RELATEDNESS_INPUTS),

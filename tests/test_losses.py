@@ -274,3 +274,24 @@ def test_esmm_loss_is_sum_of_parts():
   np.testing.assert_allclose(
       esmm_loss(click, conv, a, b),
       bce_with_logits(click, a) + ctcvr_bce(conv, a, b), rtol=1e-6)
+
+
+def test_behavioural_calibration_hand_values():
+  from adaftr_tf.losses import behavioural_calibration
+  # p_ctr = σ(0) = 0.5; p_ctcvr = σ(ln 3) = 0.75 -> penalty 0.25; σ(-ln 3) = 0.25 -> 0.
+  penalty = behavioural_calibration(
+      tf.constant([0.0, 0.0]),
+      tf.constant([np.log(3.0), -np.log(3.0)], tf.float32))
+  np.testing.assert_allclose(penalty.numpy(), [0.25, 0.0], atol=1e-6)
+
+
+def test_conditional_cvr_logit_is_ratio_of_probabilities():
+  from adaftr_tf.losses import conditional_cvr_logit
+  a = tf.constant([0.0, 2.0, -3.0])
+  z = tf.constant([-1.0, 0.5, -6.0])
+  p = tf.sigmoid(conditional_cvr_logit(a, z)).numpy()
+  expected = (1 / (1 + np.exp(-z.numpy()))) / (1 / (1 + np.exp(-a.numpy())))
+  np.testing.assert_allclose(p, expected, rtol=1e-5)
+  inconsistent = tf.sigmoid(conditional_cvr_logit(tf.constant([-5.0]),
+                                                  tf.constant([5.0]))).numpy()
+  assert 0 < inconsistent[0] < 1

@@ -32,7 +32,7 @@ def _batch(config, rows=256):
   return next(iter(dataset)), schema
 
 
-@pytest.mark.parametrize("name", ["adaftr", "mmoe"])
+@pytest.mark.parametrize("name", ["adaftr", "multitask"])
 def test_outputs_shapes_and_ctcvr_product(name):
   config = _config(f"model.name={name}")
   (features, _), schema = _batch(config, 64)
@@ -60,7 +60,7 @@ def test_one_train_step_changes_every_trainable_variable():
 
 
 def test_mmoe_model_has_no_alignment_variables():
-  config = _config("model.name=mmoe")
+  config = _config("model.name=multitask")
   batch, schema = _batch(config)
   model = models.compile_model(models.build_model(config, schema), config)
   model.train_step(batch)
@@ -68,7 +68,7 @@ def test_mmoe_model_has_no_alignment_variables():
   assert not any("alignment" in n or "relatedness" in n for n in names)
 
 
-@pytest.mark.parametrize("name", ["adaftr", "mmoe"])
+@pytest.mark.parametrize("name", ["adaftr", "multitask"])
 def test_fit_gives_finite_losses_and_every_metric(name):
   config = _config(f"model.name={name}")
   columns, schema = _data(config, 1024)
@@ -121,3 +121,59 @@ def test_unknown_model_name_is_rejected_before_building():
   with pytest.raises(ValueError, match="model.name='nope'.*adaftr"):
     models.build_model(config_lib.apply_overrides(config, ["model.name=nope"]),
                        schema)
+
+
+METHODS = [("adaftr", "mmoe"), ("adaftr", "ple"), ("multitask", "mmoe"),
+           ("multitask", "ple"), ("multitask", "shared_bottom"),
+           ("multitask", "shared_embedding"), ("multitask", "single_task"),
+           ("aitm", "mmoe")]
+
+
+@pytest.mark.parametrize("name, backbone", METHODS)
+def test_every_method_trains_and_updates_every_variable(name, backbone):
+  config = _config(f"model.name={name}", f"model.backbone={backbone}",
+                   "train.learning_rate=0.01")
+  batch, schema = _batch(config)
+  model = models.compile_model(models.build_model(config, schema), config)
+  model.train_step(batch)
+  before = [v.numpy().copy() for v in model.trainable_variables]
+  logs = model.train_step(batch)
+  assert np.isfinite(float(logs["loss"]))
+  unchanged = [v.name for v, old in zip(model.trainable_variables, before)
+               if np.array_equal(v.numpy(), old)]
+  assert not unchanged, unchanged
+  outputs = model(batch[0], training=False)
+  assert np.all((outputs[F.CVR].numpy() >= 0) & (outputs[F.CVR].numpy() <= 1))
+
+
+def test_single_task_shares_no_parameters():
+  config = _config("model.name=multitask", "model.backbone=single_task")
+  batch, schema = _batch(config, 32)
+  model = models.build_model(config, schema)
+  features = batch[0]
+  with tf.GradientTape() as tape:
+    outputs = model(features, training=True)
+    ctr = tf.reduce_sum(outputs[F.CTR_LOGIT])
+  grads = tape.gradient(ctr, model.trainable_variables)
+  touched = {v.name for v, g in zip(model.trainable_variables, grads)
+             if g is not None}
+  assert touched and not any("cvr" in n for n in touched), sorted(touched)
+
+
+def test_aitm_predicts_ctcvr_directly_and_adds_the_calibrator():
+  config = _config("model.name=aitm", "model.aitm_calibration_weight=0.5")
+  batch, schema = _batch(config, 64)
+  model = models.compile_model(models.build_model(config, schema), config)
+  features, labels = batch
+  outputs = model(features, training=False)
+  p_ctr, p_cvr = outputs[F.CTR].numpy(), outputs[F.CVR].numpy()
+  p_ctcvr = outputs[F.CTCVR].numpy()
+  consistent = p_ctcvr <= p_ctr
+  np.testing.assert_allclose(p_cvr[consistent],
+                             (p_ctcvr / p_ctr)[consistent], rtol=1e-4)
+  bce = lambda y, p: -(y * np.log(p) + (1 - y) * np.log(1 - p))
+  click, conversion = labels[F.CLICK].numpy(), labels[F.CONVERSION].numpy()
+  expected = np.mean(bce(click, p_ctr) + bce(conversion, p_ctcvr)
+                     + 0.5 * np.maximum(p_ctcvr - p_ctr, 0))
+  np.testing.assert_allclose(model.compute_loss(batch).numpy(), expected,
+                             rtol=1e-4)

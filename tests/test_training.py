@@ -63,12 +63,12 @@ def test_train_entrypoint_main_runs_end_to_end(tmp_path, tiny_run, capsys):
   with flagsaver.flagsaver():
     _parse([f"--model_dir={tmp_path / 'model'}", "--preset=tiny",
             f"--data_dir={tiny_run['data_dir']}", "--verbose=0",
-            "--override=train.steps_per_epoch=5", "--override=model.name=mmoe"])
+            "--override=train.steps_per_epoch=5", "--override=model.name=multitask"])
     train_main.main(["train"])
   assert "valid CTR AUC" in capsys.readouterr().out
   with open(tmp_path / "model" / "config.json") as f:
     saved = json.load(f)
-  assert saved["model"]["name"] == "mmoe"
+  assert saved["model"]["name"] == "multitask"
   assert saved["train"]["steps_per_epoch"] == 5
 
 

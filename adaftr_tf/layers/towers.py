@@ -40,9 +40,20 @@ class TaskTower(tf_keras.layers.Layer):
             seed=derive_seed(self.seed, "logit")), name="logit")
 
   def call(self, x, training=None):
-    hidden = self._mlp(x, training=training)
-    logit = tf.cast(tf.squeeze(self._head(hidden), axis=-1), tf.float32)
-    return logit, hidden
+    hidden = self.hidden(x, training=training)
+    return self.logit(hidden), hidden
+
+  def hidden(self, x, training=None):
+    """The MLP alone: x [batch, in] -> task representation [batch, units[-1]]."""
+    return self._mlp(x, training=training)
+
+  def logit(self, hidden):
+    """The head alone: hidden [batch, units[-1]] -> logit [batch] float32.
+
+    AITM reads the CVR logit from its transferred representation through
+    this same head.
+    """
+    return tf.cast(tf.squeeze(self._head(hidden), axis=-1), tf.float32)
 
   def get_config(self):
     config = super().get_config()

@@ -5,12 +5,16 @@ from adaftr_tf.losses.info_nce import random_negative_indices
 from adaftr_tf.losses.info_nce import random_negative_info_nce
 from adaftr_tf.losses.info_nce import symmetric_info_nce
 from adaftr_tf.losses.multitask import bce_with_logits
+from adaftr_tf.losses.multitask import behavioural_calibration
+from adaftr_tf.losses.multitask import conditional_cvr_logit
 from adaftr_tf.losses.multitask import ctcvr_bce
 from adaftr_tf.losses.multitask import ctcvr_log_probs
 from adaftr_tf.losses.multitask import ctcvr_logit
 from adaftr_tf.losses.multitask import esmm_loss
 
 __all__ = [
+    "behavioural_calibration",
+    "conditional_cvr_logit",
     "info_nce",
     "symmetric_info_nce",
     "random_negative_info_nce",

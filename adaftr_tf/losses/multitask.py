@@ -109,3 +109,37 @@ def esmm_loss(click, conversion, ctr_logit, cvr_logit):
   """
   return (bce_with_logits(click, ctr_logit) +
           ctcvr_bce(conversion, ctr_logit, cvr_logit))
+
+
+def behavioural_calibration(ctr_logit, ctcvr_logit):
+  """AITM's behavioural expectation calibrator, per example.
+
+  A conversion implies a click, so p_ctcvr <= p_ctr must hold:
+    L_i = max(sigmoid(z_i) - sigmoid(a_i), 0)
+  with `a` the CTR logit and `z` the directly predicted CTCVR logit.
+
+  Args:
+    ctr_logit, ctcvr_logit: [batch].
+
+  Returns:
+    [batch] float32 penalties (0 where the predictions are consistent).
+  """
+  a, z = _float(ctr_logit), _float(ctcvr_logit)
+  return tf.nn.relu(tf.sigmoid(z) - tf.sigmoid(a))
+
+
+def conditional_cvr_logit(ctr_logit, ctcvr_logit):
+  """Log-odds of p_cvr = p_ctcvr / p_ctr for a directly predicted CTCVR.
+
+  log p_cvr = log sigmoid(z) - log sigmoid(a), capped just below 0 so that
+  p_cvr stays in (0, 1) when the prediction violates p_ctcvr <= p_ctr.
+
+  Args:
+    ctr_logit, ctcvr_logit: [batch].
+
+  Returns:
+    [batch] float32 CVR logits.
+  """
+  a, z = _float(ctr_logit), _float(ctcvr_logit)
+  log_p = tf.minimum(-tf.nn.softplus(-z) + tf.nn.softplus(-a), -1e-6)
+  return log_p - tf.math.log(-tf.math.expm1(log_p))
