@@ -11,6 +11,7 @@ INSTALL_REQUIRES = [
     "tensorboard==2.21.0",
     "absl-py==2.5.1",
     "numpy>=1.26,<3",
+    "matplotlib==3.11.2",  # benchmark plots
 ]
 
 setup(

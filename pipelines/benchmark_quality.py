@@ -1,0 +1,176 @@
+"""Quality benchmark: methods x seeds on identical splits, selected on validation.
+
+  python -m pipelines.benchmark_quality --preset=bench --seeds=3 --output_dir=DIR
+      [--methods=adaftr,mmoe,...] [--override=key=value ...]
+
+Every run goes through the same training job (`pipelines.training.train`):
+same data directory, best epoch chosen on the validation split, then one pass
+over the test split. Writes into DIR:
+  results.json   every run's test report and the per-method mean/std
+  results.md     the table (mean ± std over seeds)
+  metrics.png    AUC bars with error bars
+  tau.png        for AdaFTR runs: distribution of tau and tau vs planted r
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+from pipelines import cli  # noqa: E402
+
+FLAGS = flags.FLAGS
+cli.define_string("preset", "bench", "Config preset the methods start from.")
+cli.define_integer("seeds", 3, "Seeds per method.")
+cli.define_string("output_dir", None, "Where results go.")
+cli.define_string("methods", "", "Comma-separated subset of METHODS (default all).")
+cli.define_string("data_dir", None, "Data directory (default: per config).")
+cli.define_multi_string("override", [], "Config override key=value (all runs).")
+
+# name -> overrides on top of the preset. Baselines, then AdaFTR and its ablations.
+METHODS = {
+    "single_task": ["model.name=multitask", "model.backbone=single_task"],
+    "shared_bottom": ["model.name=multitask", "model.backbone=shared_bottom"],
+    "esmm": ["model.name=multitask", "model.backbone=shared_embedding"],
+    "mmoe": ["model.name=multitask", "model.backbone=mmoe"],
+    "ple": ["model.name=multitask", "model.backbone=ple"],
+    "aitm": ["model.name=aitm", "model.backbone=mmoe"],
+    "adaftr_fixed_tau": ["model.name=adaftr", "loss.temperature_mode=fixed"],
+    "adaftr_global_tau": ["model.name=adaftr", "loss.temperature_mode=global"],
+    "adaftr": ["model.name=adaftr", "loss.temperature_mode=instance"],
+    "adaftr_random_negative": ["model.name=adaftr", "loss.negatives=random_one"],
+    "adaftr_tower_input": ["model.name=adaftr",
+                           "loss.relatedness_input=towers_detached"],
+}
+TABLE_METRICS = ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_logloss", "cvr_logloss",
+                 "ctcvr_logloss", "ctr_ece", "cvr_ece", "ctcvr_ece",
+                 "ctr_pred_obs_ratio", "cvr_pred_obs_ratio",
+                 "ctcvr_pred_obs_ratio", "spearman_neg_tau_vs_r")
+ORACLE_METRICS = ("oracle_ctr_auc", "oracle_cvr_auc", "oracle_ctcvr_auc")
+
+
+def select_methods(names: str) -> list[str]:
+  """The METHODS named in a comma list (all when empty); ValueError otherwise."""
+  chosen = [n.strip() for n in names.split(",") if n.strip()] or list(METHODS)
+  unknown = [n for n in chosen if n not in METHODS]
+  if unknown:
+    raise ValueError(f"unknown method(s) {unknown}; valid: {sorted(METHODS)}")
+  return chosen
+
+
+def run_one(config, run_dir: str, data_dir: str | None):
+  """Trains one config; returns (test report, collected test arrays, data_dir)."""
+  from adaftr_tf import evaluation
+  from pipelines import input as data_input
+  from pipelines import training
+  trained = training.train(config, run_dir, data_dir, verbose=0,
+                           log=lambda _: None)
+  data_dir = trained["data_dir"]
+  collected = evaluation.collect(trained["model"], data_input.make_dataset(
+      data_dir, "test", trained["schema"], config.train.eval_batch_size,
+      training=False, with_oracle=training._has_oracle(data_dir)))
+  report = evaluation.report(collected)
+  report["best_epoch"] = trained["valid"]["best_epoch"]
+  return report, collected, data_dir
+
+
+def aggregate(runs: list[dict]) -> dict[str, dict[str, float]]:
+  """Per method: mean and std (over seeds) of every numeric report key."""
+  import numpy as np
+  by_method: dict[str, list[dict]] = {}
+  for run in runs:
+    by_method.setdefault(run["method"], []).append(run["test"])
+  summary = {}
+  for method, reports in by_method.items():
+    keys = [k for k, v in reports[0].items() if isinstance(v, (int, float))]
+    summary[method] = {}
+    for key in keys:
+      values = np.array([r[key] for r in reports], dtype=np.float64)
+      summary[method][key] = {"mean": float(np.mean(values)),
+                              "std": float(np.std(values)),
+                              "n": int(len(values))}
+  return summary
+
+
+def markdown_table(summary: dict, methods: list[str]) -> str:
+  """Mean ± std per method; oracle AUCs as a last row when present."""
+  columns = [m for m in TABLE_METRICS
+             if any(m in summary[x] for x in methods)]
+  lines = ["| method | " + " | ".join(columns) + " |",
+           "| --- |" + " --- |" * len(columns)]
+  for method in methods:
+    cells = []
+    for column in columns:
+      stat = summary[method].get(column)
+      cells.append("—" if stat is None else
+                   f"{stat['mean']:.4f} ± {stat['std']:.4f}")
+    lines.append(f"| {method} | " + " | ".join(cells) + " |")
+  first = summary[methods[0]]
+  if all(k in first for k in ORACLE_METRICS):
+    oracle = {c.replace("oracle_", ""): first[c]["mean"] for c in ORACLE_METRICS}
+    lines.append("| oracle (true probabilities) | " + " | ".join(
+        f"{oracle[c]:.4f}" if c in oracle else "" for c in columns) + " |")
+  return "\n".join(lines)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.WARNING)
+  if not FLAGS.output_dir:
+    raise app.UsageError("--output_dir is required")
+  if FLAGS.seeds < 1:
+    raise app.UsageError("--seeds must be >= 1")
+  from adaftr_tf import config as config_lib
+  methods = select_methods(FLAGS.methods)
+  base = config_lib.apply_overrides(config_lib.get_preset(FLAGS.preset),
+                                    FLAGS.override)
+  plan = []
+  for method in methods:  # validate every config before the first run
+    for seed in range(FLAGS.seeds):
+      config = config_lib.apply_overrides(
+          base, METHODS[method] + [f"train.seed={base.train.seed + seed}"])
+      plan.append((method, seed, config.validate()))
+  from pipelines import benchmark_plots
+  os.makedirs(FLAGS.output_dir, exist_ok=True)
+  runs, taus, data_dir, start = [], {}, FLAGS.data_dir, time.time()
+  for index, (method, seed, config) in enumerate(plan):
+    print(f"[run {index + 1}/{len(plan)}] {method} seed {seed} "
+          f"({time.time() - start:.0f}s elapsed)", flush=True)
+    run_dir = os.path.join(FLAGS.output_dir, "runs", f"{method}-seed{seed}")
+    report, collected, data_dir = run_one(config, run_dir, data_dir)
+    runs.append({"method": method, "seed": seed, "test": report,
+                 "config": config.to_dict()})
+    if "tau" in collected and "_oracle_relatedness" in collected and seed == 0:
+      taus[method] = (collected["tau"], collected["_oracle_relatedness"])
+  summary = aggregate(runs)
+  table = markdown_table(summary, methods)
+  results = {"preset": FLAGS.preset, "seeds": FLAGS.seeds, "methods": methods,
+             "overrides": FLAGS.override, "data_dir": os.path.abspath(data_dir),
+             "command": " ".join(["python -m pipelines.benchmark_quality"]
+                                 + sys.argv[1:]),
+             "summary": summary, "runs": runs,
+             "elapsed_s": time.time() - start}
+  with open(os.path.join(FLAGS.output_dir, "results.json"), "w") as f:
+    json.dump(results, f, indent=1, sort_keys=True)
+  with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
+    f.write(table + "\n")
+  benchmark_plots.metric_bars(summary, methods,
+                              os.path.join(FLAGS.output_dir, "metrics.png"))
+  if taus:
+    benchmark_plots.tau_plots(taus, os.path.join(FLAGS.output_dir, "tau.png"))
+  print("\n" + table)
+  print(f"\nwrote {FLAGS.output_dir}/results.json, results.md, metrics.png"
+        + (", tau.png" if taus else ""))
+
+
+if __name__ == "__main__":
+  app.run(main)
