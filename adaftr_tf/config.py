@@ -20,6 +20,7 @@ BACKBONES = ("mmoe", "ple", "shared_bottom", "shared_embedding", "single_task")
 TEMPERATURE_MODES = ("instance", "global", "fixed")
 RELATEDNESS_INPUTS = ("embeddings", "towers_detached")
 NEGATIVES = ("in_batch", "random_one")
+RELATEDNESS_SIGNALS = ("contrastive", "gradient_agreement", "fixed")
 OPTIMIZERS = ("adam", "adagrad")
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "parameter_server")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -123,6 +124,13 @@ class LossConfig:
     projection_dim, projection_hidden: projection heads g, g'.
     symmetric: average the CTR->CVR and CVR->CTR InfoNCE directions.
     negatives: `in_batch` (all other instances) or `random_one`.
+    relatedness_signal: what trains the relatedness network: `contrastive`
+      (through InfoNCE, the paper reading), `gradient_agreement` (regression
+      on the per-instance cosine between the CTR and CTCVR loss gradients
+      with respect to the instance embeddings; tau falls as the predicted
+      agreement rises; needs temperature_mode=instance) or `fixed` (no
+      network: needs temperature_mode=fixed).
+    relatedness_loss_weight: weight of the agreement regression loss.
     cross_replica_negatives: under a synchronous multi-replica strategy, draw
       `in_batch` negatives from the global batch (all-gathered across
       replicas; same loss and gradients as one device) rather than from each
@@ -141,6 +149,8 @@ class LossConfig:
   projection_hidden: int = 32
   symmetric: bool = True
   negatives: str = "in_batch"
+  relatedness_signal: str = "contrastive"
+  relatedness_loss_weight: float = 1.0
   cross_replica_negatives: bool = True
 
 
@@ -275,6 +285,15 @@ def _validate(config: Config) -> None:
   _choice(l.temperature_mode, TEMPERATURE_MODES, "loss.temperature_mode")
   _choice(l.relatedness_input, RELATEDNESS_INPUTS, "loss.relatedness_input")
   _choice(l.negatives, NEGATIVES, "loss.negatives")
+  _choice(l.relatedness_signal, RELATEDNESS_SIGNALS, "loss.relatedness_signal")
+  _positive(l.relatedness_loss_weight, "loss.relatedness_loss_weight",
+            allow_zero=True)
+  needs_mode = {"gradient_agreement": "instance", "fixed": "fixed"}.get(
+      l.relatedness_signal)
+  if needs_mode and l.temperature_mode != needs_mode:
+    raise ValueError(f"loss.relatedness_signal={l.relatedness_signal} needs "
+                     f"loss.temperature_mode={needs_mode}, got "
+                     f"{l.temperature_mode}")
   _positive(l.tau_min, "loss.tau_min")
   if not l.tau_min < l.tau_max:
     raise ValueError(f"loss.tau_min={l.tau_min} must be < loss.tau_max="

@@ -5,9 +5,12 @@ Reported keys (DESIGN.md §1):
   cvr_*   on clicked impressions only (labels: conversion),
   ctcvr_* on all impressions (labels: conversion),
 each with `_auc`, `_logloss`, `_ece`, `_pred_obs_ratio`, `_count`; `tau_*`
-(mean, std, percentiles) for AdaFTR models; on synthetic data also the oracle
-AUCs (`oracle_*_auc`, the best any model can reach) and the Spearman
-correlation between the learned relatedness (-tau) and the planted `r`.
+(mean, std, percentiles) and `agreement_*` (the measured per-instance cosine
+between the CTR and CTCVR loss gradients) for AdaFTR models; on synthetic data
+also the oracle AUCs (`oracle_*_auc`, the best any model can reach) and the
+Spearman correlations with the planted `r` of the learned relatedness (-tau;
+the predicted agreement is a decreasing function of tau, so it has the same
+rank correlation) and of the measured agreement.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from adaftr_tf import features as F
 from adaftr_tf import metrics as M
 
 COLLECTED_OUTPUTS = (F.CTR, F.CVR, F.CTCVR, F.TAU)
+AGREEMENT = "agreement"
 
 
 def collect(model, dataset: tf.data.Dataset) -> dict[str, np.ndarray]:
@@ -34,16 +38,21 @@ def collect(model, dataset: tf.data.Dataset) -> dict[str, np.ndarray]:
     dict name -> `[n]` array: every output in COLLECTED_OUTPUTS the model
     gives, the labels and the oracle columns present in the data.
   """
+  probe = getattr(model, "alignment", None) is not None
+
   @tf.function
-  def predict(features):
+  def predict(features, labels):
     outputs = model(features, training=False)
-    return {k: outputs[k] for k in COLLECTED_OUTPUTS if k in outputs}
+    collected = {k: outputs[k] for k in COLLECTED_OUTPUTS if k in outputs}
+    if probe:  # measured CTR/CTCVR gradient agreement, for every tau mode
+      collected[AGREEMENT] = model.gradient_agreement(features, labels)
+    return collected
 
   chunks: dict[str, list[np.ndarray]] = {}
   for element in dataset:
     features, labels = element[0], element[1]
     extra = element[2] if len(element) > 2 else {}
-    for source in (predict(features), labels, extra):
+    for source in (predict(features, labels), labels, extra):
       for key, value in source.items():
         chunks.setdefault(key, []).append(np.asarray(value).reshape(-1))
   if not chunks:
@@ -65,6 +74,8 @@ def report(collected: Mapping[str, np.ndarray]) -> dict[str, float]:
   result.update(M.binary_report(conversion, collected[F.CTCVR], "ctcvr"))
   if F.TAU in collected:
     result.update(M.distribution(collected[F.TAU], "tau"))
+  if AGREEMENT in collected:
+    result.update(M.distribution(collected[AGREEMENT], "agreement"))
   if F.ORACLE_P_CLICK in collected:
     p_click = collected[F.ORACLE_P_CLICK]
     p_cvr = collected[F.ORACLE_P_CVR]
@@ -74,6 +85,9 @@ def report(collected: Mapping[str, np.ndarray]) -> dict[str, float]:
     if F.TAU in collected:
       result["spearman_neg_tau_vs_r"] = M.spearman(
           -collected[F.TAU], collected[F.ORACLE_RELATEDNESS])
+    if AGREEMENT in collected:
+      result["spearman_agreement_vs_r"] = M.spearman(
+          collected[AGREEMENT], collected[F.ORACLE_RELATEDNESS])
   return result
 
 

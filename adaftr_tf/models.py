@@ -16,6 +16,7 @@ Every per-example loss is averaged over the *global* batch
 
 from __future__ import annotations
 
+import contextlib
 from typing import Mapping
 
 import tensorflow as tf
@@ -32,6 +33,8 @@ from adaftr_tf.layers.transfer import AttentionTransfer
 from adaftr_tf.losses import behavioural_calibration
 from adaftr_tf.losses import conditional_cvr_logit
 from adaftr_tf.losses import ctcvr_logit
+from adaftr_tf.losses import per_example_cosine
+from adaftr_tf.losses import relatedness_regression_loss
 from adaftr_tf.preprocessing import FeatureEncoder
 from adaftr_tf.tasks import ContrastiveTask, ranking_task
 
@@ -53,11 +56,17 @@ class CtrCvrModel(tfrs.models.Model):
     transfer: AttentionTransfer (AITM) or None. With it the CVR head predicts
       the CTCVR probability directly, and p_cvr = p_ctcvr / p_ctr.
     calibration_weight: weight of AITM's calibrator max(p_ctcvr - p_ctr, 0).
+    relatedness_signal: what trains the relatedness network: `contrastive`
+      (InfoNCE, the paper reading), `gradient_agreement` (regression on the
+      measured CTR/CTCVR gradient agreement; InfoNCE sees a stop-gradient
+      tau) or `fixed`.
+    relatedness_loss_weight: weight of the agreement regression loss.
   """
 
   def __init__(self, encoder, embedding, backbone, ctr_tower, cvr_tower,
                alignment=None, contrastive=None, contrastive_weight=0.0,
                cvr_embedding=None, transfer=None, calibration_weight=0.0,
+               relatedness_signal="contrastive", relatedness_loss_weight=1.0,
                **kwargs):
     super().__init__(**kwargs)
     if (alignment is None) != (contrastive is None):
@@ -77,16 +86,31 @@ class CtrCvrModel(tfrs.models.Model):
     self.ctcvr_task = ranking_task("ctcvr")
     self.cvr_task = ranking_task("cvr")  # metrics on clicked impressions only
     self.loss_tracker = tf_keras.metrics.Mean(name="loss")
+    if relatedness_signal not in config_lib.RELATEDNESS_SIGNALS:
+      raise ValueError(f"relatedness_signal={relatedness_signal!r}; valid: "
+                       f"{config_lib.RELATEDNESS_SIGNALS}")
+    self.relatedness_signal = relatedness_signal
+    self.relatedness_loss_weight = float(relatedness_loss_weight)
+    if alignment is not None and relatedness_signal == "gradient_agreement":
+      self.agreement_tracker = tf_keras.metrics.Mean(name="agreement_mean")
+
+  def _embed(self, features: Mapping[str, tf.Tensor]):
+    """Flattened embeddings x `[B, F*D]` (and x_cvr for single-task, else None)."""
+    ids, numerical = self.encoder(features)
+    x = tf.reshape(self.embedding(ids, numerical), [-1, self.embedding.output_dim])
+    if self.cvr_embedding is None:
+      return x, None
+    return x, tf.reshape(self.cvr_embedding(ids, numerical),
+                         [-1, self.cvr_embedding.output_dim])
 
   def _forward(self, features: Mapping[str, tf.Tensor], training=None):
     """Returns (outputs without tau, flattened embeddings x `[B, F*D]`)."""
-    ids, numerical = self.encoder(features)
-    x = tf.reshape(self.embedding(ids, numerical), [-1, self.embedding.output_dim])
-    backbone_input = x
-    if self.cvr_embedding is not None:
-      x_cvr = tf.reshape(self.cvr_embedding(ids, numerical),
-                         [-1, self.cvr_embedding.output_dim])
-      backbone_input = [x, x_cvr]
+    x, x_cvr = self._embed(features)
+    return self._heads(x, x_cvr, training), x
+
+  def _heads(self, x, x_cvr, training):
+    """Backbone, towers and predictions from the embeddings."""
+    backbone_input = x if x_cvr is None else [x, x_cvr]
     ctr_in, cvr_in = self.backbone(backbone_input, training=training)
     a, h_ctr = self.ctr_tower(ctr_in, training=training)
     if self.transfer is None:
@@ -96,10 +120,9 @@ class CtrCvrModel(tfrs.models.Model):
       h_cvr, _ = self.transfer(h_ctr, self.cvr_tower.hidden(cvr_in, training))
       z = self.cvr_tower.logit(h_cvr)
       b = conditional_cvr_logit(a, z)
-    outputs = {F.CTR_LOGIT: a, F.CVR_LOGIT: b, F.CTCVR_LOGIT: z,
-               F.CTR: tf.sigmoid(a), F.CVR: tf.sigmoid(b),
-               F.CTCVR: tf.sigmoid(z), F.H_CTR: h_ctr, F.H_CVR: h_cvr}
-    return outputs, x
+    return {F.CTR_LOGIT: a, F.CVR_LOGIT: b, F.CTCVR_LOGIT: z,
+            F.CTR: tf.sigmoid(a), F.CVR: tf.sigmoid(b),
+            F.CTCVR: tf.sigmoid(z), F.H_CTR: h_ctr, F.H_CVR: h_cvr}
 
   def call(self, features: Mapping[str, tf.Tensor], training=None):
     """Returns the output dict: probabilities, logits, h_ctr, h_cvr (and tau)."""
@@ -109,14 +132,43 @@ class CtrCvrModel(tfrs.models.Model):
           x, outputs[F.H_CTR], outputs[F.H_CVR], training=training)
     return outputs
 
+  def _task_losses(self, features, labels, training, probe_agreement=False):
+    """Per-example CTR and CTCVR losses `[b]`, outputs, x and the agreement.
+
+    With `probe_agreement`, also the per-instance cosine between the gradients
+    of the two losses with respect to the shared embeddings x (stop-gradient;
+    see adaftr_tf/losses/agreement.py), else None.
+    """
+    x, x_cvr = self._embed(features)
+    click = labels[F.CLICK][:, None]
+    conversion = labels[F.CONVERSION][:, None]
+    probe = (tf.GradientTape(persistent=True) if probe_agreement
+             else contextlib.nullcontext())
+    with probe:
+      if probe_agreement:
+        probe.watch(x)
+      outputs = self._heads(x, x_cvr, training)
+      ctr_loss = self.ctr_task(click, outputs[F.CTR_LOGIT][:, None])
+      ctcvr_loss = self.ctcvr_task(conversion, outputs[F.CTCVR_LOGIT][:, None])
+    agreement = None
+    if probe_agreement:
+      agreement = tf.stop_gradient(per_example_cosine(
+          probe.gradient(ctr_loss, x), probe.gradient(ctcvr_loss, x)))
+    return ctr_loss, ctcvr_loss, outputs, x, agreement
+
+  def gradient_agreement(self, features, labels) -> tf.Tensor:
+    """Measured CTR/CTCVR gradient agreement per instance `[b]` (diagnostics)."""
+    return self._task_losses(features, labels, False, probe_agreement=True)[-1]
+
   def _per_example_losses(self, inputs, training: bool):
     """Per-example total loss `[b]` (unscaled) and the local outputs."""
     features, labels = inputs[0], inputs[1]
-    outputs, x = self._forward(features, training=training)
+    agreement_mode = (self.alignment is not None
+                      and self.relatedness_signal == "gradient_agreement")
+    ctr_loss, ctcvr_loss, outputs, x, agreement = self._task_losses(
+        features, labels, training, probe_agreement=agreement_mode)
     click = labels[F.CLICK][:, None]
     conversion = labels[F.CONVERSION][:, None]
-    ctr_loss = self.ctr_task(click, outputs[F.CTR_LOGIT][:, None])
-    ctcvr_loss = self.ctcvr_task(conversion, outputs[F.CTCVR_LOGIT][:, None])
     self.cvr_task(conversion, outputs[F.CVR_LOGIT][:, None],
                   sample_weight=click)
     total = ctr_loss + ctcvr_loss
@@ -126,6 +178,15 @@ class CtrCvrModel(tfrs.models.Model):
     if self.alignment is not None:
       u, v, tau = self.alignment(x, outputs[F.H_CTR], outputs[F.H_CVR],
                                  training=training)
+      if agreement_mode:
+        # f learns the agreement; InfoNCE must not train it, so tau is fixed
+        # for the contrastive term.
+        logit = self.alignment.relatedness_logit(
+            x, outputs[F.H_CTR], outputs[F.H_CVR], training=training)
+        tau = tf.stop_gradient(self.alignment.relatedness.tau_from_logit(logit))
+        total += self.relatedness_loss_weight * relatedness_regression_loss(
+            agreement, logit)
+        self.agreement_tracker.update_state(agreement)
       outputs[F.TAU] = tau
       step = self.optimizer.iterations if training else None
       total += self.contrastive_weight * self.contrastive(u, v, tau, step=step)
@@ -143,9 +204,9 @@ class CtrCvrModel(tfrs.models.Model):
     # Return exactly self.metrics: extra keys defeat Keras's cross-worker sync.
     with tf.GradientTape() as tape:
       loss = self.compute_loss(inputs, training=True)
-    variables = self.trainable_variables
-    gradients = tape.gradient(loss, variables)
-    self.optimizer.apply_gradients(zip(gradients, variables))
+    # minimize() scales the loss and unscales the gradients when the
+    # optimizer is a LossScaleOptimizer (mixed_float16).
+    self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
     return {metric.name: metric.result() for metric in self.metrics}
 
   def test_step(self, inputs):
@@ -193,6 +254,7 @@ def build_model(config: Config, schema: F.FeatureSchema) -> CtrCvrModel:
         relatedness_stop_gradient=l.relatedness_stop_gradient, seed=seed,
         name="alignment")
     contrastive = ContrastiveTask(symmetric=l.symmetric, negatives=l.negatives,
+                                  cross_replica=l.cross_replica_negatives,
                                   seed=seed, name="contrastive")
   cvr_embedding = None
   if m.backbone == "single_task":
@@ -207,6 +269,8 @@ def build_model(config: Config, schema: F.FeatureSchema) -> CtrCvrModel:
                       contrastive_weight=l.contrastive_weight,
                       cvr_embedding=cvr_embedding, transfer=transfer,
                       calibration_weight=m.aitm_calibration_weight,
+                      relatedness_signal=l.relatedness_signal,
+                      relatedness_loss_weight=l.relatedness_loss_weight,
                       name=m.name)
   return model
 
@@ -222,5 +286,6 @@ def build_optimizer(config: Config) -> tf_keras.optimizers.Optimizer:
 
 def compile_model(model: CtrCvrModel, config: Config) -> CtrCvrModel:
   model.compile(optimizer=build_optimizer(config),
-                steps_per_execution=config.train.steps_per_execution)
+                steps_per_execution=config.train.steps_per_execution,
+                jit_compile=config.train.jit_compile)
   return model

@@ -46,6 +46,8 @@ METHODS = {
     "adaftr_fixed_tau": ["model.name=adaftr", "loss.temperature_mode=fixed"],
     "adaftr_global_tau": ["model.name=adaftr", "loss.temperature_mode=global"],
     "adaftr": ["model.name=adaftr", "loss.temperature_mode=instance"],
+    "adaftr_gradient_agreement": ["model.name=adaftr",
+                                  "loss.relatedness_signal=gradient_agreement"],
     "adaftr_random_negative": ["model.name=adaftr", "loss.negatives=random_one"],
     "adaftr_tower_input": ["model.name=adaftr",
                            "loss.relatedness_input=towers_detached"],
@@ -53,7 +55,8 @@ METHODS = {
 TABLE_METRICS = ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_logloss", "cvr_logloss",
                  "ctcvr_logloss", "ctr_ece", "cvr_ece", "ctcvr_ece",
                  "ctr_pred_obs_ratio", "cvr_pred_obs_ratio",
-                 "ctcvr_pred_obs_ratio", "spearman_neg_tau_vs_r")
+                 "ctcvr_pred_obs_ratio", "tau_mean", "agreement_mean",
+                 "spearman_neg_tau_vs_r", "spearman_agreement_vs_r")
 ORACLE_METRICS = ("oracle_ctr_auc", "oracle_cvr_auc", "oracle_ctcvr_auc")
 
 

@@ -57,16 +57,26 @@ class TaskAlignment(tf_keras.layers.Layer):
         tuple(relatedness_units), tau_min, tau_max, mode=temperature_mode,
         fixed_tau=fixed_tau, seed=seed + 2, name="relatedness")
 
-  def temperature(self, embeddings: tf.Tensor, h_ctr: tf.Tensor,
-                  h_cvr: tf.Tensor, training=None) -> tf.Tensor:
-    """tau `[batch]` from embeddings `[batch, e]` or towers `[batch, d]` x2."""
+  def relatedness_input(self, embeddings: tf.Tensor, h_ctr: tf.Tensor,
+                        h_cvr: tf.Tensor) -> tf.Tensor:
+    """What f reads: embeddings `[batch, e]` or [h_ctr, h_cvr] `[batch, 2d]`."""
     if self._config["relatedness_input"] == "embeddings":
       x = embeddings
       if self._config["relatedness_stop_gradient"]:
         x = tf.stop_gradient(x)
-    else:
-      x = tf.stop_gradient(tf.concat([h_ctr, h_cvr], axis=-1))
-    return self.relatedness(x, training=training)
+      return x
+    return tf.stop_gradient(tf.concat([h_ctr, h_cvr], axis=-1))
+
+  def temperature(self, embeddings: tf.Tensor, h_ctr: tf.Tensor,
+                  h_cvr: tf.Tensor, training=None) -> tf.Tensor:
+    """tau `[batch]` from embeddings `[batch, e]` or towers `[batch, d]` x2."""
+    return self.relatedness(self.relatedness_input(embeddings, h_ctr, h_cvr),
+                            training=training)
+
+  def relatedness_logit(self, embeddings, h_ctr, h_cvr, training=None):
+    """f(x) `[batch]`; tau = relatedness.tau_from_logit(f)."""
+    return self.relatedness.relatedness_logit(
+        self.relatedness_input(embeddings, h_ctr, h_cvr), training=training)
 
   def call(self, embeddings, h_ctr, h_cvr, training=None):
     """Returns (u `[batch, p]`, v `[batch, p]`, tau `[batch]`), float32."""

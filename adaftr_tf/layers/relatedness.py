@@ -122,7 +122,11 @@ class RelatednessNetwork(tf_keras.layers.Layer):
   def call(self, x, training=None):
     if self.mode == "fixed":
       return tf.fill(tf.shape(x)[:1], tf.constant(self._tau, tf.float32))
-    weight = tf.sigmoid(self.relatedness_logit(x, training=training))
+    return self.tau_from_logit(self.relatedness_logit(x, training=training))
+
+  def tau_from_logit(self, logit):
+    """tau = tau_min + (tau_max - tau_min) * sigmoid(logit), `[batch]`."""
+    weight = tf.sigmoid(tf.cast(logit, tf.float32))
     tau = self.tau_min + (self.tau_max - self.tau_min) * weight
     # float32 rounding could step just outside the range at saturation.
     return tf.clip_by_value(tau, self.tau_min, self.tau_max)

@@ -1,5 +1,7 @@
 """Pure loss functions of adaftr-tf (per-example, float32)."""
 
+from adaftr_tf.losses.agreement import per_example_cosine
+from adaftr_tf.losses.agreement import relatedness_regression_loss
 from adaftr_tf.losses.info_nce import info_nce
 from adaftr_tf.losses.info_nce import random_negative_indices
 from adaftr_tf.losses.info_nce import random_negative_info_nce
@@ -13,6 +15,8 @@ from adaftr_tf.losses.multitask import ctcvr_logit
 from adaftr_tf.losses.multitask import esmm_loss
 
 __all__ = [
+    "per_example_cosine",
+    "relatedness_regression_loss",
     "behavioural_calibration",
     "conditional_cvr_logit",
     "info_nce",
