@@ -9,6 +9,7 @@ INSTALL_REQUIRES = [
     "tensorflow-recommenders==0.7.7",
     "tensorflow-datasets==4.9.10",
     "tensorboard==2.21.0",
+    "tensorflow-serving-api==2.21.0",
     "absl-py==2.5.1",
     "numpy>=1.26,<3",
     "matplotlib==3.11.2",  # benchmark plots

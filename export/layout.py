@@ -74,12 +74,11 @@ def read_metrics(saved_model_dir: str) -> dict | None:
     return json.load(f)
 
 
-def write_extra(saved_model_dir: str, files: dict[str, str | bytes]) -> None:
-  """Writes name -> text (or bytes) into the SavedModel's assets.extra."""
+def write_extra(saved_model_dir: str, files: dict[str, str]) -> None:
+  """Writes name -> text into the SavedModel's assets.extra."""
   tf.io.gfile.makedirs(os.path.join(saved_model_dir, ASSETS_EXTRA))
   for name, content in files.items():
-    mode = "wb" if isinstance(content, bytes) else "w"
-    with tf.io.gfile.GFile(extra_path(saved_model_dir, name), mode) as f:
+    with tf.io.gfile.GFile(extra_path(saved_model_dir, name), "w") as f:
       f.write(content)
 
 

@@ -6,18 +6,26 @@ Signatures:
   predict_features  one raw tensor [None] per feature (int64 ids, float32
                     values; the form of TF Serving's REST `instances`/`inputs`)
                     -> the same outputs
-A feature missing from a tf.Example takes its schema default (a missing
-categorical id lands in the out-of-vocabulary row).
+Preprocessing is inside the graph (the model's FeatureEncoder), so clients
+send raw values:
+  * an unseen categorical id goes to the field's out-of-vocabulary row
+    (identity/vocabulary encodings; hashed fields hash every id),
+  * a feature missing from a tf.Example takes its schema default (a missing
+    categorical id lands in the out-of-vocabulary row, a missing numerical
+    value is the schema's `default`); `predict_features` needs every input,
+  * a record of the wrong type (e.g. a float_list where an int64 id is
+    expected, two values for a single-valued feature, bytes that are not a
+    tf.Example) fails that request with InvalidArgumentError naming the
+    feature (TF Serving answers it with an error status and keeps serving).
 """
 
 from __future__ import annotations
-
-import os
 
 import adaftr_tf  # noqa: F401
 import tensorflow as tf
 
 from adaftr_tf import features as F
+from export import layout
 
 EXAMPLES_INPUT = "examples"
 SIGNATURE_EXAMPLES = "serving_default"
@@ -46,7 +54,18 @@ class ServingModule(tf.Module):
     return self._predict(tf.io.parse_example(examples, self._parse_spec))
 
   def _serve_features(self, **features):
-    return self._predict(features)
+    # Inputs of different lengths would otherwise broadcast or fail deep in
+    # the model; name the offending feature instead.
+    first = self._schema.feature_names[0]
+    size = tf.size(features[first])
+    checks = [tf.debugging.assert_equal(
+        tf.size(features[name]), size,
+        message=f"predict_features: input {name} has a different number of "
+                f"values than input {first}; every input needs one value per "
+                "record")
+              for name in self._schema.feature_names[1:]]
+    with tf.control_dependencies(checks):
+      return self._predict({k: tf.identity(v) for k, v in features.items()})
 
   def signatures(self) -> dict:
     examples_fn = tf.function(self._serve_examples).get_concrete_function(
@@ -61,9 +80,5 @@ def save(model, schema: F.FeatureSchema, path: str, include_tau: bool = False,
   """Writes a SavedModel at `path`; `assets` (name -> text) go to assets.extra."""
   module = ServingModule(model, schema, include_tau)
   tf.saved_model.save(module, path, signatures=module.signatures())
-  extra = os.path.join(path, "assets.extra")
-  for name, text in (assets or {}).items():
-    tf.io.gfile.makedirs(extra)
-    with tf.io.gfile.GFile(os.path.join(extra, name), "w") as f:
-      f.write(text)
+  layout.write_extra(path, assets or {})
   return path
