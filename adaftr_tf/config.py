@@ -454,7 +454,7 @@ def _tiny() -> Config:
       loss=LossConfig(projection_dim=8, projection_hidden=8,
                       relatedness_units=(8,)),
       train=TrainConfig(batch_size=128, eval_batch_size=512, epochs=1,
-                        steps_per_execution=4))
+                        learning_rate=0.01, steps_per_execution=4))
 
 
 def _bench() -> Config:
@@ -475,6 +475,30 @@ def _bench() -> Config:
       train=TrainConfig(epochs=2))
 
 
+def _aliexpress() -> Config:
+  """AliExpress (one country, ~10-30M impressions): converted data only."""
+  return Config(
+      data=DataConfig(source="files", shuffle_buffer=200_000),
+      model=ModelConfig(embedding_dim=16, num_experts=8,
+                        expert_units=(256, 128), tower_units=(64, 32),
+                        dropout=0.2),
+      loss=LossConfig(contrastive_weight=0.1),
+      train=TrainConfig(batch_size=2048, eval_batch_size=16384, epochs=10,
+                        learning_rate=0.001, early_stopping_patience=2))
+
+
+def _aliccp() -> Config:
+  """Ali-CCP (~38M train impressions, long behaviour lists): converted data."""
+  return Config(
+      data=DataConfig(source="files", shuffle_buffer=200_000),
+      model=ModelConfig(embedding_dim=16, num_experts=4,
+                        expert_units=(256, 128), tower_units=(128, 64),
+                        dropout=0.1, embedding_l2=1e-6),
+      loss=LossConfig(contrastive_weight=0.1),
+      train=TrainConfig(batch_size=2048, eval_batch_size=16384, epochs=5,
+                        learning_rate=0.001, early_stopping_patience=1))
+
+
 PRESETS = {
     # The default synthetic run of `make demo`: a few minutes on 2 CPU cores.
     "demo": Config,
@@ -482,6 +506,8 @@ PRESETS = {
     "demo_mmoe": lambda: Config(model=ModelConfig(name="multitask")),
     "tiny": _tiny,
     "bench": _bench,
+    "aliexpress": _aliexpress,
+    "aliccp": _aliccp,
 }
 
 

@@ -6,7 +6,9 @@ synthetic generator and the serving signatures (`serving_spec`). It is stored
 as `schema.json` next to every converted or generated dataset.
 
 Records are `tf.train.Example`s holding raw values:
-  * categorical feature  -> int64 id (raw; mapped to an embedding row in-graph),
+  * categorical feature  -> int64 id (raw; mapped to an embedding row in-graph);
+    a `multivalent` one holds a variable-length int64 list (possibly empty),
+    parsed as a ragged `[batch, None]` tensor and pooled into one embedding,
   * numerical feature    -> float32 value (raw; normalised in-graph),
   * labels `click`, `conversion` -> int64 0/1 (conversion = click-and-purchase
     on the same impression),
@@ -65,7 +67,7 @@ def _is_number(value) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class CategoricalFeature:
-  """A single-valued categorical field stored as a raw int64 id.
+  """A categorical field stored as raw int64 id(s).
 
   Attributes:
     name: feature key in the records.
@@ -77,7 +79,11 @@ class CategoricalFeature:
       `vocab_size` buckets; nothing is OOV except the missing-value default).
     vocabulary: the raw ids, for `encoding="vocabulary"`.
     default: raw id used when the feature is missing from a record; -1 is
-      outside every identity vocabulary, so a missing id lands in OOV.
+      outside every identity vocabulary, so a missing id lands in OOV. For a
+      multivalent field it is the padding value of dense `[batch, n]` inputs.
+    multivalent: the record holds a list of ids per row (e.g. Ali-CCP's
+      behaviour fields); its rows are pooled into one embedding and an empty
+      list reads the OOV row.
   """
 
   name: str
@@ -85,6 +91,7 @@ class CategoricalFeature:
   encoding: str = "identity"
   vocabulary: tuple[int, ...] = ()
   default: int = -1
+  multivalent: bool = False
 
   @property
   def num_embeddings(self) -> int:
@@ -104,6 +111,9 @@ class CategoricalFeature:
       raise ValueError(f"categorical feature {self.name!r}: vocab_size and "
                        f"default must be ints, got {self.vocab_size!r} and "
                        f"{self.default!r}")
+    if not isinstance(self.multivalent, bool):
+      raise ValueError(f"categorical feature {self.name!r}: multivalent must "
+                       f"be a bool, got {self.multivalent!r}")
     if not all(_is_int(v) for v in self.vocabulary):
       raise ValueError(f"categorical feature {self.name!r}: vocabulary ids "
                        "must be ints")
@@ -179,13 +189,25 @@ class FeatureSchema:
     return tuple(f.name for f in (*self.categorical, *self.numerical))
 
   @property
+  def has_multivalent(self) -> bool:
+    """Whether any categorical field holds a list of ids per row."""
+    return any(f.multivalent for f in self.categorical)
+
+  @property
   def categorical_sizes(self) -> tuple[int, ...]:
     """Embedding rows per categorical field (vocabulary + OOV bucket)."""
     return tuple(f.num_embeddings for f in self.categorical)
 
-  def feature_spec(self) -> dict[str, tf.io.FixedLenFeature]:
-    """Parse spec of the input features; every one has a default."""
-    spec = {f.name: tf.io.FixedLenFeature([], tf.int64, default_value=f.default)
+  def feature_spec(self) -> dict[str, Any]:
+    """Parse spec of the input features; every one has a default.
+
+    Single-valued fields parse to `[batch]` (FixedLenFeature with a default);
+    multivalent ones to a ragged `[batch, None]` int64 (RaggedFeature: a
+    missing list is an empty row).
+    """
+    spec = {f.name: (tf.io.RaggedFeature(tf.int64, row_splits_dtype=tf.int64)
+                     if f.multivalent else
+                     tf.io.FixedLenFeature([], tf.int64, default_value=f.default))
             for f in self.categorical}
     spec.update({f.name: tf.io.FixedLenFeature([], tf.float32,
                                                default_value=f.default)
@@ -193,7 +215,7 @@ class FeatureSchema:
     return spec
 
   def parse_spec(self, with_labels: bool = True,
-                 with_oracle: bool = False) -> dict[str, tf.io.FixedLenFeature]:
+                 with_oracle: bool = False) -> dict[str, Any]:
     """Spec for `tf.io.parse_example`: features, labels (required), oracle."""
     spec = self.feature_spec()
     if with_labels:
@@ -203,12 +225,37 @@ class FeatureSchema:
     return spec
 
   def serving_spec(self) -> dict[str, tf.TensorSpec]:
-    """One raw tensor per feature, `[None]`, as TF Serving's REST API sends."""
-    spec = {f.name: tf.TensorSpec([None], tf.int64, name=f.name)
+    """One raw tensor per feature, `[None]`, as TF Serving's REST API sends.
+
+    A multivalent field is `[None, None]` int64, each row right-padded with
+    the field's `default` (signatures take no ragged tensors).
+    """
+    spec = {f.name: tf.TensorSpec([None, None] if f.multivalent else [None],
+                                  tf.int64, name=f.name)
             for f in self.categorical}
     spec.update({f.name: tf.TensorSpec([None], tf.float32, name=f.name)
                  for f in self.numerical})
     return spec
+
+  def serving_inputs(self, parsed: Mapping[str, Any]) -> dict[str, tf.Tensor]:
+    """Parsed features -> the dense tensors `serving_spec` describes.
+
+    Multivalent (ragged) fields are right-padded with their `default`;
+    other fields pass through.
+    """
+    out = {}
+    for name in self.feature_names:
+      value = parsed[name]
+      if isinstance(value, tf.RaggedTensor):
+        default = self.serving_defaults[name]
+        value = value.to_tensor(default_value=tf.cast(default, value.dtype))
+      out[name] = value
+    return out
+
+  @property
+  def serving_defaults(self) -> dict[str, Any]:
+    """Feature name -> its default raw value."""
+    return {f.name: f.default for f in (*self.categorical, *self.numerical)}
 
   def split_parsed(self, parsed: Mapping[str, tf.Tensor]):
     """Splits a parsed batch into (features, labels, oracle) dicts.

@@ -23,10 +23,16 @@ class FeatureEncoder(tf_keras.layers.Layer):
 
   Call:
     features: dict name -> raw `[batch]` tensor (int64 ids, float32 values).
+      A multivalent field takes a ragged `[batch, None]` tensor (as parsed), a
+      `tf.SparseTensor`, a dense `[batch, n]` tensor right-padded with the
+      field's `default` (serving), or `[batch]` (one id per row).
 
   Returns:
     categorical: `[batch, n_categorical]` int32 embedding rows; unknown ids map
-      to each field's OOV row (`vocab_size`).
+      to each field's OOV row (`vocab_size`). When the schema has a
+      multivalent field: a `tf.RaggedTensor` `[batch, n_categorical, None]`
+      int32 instead (single-valued fields hold one row each; an empty list
+      holds the OOV row), which `FieldEmbedding` pools.
     numerical: `[batch, n_numerical]` float32, `(x - mean) / std`.
   """
 
@@ -58,12 +64,67 @@ class FeatureEncoder(tf_keras.layers.Layer):
                                             feature.vocab_size)
     return tf.where(raw == feature.default, oov, hashed)
 
+  def _ragged_rows(self, feature: F.CategoricalFeature, raw) -> tf.RaggedTensor:
+    """Multivalent raw ids -> ragged `[batch, None]` int64 rows (may be empty)."""
+    if isinstance(raw, tf.SparseTensor):
+      raw = tf.RaggedTensor.from_sparse(raw)
+    elif not isinstance(raw, tf.RaggedTensor):
+      raw = tf.convert_to_tensor(raw)
+      if raw.shape.rank == 1:
+        raw = raw[:, None]
+      raw = tf.RaggedTensor.from_tensor(
+          raw, padding=tf.cast(feature.default, raw.dtype))
+    raw = raw.with_row_splits_dtype(tf.int64)
+    return raw.with_flat_values(self._rows(feature, raw.flat_values))
+
+  @tf.autograph.experimental.do_not_convert
+  def _categorical_ragged(self, features) -> tf.RaggedTensor:
+    """`[batch, n_categorical, None]` int32 rows when some field is multivalent.
+
+    Built with one permutation rather than `tf.stack` of ragged tensors (whose
+    graph is ~100x larger): every id gets its example-major position
+    `start[b, f] + rank in its list`; an empty list gets the OOV row.
+    """
+    fields = self.schema.categorical
+    parts = []  # per field: (ids [n_f], example of each id [n_f], lengths [B])
+    for feature in fields:
+      raw = features[feature.name]
+      if feature.multivalent:
+        rows = self._ragged_rows(feature, raw)
+        lengths = rows.row_lengths()
+        empty = tf.where(tf.equal(lengths, 0))[:, 0]
+        ids = tf.concat([rows.values, tf.fill(
+            tf.shape(empty), tf.constant(feature.oov_index, tf.int64))], 0)
+        owner = tf.concat([rows.value_rowids(), empty], 0)
+        rank = tf.concat([tf.range(tf.size(rows.values, out_type=tf.int64))
+                          - tf.gather(rows.row_starts(), rows.value_rowids()),
+                          tf.zeros_like(empty)], 0)
+        parts.append((ids, owner, rank, tf.maximum(lengths, 1)))
+      else:
+        ids = self._rows(feature, tf.reshape(raw, [-1]))
+        owner = tf.range(tf.size(ids, out_type=tf.int64))
+        parts.append((ids, owner, tf.zeros_like(owner), tf.ones_like(owner)))
+    lengths = tf.stack([p[3] for p in parts], axis=1)  # [B, F]
+    flat_lengths = tf.reshape(lengths, [-1])
+    starts = tf.reshape(tf.cumsum(flat_lengths, exclusive=True),
+                        tf.shape(lengths))
+    positions = tf.concat([tf.gather(starts[:, f], owner) + rank
+                           for f, (_, owner, rank, _) in enumerate(parts)], 0)
+    values = tf.gather(tf.concat([p[0] for p in parts], 0),
+                       tf.math.invert_permutation(positions))
+    lists = tf.RaggedTensor.from_row_lengths(tf.cast(values, tf.int32),
+                                             flat_lengths, validate=False)
+    return tf.RaggedTensor.from_uniform_row_length(lists, len(fields),
+                                                   validate=False)
+
   def call(self, features: Mapping[str, tf.Tensor]):
     missing = [n for n in self.schema.feature_names if n not in features]
     if missing:
       raise ValueError(f"features missing from the model input: {missing}")
-    batch = tf.shape(features[self.schema.feature_names[0]])[0]
-    if self.schema.categorical:
+    batch = _batch_size(features[self.schema.feature_names[0]])
+    if self.schema.has_multivalent:
+      categorical = self._categorical_ragged(features)
+    elif self.schema.categorical:
       categorical = tf.stack(
           [self._rows(f, tf.reshape(features[f.name], [-1]))
            for f in self.schema.categorical], axis=1)
@@ -81,3 +142,12 @@ class FeatureEncoder(tf_keras.layers.Layer):
 
   def get_config(self):
     return {**super().get_config(), "schema": self._schema_dict}
+
+
+def _batch_size(value) -> tf.Tensor:
+  """Rows of a dense, ragged or sparse input, as an int32 scalar."""
+  if isinstance(value, tf.RaggedTensor):
+    return tf.cast(value.nrows(), tf.int32)
+  if isinstance(value, tf.SparseTensor):
+    return tf.cast(value.dense_shape[0], tf.int32)
+  return tf.shape(value)[0]

@@ -44,8 +44,13 @@ def feature_examples(serialized: Sequence[bytes],
 
 def parse_features(examples: Sequence[bytes],
                    schema: F.FeatureSchema) -> dict[str, np.ndarray]:
-  """Raw feature columns (`[n]` int64 / float32) of serialized tf.Examples."""
-  parsed = tf.io.parse_example(tf.constant(list(examples)), schema.feature_spec())
+  """Raw feature columns of serialized tf.Examples, as `serving_spec` shapes.
+
+  `[n]` int64 / float32, or `[n, max_len]` for multivalent fields (padded with
+  the field default).
+  """
+  parsed = schema.serving_inputs(
+      tf.io.parse_example(tf.constant(list(examples)), schema.feature_spec()))
   return {name: parsed[name].numpy() for name in schema.feature_names}
 
 

@@ -57,9 +57,10 @@ class ServingModule(tf.Module):
     # Inputs of different lengths would otherwise broadcast or fail deep in
     # the model; name the offending feature instead.
     first = self._schema.feature_names[0]
-    size = tf.size(features[first])
+    # Rows, not values: a multivalent input is [rows, max_len].
+    size = tf.shape(features[first])[0]
     checks = [tf.debugging.assert_equal(
-        tf.size(features[name]), size,
+        tf.shape(features[name])[0], size,
         message=f"predict_features: input {name} has a different number of "
                 f"values than input {first}; every input needs one value per "
                 "record")

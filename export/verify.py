@@ -77,7 +77,7 @@ def replay(loaded, logs: Sequence, model=None, schema=None,
     except (tf.errors.OpError, TypeError, ValueError) as err:
       result.problems.append(f"record {index} ({signature}): {err}")
       continue
-    rows = len(next(iter(inputs.values())).reshape(-1))
+    rows = next(iter(inputs.values())).shape[0]
     outputs = {k: v.numpy() for k, v in outputs.items()}
     result.problems.extend(_bad_outputs(index, outputs, rows))
     if model is not None:
@@ -90,16 +90,28 @@ def replay(loaded, logs: Sequence, model=None, schema=None,
   return result
 
 
+def _stack_rows(arrays: list, default) -> np.ndarray:
+  """Concatenates request columns by row; 2-D (multivalent) ones are first
+  right-padded with the field default to a common width."""
+  if arrays[0].ndim < 2:
+    return np.concatenate([a.reshape(-1) for a in arrays])
+  width = max(a.shape[1] for a in arrays)
+  return np.concatenate([
+      np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=default)
+      for a in arrays])
+
+
 def _compare(result: Replay, answered: list, model, schema,
              tolerance: float) -> None:
   """One in-memory model call on every answered record; max |difference|."""
   names = schema.feature_names
-  features = {n: tf.constant(np.concatenate([a[3][n].reshape(-1) for a in answered]))
+  features = {n: tf.constant(_stack_rows([a[3][n] for a in answered],
+                                         schema.serving_defaults[n]))
               for n in names}
   expected = {k: v.numpy() for k, v in model(features, training=False).items()}
   result.max_abs_diff, start = 0.0, 0
   for index, signature, outputs, raw in answered:
-    rows = len(raw[names[0]].reshape(-1))
+    rows = raw[names[0]].shape[0]
     for key, value in outputs.items():
       diff = float(np.max(np.abs(value - expected[key][start:start + rows]),
                           initial=0.0))

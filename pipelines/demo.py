@@ -6,8 +6,9 @@
 2. trains AdaFTR, keeping the best epoch on the validation split,
 3. evaluates on the test split (AUCs beside the oracle AUCs, log losses,
    calibration, tau statistics),
-4. exports a SavedModel, reloads it in a fresh process that imports only
-   TensorFlow, scores a few test records and compares with the in-memory model,
+4. exports a validated SavedModel with warm-up requests, reloads it in a
+   fresh process that imports only TensorFlow, scores a few test records and
+   compares with the in-memory model,
 5. prints a results table and writes `<output_dir>/results.json`.
 """
 
@@ -110,8 +111,10 @@ def run(config, output_dir: str, data_dir: str | None, verbose: int) -> dict:
       with_oracle=training._has_oracle(data_dir)))
   timings["test evaluation"] = time.time() - start
   start = time.time()
+  # Validated against the validation split, with warm-up requests.
   path = export_savedmodel.export(os.path.join(output_dir, "model"),
-                                  os.path.join(output_dir, "export"))
+                                  os.path.join(output_dir, "export"),
+                                  data_dir=data_dir)
   shard = records.list_shards(data_dir, "test")[0]
   reloaded = score_in_fresh_process(path, shard)
   expected = in_memory_scores(model, schema, shard)

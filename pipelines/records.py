@@ -10,9 +10,13 @@ synthetic log. Rows are serialised a chunk at a time instead:
     (`0A len key 12 08 | 12 06 0A 04 <4 bytes little-endian>`), so each row's
     float entries are one byte template per schema with the values copied in
     by NumPy. This is ~10x cheaper than encode_proto and floats are most fields.
+  * variable-length int fields (`RaggedColumn`, e.g. Ali-CCP's behaviour
+    lists): per field, one encode_proto over the rows with per-row sizes
+    (`sizes[i] = len(row i)`, values padded to the longest row of a bounded
+    sub-block), giving one `Features` message per row.
   * Concatenated serialisations of one message type merge (repeated fields
-    append), so Features = int part + float part; a last encode_proto wraps
-    it as Example.
+    append), so Features = int part + float part + list parts; a last
+    encode_proto wraps it as Example.
 
 The bytes parse exactly like those of `tf.train.Example.SerializeToString`
 (integers are int64, floats are rounded once to float32); tests compare both.
@@ -26,7 +30,7 @@ import functools
 import glob
 import itertools
 import os
-from typing import Mapping
+from typing import Mapping, NamedTuple, Sequence
 
 import adaftr_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
 import numpy as np
@@ -38,6 +42,90 @@ import tensorflow as tf
 CHUNK_ROWS = 20_000
 PARALLEL_CHUNKS = 2
 SHARD_SUFFIX = ".tfrecord"
+# Cells of one padded [rows, longest list] block of a variable-length field.
+RAGGED_BLOCK_CELLS = 1 << 21
+
+
+class RaggedColumn(NamedTuple):
+  """A variable-length int64 column: row i is `values[row_splits[i]:row_splits[i+1]]`.
+
+  Attributes:
+    values: [nnz] integer ids of every row, concatenated.
+    row_splits: [rows + 1] int64 offsets into `values`; starts at 0.
+  """
+
+  values: np.ndarray
+  row_splits: np.ndarray
+
+  @classmethod
+  def from_lists(cls, lists: Sequence[Sequence[int]]) -> "RaggedColumn":
+    lengths = np.fromiter((len(x) for x in lists), np.int64, len(lists))
+    values = np.fromiter((v for x in lists for v in x), np.int64,
+                         int(lengths.sum()))
+    return cls.from_lengths(values, lengths)
+
+  @classmethod
+  def from_lengths(cls, values, lengths) -> "RaggedColumn":
+    splits = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=splits[1:])
+    return cls(np.asarray(values), splits)
+
+  @property
+  def lengths(self) -> np.ndarray:
+    return np.diff(self.row_splits)
+
+  def __len__(self) -> int:  # rows, not the tuple's two fields
+    return len(self.row_splits) - 1
+
+  def rows(self, start: int, stop: int) -> "RaggedColumn":
+    """Rows [start, stop) as a new column."""
+    splits = self.row_splits[start:stop + 1]
+    return RaggedColumn(self.values[splits[0]:splits[-1]], splits - splits[0])
+
+
+@tf.function(input_signature=[
+    tf.TensorSpec([None, None], tf.int64),
+    tf.TensorSpec([None], tf.int32),
+    tf.TensorSpec([], tf.string)])
+def _encode_int_lists(padded, lengths, name):
+  """Serialises one variable-length int field as a `Features` per row.
+
+  Args:
+    padded: [rows, longest] int64 values, row i valid up to `lengths[i]`.
+    lengths: [rows] values per row (0 gives an empty Int64List).
+    name: the feature key.
+
+  Returns:
+    [rows] serialised `tf.train.Features` holding only this field.
+  """
+  rows = tf.shape(padded)[0]
+  lists = tf.io.encode_proto(lengths[:, None], [padded], ["value"],
+                             "tensorflow.Int64List")
+  features = tf.io.encode_proto(tf.ones([rows, 1], tf.int32), [lists[:, None]],
+                                ["int64_list"], "tensorflow.Feature")
+  keys = tf.fill([rows, 1], name)
+  entries = tf.io.encode_proto(tf.ones([rows, 2], tf.int32),
+                               [keys, features[:, None]], ["key", "value"],
+                               "tensorflow.Features.FeatureEntry")
+  return tf.io.encode_proto(tf.ones([rows, 1], tf.int32), [entries[:, None]],
+                            ["feature"], "tensorflow.Features")
+
+
+def _ragged_part(column: RaggedColumn, name: str) -> tf.Tensor:
+  """[rows] serialised `Features` of one RaggedColumn, in bounded blocks."""
+  lengths = column.lengths
+  longest = max(int(lengths.max(initial=0)), 1)
+  block = max(1, RAGGED_BLOCK_CELLS // longest)
+  parts = []
+  for start in range(0, max(len(column), 1), block):
+    piece = column.rows(start, min(start + block, len(column)))
+    piece_lengths = piece.lengths
+    width = max(int(piece_lengths.max(initial=0)), 1)
+    padded = np.zeros([len(piece), width], np.int64)
+    padded[np.arange(width) < piece_lengths[:, None]] = piece.values
+    parts.append(_encode_int_lists(padded, piece_lengths.astype(np.int32),
+                                   tf.constant(name)))
+  return tf.concat(parts, axis=0)
 
 
 @tf.function(input_signature=[
@@ -49,7 +137,8 @@ def _encode_examples(ints, float_part, int_names):
 
   Args:
     ints: [rows, num_int_fields] int64 values.
-    float_part: [rows] serialised `feature` map entries of the float fields.
+    float_part: [rows] serialised `feature` map entries of the float (and
+      variable-length) fields.
     int_names: [num_int_fields] keys of the int fields.
 
   Returns:
@@ -119,26 +208,46 @@ def _float_part(values: np.ndarray, names: tuple[str, ...]) -> list[bytes]:
   return [data[i:i + width] for i in range(0, len(data), width)]
 
 
+def _check_ragged(name: str, column: RaggedColumn) -> None:
+  values, splits = np.asarray(column.values), np.asarray(column.row_splits)
+  if values.ndim != 1 or values.dtype.kind not in "iu":
+    raise ValueError(f"ragged column {name!r}: values must be a 1-D integer "
+                     f"array, got dtype {values.dtype} shape {values.shape}")
+  if (splits.ndim != 1 or len(splits) < 1 or splits[0] != 0 or
+      splits[-1] != len(values) or np.any(np.diff(splits) < 0)):
+    raise ValueError(f"ragged column {name!r}: row_splits must be 1-D, start "
+                     f"at 0, never decrease and end at len(values)="
+                     f"{len(values)}")
+
+
 def _split_columns(columns: Mapping[str, np.ndarray]):
   """Validates columns and groups them by kind.
 
   Returns:
-    (int_names, float_names, rows): names per kind and the common length.
+    (int_names, float_names, ragged_names, rows): names per kind and the
+    common length.
   """
   if not columns:
     raise ValueError("write_examples needs at least one column")
-  int_names, float_names, rows = [], [], None
+  int_names, float_names, ragged_names, rows = [], [], [], None
   for name, values in columns.items():
-    values = np.asarray(values)
-    if values.ndim != 1:
-      raise ValueError(f"column {name!r} must be 1-D [rows], got shape "
-                       f"{values.shape}")
+    if isinstance(values, RaggedColumn):
+      _check_ragged(name, values)
+      length = len(values)
+    else:
+      values = np.asarray(values)
+      if values.ndim != 1:
+        raise ValueError(f"column {name!r} must be 1-D [rows], got shape "
+                         f"{values.shape}")
+      length = len(values)
     if rows is None:
-      rows = len(values)
-    elif len(values) != rows:
-      raise ValueError(f"column {name!r} has {len(values)} rows, but earlier "
+      rows = length
+    elif length != rows:
+      raise ValueError(f"column {name!r} has {length} rows, but earlier "
                        f"columns have {rows}")
-    if values.dtype.kind in "iub":
+    if isinstance(values, RaggedColumn):
+      ragged_names.append(name)
+    elif values.dtype.kind in "iub":
       if values.dtype == np.uint64 and len(values) and \
           values.max() > np.iinfo(np.int64).max:
         raise ValueError(f"column {name!r} has uint64 values beyond the int64 "
@@ -149,11 +258,11 @@ def _split_columns(columns: Mapping[str, np.ndarray]):
     else:
       raise ValueError(f"column {name!r} has unsupported dtype {values.dtype}; "
                        "valid: integer or bool (-> int64 feature), float "
-                       "(-> float32 feature)")
-  return int_names, float_names, rows
+                       "(-> float32 feature), RaggedColumn (-> int64 list)")
+  return int_names, float_names, ragged_names, rows
 
 
-def _encoded_chunks(columns, int_names, float_names, chunks):
+def _encoded_chunks(columns, int_names, float_names, ragged_names, chunks):
   """Yields the serialised Examples of each (start, stop) chunk, in order.
 
   PARALLEL_CHUNKS chunks encode in the background while the caller writes the
@@ -169,8 +278,11 @@ def _encoded_chunks(columns, int_names, float_names, chunks):
     floats = np.zeros([stop - start, 0], np.float32) if not float_names else \
         np.stack([np.asarray(columns[k][start:stop], np.float32)
                   for k in float_names], axis=1)
-    return _encode_examples(ints, _float_part(floats, float_keys),
-                            int_keys).numpy()
+    extra = _float_part(floats, float_keys)
+    if ragged_names:
+      extra = tf.strings.join([extra] + [
+          _ragged_part(columns[k].rows(start, stop), k) for k in ragged_names])
+    return _encode_examples(ints, extra, int_keys).numpy()
 
   chunks = iter(chunks)
   with concurrent.futures.ThreadPoolExecutor(PARALLEL_CHUNKS) as pool:
@@ -188,11 +300,11 @@ def _encoded_chunks(columns, int_names, float_names, chunks):
 def _write_files(columns: Mapping[str, np.ndarray],
                  plan: list[tuple[str, int, int]]) -> None:
   """Writes rows [lo, hi) of `columns` to each (path, lo, hi) of `plan`."""
-  int_names, float_names, _ = _split_columns(columns)
+  int_names, float_names, ragged_names, _ = _split_columns(columns)
   spans = [range(lo, hi, CHUNK_ROWS) for _, lo, hi in plan]
   # One stream of chunks across all files keeps both cores busy at file ends.
   encoded = _encoded_chunks(
-      columns, int_names, float_names,
+      columns, int_names, float_names, ragged_names,
       [(s, min(s + CHUNK_ROWS, hi)) for span, (_, _, hi) in zip(spans, plan)
        for s in span])
   for span, (path, _, _) in zip(spans, plan):
@@ -207,7 +319,8 @@ def write_examples(columns: Mapping[str, np.ndarray], path: str) -> int:
 
   Args:
     columns: feature name -> [rows] array; integer (and bool) columns become
-      int64 features, float columns float32 features. All of equal length.
+      int64 features, float columns float32 features, `RaggedColumn`s
+      variable-length int64 lists (possibly empty). All of equal length.
     path: output file; its directory must exist.
 
   Returns:
@@ -217,7 +330,7 @@ def write_examples(columns: Mapping[str, np.ndarray], path: str) -> int:
     ValueError: naming the column, for a length mismatch, a non-1-D array or
       an unsupported dtype.
   """
-  _, _, rows = _split_columns(columns)
+  _, _, _, rows = _split_columns(columns)
   _write_files(columns, [(path, 0, rows)])
   return rows
 
@@ -241,7 +354,7 @@ def write_sharded(columns: Mapping[str, np.ndarray], directory: str, split: str,
   """
   if num_shards < 1:
     raise ValueError(f"num_shards must be >= 1, got {num_shards}")
-  _, _, rows = _split_columns(columns)
+  _, _, _, rows = _split_columns(columns)
   os.makedirs(directory, exist_ok=True)
   bounds = np.linspace(0, rows, num_shards + 1).astype(np.int64)
   plan = [(os.path.join(directory, shard_name(split, i, num_shards)),

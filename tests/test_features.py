@@ -284,3 +284,66 @@ def test_aliexpress_like_schema_cycles_vocab_sizes():
   assert schema.feature_names == ("categorical_1", "categorical_2",
                                   "categorical_3", "categorical_4",
                                   "categorical_5", "numerical_1", "numerical_2")
+
+
+# ---------------------------------------------------------------- multivalent
+
+def _multivalent_schema():
+  return F.FeatureSchema(
+      (F.CategoricalFeature("user", 10),
+       F.CategoricalFeature("clicked", 5, "vocabulary", (7, 8, 9, 10, 11),
+                            multivalent=True)),
+      (F.NumericalFeature("price"),))
+
+
+def test_multivalent_parse_and_serving_specs():
+  schema = _multivalent_schema()
+  assert schema.has_multivalent and not _schema().has_multivalent
+  spec = schema.parse_spec()
+  assert isinstance(spec["clicked"], tf.io.RaggedFeature)
+  assert spec["clicked"].dtype == tf.int64
+  assert isinstance(spec["user"], tf.io.FixedLenFeature)
+  serving = schema.serving_spec()
+  assert serving["clicked"] == tf.TensorSpec([None, None], tf.int64,
+                                             name="clicked")
+  assert serving["user"].shape.as_list() == [None]
+
+
+def test_multivalent_record_parses_ragged_with_empty_rows():
+  def example(ids):
+    feature = {"click": tf.train.Feature(int64_list=tf.train.Int64List(value=[0])),
+               "conversion": tf.train.Feature(
+                   int64_list=tf.train.Int64List(value=[0]))}
+    if ids is not None:
+      feature["clicked"] = tf.train.Feature(
+          int64_list=tf.train.Int64List(value=ids))
+    return tf.train.Example(features=tf.train.Features(
+        feature=feature)).SerializeToString()
+  parsed = tf.io.parse_example([example([7, 9, 9]), example([]), example(None)],
+                               _multivalent_schema().parse_spec())
+  assert isinstance(parsed["clicked"], tf.RaggedTensor)
+  assert parsed["clicked"].to_list() == [[7, 9, 9], [], []]
+  assert parsed["user"].numpy().tolist() == [-1, -1, -1]
+
+
+def test_multivalent_round_trips_and_validates():
+  schema = _multivalent_schema()
+  data = json.loads(json.dumps(schema.to_dict()))
+  assert data["categorical"][1]["multivalent"] is True
+  assert F.FeatureSchema.from_dict(data) == schema
+  old = {"categorical": [{"name": "a", "vocab_size": 3}], "numerical": []}
+  assert F.FeatureSchema.from_dict(old).categorical[0].multivalent is False
+  with pytest.raises(ValueError, match="'a': multivalent must be a bool"):
+    F.FeatureSchema((F.CategoricalFeature("a", 3, multivalent=1),), ())
+
+
+def test_serving_inputs_pad_lists_with_the_default():
+  schema = _multivalent_schema()
+  parsed = {"user": tf.constant([1, 2], tf.int64),
+            "clicked": tf.ragged.constant([[7, 8], []], tf.int64),
+            "price": tf.constant([1.0, 2.0])}
+  inputs = schema.serving_inputs(parsed)
+  assert inputs["clicked"].numpy().tolist() == [[7, 8], [-1, -1]]
+  assert inputs["user"] is parsed["user"]
+  for name, spec in schema.serving_spec().items():
+    assert spec.is_compatible_with(inputs[name])

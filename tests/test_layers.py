@@ -299,3 +299,57 @@ def test_keras_serialize_round_trip():
 def test_bad_arguments_raise(make, arg):
   with pytest.raises(ValueError, match=arg):
     make()
+
+
+# ---------------------------------------------------------------- pooled lists
+
+def _ragged_ids(lists):
+  """[batch][field] id lists -> ragged [batch, n_cat, None]."""
+  inner = tf.ragged.constant([ids for example in lists for ids in example],
+                             tf.int64)
+  return tf.RaggedTensor.from_uniform_row_length(inner, len(lists[0]))
+
+
+@pytest.mark.parametrize("combiner", ["mean", "sum", "sqrtn"])
+def test_field_embedding_pools_lists_like_numpy(combiner):
+  sizes = (3, 6)
+  layer = FieldEmbedding(sizes, 1, 4, seed=3, combiner=combiner)
+  lists = [[[2], [0, 5, 5]], [[1], [4]], [[0], [1, 2]]]
+  out = layer(_ragged_ids(lists), tf.ones([3, 1])).numpy()
+  assert out.shape == (3, 3, 4)
+  table = layer.table.numpy()
+  scale = {"mean": lambda n: 1 / n, "sum": lambda n: 1.0,
+           "sqrtn": lambda n: 1 / np.sqrt(n)}[combiner]
+  for b, example in enumerate(lists):
+    for f, ids in enumerate(example):
+      rows = table[np.asarray(ids) + sum(sizes[:f])]
+      np.testing.assert_allclose(out[b, f], rows.sum(0) * scale(len(ids)),
+                                 rtol=1e-6)
+
+
+def test_field_embedding_ragged_matches_dense_for_single_ids():
+  layer = FieldEmbedding((4, 5), 0, 3, seed=2)
+  ids = np.array([[0, 4], [3, 1]])
+  dense = layer(tf.constant(ids)).numpy()
+  ragged = layer(_ragged_ids([[[0], [4]], [[3], [1]]])).numpy()
+  np.testing.assert_allclose(ragged, dense, rtol=1e-6)
+
+
+def test_field_embedding_pooled_gradient_sparse_and_l2_on_gathered_rows():
+  layer = FieldEmbedding((10, 10), 0, 2, l2=0.5, seed=0)
+  ids = _ragged_ids([[[1], [2, 3]], [[1], [4]]])
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(layer(ids))
+  grad = tape.gradient(loss, layer.table)
+  assert isinstance(grad, tf.IndexedSlices)
+  assert sorted(grad.indices.numpy().tolist()) == [1, 1, 12, 13, 14]
+  table = layer.table.numpy()
+  expected = 0.5 * sum(np.sum(table[i] ** 2) for i in (1, 12, 13, 1, 14)) / 2
+  np.testing.assert_allclose(layer.losses[-1], expected, rtol=1e-6)
+
+
+def test_field_embedding_combiner_config_and_validation():
+  layer = FieldEmbedding((4,), 0, 2, combiner="sum")
+  assert FieldEmbedding.from_config(layer.get_config()).combiner == "sum"
+  with pytest.raises(ValueError, match="combiner='max'.*mean"):
+    FieldEmbedding((4,), 0, 2, combiner="max")

@@ -192,3 +192,77 @@ def test_saved_model_round_trip(tmp_path):
                              expected["numerical"].numpy())
   # The vocabulary table travelled with the SavedModel.
   assert outputs["categorical"][:, 1].numpy().tolist() == [0, 2, 3, 4, 4, 1]
+
+
+# ---------------------------------------------------------------- multivalent
+
+def _multivalent_encoder():
+  schema = F.FeatureSchema(
+      (F.CategoricalFeature("ident", 5),
+       F.CategoricalFeature("tags", 3, "vocabulary", (10, 20, 30),
+                            multivalent=True),
+       F.CategoricalFeature("hashed", 4, "hash", multivalent=True)),
+      (F.NumericalFeature("price", mean=1.0, std=2.0),))
+  return schema, FeatureEncoder(schema.to_dict())
+
+
+def _multivalent_batch(tags):
+  return {"ident": tf.constant([0, 7, 2], tf.int64), "tags": tags,
+          "hashed": tf.ragged.constant([[1, 2], [], [5]], tf.int64),
+          "price": tf.constant([1.0, 3.0, 5.0])}
+
+
+def test_multivalent_rows_ragged_example_major_with_oov():
+  _, encoder = _multivalent_encoder()
+  tags = tf.ragged.constant([[10, 30, 99], [], [20]], tf.int64)
+  categorical, numerical = encoder(_multivalent_batch(tags))
+  assert isinstance(categorical, tf.RaggedTensor)
+  assert categorical.dtype == tf.int32
+  rows = categorical.to_list()
+  assert [r[0] for r in rows] == [[0], [5], [2]]  # single-valued: one row
+  assert [r[1] for r in rows] == [[0, 2, 3], [3], [1]]  # 99 and empty -> OOV
+  assert rows[1][2] == [4]  # an empty hashed list -> OOV
+  assert all(0 <= v < 4 for v in rows[0][2] + rows[2][2])
+  np.testing.assert_allclose(numerical.numpy(), [[0.0], [1.0], [2.0]])
+
+
+def test_multivalent_dense_sparse_and_1d_inputs_agree():
+  _, encoder = _multivalent_encoder()
+  ragged = tf.ragged.constant([[10, 30], [], [20]], tf.int64)
+  expected = encoder(_multivalent_batch(ragged))[0].to_list()
+  dense = tf.constant([[10, 30], [-1, -1], [20, -1]], tf.int64)  # -1 pads
+  assert encoder(_multivalent_batch(dense))[0].to_list() == expected
+  sparse = ragged.to_sparse()
+  assert encoder(_multivalent_batch(sparse))[0].to_list() == expected
+  one = encoder(_multivalent_batch(tf.constant([10, -1, 20], tf.int64)))
+  assert [r[1] for r in one[0].to_list()] == [[0], [3], [1]]
+
+
+class _RaggedWrapper(tf.Module):
+  """Serves the encoder's ragged output as flat tensors."""
+
+  def __init__(self, encoder, schema):
+    super().__init__()
+    self.encoder = encoder
+    self.serve = tf.function(self._serve,
+                             input_signature=[schema.serving_spec()])
+
+  def _serve(self, features):
+    categorical, numerical = self.encoder(features)
+    return {"values": categorical.flat_values,
+            "lengths": categorical.values.row_lengths(),
+            "numerical": numerical}
+
+
+def test_multivalent_serving_signature_saved_model(tmp_path):
+  schema, encoder = _multivalent_encoder()
+  module = _RaggedWrapper(encoder, schema)
+  batch = _multivalent_batch(tf.constant([[10, 30], [-1, -1], [20, -1]],
+                                         tf.int64))
+  batch["hashed"] = tf.constant([[1, 2], [-1, -1], [5, -1]], tf.int64)
+  expected = module.serve(batch)
+  path = str(tmp_path / "m")
+  tf.saved_model.save(module, path)
+  outputs = tf.saved_model.load(path).serve(batch)
+  for key in expected:
+    np.testing.assert_array_equal(outputs[key].numpy(), expected[key].numpy())

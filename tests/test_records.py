@@ -138,3 +138,42 @@ def test_list_shards_missing_raises(tmp_path):
     records.list_shards(str(tmp_path), "valid")
   with pytest.raises(FileNotFoundError, match="nowhere"):
     records.list_shards(str(tmp_path / "nowhere"), "train")
+
+
+def test_ragged_columns_round_trip(tmp_path, monkeypatch):
+  monkeypatch.setattr(records, "RAGGED_BLOCK_CELLS", 50)  # several blocks
+  monkeypatch.setattr(records, "CHUNK_ROWS", 7)
+  rng = np.random.default_rng(1)
+  lists = [list(rng.integers(-2**40, 2**40, rng.integers(0, 30)))
+           for _ in range(40)]
+  columns = {"ids": records.RaggedColumn.from_lists(lists),
+             "empty": records.RaggedColumn.from_lists([[]] * 40),
+             "i": np.arange(40), "f": np.linspace(0, 1, 40)}
+  path = str(tmp_path / "x.tfrecord")
+  assert records.write_examples(columns, path) == 40
+  serialized = [r.numpy() for r in tf.data.TFRecordDataset(path)]
+  parsed = tf.io.parse_example(serialized, {
+      "ids": tf.io.RaggedFeature(tf.int64), "empty": tf.io.RaggedFeature(
+          tf.int64), "i": tf.io.FixedLenFeature([], tf.int64),
+      "f": tf.io.FixedLenFeature([], tf.float32)})
+  assert parsed["ids"].to_list() == [[int(v) for v in x] for x in lists]
+  assert parsed["empty"].to_list() == [[]] * 40
+  np.testing.assert_array_equal(parsed["i"].numpy(), np.arange(40))
+  example = tf.train.Example.FromString(serialized[3])
+  assert list(example.features.feature["ids"].int64_list.value) == lists[3]
+
+
+def test_ragged_column_slicing_and_validation(tmp_path):
+  column = records.RaggedColumn.from_lists([[1, 2], [], [3]])
+  assert len(column) == 3 and column.lengths.tolist() == [2, 0, 1]
+  assert column.rows(1, 3).values.tolist() == [3]
+  assert column.rows(1, 3).row_splits.tolist() == [0, 0, 1]
+  bad = records.RaggedColumn(np.array([1, 2]), np.array([0, 3]))
+  with pytest.raises(ValueError, match="ragged column 'x': row_splits"):
+    records.write_examples({"x": bad}, str(tmp_path / "x.tfrecord"))
+  floats = records.RaggedColumn(np.array([1.5]), np.array([0, 1]))
+  with pytest.raises(ValueError, match="'x': values must be a 1-D integer"):
+    records.write_examples({"x": floats}, str(tmp_path / "x.tfrecord"))
+  with pytest.raises(ValueError, match="'y' has 2 rows"):
+    records.write_examples({"x": column, "y": np.arange(2)},
+                           str(tmp_path / "x.tfrecord"))

@@ -10,6 +10,8 @@ from adaftr_tf.layers.mlp import validate_positive_int
 from adaftr_tf.layers.mlp import validate_seed
 from adaftr_tf.layers.mlp import validate_units
 
+COMBINERS = ("mean", "sum", "sqrtn")
+
 
 @tf_keras.utils.register_keras_serializable(package="adaftr_tf")
 class FieldEmbedding(tf_keras.layers.Layer):
@@ -20,6 +22,12 @@ class FieldEmbedding(tf_keras.layers.Layer):
   gather (one sparse gradient, one kernel launch) rather than one per field.
   Numerical field f with value x becomes `x * W[f] + b[f]`.
 
+  Multivalent fields (a list of ids per row) arrive as a ragged
+  `[batch, n_cat, None]` id tensor: all ids of the batch, every field, are
+  still ONE gather; the rows of each (example, field) list are then pooled
+  with `combiner` (`mean`: sum / n, `sum`, `sqrtn`: sum / sqrt(n)) into that
+  field's slot. Dense `[batch, n_cat]` ids take the plain single-gather path.
+
   Regularisation (when `l2 > 0`) is `l2 * sum(rows_gathered ** 2) / batch`,
   added with `add_loss`: penalising the whole table every step would shrink
   rows of ids absent from the batch and cost O(table) per step.
@@ -27,7 +35,8 @@ class FieldEmbedding(tf_keras.layers.Layer):
   Call:
     categorical: [batch, n_cat] int32/int64 ids, field f in
       [0, categorical_sizes[f]) (out-of-vocabulary already mapped by the
-      caller). May be None when n_cat == 0.
+      caller), or a `tf.RaggedTensor` [batch, n_cat, None] of such ids with
+      at least one id per list. May be None when n_cat == 0.
     numerical: [batch, n_num] float. May be None when n_num == 0.
 
   Returns:
@@ -35,7 +44,7 @@ class FieldEmbedding(tf_keras.layers.Layer):
   """
 
   def __init__(self, categorical_sizes, num_numerical, embedding_dim, l2=0.0,
-               seed=0, **kwargs):
+               seed=0, combiner="mean", **kwargs):
     """Creates the embedding layer.
 
     Args:
@@ -45,6 +54,7 @@ class FieldEmbedding(tf_keras.layers.Layer):
       embedding_dim: width of every field embedding, >= 1.
       l2: weight of the batch-row L2 penalty, >= 0.
       seed: int seed of the table and numerical weights.
+      combiner: pooling of a ragged field's rows; one of COMBINERS.
       **kwargs: standard Layer arguments.
 
     Raises:
@@ -65,6 +75,10 @@ class FieldEmbedding(tf_keras.layers.Layer):
     self.embedding_dim = validate_positive_int("embedding_dim", embedding_dim)
     self.l2 = validate_non_negative("l2", l2)
     self.seed = validate_seed(seed)
+    if combiner not in COMBINERS:
+      raise ValueError(f"combiner={combiner!r} is not valid; choose one of "
+                       f"{COMBINERS}")
+    self.combiner = combiner
     self._offsets = np.concatenate(
         [[0], np.cumsum(self.categorical_sizes[:-1], dtype=np.int64)]
     ).astype(np.int64) if self.categorical_sizes else np.zeros([0], np.int64)
@@ -95,20 +109,45 @@ class FieldEmbedding(tf_keras.layers.Layer):
           initializer="zeros", dtype=self.dtype)
     super().build(input_shape)
 
+  @tf.autograph.experimental.do_not_convert
+  def _pooled(self, ids: tf.RaggedTensor):
+    """Ragged [batch, n_cat, None] ids -> (pooled [batch, n_cat, dim], rows)."""
+    n_cat = len(self.categorical_sizes)
+    lists = ids.values  # [batch * n_cat, None], example-major
+    segments = lists.value_rowids()  # [nnz] = example * n_cat + field
+    flat = tf.cast(lists.values, tf.int64) + tf.gather(
+        tf.constant(self._offsets), segments % n_cat)
+    rows = tf.gather(self.table, flat)  # [nnz, dim], the one gather
+    num_lists = lists.nrows()
+    pooled = tf.math.unsorted_segment_sum(rows, segments, num_lists)
+    if self.combiner != "sum":
+      count = tf.cast(tf.maximum(lists.row_lengths(), 1), rows.dtype)[:, None]
+      pooled /= count if self.combiner == "mean" else tf.sqrt(count)
+    return tf.reshape(pooled, [-1, n_cat, self.embedding_dim]), rows
+
   def call(self, categorical, numerical=None):
     parts = []
     if self.categorical_sizes:
-      ids = tf.convert_to_tensor(categorical)
-      if not ids.dtype.is_integer:
-        raise ValueError("categorical ids must be int32/int64, got "
-                         f"{ids.dtype}")
-      ids = tf.cast(ids, tf.int64) + tf.constant(self._offsets)
-      rows = tf.gather(self.table, ids)  # [batch, n_cat, dim]
-      if self.l2 > 0:
+      if isinstance(categorical, tf.RaggedTensor):
+        if not categorical.dtype.is_integer:
+          raise ValueError("categorical ids must be int32/int64, got "
+                           f"{categorical.dtype}")
+        embedded, rows = self._pooled(categorical)
+        batch = tf.cast(categorical.nrows(), rows.dtype)
+      else:
+        ids = tf.convert_to_tensor(categorical)
+        if not ids.dtype.is_integer:
+          raise ValueError("categorical ids must be int32/int64, got "
+                           f"{ids.dtype}")
+        ids = tf.cast(ids, tf.int64) + tf.constant(self._offsets)
+        # embedding_lookup (= gather for one variable) also reads a table
+        # sharded across parameter servers (ShardedVariable).
+        rows = embedded = tf.nn.embedding_lookup(self.table, ids)
         batch = tf.cast(tf.shape(rows)[0], rows.dtype)
+      if self.l2 > 0:
         self.add_loss(self.l2 * tf.reduce_sum(tf.square(rows)) /
                       tf.maximum(batch, 1.0))
-      parts.append(tf.cast(rows, self.compute_dtype))
+      parts.append(tf.cast(embedded, self.compute_dtype))
     if self.num_numerical:
       if numerical is None:
         raise ValueError(f"numerical must be a [batch, {self.num_numerical}] "
@@ -123,5 +162,6 @@ class FieldEmbedding(tf_keras.layers.Layer):
     config = super().get_config()
     config.update(categorical_sizes=list(self.categorical_sizes),
                   num_numerical=self.num_numerical,
-                  embedding_dim=self.embedding_dim, l2=self.l2, seed=self.seed)
+                  embedding_dim=self.embedding_dim, l2=self.l2, seed=self.seed,
+                  combiner=self.combiner)
     return config

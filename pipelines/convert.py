@@ -1,0 +1,75 @@
+"""Convert a public dataset to TFRecord shards for training.
+
+  python -m pipelines.convert --format=FORMAT --input=PATH --output_dir=DIR \\
+      [--skip_bad_rows] [--valid_fraction=0.1] [--min_count=1] ...
+
+FORMAT: aliexpress_csv, aliexpress_raw, aliccp_raw, aliccp_csv, aliccp_text
+(see pipelines/formats/<FORMAT>.py for each layout and what PATH may be).
+Writes `{train,valid,test}-*-of-*.tfrecord`, `schema.json` (features,
+vocabularies, normalisation; fitted on the train split only) and
+`data_report.json` (also printed). Then:
+  python -m pipelines.train --preset=tiny --data_dir=DIR --model_dir=RUN
+"""
+
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+FORMATS = ("aliexpress_csv", "aliexpress_raw", "aliccp_raw", "aliccp_csv",
+           "aliccp_text")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("format", None, FORMATS, "Input file layout.")
+flags.DEFINE_string("input", None, "Input file or folder.")
+flags.DEFINE_string("output_dir", None, "Output folder (must not exist or be "
+                    "empty, unless --overwrite).")
+flags.DEFINE_bool("skip_bad_rows", False, "Skip and count malformed rows "
+                  "instead of stopping at the first.")
+flags.DEFINE_bool("keep_conversions_without_click", False, "Keep rows with a "
+                  "conversion but no click (dropped and counted by default).")
+flags.DEFINE_float("valid_fraction", 0.1, "Share of the train rows, taken "
+                   "from the END of the train files, that forms the valid "
+                   "split.")
+flags.DEFINE_integer("min_count", 1, "Ids seen fewer times in train are "
+                     "out of vocabulary.")
+flags.DEFINE_integer("max_vocab_size", 0, "Most frequent ids kept per field "
+                     "(0: all that pass --min_count).")
+flags.DEFINE_integer("hash_buckets", 0, "Hash ids into this many buckets per "
+                     "field instead of fitting vocabularies (0: vocabularies).")
+flags.DEFINE_integer("shard_rows", 500_000, "Rows per output shard at most.")
+flags.DEFINE_integer("buffer_values", 20_000_000, "Values buffered before a "
+                     "shard is written (bounds memory for long lists).")
+flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir.")
+flags.DEFINE_bool("progress", True, "Show the progress line on stderr.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  for name in ("format", "input", "output_dir"):
+    if not getattr(FLAGS, name):
+      raise app.UsageError(f"--{name} is required")
+  from pipelines.formats import base  # heavy imports after the flags
+  from pipelines.formats import conversion
+  options = conversion.Options(
+      skip_bad_rows=FLAGS.skip_bad_rows,
+      keep_conversions_without_click=FLAGS.keep_conversions_without_click,
+      valid_fraction=FLAGS.valid_fraction, min_count=FLAGS.min_count,
+      max_vocab_size=FLAGS.max_vocab_size, hash_buckets=FLAGS.hash_buckets,
+      shard_rows=FLAGS.shard_rows, buffer_values=FLAGS.buffer_values,
+      overwrite=FLAGS.overwrite, progress=FLAGS.progress)
+  try:
+    conversion.convert(FLAGS.format, FLAGS.input, FLAGS.output_dir, options)
+  except (base.BadRowError, FileNotFoundError, FileExistsError,
+          ValueError) as err:
+    raise SystemExit(f"error: {err}") from None
+  print(f"converted into {FLAGS.output_dir}; train with: python -m "
+        f"pipelines.train --preset=tiny --data_dir={FLAGS.output_dir} "
+        "--model_dir=DIR")
+
+
+if __name__ == "__main__":
+  app.run(main)
