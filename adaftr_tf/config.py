@@ -22,7 +22,8 @@ RELATEDNESS_INPUTS = ("embeddings", "towers_detached")
 NEGATIVES = ("in_batch", "random_one")
 RELATEDNESS_SIGNALS = ("contrastive", "gradient_agreement", "fixed")
 OPTIMIZERS = ("adam", "adagrad")
-STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "parameter_server")
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored",
+              "parameter_server")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 CHECKPOINT_METRICS = ("val_ctcvr_auc", "val_ctr_auc", "val_cvr_auc", "val_loss")
 
@@ -181,7 +182,8 @@ class TrainConfig:
       InfoNCE similarities stay float32.
     jit_compile: compile the train/test steps with XLA.
     deterministic: enable TensorFlow op determinism (identical runs for
-      identical seeds; unseeded random ops then raise).
+      identical seeds; unseeded random ops then raise). Process-wide: it stays
+      on in the process after the run.
     ps_min_shard_bytes: under `parameter_server`, variables larger than this
       are sharded across the parameter servers (MinSizePartitioner).
   """

@@ -27,7 +27,13 @@ def _split(schema: F.FeatureSchema, with_oracle: bool):
   return split
 
 
-def _file_dataset(data_dir: str, split: str, training: bool, seed: int,
+# Per-epoch shuffle seeds are `seed * EPOCH_SEED_STRIDE + epoch`: the order of
+# an epoch is a function of (seed, epoch) alone, so a restarted process can
+# rebuild any epoch and skip to the batch where its predecessor stopped.
+EPOCH_SEED_STRIDE = 1_000_003
+
+
+def _file_dataset(data_dir: str, split: str, training: bool, seed,
                   input_context: tf.distribute.InputContext | None):
   """Sorted shard paths, sharded per input pipeline, shuffled when training."""
   paths = records.list_shards(data_dir, split)
@@ -46,17 +52,56 @@ def _file_dataset(data_dir: str, split: str, training: bool, seed: int,
   return files
 
 
+def _records(data_dir, split, training, seed, input_context, shuffle_buffer):
+  """Serialized records of this pipeline's files (shuffled if training)."""
+  files = _file_dataset(data_dir, split, training, seed, input_context)
+  # A fixed cycle_length (not AUTOTUNE, which follows the CPU count) and a
+  # deterministic order keep runs reproducible and resumable.
+  ds = files.interleave(tf.data.TFRecordDataset, cycle_length=4,
+                        num_parallel_calls=tf.data.AUTOTUNE,
+                        deterministic=True)
+  if training:
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+  return ds
+
+
+def _parsed(ds, schema: F.FeatureSchema, with_oracle: bool):
+  """Batches of serialized records -> parsed element tuples, prefetched."""
+  spec = schema.parse_spec(with_oracle=with_oracle)
+  split_fn = _split(schema, with_oracle)
+  ds = ds.map(lambda batch: split_fn(tf.io.parse_example(batch, spec)),
+              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _local_batch(batch_size: int, input_context) -> int:
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  if input_context is None:
+    return batch_size
+  return input_context.get_per_replica_batch_size(batch_size)
+
+
+def batches_per_step(input_context: tf.distribute.InputContext | None) -> int:
+  """Elements one pipeline yields per global step (its local replicas)."""
+  if input_context is None:
+    return 1
+  return max(1, input_context.num_replicas_in_sync //
+             input_context.num_input_pipelines)
+
+
 def make_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
                  batch_size: int, *, training: bool,
                  input_context: tf.distribute.InputContext | None = None,
                  with_oracle: bool = False, shuffle_buffer: int = 100_000,
-                 seed: int = 0, drop_remainder: bool | None = None,
-                 repeat: bool = False) -> tf.data.Dataset:
+                 seed: int | None = 0, drop_remainder: bool | None = None,
+                 repeat: bool = False, skip_batches: int = 0
+                 ) -> tf.data.Dataset:
   """Reads `{split}-*-of-*.tfrecord` shards of `tf.train.Example`s.
 
   Pipeline: sorted files -> shard by input pipeline -> shuffle files (train)
   -> interleave records -> shuffle records (train) -> [repeat] -> batch ->
-  `parse_example` on the whole batch -> split -> prefetch.
+  [skip] -> `parse_example` on the whole batch -> split -> prefetch.
 
   Args:
     data_dir: directory holding the shards.
@@ -64,14 +109,17 @@ def make_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
     schema: the dataset's feature schema (parse spec, defaults).
     batch_size: global batch size; divided by the number of replicas when an
       `input_context` is given.
-    training: shuffle (seeded) and drop remainders; otherwise the order is
-      deterministic and every row is read exactly once.
+    training: shuffle (seeded) and drop remainders; otherwise every row is
+      read exactly once. The order is deterministic for a given seed.
     input_context: from `distribute_datasets_from_function`; shards files.
     with_oracle: also parse ORACLE_KEYS and yield them as a third element.
     shuffle_buffer: records in the shuffle buffer (training only).
-    seed: seed of the file and record shuffles.
+    seed: seed of the file and record shuffles (None: a random order per
+      iterator, e.g. for asynchronous parameter-server workers).
     drop_remainder: defaults to `training`.
     repeat: repeat indefinitely (before batching).
+    skip_batches: batches dropped after batching and before parsing (cheap:
+      serialized records are not parsed).
 
   Returns:
     A dataset of `(features, labels)` or `(features, labels, oracle)`.
@@ -80,27 +128,71 @@ def make_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
     FileNotFoundError: no shard of `split` in `data_dir`.
     ValueError: fewer files than input pipelines, or a bad batch size.
   """
-  if batch_size < 1:
-    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  batch_size = _local_batch(batch_size, input_context)
   drop_remainder = training if drop_remainder is None else drop_remainder
-  if input_context is not None:
-    batch_size = input_context.get_per_replica_batch_size(batch_size)
-  files = _file_dataset(data_dir, split, training, seed, input_context)
-  # A fixed cycle_length (not AUTOTUNE, which follows the CPU count) keeps the
-  # evaluation order identical on every machine.
-  ds = files.interleave(tf.data.TFRecordDataset, cycle_length=4,
-                        num_parallel_calls=tf.data.AUTOTUNE,
-                        deterministic=not training)
-  if training:
-    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+  ds = _records(data_dir, split, training, seed, input_context,
+                shuffle_buffer)
   if repeat:
     ds = ds.repeat()
   ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-  spec = schema.parse_spec(with_oracle=with_oracle)
-  split_fn = _split(schema, with_oracle)
-  ds = ds.map(lambda batch: split_fn(tf.io.parse_example(batch, spec)),
-              num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
-  return ds.prefetch(tf.data.AUTOTUNE)
+  if skip_batches:
+    ds = ds.skip(skip_batches)
+  return _parsed(ds, schema, with_oracle)
+
+
+def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
+                        batch_size: int, *, steps_per_epoch: int,
+                        first_epoch: int, end_epoch: int, skip_steps: int = 0,
+                        seed: int = 0, shuffle_buffer: int = 100_000,
+                        input_context: tf.distribute.InputContext | None = None
+                        ) -> tf.data.Dataset:
+  """Training batches of epochs `[first_epoch, end_epoch)`, resumable exactly.
+
+  Every epoch is an independent pass whose order depends only on
+  `(seed, epoch)` and this input pipeline: its files and records are shuffled
+  with seed `seed * EPOCH_SEED_STRIDE + epoch`, repeated if the epoch needs
+  more rows than one pass holds, batched with remainders dropped and cut to
+  exactly `steps_per_epoch` global steps. The first `skip_steps` steps of
+  `first_epoch` are skipped (already trained before a restart), after
+  batching and before parsing.
+
+  Args:
+    data_dir, split, schema, batch_size, shuffle_buffer, input_context: as in
+      `make_dataset` (`batch_size` is the global batch).
+    steps_per_epoch: global steps per epoch.
+    first_epoch, end_epoch: the epochs to yield, 0-based, end excluded.
+    skip_steps: global steps of `first_epoch` already done.
+    seed: base shuffle seed.
+
+  Returns:
+    A dataset of `(features, labels)` yielding, per pipeline, exactly
+    `(steps_per_epoch * (end_epoch - first_epoch) - skip_steps) *
+    batches_per_step(input_context)` per-replica batches.
+
+  Raises:
+    ValueError: an empty epoch range or `skip_steps` outside an epoch.
+  """
+  if not 0 <= first_epoch < end_epoch:
+    raise ValueError(f"epochs [{first_epoch}, {end_epoch}) are empty")
+  if not 0 <= skip_steps < steps_per_epoch:
+    raise ValueError(f"skip_steps={skip_steps} must lie in [0, "
+                     f"steps_per_epoch={steps_per_epoch})")
+  local_batch = _local_batch(batch_size, input_context)
+  per_step = batches_per_step(input_context)
+
+  def one_epoch(epoch):
+    epoch_seed = seed * EPOCH_SEED_STRIDE + epoch
+    ds = _records(data_dir, split, True, epoch_seed, input_context,
+                  shuffle_buffer).repeat()
+    ds = ds.batch(local_batch, drop_remainder=True)
+    ds = ds.take(steps_per_epoch * per_step)
+    skip = tf.where(tf.equal(epoch, first_epoch),
+                    tf.constant(skip_steps * per_step, tf.int64),
+                    tf.constant(0, tf.int64))
+    return ds.skip(skip)
+
+  epochs = tf.data.Dataset.range(first_epoch, end_epoch)
+  return _parsed(epochs.flat_map(one_epoch), schema, with_oracle=False)
 
 
 def in_memory_dataset(columns: Mapping[str, np.ndarray],

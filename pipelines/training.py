@@ -1,26 +1,33 @@
 """The training job as a function: data -> fit -> best checkpoint -> reports.
 
 `train(config, model_dir, data_dir)` is what `python -m pipelines.train` and
-`make demo` run. Layout of a model directory:
+`make demo` run, under any tf.distribute strategy (pipelines/distribute.py),
+resuming from its step checkpoints when restarted (pipelines/resume.py).
+Layout of a model directory (written by the chief only):
 
   model_dir/config.json          the final, validated config of the run
   model_dir/schema.json          the feature schema the model was built for
+  model_dir/steps/               step checkpoints (model, optimizer, progress)
   model_dir/checkpoints/         one weights checkpoint per epoch
   model_dir/best/                weights of the best epoch (validation split)
   model_dir/tensorboard/         TensorBoard logs (losses, AUCs, tau histogram)
   model_dir/history.json         per-epoch metrics from Keras `fit`
+  model_dir/train_state.json     global step, epochs, strategy and batch layout
   model_dir/valid_metrics.json   full report of the best weights on valid
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
+import shutil
+import time
 from typing import Callable
 
 import adaftr_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
-import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -28,13 +35,26 @@ from adaftr_tf import evaluation
 from adaftr_tf import features as F
 from adaftr_tf import models
 from adaftr_tf.config import Config
+from pipelines import callbacks as cb
+from pipelines import distribute
+from pipelines import fit_loop
 from pipelines import input as data_input
+from pipelines import resume
 from pipelines import synthetic
 
 CONFIG_FILE = "config.json"
-BEST_WEIGHTS = os.path.join("best", "weights")
+BEST_WEIGHTS = fit_loop.BEST_WEIGHTS
 SYNTHETIC_MARKER = "synthetic.json"
 DATA_REPORT = "data_report.json"  # converters' report: {"splits": {split: {"rows": n}}}
+TRAIN_STATE = "train_state.json"
+# Settings a restarted run may change without invalidating its checkpoints.
+RESUMABLE_CHANGES = ("train.strategy", "train.epochs",
+                     "train.checkpoint_every_steps",
+                     "train.early_stopping_patience")
+DATA_WAIT_S = 900  # how long a non-chief worker waits for the chief's data
+
+# Kept importable from here (older callers).
+TauHistogram, BestEpoch = cb.TauHistogram, cb.BestEpoch
 
 
 def default_data_dir(config: Config) -> str:
@@ -44,18 +64,28 @@ def default_data_dir(config: Config) -> str:
 
 
 def resolve_data(config: Config, data_dir: str | None,
-                 log: Callable[[str], None] = print) -> tuple[F.FeatureSchema, str]:
+                 log: Callable[[str], None] = print,
+                 wait_for_chief: bool = False) -> tuple[F.FeatureSchema, str]:
   """Returns (schema, data_dir), generating synthetic data when missing.
 
   A data_dir that holds converted data (schema.json without synthetic.json)
-  decides the features whatever the preset.
+  decides the features whatever the preset. With `wait_for_chief` (a
+  non-chief worker) missing synthetic data is waited for, not generated.
   """
   if data_dir is None:
     if config.data.source == "files":
       raise ValueError("data.source=files needs --data_dir pointing at "
                        "converted data (a folder with schema.json)")
     data_dir = default_data_dir(config)
-  has_schema = tf.io.gfile.exists(os.path.join(data_dir, F.SCHEMA_FILE))
+  schema_path = os.path.join(data_dir, F.SCHEMA_FILE)
+  if wait_for_chief and config.data.source == "synthetic":
+    deadline = time.time() + DATA_WAIT_S
+    while not tf.io.gfile.exists(schema_path):
+      if time.time() > deadline:
+        raise TimeoutError(f"waited {DATA_WAIT_S}s for the chief to write the "
+                           f"synthetic data into {data_dir}")
+      time.sleep(1.0)
+  has_schema = tf.io.gfile.exists(schema_path)
   is_synthetic = tf.io.gfile.exists(os.path.join(data_dir, SYNTHETIC_MARKER))
   if has_schema and not is_synthetic:
     return F.FeatureSchema.load(data_dir), data_dir
@@ -64,48 +94,6 @@ def resolve_data(config: Config, data_dir: str | None,
                             f"({F.SCHEMA_FILE} missing)")
   return synthetic.ensure_synthetic_dataset(config.data.synthetic, data_dir,
                                             log=log), data_dir
-
-
-class TauHistogram(tf_keras.callbacks.Callback):
-  """Writes a TensorBoard histogram of tau on a fixed validation batch."""
-
-  def __init__(self, log_dir: str, features):
-    super().__init__()
-    self._writer = tf.summary.create_file_writer(os.path.join(log_dir, "tau"))
-    self._features = features
-
-  def on_epoch_end(self, epoch, logs=None):
-    tau = self.model(self._features, training=False).get(F.TAU)
-    if tau is not None:
-      with self._writer.as_default():
-        tf.summary.histogram("tau", tau, step=epoch)
-        tf.summary.scalar("tau_mean", tf.reduce_mean(tau), step=epoch)
-      self._writer.flush()
-
-
-class BestEpoch(tf_keras.callbacks.Callback):
-  """Keeps the weights of the best epoch on a validation metric."""
-
-  def __init__(self, monitor: str, path: str, patience: int = 0):
-    super().__init__()
-    self.monitor, self.path, self.patience = monitor, path, patience
-    self.mode_max = not monitor.endswith("loss")
-    self.best, self.best_epoch, self._wait = None, None, 0
-
-  def on_epoch_end(self, epoch, logs=None):
-    value = (logs or {}).get(self.monitor)
-    if value is None:
-      raise ValueError(f"checkpoint metric {self.monitor!r} missing from the "
-                       f"epoch logs; have {sorted(logs or {})}")
-    better = self.best is None or (value > self.best if self.mode_max
-                                   else value < self.best)
-    if better and np.isfinite(value):
-      self.best, self.best_epoch, self._wait = float(value), epoch + 1, 0
-      self.model.save_weights(self.path)
-    else:
-      self._wait += 1
-      if self.patience and self._wait >= self.patience:
-        self.model.stop_training = True
 
 
 def split_rows(data_dir: str, split: str, log: Callable[[str], None] = print) -> int:
@@ -123,64 +111,141 @@ def split_rows(data_dir: str, split: str, log: Callable[[str], None] = print) ->
       tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
-def datasets(config: Config, schema: F.FeatureSchema, data_dir: str):
-  """(train, valid) datasets of `(features, labels)` batches."""
-  t = config.train
-  train = data_input.make_dataset(
-      data_dir, "train", schema, t.batch_size, training=True,
-      shuffle_buffer=config.data.shuffle_buffer, seed=t.seed, repeat=True)
-  valid = data_input.make_dataset(data_dir, "valid", schema,
-                                  t.eval_batch_size, training=False)
-  return train, valid
+def _flat(tree: dict, prefix: str = "") -> dict:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flat(value, f"{prefix}{key}."))
+    else:
+      flat[prefix + key] = value
+  return flat
+
+
+def check_resumable(config: Config, model_dir: str) -> None:
+  """A model dir with step checkpoints resumes only under the same config.
+
+  Raises:
+    ValueError: naming the settings that differ from the stored config.
+  """
+  path = os.path.join(model_dir, CONFIG_FILE)
+  state = os.path.join(model_dir, resume.STEPS_DIR, "checkpoint")
+  if not (tf.io.gfile.exists(path) and tf.io.gfile.exists(state)):
+    return
+  with tf.io.gfile.GFile(path) as f:
+    stored = _flat(json.loads(f.read()))
+  wanted = _flat(json.loads(config.to_json()))
+  diff = [f"{k}: stored {stored.get(k)!r}, now {wanted.get(k)!r}"
+          for k in sorted(set(stored) | set(wanted))
+          if stored.get(k) != wanted.get(k) and k not in RESUMABLE_CHANGES]
+  if diff:
+    raise ValueError(f"{model_dir} holds step checkpoints of a run with "
+                     f"another config ({'; '.join(diff[:6])}); resume it with "
+                     "the same config, or train into a fresh --model_dir")
+
+
+@contextlib.contextmanager
+def _precision(policy: str):
+  """Sets the Keras dtype policy for the models built inside."""
+  previous = tf_keras.mixed_precision.global_policy()
+  tf_keras.mixed_precision.set_global_policy(policy)
+  try:
+    yield
+  finally:
+    tf_keras.mixed_precision.set_global_policy(previous)
 
 
 def train(config: Config, model_dir: str, data_dir: str | None = None,
-          verbose: int = 1, log: Callable[[str], None] = print) -> dict:
-  """Trains, keeps the best epoch and returns its validation report."""
+          verbose: int = 1, log: Callable[[str], None] = print,
+          strategy: tf.distribute.Strategy | None = None) -> dict:
+  """Trains (resuming from step checkpoints), keeps the best epoch, reports.
+
+  Args:
+    config: the run's config; `train.strategy` is created unless `strategy`
+      is given (create strategies before any other TensorFlow work).
+    model_dir: the run's directory (shared by every worker of a cluster).
+    data_dir: converted data, or where synthetic data is generated.
+    verbose: Keras fit verbosity.
+    log: progress messages.
+    strategy: an existing strategy (its kind overrides `train.strategy`).
+
+  Returns:
+    {"model": the best weights in a single-device float32 model, "schema",
+     "data_dir", "valid": the validation report (None on non-chief workers),
+     "global_step", "layout"}.
+  """
   config.validate()
-  schema, data_dir = resolve_data(config, data_dir, log=log)
-  tf.io.gfile.makedirs(model_dir)
-  with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE), "w") as f:
-    f.write(config.to_json())
-  schema.save(model_dir)
-  tf_keras.utils.set_random_seed(config.train.seed)
-  train_ds, valid_ds = datasets(config, schema, data_dir)
-  model = models.compile_model(models.build_model(config, schema), config)
-  sample_features = next(iter(valid_ds))[0]
-  best = BestEpoch(config.train.checkpoint_metric,
-                   os.path.join(model_dir, BEST_WEIGHTS),
-                   config.train.early_stopping_patience)
-  log_dir = os.path.join(model_dir, "tensorboard")
-  callbacks = [
-      tf_keras.callbacks.ModelCheckpoint(
-          os.path.join(model_dir, "checkpoints", "epoch-{epoch:03d}"),
-          save_weights_only=True),
-      tf_keras.callbacks.TensorBoard(log_dir=log_dir),
-      TauHistogram(log_dir, sample_features),
-      best,
-  ]
-  log(f"training {config.model.name} on {data_dir}: "
-      f"{len(schema.categorical)} categorical + {len(schema.numerical)} "
-      f"numerical fields, batch {config.train.batch_size}")
   t = config.train
-  steps = t.steps_per_epoch or split_rows(data_dir, "train", log) // t.batch_size
+  if strategy is None:
+    strategy = distribute.make_strategy(
+        t.strategy, ps_min_shard_bytes=t.ps_min_shard_bytes)
+  config = dataclasses.replace(config, train=dataclasses.replace(
+      t, strategy=distribute.strategy_name(strategy))).validate()
+  check_resumable(config, model_dir)
+  chief = distribute.is_chief(strategy)
+  schema, data_dir = resolve_data(config, data_dir, log=log,
+                                  wait_for_chief=not chief)
+  layout = distribute.layout(strategy, t.batch_size, t.eval_batch_size)
+  distribute.check_shards(layout, data_dir, ("train", "valid"))
+  steps = (t.steps_per_epoch
+           or split_rows(data_dir, "train", log) // t.batch_size)
   if steps < 1:
     raise ValueError(f"the train split of {data_dir} has fewer rows than one "
                      f"batch (train.batch_size={t.batch_size})")
-  validation_steps = -(-split_rows(data_dir, "valid", log) // t.eval_batch_size)
-  history = model.fit(train_ds, validation_data=valid_ds, epochs=t.epochs,
-                      steps_per_epoch=steps, validation_steps=validation_steps,
-                      callbacks=callbacks, verbose=verbose)
-  model.load_weights(os.path.join(model_dir, BEST_WEIGHTS)).expect_partial()
+  out_dir = model_dir if chief else distribute.scratch_dir(strategy)
+  if chief:
+    tf.io.gfile.makedirs(model_dir)
+    with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE), "w") as f:
+      f.write(config.to_json())
+    schema.save(model_dir)
+  role = "chief" if chief else f"not chief, writes only to {out_dir}"
+  log(f"training {config.model.name} on {data_dir} as "
+      f"{distribute.task_name(strategy)} ({role}): {len(schema.categorical)} "
+      f"categorical + {len(schema.numerical)} numerical fields")
+  log(layout.describe() + f"; {steps} steps per epoch")
+  plan = fit_loop.Plan(
+      config, schema, data_dir, model_dir, out_dir, chief, layout, steps,
+      -(-split_rows(data_dir, "valid", log) // t.eval_batch_size))
+  try:
+    with _precision(t.mixed_precision):
+      fitted = fit_loop.fit(plan, strategy, verbose, log)
+    return _finish(plan, fitted, log)
+  finally:
+    if not chief:
+      shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def _finish(plan: fit_loop.Plan, fitted: fit_loop.Fitted, log) -> dict:
+  """Best weights into a single-device model; the chief reports on valid.
+
+  Evaluating a plain model (float32, no strategy) gives the numbers the
+  exported SavedModel serves, and needs no cluster.
+  """
+  weights = plan.best_weights
+  if not tf.io.gfile.exists(weights + ".index"):  # finished before a restart
+    weights = os.path.join(plan.model_dir, BEST_WEIGHTS)
+  model = restore_model(plan.config, plan.schema, weights)
+  step = fitted.progress.step
+  result = {"model": model, "schema": plan.schema, "data_dir": plan.data_dir,
+            "valid": None, "global_step": step,
+            "layout": dataclasses.asdict(plan.layout)}
+  if not plan.chief:
+    log(f"done at global step {step}; the chief writes the reports")
+    return result
   valid_report = evaluation.evaluate(model, data_input.make_dataset(
-      data_dir, "valid", schema, config.train.eval_batch_size, training=False,
-      with_oracle=_has_oracle(data_dir)))
-  valid_report["best_epoch"] = best.best_epoch
-  _write_json(os.path.join(model_dir, "history.json"),
-              {k: [float(v) for v in vals] for k, vals in history.history.items()})
-  _write_json(os.path.join(model_dir, "valid_metrics.json"), valid_report)
-  return {"model": model, "schema": schema, "data_dir": data_dir,
-          "valid": valid_report}
+      plan.data_dir, "valid", plan.schema, plan.config.train.eval_batch_size,
+      training=False, with_oracle=_has_oracle(plan.data_dir)))
+  valid_report["best_epoch"] = fitted.best_epoch
+  history = fitted.progress.history
+  _write_json(os.path.join(plan.model_dir, "history.json"), history)
+  _write_json(os.path.join(plan.model_dir, "valid_metrics.json"), valid_report)
+  _write_json(os.path.join(plan.model_dir, TRAIN_STATE), {
+      "global_step": step, "steps_per_epoch": plan.steps,
+      "epochs_done": len(history.get("loss", [])),
+      "resumed_from_step": fitted.resumed_from,
+      **dataclasses.asdict(plan.layout)})
+  log(f"done at global step {step}; best epoch {fitted.best_epoch}")
+  result["valid"] = valid_report
+  return result
 
 
 def _has_oracle(data_dir: str) -> bool:
@@ -192,6 +257,16 @@ def _write_json(path: str, payload) -> None:
     json.dump(payload, f, indent=1, sort_keys=True)
 
 
+def restore_model(config: Config, schema: F.FeatureSchema, weights: str):
+  """A single-device model of `config` with the weights checkpoint `weights`."""
+  if not tf.io.gfile.exists(weights + ".index"):
+    raise FileNotFoundError(f"no trained weights at {weights}")
+  model = models.build_model(config, schema)
+  model(_dummy_features(schema), training=False)  # create the variables
+  model.load_weights(weights).expect_partial()
+  return model
+
+
 def load_trained(model_dir: str):
   """Rebuilds a trained model from its directory: (model, config, schema)."""
   config_path = os.path.join(model_dir, CONFIG_FILE)
@@ -201,12 +276,8 @@ def load_trained(model_dir: str):
   with tf.io.gfile.GFile(config_path) as f:
     config = Config.from_json(f.read())
   schema = F.FeatureSchema.load(model_dir)
-  model = models.build_model(config, schema)
-  model(_dummy_features(schema), training=False)  # create the variables
-  weights = os.path.join(model_dir, BEST_WEIGHTS)
-  if not tf.io.gfile.exists(weights + ".index"):
-    raise FileNotFoundError(f"no trained weights at {weights}")
-  model.load_weights(weights).expect_partial()
+  model = restore_model(config, schema,
+                        os.path.join(model_dir, BEST_WEIGHTS))
   return model, config, schema
 
 

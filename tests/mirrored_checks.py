@@ -1,0 +1,158 @@
+"""Checks that need 2 logical CPU devices, run in a fresh process.
+
+  python tests/mirrored_checks.py DATA_DIR MODEL_DIR
+
+Logical devices must be configured before TensorFlow initialises, so these
+checks cannot run inside the pytest process; tests/test_distribute.py runs this
+script once and asserts on the JSON it prints as its last line:
+  negatives:  max |diff| of loss and gradients, 2 replicas x 32 vs 1 x 64, with
+              global and with local negatives (same initial weights);
+  reduction:  then fit (2 steps) and evaluate logs and weights, 2 replicas
+              (global negatives) vs 1;
+  train:      the `mirrored` training job's layout and step count.
+"""
+
+import json
+import os
+import sys
+import time
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pipelines import distribute  # noqa: E402
+
+DEVICES = distribute.configure_cpu_devices(2)
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from adaftr_tf import config as config_lib  # noqa: E402
+from adaftr_tf import features as F  # noqa: E402
+from adaftr_tf import models  # noqa: E402
+from pipelines import input as data_input  # noqa: E402
+from pipelines import training  # noqa: E402
+
+GLOBAL_BATCH = 64
+
+
+def _config(*overrides):
+  return config_lib.apply_overrides(config_lib.get_preset("tiny"), [
+      "train.batch_size=64", "train.eval_batch_size=256",
+      "train.steps_per_execution=1", *overrides])
+
+
+def _batches(data_dir, schema, split, batch, context=None):
+  """Fixed-order, full batches: replica k gets rows [k*b, (k+1)*b) of a step."""
+  return data_input.make_dataset(data_dir, split, schema, batch,
+                                 training=False, drop_remainder=True,
+                                 input_context=context)
+
+
+def _model(strategy, config, schema):
+  with strategy.scope():
+    model = models.build_model(config, schema)
+    # Eager fit/evaluate: the same reductions, no minute-long tracing.
+    model.compile(optimizer=models.build_optimizer(config), run_eagerly=True)
+    return model
+
+
+def _gradient_function(strategy, model):
+  """A tf.function: batch -> (loss, gradients) summed over the replicas."""
+  def step(batch):
+    with tf.GradientTape() as tape:
+      loss = model.compute_loss(batch, training=True)
+    grads = tape.gradient(loss, model.trainable_variables)
+    return loss, [tf.convert_to_tensor(g) for g in grads]
+
+  def run(batch):  # eager: one step costs less than tracing it
+    loss, grads = strategy.run(step, args=(batch,))
+    total = lambda x: strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None)
+    return total(loss), [total(g) for g in grads]
+  return run
+
+
+def _max_diff(first, second):
+  return max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+             for a, b in zip(first, second))
+
+
+def check_negatives(data_dir, schema, mirrored, models_out):
+  """One step on the same 64 rows: 1 replica vs 2 (global / local negatives)."""
+  single = tf.distribute.get_strategy()
+  runs = {"one": (single, _config()), "global": (mirrored, _config()),
+          "local": (mirrored, _config("loss.cross_replica_negatives=false"))}
+  results = {}
+  for name, (strategy, config) in runs.items():
+    model = _model(strategy, config, schema)
+    inputs = strategy.distribute_datasets_from_function(
+        lambda c: _batches(data_dir, schema, "train", GLOBAL_BATCH, c))
+    batch = next(iter(inputs))
+    function = _gradient_function(strategy, model)
+    function(batch)  # creates the variables
+    if name != "one":
+      model.set_weights(models_out["one"].get_weights())
+    loss, grads = function(batch)
+    models_out[name] = model
+    results[name] = (float(loss), [g.numpy() for g in grads])
+  loss1, grads1 = results["one"]
+  return {key: {"loss": [loss1, results[key][0]],
+                "loss_diff": abs(loss1 - results[key][0]),
+                "grad_diff": _max_diff(grads1, results[key][1]),
+                "grad_scale": max(float(np.max(np.abs(g))) for g in grads1),
+                "num_gradients": len(grads1)}
+          for key in ("global", "local")}
+
+
+def check_reduction(data_dir, schema, mirrored, models_out):
+  """fit (2 steps) and evaluate logs and weights: 1 replica vs 2."""
+  logs = {}
+  for name, strategy in (("one", tf.distribute.get_strategy()),
+                         ("global", mirrored)):
+    model = models_out[name]
+    train = strategy.distribute_datasets_from_function(
+        lambda c: _batches(data_dir, schema, "train", GLOBAL_BATCH, c))
+    valid = strategy.distribute_datasets_from_function(
+        lambda c: _batches(data_dir, schema, "valid", 256, c))
+    history = model.fit(train, epochs=1, steps_per_epoch=2, verbose=0)
+    evaluated = model.evaluate(valid, steps=2, verbose=0, return_dict=True)
+    logs[name] = ({k: v[-1] for k, v in history.history.items()}, evaluated)
+  (fit1, eval1), (fit2, eval2) = logs["one"], logs["global"]
+  return {
+      "fit_logs": [fit1, fit2], "evaluate_logs": [eval1, eval2],
+      "fit_diff": max(abs(fit1[k] - fit2[k]) for k in fit1),
+      "evaluate_diff": max(abs(eval1[k] - eval2[k]) for k in eval1),
+      "weight_diff": _max_diff(models_out["one"].trainable_variables,
+                               models_out["global"].trainable_variables)}
+
+
+def check_training(data_dir, model_dir, mirrored):
+  config = _config("train.steps_per_epoch=4", "train.steps_per_execution=2",
+                   "train.checkpoint_every_steps=2")
+  result = training.train(config, model_dir, data_dir, verbose=0,
+                          strategy=mirrored)
+  return {"layout": result["layout"], "global_step": result["global_step"],
+          "ctr_auc": result["valid"]["ctr_auc"]}
+
+
+def main(data_dir, model_dir):
+  schema = F.FeatureSchema.load(data_dir)
+  mirrored = distribute.make_strategy("mirrored")
+  report = {"devices": DEVICES, "replicas": mirrored.num_replicas_in_sync}
+  timings = report["seconds"] = {}
+  models_out = {}
+  for name, check in (("negatives", check_negatives),
+                      ("reduction", check_reduction),
+                      ("train", check_training)):
+    start = time.time()
+    if name == "train":
+      report[name] = check(data_dir, model_dir, mirrored)
+    else:
+      report[name] = check(data_dir, schema, mirrored, models_out)
+    timings[name] = round(time.time() - start, 1)
+  print(json.dumps(report, default=float))
+
+
+if __name__ == "__main__":
+  main(*sys.argv[1:3])

@@ -1,0 +1,237 @@
+"""The speed benchmark runs on a tiny config and emits every field.
+
+No timing is asserted (DESIGN.md §5): speed is measured by the benchmark
+command. The prototypes it can measure are checked for equivalence with what
+they replace.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from absl import flags
+from absl.testing import flagsaver
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from adaftr_tf import tasks
+from pipelines import benchmark_speed
+from pipelines.speed import memory
+from pipelines.speed import plan as plan_lib
+from pipelines.speed import prototypes
+from pipelines.speed import report
+
+FLAGS = flags.FLAGS
+ROW_FIELDS = ("examples_per_s", "steps_per_s", "timed_steps", "seconds",
+              "cpu_seconds", "examples_per_cpu_s", "cpu_utilisation",
+              "batch_size", "window_examples_per_s",
+              "median_window_examples_per_s", "peak_rss_mb", "rss_before_mb",
+              "table_rows", "wall_seconds", "repeats_examples_per_s",
+              "group", "description", "spec", "error")
+CORE_ROWS = ("input", "real/adaftr", "real/no_cl", "reference/adaftr",
+             "reference/no_cl")
+
+
+def test_tiny_run_emits_every_field(tmp_path, capsys):
+  output = tmp_path / "speed.json"
+  with flagsaver.flagsaver():
+    FLAGS.unparse_flags()
+    # One step per execution traces Keras's train function once (quick).
+    FLAGS(["speed", "--preset=tiny", f"--output={output}",
+           f"--data_dir={tmp_path / 'data'}", "--data_rows=1024",
+           "--scale_data_rows=512", "--vocab_rows=1000,5000",
+           "--scale_optimizers=adam", "--steps=2", "--warmup=1",
+           "--input_steps=2", "--scale_steps=1", "--scale_warmup=1",
+           "--scale_steps_per_execution=1", "--variants=", "--prototypes=",
+           "--isolation=in_process",
+           "--override=train.steps_per_execution=1"])
+    benchmark_speed.main(["speed"])
+  printed = capsys.readouterr().out
+  result = json.loads(output.read_text())
+  for key in ("ratio_real_to_reference", "ratio_adaftr_to_no_cl",
+              "ratio_input_to_training", *report.EXTRA_RATIOS):
+    assert result[key] > 0 and result["cpu_" + key] > 0, key
+  for name, target in result["targets"].items():
+    assert isinstance(target["met"], bool), name
+    assert isinstance(target["met_per_cpu"], bool), name
+    assert f"| {name} (" in printed
+  scale = ("scale/1000/adam", "scale/5000/adam")
+  assert sorted(result["rows"]) == sorted(CORE_ROWS + scale)
+  for key, row in result["rows"].items():
+    missing = [f for f in ROW_FIELDS if f not in row]
+    assert not missing, (key, missing)
+    assert row["error"] is None and row["examples_per_s"] > 0, key
+    assert row["peak_rss_mb"] > 0 and row["batch_size"] == 128, key
+    assert f"| {key} |" in printed
+  assert [result["rows"][k]["table_rows"] for k in scale] == [1000, 5000]
+  assert result["rows"]["reference/adaftr"]["traces"] == 1
+  assert result["rows"]["scale/5000/adam"]["relative_to_adam"] == 1.0
+  for key in ("cpu_count", "cpu_model", "tensorflow", "load_average_start",
+              "load_average_end"):
+    assert key in result["machine"], key
+  assert result["config"]["batch_size"] == 128
+  assert result["settings"]["steps"] == 2 and result["isolation"] == "in_process"
+
+
+def test_worker_runs_a_phase_in_its_own_process(tmp_path):
+  from adaftr_tf import config as config_lib
+  config = config_lib.get_preset("tiny")
+  data_dir, _ = benchmark_speed.prepare_data(config, str(tmp_path), 512, [],
+                                             512, log=lambda _: None)
+  spec = {"phase": "input", "preset": "tiny", "overrides": [],
+          "data_dir": data_dir, "steps": 2, "warmup": 1}
+  result = benchmark_speed._run_subprocess(spec, str(tmp_path), timeout=300)
+  assert result["examples_per_s"] > 0 and result["timed_steps"] == 2
+  assert result["peak_rss_mb"] >= result["rss_before_mb"] > 0
+
+
+def test_worker_failure_names_the_error(tmp_path):
+  spec = {"phase": "nope", "preset": "tiny", "overrides": [],
+          "data_dir": str(tmp_path), "steps": 1, "warmup": 1}
+  row = plan_lib.Row("x", "core", "x", spec)
+  result = benchmark_speed._run_row(row, "in_process", str(tmp_path), 10)
+  assert "unknown phase 'nope'" in result["error"]
+
+
+def _settings(**kwargs):
+  values = dict(preset="demo", overrides=("train.batch_size=2048",), steps=5,
+                warmup=3, input_steps=7, reference_batches=2,
+                steps_per_execution=4, variants=("spe1", "jit"),
+                prototypes=("lazy_adam", "fast_auc", "no_metrics"),
+                scale_steps=3, scale_warmup=1, scale_steps_per_execution=2)
+  values.update(kwargs)
+  return plan_lib.Settings(**values)
+
+
+def test_plan_rows_and_step_rounding():
+  s = _settings()
+  rows = {r.key: r for r in plan_lib.core_rows(s, "D")
+          + plan_lib.extra_rows(s, "D") + plan_lib.scale_rows(s, {10: "S"})}
+  assert list(rows) == [
+      "input", "real/adaftr", "real/no_cl", "reference/adaftr",
+      "reference/no_cl", "variant/spe1", "variant/jit", "prototype/lazy_adam",
+      "prototype/fast_auc", "prototype/no_metrics",
+      "prototype/reference_no_metrics", "prototype/all", "scale/10/adam",
+      "scale/10/adagrad", "scale/10/lazy_adam"]
+  fit = rows["real/adaftr"].spec
+  assert (fit["steps"], fit["warmup"]) == (8, 4)   # whole executions of 4
+  assert fit["overrides"] == ["train.batch_size=2048", "model.name=adaftr"]
+  assert rows["real/no_cl"].spec["overrides"][-1] == "model.name=multitask"
+  assert (rows["reference/adaftr"].spec["steps"], rows["input"].spec["steps"]) \
+      == (5, 7)
+  assert (rows["variant/spe1"].spec["steps"], rows["variant/spe1"].spec[
+      "warmup"]) == (5, 3)
+  assert rows["prototype/all"].spec["prototypes"] == ["lazy_adam", "fast_auc"]
+  lazy = rows["scale/10/lazy_adam"].spec
+  assert lazy["prototypes"] == ["lazy_adam"] and lazy["data_dir"] == "S"
+  assert (lazy["steps"], lazy["warmup"]) == (4, 2)
+
+
+def test_flag_parsing_names_the_bad_value():
+  assert plan_lib.parse_int_list("10_000, 5", "vocab_rows") == [10000, 5]
+  assert plan_lib.parse_int_list("", "vocab_rows") == []
+  with pytest.raises(ValueError, match="--vocab_rows"):
+    plan_lib.parse_int_list("1e4", "vocab_rows")
+  with pytest.raises(ValueError, match="must be >= 1"):
+    plan_lib.parse_int_list("0", "vocab_rows")
+  assert plan_lib.parse_names("all", ("a", "b"), "x") == ["a", "b"]
+  with pytest.raises(ValueError, match="unknown.*nope.*valid"):
+    plan_lib.parse_names("a,nope", ("a", "b"), "variants")
+  with pytest.raises(ValueError, match="unknown prototype"):
+    prototypes.apply(["nope"])
+
+
+def test_summary_ratios_and_targets():
+  rows = {"input": {"examples_per_s": 50.0, "examples_per_cpu_s": 30.0},
+          "real/adaftr": {"examples_per_s": 9.0, "examples_per_cpu_s": 5.0},
+          "real/no_cl": {"examples_per_s": 12.0, "examples_per_cpu_s": 6.0},
+          "reference/adaftr": {"examples_per_s": 10.0,
+                               "examples_per_cpu_s": 5.0},
+          "reference/no_cl": {"examples_per_s": 12.0},
+          "variant/jit": {"examples_per_s": 18.0, "examples_per_cpu_s": 4.0,
+                          "group": "variant"}}
+  summary = report.summarise(rows)
+  assert summary["ratio_real_to_reference"] == pytest.approx(0.9)
+  assert summary["cpu_ratio_real_to_reference"] == pytest.approx(1.0)
+  assert summary["cpu_ratio_input_to_training"] == pytest.approx(6.0)
+  assert summary["cpu_ratio_real_to_reference_no_cl"] is None
+  assert summary["targets"]["adaftr_to_no_cl"]["met_per_cpu"] is False
+  assert rows["variant/jit"]["relative_to_real_adaftr_per_cpu"] == \
+      pytest.approx(0.8)
+  assert summary["ratio_adaftr_to_no_cl"] == pytest.approx(0.75)
+  assert summary["ratio_input_to_training"] == pytest.approx(50 / 9)
+  met = {k: t["met"] for k, t in summary["targets"].items()}
+  assert met == {"real_to_reference": True, "adaftr_to_no_cl": False,
+                 "input_to_training": True}
+  assert rows["variant/jit"]["relative_to_real_adaftr"] == pytest.approx(2.0)
+  assert report.summarise({})["targets"]["real_to_reference"]["met"] is None
+
+
+def test_memory_readings():
+  assert memory.peak_rss_mb() >= memory.current_rss_mb() > 0
+  block = np.ones(64 << 20, np.uint8)   # 64 MiB, touched
+  peak = memory.peak_rss_mb()
+  del block
+  if memory.reset_peak():
+    assert memory.peak_rss_mb() < peak
+
+
+def test_fast_auc_matches_keras_auc():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(-3, 3, size=(500, 1)).astype(np.float32)
+  labels = (rng.random((500, 1)) < 0.1).astype(np.float32)
+  weights = (rng.random((500, 1)) < 0.5).astype(np.float32)
+  thresholds = list(tasks._AUC_THRESHOLDS)
+  for sample_weight in (None, weights):
+    keras = tf_keras.metrics.AUC(thresholds=thresholds, from_logits=True)
+    fast = prototypes.FastAUC(thresholds=thresholds, from_logits=True)
+    for _ in range(2):
+      keras.update_state(labels, logits, sample_weight=sample_weight)
+      fast.update_state(labels, logits, sample_weight=sample_weight)
+    for a, b in zip(keras.variables, fast.variables):
+      np.testing.assert_allclose(a.numpy(), b.numpy())
+
+
+def test_fused_info_nce_matches_the_task():
+  rng = np.random.default_rng(1)
+  unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
+  u = tf.Variable(unit(rng.normal(size=(16, 4))).astype(np.float32))
+  v = tf.Variable(unit(rng.normal(size=(16, 4))).astype(np.float32))
+  tau = tf.Variable(rng.uniform(0.05, 1.0, 16).astype(np.float32))
+
+  def loss_and_grads():
+    task = tasks.ContrastiveTask(symmetric=True)
+    with tf.GradientTape() as tape:
+      loss = task(u, v, tau)
+      total = tf.reduce_sum(loss * tf.range(1.0, 17.0))  # distinct weights
+    return [loss] + tape.gradient(total, [u, v, tau])
+
+  expected = loss_and_grads()
+  restore = prototypes.apply(["fused_info_nce"])
+  try:
+    fused = loss_and_grads()
+  finally:
+    restore()
+  for a, b in zip(expected, fused):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_lazy_adam_updates_only_the_rows_in_the_batch():
+  table = tf.Variable(np.ones((5, 2), np.float32))
+  other = tf.Variable(np.ones((5, 2), np.float32))
+  lazy, dense = prototypes.LazyAdam(0.1), tf_keras.optimizers.Adam(0.1)
+  grad = tf.IndexedSlices(tf.constant([[1.0, -2.0]]), tf.constant([3]),
+                          tf.constant([5, 2]))
+  lazy.apply_gradients([(grad, table)])
+  dense.apply_gradients([(grad, other)])
+  # First step: identical on row 3, untouched elsewhere (dense Adam's other
+  # rows get a zero update only because their moments are still zero).
+  np.testing.assert_allclose(table.numpy(), other.numpy(), rtol=1e-6)
+  lazy.apply_gradients([(tf.IndexedSlices(tf.constant([[1.0, 1.0]]),
+                                          tf.constant([0]),
+                                          tf.constant([5, 2])), table)])
+  np.testing.assert_allclose(table.numpy()[3], other.numpy()[3], rtol=1e-6)
+  assert np.all(table.numpy()[[1, 2, 4]] == 1.0)

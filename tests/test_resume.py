@@ -1,0 +1,317 @@
+"""Crash-safe resume: epoch data order, step checkpoints, kill and restart.
+
+The subprocess test trains the tiny config twice with op determinism: run A
+uninterrupted, run B paused after a mid-epoch step checkpoint, SIGKILLed, and
+restarted with the same command. B must resume (not restart), end at A's step
+count and match A exactly: epoch 1 (trained by two independent processes)
+shows that equal seeds give equal runs, epoch 2 (half before the kill, half
+after) that no batch was trained twice or skipped.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from adaftr_tf import config as config_lib
+from adaftr_tf import features as F
+from pipelines import input as input_lib
+from pipelines import resume
+from pipelines import synthetic
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS, EPOCHS, EVERY, PAUSE_AFTER = 8, 2, 2, 11  # pauses at step 12 (epoch 2)
+RUN_TIMEOUT_S = 420
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+  config = config_lib.get_preset("tiny").data.synthetic
+  data_dir = str(tmp_path_factory.mktemp("resume") / "data")
+  return data_dir, synthetic.ensure_synthetic_dataset(config, data_dir,
+                                                      log=lambda _: None)
+
+
+# --- the data position --------------------------------------------------------
+
+def _labels(dataset):
+  return [np.concatenate([b[1][F.CLICK].numpy(), b[0][k].numpy()])
+          for b in dataset for k in sorted(b[0])[:1]]
+
+
+def test_epochs_dataset_skips_exactly_the_steps_done(data):
+  data_dir, schema = data
+  def epochs(first, skip):
+    return _labels(input_lib.make_epochs_dataset(
+        data_dir, "train", schema, 64, steps_per_epoch=5, first_epoch=first,
+        end_epoch=3, skip_steps=skip, seed=3, shuffle_buffer=512))
+  full, resumed = epochs(0, 0), epochs(1, 2)
+  assert len(full) == 15 and len(resumed) == 8
+  for a, b in zip(full[7:], resumed):  # epoch 1 from its third batch on
+    np.testing.assert_array_equal(a, b)
+  for a, b in zip(full, epochs(0, 0)):  # order is a function of (seed, epoch)
+    np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(full[0], full[5])  # epochs differ
+
+
+def test_epochs_dataset_counts_per_replica_batches(data):
+  data_dir, schema = data
+  context = tf.distribute.InputContext(num_input_pipelines=1,
+                                       input_pipeline_id=0,
+                                       num_replicas_in_sync=2)
+  ds = input_lib.make_epochs_dataset(
+      data_dir, "train", schema, 64, steps_per_epoch=3, first_epoch=0,
+      end_epoch=2, skip_steps=1, input_context=context)
+  sizes = [len(b[1][F.CLICK]) for b in ds]
+  assert sizes == [32] * ((3 * 2 - 1) * 2)  # 2 per-replica batches per step
+  with pytest.raises(ValueError, match="skip_steps=3 must lie in"):
+    input_lib.make_epochs_dataset(data_dir, "train", schema, 64,
+                                  steps_per_epoch=3, first_epoch=0,
+                                  end_epoch=1, skip_steps=3)
+
+
+def test_make_dataset_skip_batches(data):
+  data_dir, schema = data
+  def batches(skip):
+    return _labels(input_lib.make_dataset(data_dir, "valid", schema, 100,
+                                          training=False, skip_batches=skip))
+  full, skipped = batches(0), batches(3)
+  assert len(skipped) == len(full) - 3
+  for a, b in zip(full[3:], skipped):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_fit_segments():
+  assert resume.fit_segments(0, 8, 2) == [(0, 2, 0)]
+  assert resume.fit_segments(12, 8, 2) == [(1, 2, 4)]
+  assert resume.fit_segments(3, 8, 3) == [(0, 1, 3), (1, 3, 0)]
+  assert resume.fit_segments(8, 8, 3) == [(1, 3, 0)]
+  assert resume.fit_segments(16, 8, 2) == []
+
+
+# --- checkpoints --------------------------------------------------------------
+
+def _small_model():
+  model = tf_keras.Sequential([tf_keras.layers.Dense(2, input_shape=(3,))])
+  model.compile(optimizer=tf_keras.optimizers.Adam(0.1), loss="mse")
+  model.optimizer.build(model.trainable_variables)
+  return model
+
+
+def _checkpoints(directory, steps_per_epoch=10, log=None):
+  model = _small_model()
+  return model, resume.StepCheckpoints(model, directory, directory,
+                                       steps_per_epoch, log=log or print)
+
+
+def _save_at(model, checkpoints, step):
+  model.layers[0].kernel.assign(tf.fill([3, 2], float(step)))
+  return checkpoints.save(resume.Progress(step, {"loss": [1.0]}, {"best": 1}))
+
+
+def test_restore_returns_the_newest_checkpoint(tmp_path):
+  model, checkpoints = _checkpoints(str(tmp_path))
+  assert checkpoints.restore() == resume.Progress()  # nothing saved yet
+  for step in (4, 8):
+    _save_at(model, checkpoints, step)
+  fresh, reader = _checkpoints(str(tmp_path))
+  progress = reader.restore()
+  assert progress == resume.Progress(8, {"loss": [1.0]}, {"best": 1})
+  np.testing.assert_array_equal(fresh.layers[0].kernel.numpy(), 8.0)
+
+
+def test_a_kill_during_a_write_leaves_the_previous_checkpoint(tmp_path):
+  model, checkpoints = _checkpoints(str(tmp_path))
+  for step in (4, 8):
+    _save_at(model, checkpoints, step)
+  # What a kill mid-save leaves: partial files of step 12, state not updated.
+  (tmp_path / "step-12_temp").mkdir()
+  (tmp_path / "step-12_temp" / "part-00000-of-00001.data-00000-of-00001"
+   ).write_bytes(b"\0" * 10)
+  (tmp_path / "step-12.index").write_bytes(b"half an index")
+  fresh, reader = _checkpoints(str(tmp_path))
+  assert reader.restore().step == 8
+  np.testing.assert_array_equal(fresh.layers[0].kernel.numpy(), 8.0)
+
+
+def test_an_unreadable_latest_checkpoint_falls_back(tmp_path):
+  model, checkpoints = _checkpoints(str(tmp_path))
+  for step in (4, 8):
+    _save_at(model, checkpoints, step)
+  for name in os.listdir(tmp_path):
+    if name.startswith("step-8.data"):
+      path = tmp_path / name
+      path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+  messages = []
+  fresh, reader = _checkpoints(str(tmp_path), log=messages.append)
+  assert reader.restore().step == 4
+  np.testing.assert_array_equal(fresh.layers[0].kernel.numpy(), 4.0)
+  assert any("step-8 cannot be read" in m for m in messages), messages
+  for name in os.listdir(tmp_path):
+    if name.startswith("step-4.data"):
+      (tmp_path / name).write_bytes(b"")
+  with pytest.raises(RuntimeError, match="none of the checkpoints"):
+    _checkpoints(str(tmp_path), log=messages.append)[1].restore()
+
+
+def test_other_steps_per_epoch_is_refused(tmp_path):
+  model, checkpoints = _checkpoints(str(tmp_path), steps_per_epoch=10)
+  _save_at(model, checkpoints, 4)
+  with pytest.raises(ValueError, match="written with 10 steps per epoch"):
+    _checkpoints(str(tmp_path), steps_per_epoch=12)[1].restore()
+
+
+def test_resuming_with_another_config_is_refused(tmp_path):
+  from pipelines import training
+  config = config_lib.get_preset("tiny")
+  (tmp_path / "config.json").write_text(config.to_json())
+  training.check_resumable(config, str(tmp_path))  # no checkpoints: fine
+  (tmp_path / resume.STEPS_DIR).mkdir()
+  (tmp_path / resume.STEPS_DIR / "checkpoint").write_text("")
+  longer = config_lib.apply_overrides(config, ["train.epochs=5",
+                                               "train.strategy=mirrored"])
+  training.check_resumable(longer, str(tmp_path))
+  wider = config_lib.apply_overrides(config, ["model.embedding_dim=16"])
+  with pytest.raises(ValueError, match="model.embedding_dim: stored 4, now "
+                     "16.*fresh --model_dir"):
+    training.check_resumable(wider, str(tmp_path))
+
+
+# --- kill and resume, for real ----------------------------------------------
+
+def _command(model_dir, data_dir):
+  overrides = [f"train.epochs={EPOCHS}", f"train.steps_per_epoch={STEPS}",
+               "train.steps_per_execution=1", "train.deterministic=true",
+               f"train.checkpoint_every_steps={EVERY}"]
+  return [sys.executable, "-m", "pipelines.train", "--preset=tiny",
+          f"--model_dir={model_dir}", f"--data_dir={data_dir}", "--verbose=0",
+          *[f"--override={o}" for o in overrides]]
+
+
+class _Run:
+  """A training subprocess whose output is drained by a thread."""
+
+  def __init__(self, command, pause_after=None):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1")
+    env.pop(resume.PAUSE_ENV, None)
+    if pause_after is not None:
+      env[resume.PAUSE_ENV] = str(pause_after)
+    self.lines = []
+    self.process = subprocess.Popen(command, cwd=ROOT, env=env, text=True,
+                                    stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT)
+    self._reader = threading.Thread(target=self._drain, daemon=True)
+    self._reader.start()
+
+  def _drain(self):
+    for line in self.process.stdout:
+      self.lines.append(line)
+
+  @property
+  def output(self):
+    return "".join(self.lines)
+
+  def wait_for(self, text, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+      if text in self.output:
+        return
+      if self.process.poll() is not None:
+        break
+      time.sleep(0.2)
+    self.kill()
+    pytest.fail(f"{text!r} never printed:\n{self.output[-3000:]}")
+
+  def finish(self, timeout):
+    try:
+      self.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+      self.kill()
+      pytest.fail(f"timed out after {timeout}s:\n{self.output[-3000:]}")
+    self._reader.join(timeout=10)
+    assert self.process.returncode == 0, self.output[-3000:]
+    return self.output
+
+  def kill(self):
+    if self.process.poll() is None:
+      os.kill(self.process.pid, signal.SIGKILL)
+      self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def runs(data, tmp_path_factory):
+  """(A, B) model dirs and B's outputs: uninterrupted vs killed + resumed."""
+  data_dir, _ = data
+  root = tmp_path_factory.mktemp("kill")
+  a_dir, b_dir = str(root / "a"), str(root / "b")
+  a = _Run(_command(a_dir, data_dir))
+  b1 = _Run(_command(b_dir, data_dir), pause_after=PAUSE_AFTER)
+  try:
+    b1.wait_for(resume.PAUSED_MESSAGE, RUN_TIMEOUT_S)
+    b1.kill()  # SIGKILL: no cleanup, no final checkpoint
+    assert b1.process.returncode == -signal.SIGKILL
+    b2 = _Run(_command(b_dir, data_dir))
+    b2_output = b2.finish(RUN_TIMEOUT_S)
+    a.finish(RUN_TIMEOUT_S)
+  finally:
+    a.kill()
+    b1.kill()
+  return a_dir, b_dir, b1.output, b2_output
+
+
+def _json(path):
+  with open(path) as f:
+    return json.load(f)
+
+
+def _variables(path):
+  reader = tf.train.load_checkpoint(path)
+  return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+          if "save_counter" not in k}
+
+
+def test_killed_run_resumes_where_it_stopped(runs):
+  a_dir, b_dir, b1_output, b2_output = runs
+  assert f"{resume.PAUSED_MESSAGE} 12" in b1_output
+  assert ("resuming from the checkpoint at global step 12 (epoch 2, 4 of 8 "
+          "steps done)") in b2_output
+  state_a = _json(os.path.join(a_dir, "train_state.json"))
+  state_b = _json(os.path.join(b_dir, "train_state.json"))
+  assert state_a["global_step"] == state_b["global_step"] == STEPS * EPOCHS
+  assert state_b["resumed_from_step"] == 12
+  assert state_a["resumed_from_step"] == 0
+  valid_b = _json(os.path.join(b_dir, "valid_metrics.json"))
+  assert all(np.isfinite(valid_b[k]) for k in ("ctr_auc", "cvr_auc",
+                                               "ctcvr_auc", "ctr_logloss"))
+  # No batch trained twice, none skipped: B ends bitwise where A ends.
+  final = f"steps/step-{STEPS * EPOCHS}"
+  a_vars = _variables(os.path.join(a_dir, final))
+  b_vars = _variables(os.path.join(b_dir, final))
+  assert a_vars.keys() == b_vars.keys() and len(a_vars) > 20
+  for key in a_vars:
+    np.testing.assert_array_equal(a_vars[key], b_vars[key], err_msg=key)
+  assert _json(os.path.join(a_dir, "history.json")) == _json(
+      os.path.join(b_dir, "history.json"))
+  assert valid_b == _json(os.path.join(a_dir, "valid_metrics.json"))
+
+
+def test_two_runs_with_the_same_seed_are_identical(runs):
+  a_dir, b_dir, _, _ = runs
+  # Epoch 1 of B ran in the killed process, independently of A.
+  history_a = _json(os.path.join(a_dir, "history.json"))
+  history_b = _json(os.path.join(b_dir, "history.json"))
+  for key in ("loss", "ctr_auc", "val_ctcvr_auc", "val_loss"):
+    assert history_a[key][0] == history_b[key][0], key
+  first = "checkpoints/epoch-001"
+  a_vars = _variables(os.path.join(a_dir, first))
+  b_vars = _variables(os.path.join(b_dir, first))
+  for key in a_vars:
+    np.testing.assert_array_equal(a_vars[key], b_vars[key], err_msg=key)
