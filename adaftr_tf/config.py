@@ -174,7 +174,7 @@ class TrainConfig:
       (0 = never stop early).
     seed: model initialisation and shuffling seed.
     strategy: tf.distribute engine, one of STRATEGIES (see
-      pipelines/distribute.py and docs/scaling_out.md).
+      pipelines/distribute.py and the README section "Scaling out").
     checkpoint_every_steps: step-checkpoint interval for crash-safe resume
       (model, optimizer, step, data position); 0 = at epoch ends only.
       Checked after each `steps_per_execution` group of steps.

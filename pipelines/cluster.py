@@ -8,7 +8,7 @@ task, e.g. for the second of two multi-worker-mirrored workers:
 
 Under `parameter_server` the cluster also has `chief` (the coordinator, which
 runs the training job) and `ps`; `worker` and `ps` tasks run
-`serve_forever_if_server`. docs/scaling_out.md has an example per role.
+`serve_forever_if_server`. The README section "Scaling out" has an example per role.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def resolver_from_tf_config(strategy: str, required_jobs: tuple[str, ...]):
     raise ValueError(
         f"--strategy={strategy} needs TF_CONFIG with the job(s) {missing} in "
         f"its cluster; TF_CONFIG has jobs {sorted(cluster)} (see "
-        "docs/scaling_out.md for an example per role)")
+        "the README section 'Scaling out' for an example per role)")
   task = config.get("task", {})
   if "type" not in task or "index" not in task:
     raise ValueError(f"--strategy={strategy}: TF_CONFIG needs this process's "

@@ -17,7 +17,7 @@
                      started inside this process (no TF_CONFIG needed)
 
 Every flag and override is validated before any data is read or generated.
-See docs/scaling_out.md for multi-GPU hosts and clusters.
+See the README section "Scaling out" for multi-GPU hosts and clusters.
 """
 
 import os

@@ -2,7 +2,7 @@
 
 `summarise(rows)` turns the measured rows into the result dict written as
 JSON; `markdown(result)` is the table printed (and pasted into
-docs/performance.md).
+the README section "Performance").
 """
 
 from __future__ import annotations
