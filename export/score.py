@@ -2,7 +2,8 @@
 
   python -m export.score --saved_model=DIR --records=FILE.tfrecord [--num=5]
 
-Imports TensorFlow only (no tf-keras, no adaftr_tf): this is what a serving
+Imports TensorFlow and absl only (no tf-keras, no adaftr_tf; the flag
+helpers in pipelines.cli import absl alone): this is what a serving
 process has. Prints one JSON object: {"outputs": {name: [values]}, "num": n}.
 """
 
@@ -12,11 +13,13 @@ from absl import app
 from absl import flags
 import tensorflow as tf
 
+from pipelines import cli
+
 FLAGS = flags.FLAGS
-flags.DEFINE_string("saved_model", None, "SavedModel directory.")
-flags.DEFINE_string("records", None, "TFRecord file of serialized tf.Example.")
-flags.DEFINE_integer("num", 5, "Number of records to score.")
-flags.DEFINE_string("signature", "serving_default", "Signature to call.")
+cli.define_string("saved_model", None, "SavedModel directory.")
+cli.define_string("records", None, "TFRecord file of serialized tf.Example.")
+cli.define_integer("num", 5, "Number of records to score.")
+cli.define_string("signature", "serving_default", "Signature to call.")
 
 
 def score(saved_model: str, records: str, num: int,

@@ -18,32 +18,34 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from pipelines import cli  # noqa: E402
+
 FORMATS = ("aliexpress_csv", "aliexpress_raw", "aliccp_raw", "aliccp_csv",
            "aliccp_text")
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("format", None, FORMATS, "Input file layout.")
-flags.DEFINE_string("input", None, "Input file or folder.")
-flags.DEFINE_string("output_dir", None, "Output folder (must not exist or be "
+cli.define_enum("format", None, FORMATS, "Input file layout.")
+cli.define_string("input", None, "Input file or folder.")
+cli.define_string("output_dir", None, "Output folder (must not exist or be "
                     "empty, unless --overwrite).")
-flags.DEFINE_bool("skip_bad_rows", False, "Skip and count malformed rows "
+cli.define_bool("skip_bad_rows", False, "Skip and count malformed rows "
                   "instead of stopping at the first.")
-flags.DEFINE_bool("keep_conversions_without_click", False, "Keep rows with a "
+cli.define_bool("keep_conversions_without_click", False, "Keep rows with a "
                   "conversion but no click (dropped and counted by default).")
-flags.DEFINE_float("valid_fraction", 0.1, "Share of the train rows, taken "
+cli.define_float("valid_fraction", 0.1, "Share of the train rows, taken "
                    "from the END of the train files, that forms the valid "
                    "split.")
-flags.DEFINE_integer("min_count", 1, "Ids seen fewer times in train are "
+cli.define_integer("min_count", 1, "Ids seen fewer times in train are "
                      "out of vocabulary.")
-flags.DEFINE_integer("max_vocab_size", 0, "Most frequent ids kept per field "
+cli.define_integer("max_vocab_size", 0, "Most frequent ids kept per field "
                      "(0: all that pass --min_count).")
-flags.DEFINE_integer("hash_buckets", 0, "Hash ids into this many buckets per "
+cli.define_integer("hash_buckets", 0, "Hash ids into this many buckets per "
                      "field instead of fitting vocabularies (0: vocabularies).")
-flags.DEFINE_integer("shard_rows", 500_000, "Rows per output shard at most.")
-flags.DEFINE_integer("buffer_values", 20_000_000, "Values buffered before a "
+cli.define_integer("shard_rows", 500_000, "Rows per output shard at most.")
+cli.define_integer("buffer_values", 20_000_000, "Values buffered before a "
                      "shard is written (bounds memory for long lists).")
-flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir.")
-flags.DEFINE_bool("progress", True, "Show the progress line on stderr.")
+cli.define_bool("overwrite", False, "Replace a non-empty --output_dir.")
+cli.define_bool("progress", True, "Show the progress line on stderr.")
 
 
 def main(argv):

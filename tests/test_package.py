@@ -25,3 +25,37 @@ def test_import_first_sets_legacy_keras():
   done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=120, check=False)
   assert done.returncode == 0, done.stderr[-2000:]
+
+
+ENTRYPOINTS = ("pipelines.train", "pipelines.demo", "pipelines.convert",
+               "pipelines.benchmark_quality", "pipelines.benchmark_speed",
+               "pipelines.sweep", "export.export_savedmodel", "export.check",
+               "export.score")
+
+
+def test_every_entrypoint_imports_into_one_process_in_any_order():
+  """Tests import several entrypoints into one pytest process; a flag that two
+  of them define must go through pipelines.cli, or absl refuses the second."""
+  for order in (ENTRYPOINTS, tuple(reversed(ENTRYPOINTS))):
+    code = ("import importlib, os\n"
+            "os.environ['TF_USE_LEGACY_KERAS'] = '1'\n"
+            f"for name in {order!r}:\n"
+            "  importlib.import_module(name)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_flags_are_defined_only_through_pipelines_cli():
+  offenders = []
+  for folder in ("adaftr_tf", "pipelines", "export"):
+    for dirpath, _, names in os.walk(os.path.join(ROOT, folder)):
+      for name in names:
+        path = os.path.join(dirpath, name)
+        if not name.endswith(".py") or path.endswith(os.path.join(
+            "pipelines", "cli.py")):
+          continue
+        with open(path) as f:
+          if "flags.DEFINE_" in f.read():
+            offenders.append(os.path.relpath(path, ROOT))
+  assert not offenders, f"define flags with pipelines.cli in {offenders}"
