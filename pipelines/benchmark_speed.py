@@ -1,9 +1,10 @@
 """Speed benchmark: input pipeline, real training path, reference loop, scale.
 
   python -m pipelines.benchmark_speed --preset=demo --output=speed.json \
-      --override=train.batch_size=2048 [--steps=40 --warmup=20] \
+      --override=train.batch_size=2048 [--steps=20 --warmup=20] \
       [--vocab_rows=10000,1000000,10000000] [--variants=all] \
-      [--prototypes=lazy_adam,fast_auc,fused_info_nce,no_metrics]
+      [--prototypes=lazy_adam,fast_auc,fused_info_nce,no_metrics] \
+      [--paired=all]
 
 Measures in one run, on this machine (rows: pipelines/speed/plan.py):
   input       TFRecord files -> parsed (features, labels) batches, no model;
@@ -15,6 +16,9 @@ Measures in one run, on this machine (rows: pipelines/speed/plan.py):
   variants    real AdaFTR with steps_per_execution=1, XLA, Adagrad, ...;
   scale       real AdaFTR with embedding tables of --vocab_rows rows in total
               (vocabulary per field = rows / categorical fields), per optimizer;
+  paired      (--paired) reference steps of AdaFTR and of config changes or
+              prototypes, timed in interleaved rounds in one process: the
+              steadiest ratios on a machine shared with other jobs;
 and the peak resident memory of each: every row runs in its own process
 (`--isolation=subprocess`, the default). Throughput is examples/s over
 `--steps` timed steps after `--warmup` untimed ones (tracing, shuffle-buffer
@@ -79,6 +83,11 @@ cli.define_string("variants", "all", "Comma list of plan.VARIANTS, 'all' or "
                   "'' (none).")
 cli.define_string("prototypes", "", "Comma list of speed.prototypes to "
                   "measure (monkeypatched), 'all' or '' (none).")
+cli.define_string("paired", "", "Entries of plan.PAIRED to time against "
+                  "AdaFTR's reference step in one process, interleaved "
+                  "('all', '' = no paired row).")
+cli.define_integer("paired_rounds", 4, "Interleaved rounds of the paired row.")
+cli.define_integer("paired_steps", 5, "Steps per entry and round.")
 cli.define_enum("isolation", "subprocess", ["subprocess", "in_process"],
                 "subprocess: one process per row (separate memory peaks); "
                 "in_process: all rows here (peaks reset per row; quick "
@@ -92,7 +101,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _synthetic_dir(root: str, synthetic) -> str:
   text = json.dumps(dataclasses.asdict(synthetic), sort_keys=True)
-  return os.path.join(root, "speed-" + hashlib.sha1(text.encode()).hexdigest()[:10])
+  digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+  return os.path.join(root, "speed-" + digest)
 
 
 def prepare_data(config, root, data_rows, vocab_rows, scale_data_rows, log):
@@ -159,7 +169,8 @@ def _run_row(row, isolation, workdir, timeout) -> dict:
 def _best(runs: list[dict]) -> dict:
   """The fastest successful run of a row (all runs' speeds kept beside it)."""
   ok = [r for r in runs if not r.get("error")]
-  best = dict(max(ok, key=lambda r: r["examples_per_s"]) if ok else runs[-1])
+  best = dict(max(ok, key=lambda r: r.get("examples_per_s") or 0) if ok
+              else runs[-1])
   best.setdefault("error", None)
   best["repeats_examples_per_s"] = [r.get("examples_per_s") for r in runs]
   best["repeats_peak_rss_mb"] = [r.get("peak_rss_mb") for r in runs]
@@ -182,8 +193,9 @@ def run_rows(rows, isolation, workdir, timeout, log, repeats=1):
     runs.setdefault(row.key, []).append(run)
     speed = run.get("examples_per_s")
     log(f"[{index + 1}/{len(schedule)}] {row.key}: " + (
-        f"{speed:,.0f} examples/s, peak {run['peak_rss_mb']:,.0f} MiB"
-        if not run.get("error") else run["error"])
+        run["error"] if run.get("error") else
+        (f"{speed:,.0f} examples/s, " if speed else "")
+        + f"peak {run['peak_rss_mb']:,.0f} MiB")
         + f" ({time.time() - start:.0f}s)")
   return {row.key: {"group": row.group, "description": row.description,
                     "spec": row.spec, **_best(runs[row.key])}
@@ -195,7 +207,8 @@ def machine() -> dict:
   model = platform.processor()
   try:
     with open("/proc/cpuinfo") as f:
-      names = [l.split(":", 1)[1].strip() for l in f if l.startswith("model name")]
+      names = [line.split(":", 1)[1].strip() for line in f
+               if line.startswith("model name")]
     model = names[0] if names else model
   except OSError:
     pass
@@ -232,10 +245,13 @@ def main(argv):
       scale_steps_per_execution=FLAGS.scale_steps_per_execution,
       scale_optimizers=tuple(plan_lib.parse_names(
           FLAGS.scale_optimizers, plan_lib.SCALE_OPTIMIZERS,
-          "scale_optimizers")))
+          "scale_optimizers")),
+      paired=tuple(plan_lib.parse_names(FLAGS.paired, plan_lib.PAIRED,
+                                        "paired")),
+      paired_rounds=FLAGS.paired_rounds, paired_steps=FLAGS.paired_steps)
   for name in ("steps", "warmup", "input_steps", "reference_batches", "repeats",
                "data_rows", "scale_data_rows", "scale_steps", "scale_warmup",
-               "scale_steps_per_execution"):
+               "scale_steps_per_execution", "paired_rounds", "paired_steps"):
     if getattr(FLAGS, name) < 1:
       raise app.UsageError(f"--{name} must be >= 1")
   log = lambda text: print(text, flush=True)
@@ -248,6 +264,7 @@ def main(argv):
                                         vocab_rows, FLAGS.scale_data_rows, log)
     rows = (plan_lib.core_rows(settings, data_dir)
             + plan_lib.extra_rows(settings, data_dir)
+            + plan_lib.paired_rows(settings, data_dir)
             + plan_lib.scale_rows(settings, scale_dirs))
     results = run_rows(rows, FLAGS.isolation, workdir, FLAGS.row_timeout, log,
                        repeats=FLAGS.repeats)
@@ -258,7 +275,8 @@ def main(argv):
   info["load_average_end"] = list(os.getloadavg())
   t = config.train
   result = {
-      "command": " ".join(["python -m pipelines.benchmark_speed"] + sys.argv[1:]),
+      "command": " ".join(["python -m pipelines.benchmark_speed"]
+                          + sys.argv[1:]),
       "machine": info, "isolation": FLAGS.isolation,
       "settings": {**dataclasses.asdict(settings), "repeats": FLAGS.repeats},
       "config": {"preset": FLAGS.preset, "batch_size": t.batch_size,

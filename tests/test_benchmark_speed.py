@@ -73,19 +73,27 @@ def test_tiny_run_emits_every_field(tmp_path, capsys):
               "load_average_end"):
     assert key in result["machine"], key
   assert result["config"]["batch_size"] == 128
-  assert result["settings"]["steps"] == 2 and result["isolation"] == "in_process"
+  assert result["settings"]["steps"] == 2
+  assert result["isolation"] == "in_process"
 
 
-def test_worker_runs_a_phase_in_its_own_process(tmp_path):
+def test_worker_runs_the_paired_phase_in_its_own_process(tmp_path):
   from adaftr_tf import config as config_lib
   config = config_lib.get_preset("tiny")
   data_dir, _ = benchmark_speed.prepare_data(config, str(tmp_path), 512, [],
                                              512, log=lambda _: None)
-  spec = {"phase": "input", "preset": "tiny", "overrides": [],
-          "data_dir": data_dir, "steps": 2, "warmup": 1}
-  result = benchmark_speed._run_subprocess(spec, str(tmp_path), timeout=300)
-  assert result["examples_per_s"] > 0 and result["timed_steps"] == 2
+  settings = _settings(preset="tiny", overrides=(
+      "train.steps_per_execution=1",), warmup=1, paired=("no_cl", "fast_auc"),
+                       paired_rounds=2, paired_steps=1)
+  [row] = plan_lib.paired_rows(settings, data_dir)
+  result = benchmark_speed._run_subprocess(row.spec, str(tmp_path), 300)
+  assert list(result["entries"]) == ["adaftr", "no_cl", "fast_auc"]
+  for name, entry in result["entries"].items():
+    assert entry["examples_per_s"] > 0 and entry["timed_steps"] == 2, name
+    assert entry["relative_per_cpu"] > 0, name
+  assert result["entries"]["adaftr"]["relative"] == 1.0
   assert result["peak_rss_mb"] >= result["rss_before_mb"] > 0
+  assert "| fast_auc |" in report.paired_table(result)
 
 
 def test_worker_failure_names_the_error(tmp_path):

@@ -16,6 +16,8 @@ process (pipelines/speed/worker.py) or in the caller's:
              pre-parsed batches cycled through a `tf.function` that computes
              `model.compute_loss` under a GradientTape and applies the same
              optimizer (no Keras fit; only the metrics compute_loss updates).
+* paired:    several reference steps in one process, timed in interleaved
+             rounds (pipelines/speed/paired.py).
 
 Every phase reports examples/s over the `steps` timed steps that follow
 `warmup` untimed ones (tracing, shuffle-buffer fill), the throughput of each
@@ -39,7 +41,7 @@ from pipelines import input as data_input
 from pipelines.speed import memory
 from pipelines.speed import prototypes as prototypes_lib
 
-PHASES = ("input", "fit", "reference")
+PHASES = ("input", "fit", "reference", "paired")
 
 
 def phase_config(spec) -> config_lib.Config:
@@ -119,8 +121,9 @@ class _StepTimer(tf_keras.callbacks.Callback):
     self.marks.append((batch + 1, time.perf_counter(), time.process_time()))
 
 
-def _build(config, schema):
-  tf_keras.backend.clear_session()
+def _build(config, schema, clear_session=True):
+  if clear_session:
+    tf_keras.backend.clear_session()
   tf_keras.utils.set_random_seed(config.train.seed)
   return models.compile_model(models.build_model(config, schema), config)
 
@@ -166,12 +169,15 @@ def measure_fit(spec, config, schema) -> dict:
   return result
 
 
-def measure_reference(spec, config, schema) -> dict:
-  """The same model and optimizer in a minimal hand-written training loop."""
-  model = _build(config, schema)
-  count = max(1, spec.get("reference_batches", 4))
+def reference_step(config, schema, data_dir, count, clear_session=True):
+  """(step, batches): the minimal training step and its pre-parsed batches.
+
+  `step(batch)` computes `model.compute_loss` under a GradientTape and
+  applies the model's optimizer (a `tf.function`, XLA if configured).
+  """
+  model = _build(config, schema, clear_session)
   batches = list(itertools.islice(
-      _train_batches(config, schema, spec["data_dir"]), count))
+      _train_batches(config, schema, data_dir), max(1, count)))
   optimizer = model.optimizer
   _create_variables(model, batches[0])
 
@@ -183,6 +189,13 @@ def measure_reference(spec, config, schema) -> dict:
     optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
     return loss
 
+  return step, batches
+
+
+def measure_reference(spec, config, schema) -> dict:
+  """The same model and optimizer in a minimal hand-written training loop."""
+  step, batches = reference_step(config, schema, spec["data_dir"],
+                                 spec.get("reference_batches", 4))
   cycle = itertools.cycle(batches)
   for _ in range(spec["warmup"]):
     loss = step(next(cycle))
@@ -216,8 +229,10 @@ def run_phase(spec) -> dict:
   try:
     memory.reset_peak()
     rss_before = memory.current_rss_mb()
+    from pipelines.speed import paired   # it imports this module
     measure = {"input": measure_input, "fit": measure_fit,
-               "reference": measure_reference}[spec["phase"]]
+               "reference": measure_reference,
+               "paired": paired.measure_paired}[spec["phase"]]
     result = measure(spec, config, schema)
   finally:
     restore()

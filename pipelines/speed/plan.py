@@ -9,6 +9,8 @@ Rows (key: what runs):
   variant/<name>        real/adaftr with one config change (VARIANTS)
   prototype/<name>      real/adaftr (or the reference) with a monkeypatched
                         proposal of pipelines/speed/prototypes.py
+  paired/reference      reference steps of AdaFTR and of PAIRED entries,
+                        interleaved in one process (steady ratios)
   scale/<rows>/<opt>    real/adaftr on data whose embedding table has <rows>
                         rows in total, per optimizer
 """
@@ -32,6 +34,20 @@ VARIANTS = {
                    ["loss.symmetric=false"]),
 }
 SCALE_OPTIMIZERS = ("adam", "adagrad")
+# Entries of the paired row (pipelines/speed/paired.py): name -> (overrides,
+# prototypes) on top of AdaFTR; "adaftr" (the baseline) always runs first.
+PAIRED = {
+    "no_cl": (NO_CL, []),
+    "random_one": (["loss.negatives=random_one"], []),
+    "asymmetric": (["loss.symmetric=false"], []),
+    "jit": (["train.jit_compile=true"], []),
+    "no_metrics": ([], ["no_metrics"]),
+    "fast_auc": ([], ["fast_auc"]),
+    "fused_info_nce": ([], ["fused_info_nce"]),
+    "fast_auc+fused_info_nce": ([], ["fast_auc", "fused_info_nce"]),
+    "fast_auc+fused_info_nce+jit": (["train.jit_compile=true"],
+                                    ["fast_auc", "fused_info_nce"]),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +77,9 @@ class Settings:
   scale_warmup: int
   scale_steps_per_execution: int
   scale_optimizers: tuple[str, ...] = SCALE_OPTIMIZERS
+  paired: tuple[str, ...] = ()
+  paired_rounds: int = 4
+  paired_steps: int = 5
 
 
 def round_up(steps: int, multiple: int) -> int:
@@ -120,6 +139,21 @@ def extra_rows(s: Settings, data_dir: str) -> list[Row]:
                     _spec(s, "fit", data_dir, ADAFTR, s.steps, s.warmup,
                           prototypes=proposals)))
   return rows
+
+
+def paired_rows(s: Settings, data_dir: str) -> list[Row]:
+  """One row: AdaFTR's reference step and the chosen PAIRED entries,
+  timed in interleaved rounds in one process."""
+  if not s.paired:
+    return []
+  entries = [{"name": "adaftr", "overrides": [], "prototypes": []}]
+  entries += [{"name": n, "overrides": PAIRED[n][0],
+               "prototypes": PAIRED[n][1]} for n in s.paired]
+  spec = _spec(s, "paired", data_dir, ADAFTR, s.paired_steps,
+               min(s.warmup, 3))
+  spec.update(entries=entries, rounds=s.paired_rounds)
+  return [Row("paired/reference", "paired",
+              "reference steps, interleaved in one process", spec)]
 
 
 def scale_rows(s: Settings, scale_dirs: dict[int, str]) -> list[Row]:

@@ -82,6 +82,8 @@ def table(rows: dict[str, dict]) -> str:
            "vs base (wall / CPU) | peak RSS MiB | table rows |",
            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
   for key, row in rows.items():
+    if row.get("group") == "paired" and not row.get("error"):
+      continue   # its own table
     if row.get("error"):
       lines.append(f"| {key} | {row['description']} | failed: "
                    f"{row['error'][:80]} | | | | | |")
@@ -96,6 +98,19 @@ def table(rows: dict[str, dict]) -> str:
         f" | {_fmt(row.get('examples_per_cpu_s'))} | "
         f"{_fmt(row.get('cpu_utilisation'), 2)} | {base} | "
         f"{_fmt(row.get('peak_rss_mb'))} | {_fmt(row.get('table_rows'))} |")
+  return "\n".join(lines)
+
+
+def paired_table(row: dict) -> str:
+  """The paired row's entries: speed and ratio to the first entry."""
+  lines = ["| paired entry (reference step) | examples/s | examples/CPU-s | "
+           "cores used | vs adaftr (wall / CPU) |",
+           "| --- | ---: | ---: | ---: | ---: |"]
+  for name, e in row["entries"].items():
+    lines.append(f"| {name} | {_fmt(e['examples_per_s'])} | "
+                 f"{_fmt(e['examples_per_cpu_s'])} | "
+                 f"{_fmt(e['cpu_utilisation'], 2)} | {_fmt(e['relative'], 2)}"
+                 f"× / {_fmt(e['relative_per_cpu'], 2)}× |")
   return "\n".join(lines)
 
 
@@ -114,4 +129,8 @@ def markdown(result: dict) -> str:
   """Both tables plus the extra ratios, as printed at the end of a run."""
   extra = ", ".join(f"{k} = {_fmt(result[k], 2)} (per CPU-s "
                     f"{_fmt(result['cpu_' + k], 2)})" for k in EXTRA_RATIOS)
-  return "\n\n".join([table(result["rows"]), targets_table(result), extra])
+  parts = [table(result["rows"])]
+  paired = result["rows"].get("paired/reference")
+  if paired and not paired.get("error"):
+    parts.append(paired_table(paired))
+  return "\n\n".join(parts + [targets_table(result), extra])
