@@ -10,6 +10,11 @@ over the test split. Writes into DIR:
   results.md     the table (mean ± std over seeds)
   metrics.png    AUC bars with error bars
   tau.png        for AdaFTR runs: distribution of tau and tau vs planted r
+  runs/METHOD-seedN/run.json (+ tau.npz)  each finished run, written as it
+                 ends; a rerun with the same --output_dir skips the runs
+                 whose saved config matches (resume after an interruption)
+results.json and results.md are rewritten after every run ("complete": false
+until the last).
 """
 
 from __future__ import annotations
@@ -142,30 +147,104 @@ def main(argv):
       config = config_lib.apply_overrides(
           base, METHODS[method] + [f"train.seed={base.train.seed + seed}"])
       plan.append((method, seed, config.validate()))
-  from pipelines import benchmark_plots
   os.makedirs(FLAGS.output_dir, exist_ok=True)
+  try:   # refuse a mixed output folder before the first run
+    for method, seed, config in plan:
+      load_run(os.path.join(FLAGS.output_dir, "runs", f"{method}-seed{seed}"),
+               config)
+  except ValueError as err:
+    raise app.UsageError(str(err)) from None
   runs, taus, data_dir, start = [], {}, FLAGS.data_dir, time.time()
   for index, (method, seed, config) in enumerate(plan):
-    print(f"[run {index + 1}/{len(plan)}] {method} seed {seed} "
-          f"({time.time() - start:.0f}s elapsed)", flush=True)
     run_dir = os.path.join(FLAGS.output_dir, "runs", f"{method}-seed{seed}")
-    report, collected, data_dir = run_one(config, run_dir, data_dir)
-    runs.append({"method": method, "seed": seed, "test": report,
-                 "config": config.to_dict()})
-    if "tau" in collected and "_oracle_relatedness" in collected and seed == 0:
-      taus[method] = (collected["tau"], collected["_oracle_relatedness"])
+    done = load_run(run_dir, config)
+    if done is not None:
+      print(f"[run {index + 1}/{len(plan)}] {method} seed {seed}: done "
+            f"before, read {RUN_FILE}", flush=True)
+      run, tau_pair = done
+      data_dir = data_dir or run.get("data_dir")
+    else:
+      print(f"[run {index + 1}/{len(plan)}] {method} seed {seed} "
+            f"({time.time() - start:.0f}s elapsed)", flush=True)
+      report, collected, data_dir = run_one(config, run_dir, data_dir)
+      run = {"method": method, "seed": seed, "test": report,
+             "config": config.to_dict(), "data_dir": os.path.abspath(data_dir)}
+      tau_pair = None
+      if "tau" in collected and "_oracle_relatedness" in collected:
+        tau_pair = (collected["tau"], collected["_oracle_relatedness"])
+      save_run(run_dir, run, tau_pair)
+    runs.append(run)
+    if tau_pair is not None and method not in taus:
+      taus[method] = tau_pair
+    write_outputs(runs, methods, taus, data_dir, start, final=False)
+  write_outputs(runs, methods, taus, data_dir, start, final=True)
+
+
+RUN_FILE = "run.json"
+TAU_FILE = "tau.npz"
+
+
+def save_run(run_dir: str, run: dict, tau_pair) -> None:
+  """Writes one finished run (report + config) and its tau arrays, atomically."""
+  import numpy as np
+  os.makedirs(run_dir, exist_ok=True)
+  if tau_pair is not None:
+    np.savez(os.path.join(run_dir, "tau.tmp.npz"), tau=tau_pair[0],
+             relatedness=tau_pair[1])
+    os.replace(os.path.join(run_dir, "tau.tmp.npz"),
+               os.path.join(run_dir, TAU_FILE))
+  tmp = os.path.join(run_dir, RUN_FILE + ".tmp")
+  with open(tmp, "w") as f:
+    json.dump(run, f, indent=1, sort_keys=True)
+  os.replace(tmp, os.path.join(run_dir, RUN_FILE))
+
+
+def load_run(run_dir: str, config):
+  """(run, tau pair or None) of a finished run with this exact config, else None.
+
+  A run whose saved config differs (another preset, override or code default)
+  is a ValueError: a resumed benchmark never mixes configurations, and a
+  finished run is never overwritten.
+  """
+  import numpy as np
+  path = os.path.join(run_dir, RUN_FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    run = json.load(f)
+  if run.get("config") != json.loads(json.dumps(config.to_dict())):
+    raise ValueError(f"{path} was made with another config; use another "
+                     "--output_dir (or remove that run folder to redo it)")
+  tau_path = os.path.join(run_dir, TAU_FILE)
+  tau_pair = None
+  if os.path.exists(tau_path):
+    with np.load(tau_path) as arrays:
+      tau_pair = (arrays["tau"], arrays["relatedness"])
+  return run, tau_pair
+
+
+def write_outputs(runs, methods, taus, data_dir, start, final: bool) -> None:
+  """results.json and results.md (after every run); plots at the end."""
+  from pipelines import benchmark_plots
+  present = [m for m in methods if any(r["method"] == m for r in runs)]
   summary = aggregate(runs)
-  table = markdown_table(summary, methods)
+  table = markdown_table(summary, present)
   results = {"preset": FLAGS.preset, "seeds": FLAGS.seeds, "methods": methods,
-             "overrides": FLAGS.override, "data_dir": os.path.abspath(data_dir),
+             "complete": final, "overrides": FLAGS.override,
+             "data_dir": os.path.abspath(data_dir) if data_dir else None,
              "command": " ".join(["python -m pipelines.benchmark_quality"]
                                  + sys.argv[1:]),
              "summary": summary, "runs": runs,
              "elapsed_s": time.time() - start}
-  with open(os.path.join(FLAGS.output_dir, "results.json"), "w") as f:
-    json.dump(results, f, indent=1, sort_keys=True)
-  with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
-    f.write(table + "\n")
+  for name, text in (("results.json", json.dumps(results, indent=1,
+                                                 sort_keys=True)),
+                     ("results.md", table + "\n")):
+    tmp = os.path.join(FLAGS.output_dir, name + ".tmp")
+    with open(tmp, "w") as f:
+      f.write(text)
+    os.replace(tmp, os.path.join(FLAGS.output_dir, name))
+  if not final:
+    return
   benchmark_plots.metric_bars(summary, methods,
                               os.path.join(FLAGS.output_dir, "metrics.png"))
   if taus:

@@ -3,6 +3,7 @@
 import json
 import os
 
+from absl import app
 from absl import flags
 from absl.testing import flagsaver
 import pytest
@@ -37,6 +38,38 @@ def test_tiny_benchmark_writes_every_file_and_field(tmp_path, tiny_run, capsys):
   table = (out / "results.md").read_text()
   assert "| mmoe |" in table and "| adaftr |" in table and "oracle" in table
   assert " ± " in table
+  assert results["complete"] is True
+  for run in results["runs"]:
+    assert (out / "runs" / f"{run['method']}-seed{run['seed']}" /
+            "run.json").exists()
+
+  # Resume: runs with a saved run.json of the same config are not redone; a
+  # missing one is; a changed config is refused before
+  # any run (a finished run is never overwritten).
+  os.remove(out / "runs" / "mmoe-seed1" / "run.json")
+  os.remove(out / "tau.png")
+  with flagsaver.flagsaver():
+    FLAGS.unparse_flags()
+    FLAGS(["bench", "--preset=tiny", "--seeds=2", "--methods=mmoe,adaftr",
+           f"--output_dir={out}", f"--data_dir={tiny_run['data_dir']}",
+           "--override=train.steps_per_epoch=4"])
+    benchmark_quality.main(["bench"])
+  printed = capsys.readouterr().out
+  assert printed.count("done before") == 3
+  assert "[run 2/4] mmoe seed 1 (" in printed
+  resumed = json.loads((out / "results.json").read_text())
+  assert os.path.getsize(out / "tau.png") > 0
+  for before, after in zip(results["runs"], resumed["runs"]):
+    if (before["method"], before["seed"]) != ("mmoe", 1):
+      assert before == after
+  with flagsaver.flagsaver():
+    FLAGS.unparse_flags()
+    FLAGS(["bench", "--preset=tiny", "--seeds=1", "--methods=mmoe",
+           f"--output_dir={out}", f"--data_dir={tiny_run['data_dir']}",
+           "--override=train.steps_per_epoch=3"])
+    with pytest.raises(app.UsageError, match="mmoe-seed0.*another config"):
+      benchmark_quality.main(["bench"])
+  assert "[run" not in capsys.readouterr().out
 
 
 def test_unknown_method_is_rejected():
