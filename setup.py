@@ -23,5 +23,5 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["adaftr_tf", "adaftr_tf.*"]),
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest==9.2.0"]},
+    extras_require={"test": ["pytest==9.2.0", "hypothesis==6.155.2"]},
 )

@@ -59,13 +59,32 @@ class SyntheticConfig:
   seed: int = 7
 
 
+# What a NaN or +-Inf numerical feature value does (data.non_finite_policy,
+# `python -m pipelines.convert --non_finite`).
+NON_FINITE_POLICIES = ("error", "replace")
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-  """Where the data comes from: `synthetic` (generated when missing) or `files`."""
+  """Where the data comes from: `synthetic` (generated when missing) or `files`.
+
+  Attributes:
+    source: `synthetic` or `files` (converted data in --data_dir).
+    synthetic: the generated log's settings.
+    shuffle_buffer: records in the training shuffle buffer.
+    non_finite_policy: a NaN or +-Inf numerical feature value reaching the
+      model (training batches and serving requests alike, see
+      `preprocessing.FeatureEncoder`): `error` stops with an
+      InvalidArgumentError naming the field and the batch row; `replace`
+      uses the field's schema `default` (the value of a missing feature)
+      and counts each replacement in the `non_finite_replaced` training
+      metric (per epoch, train and validation batches).
+  """
 
   source: str = "synthetic"
   synthetic: SyntheticConfig = SyntheticConfig()
   shuffle_buffer: int = 100_000
+  non_finite_policy: str = "error"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,6 +286,7 @@ def _validate(config: Config) -> None:
     if not 0.0 < value < 1.0:
       raise ValueError(f"data.synthetic.{key}={value} must lie in (0, 1)")
   _positive(d.shuffle_buffer, "data.shuffle_buffer")
+  _choice(d.non_finite_policy, NON_FINITE_POLICIES, "data.non_finite_policy")
   _choice(m.name, MODEL_NAMES, "model.name")
   _choice(m.backbone, BACKBONES, "model.backbone")
   for key in ("embedding_dim", "num_experts", "ple_levels",

@@ -238,7 +238,9 @@ def build_model(config: Config, schema: F.FeatureSchema) -> CtrCvrModel:
   """Builds the model named by `config.model.name` for `schema`."""
   config.validate()
   m, l, seed = config.model, config.loss, config.train.seed
-  encoder = FeatureEncoder(schema.to_dict(), name="feature_encoder")
+  encoder = FeatureEncoder(schema.to_dict(),
+                           non_finite=config.data.non_finite_policy,
+                           name="feature_encoder")
   embedding = FieldEmbedding(schema.categorical_sizes, len(schema.numerical),
                              m.embedding_dim, l2=m.embedding_l2, seed=seed,
                              name="field_embedding")

@@ -12,6 +12,10 @@ import tensorflow as tf
 import tf_keras
 
 from adaftr_tf import features as F
+from adaftr_tf.config import NON_FINITE_POLICIES
+
+# The metric counting replaced non-finite numerical values (policy `replace`).
+NON_FINITE_METRIC = "non_finite_replaced"
 
 
 @tf_keras.utils.register_keras_serializable(package="adaftr_tf")
@@ -20,6 +24,16 @@ class FeatureEncoder(tf_keras.layers.Layer):
 
   Args:
     schema: `FeatureSchema.to_dict()` (plain JSON, so `get_config` round-trips).
+    non_finite: what a NaN or +-Inf numerical value does (one of
+      `config.NON_FINITE_POLICIES`): `error` fails the call with an
+      InvalidArgumentError naming the field and the first bad row of the
+      batch; `replace` uses the field's schema `default` (the value of a
+      missing feature) and adds the number of replaced values to the
+      `non_finite_replaced` metric (a Sum: per epoch in the training logs;
+      calls with `training=False`, e.g. serving, replace without counting).
+      XLA drops assertions: under `train.jit_compile` the `error` check does
+      not run, and a non-finite value reaches the loss, where the training
+      job's non-finite-loss guard stops the run.
 
   Call:
     features: dict name -> raw `[batch]` tensor (int64 ids, float32 values).
@@ -36,10 +50,17 @@ class FeatureEncoder(tf_keras.layers.Layer):
     numerical: `[batch, n_numerical]` float32, `(x - mean) / std`.
   """
 
-  def __init__(self, schema: Mapping[str, Any], **kwargs):
+  def __init__(self, schema: Mapping[str, Any], non_finite: str = "error",
+               **kwargs):
     super().__init__(**kwargs)
+    if non_finite not in NON_FINITE_POLICIES:
+      raise ValueError(f"non_finite={non_finite!r} is not valid; choose one "
+                       f"of {NON_FINITE_POLICIES}")
+    self.non_finite = non_finite
     self._schema_dict = dict(schema)
     self.schema = F.FeatureSchema.from_dict(schema)
+    if non_finite == "replace":
+      self.replaced = tf_keras.metrics.Sum(name=NON_FINITE_METRIC)
     self._tables = {}
     for feature in self.schema.categorical:
       if feature.encoding == "vocabulary":
@@ -117,7 +138,26 @@ class FeatureEncoder(tf_keras.layers.Layer):
     return tf.RaggedTensor.from_uniform_row_length(lists, len(fields),
                                                    validate=False)
 
-  def call(self, features: Mapping[str, tf.Tensor]):
+  def _finite(self, feature: F.NumericalFeature, values: tf.Tensor,
+              training) -> tf.Tensor:
+    """`[batch]` float32 values after the non-finite policy."""
+    finite = tf.math.is_finite(values)
+    if self.non_finite == "replace":
+      if training is not False:
+        self.replaced.update_state(
+            tf.reduce_sum(tf.cast(~finite, tf.float32)))
+      return tf.where(finite, values, tf.constant(feature.default, tf.float32))
+    first_bad = tf.argmin(tf.cast(finite, tf.int32), output_type=tf.int32)
+    check = tf.debugging.Assert(tf.reduce_all(finite), [
+        f"numerical feature {feature.name} holds a non-finite value (NaN "
+        "or Inf) at batch row", first_bad, "value:",
+        tf.gather(values, first_bad), "; fix the data, or set "
+        "data.non_finite_policy=replace to use the schema default "
+        f"{feature.default}"], summarize=3)
+    with tf.control_dependencies([check]):
+      return tf.identity(values)
+
+  def call(self, features: Mapping[str, tf.Tensor], training=None):
     missing = [n for n in self.schema.feature_names if n not in features]
     if missing:
       raise ValueError(f"features missing from the model input: {missing}")
@@ -133,7 +173,8 @@ class FeatureEncoder(tf_keras.layers.Layer):
       categorical = tf.zeros([batch, 0], tf.int32)
     if self.schema.numerical:
       numerical = tf.stack(
-          [tf.cast(tf.reshape(features[f.name], [-1]), tf.float32)
+          [self._finite(f, tf.cast(tf.reshape(features[f.name], [-1]),
+                                   tf.float32), training)
            for f in self.schema.numerical], axis=1)
       numerical = (numerical - self._mean) * self._inv_std
     else:
@@ -141,7 +182,8 @@ class FeatureEncoder(tf_keras.layers.Layer):
     return categorical, numerical
 
   def get_config(self):
-    return {**super().get_config(), "schema": self._schema_dict}
+    return {**super().get_config(), "schema": self._schema_dict,
+            "non_finite": self.non_finite}
 
 
 def _batch_size(value) -> tf.Tensor:

@@ -1,4 +1,12 @@
-"""Keras callbacks of the training job: tau histogram, best epoch, epoch weights.
+"""Keras callbacks of the training job: tau histogram, best epoch, epoch weights,
+and the non-finite guard.
+
+Every checkpoint write goes through `write_checkpoint`: a failed write (full or
+read-only disk) raises `CheckpointWriteError` naming the path; TensorFlow writes
+under temporary names and renames, so what was written before stays intact.
+`NonFiniteGuard` (first in the callback list) stops training with
+`NonFiniteError` at the first NaN/Inf loss, before any later callback can save
+non-finite weights.
 
 Each callback takes the directory it writes to. Under a multi-worker strategy
 the job gives the chief the model directory and the other workers a scratch
@@ -8,7 +16,10 @@ chief's files are kept.
 
 from __future__ import annotations
 
+import errno
+import math
 import os
+from typing import Callable, TypeVar
 
 import numpy as np
 import tensorflow as tf
@@ -39,6 +50,106 @@ def to_float(value) -> float:
   if hasattr(value, "fetch"):
     value = value.fetch()
   return float(np.asarray(value))
+
+
+T = TypeVar("T")
+
+
+class NonFiniteError(RuntimeError):
+  """Training produced a NaN/Inf loss or weights; nothing non-finite was saved."""
+
+
+class CheckpointWriteError(OSError):
+  """A checkpoint could not be written; earlier checkpoints are intact."""
+
+
+def _first_line(err: BaseException) -> str:
+  return (str(err).splitlines() or [""])[0][:300]
+
+
+def write_checkpoint(path: str, write: Callable[[], T], what: str) -> T:
+  """Runs `write()`; a failure becomes CheckpointWriteError naming `path`."""
+  try:
+    return write()
+  except (OSError, tf.errors.OpError) as err:
+    code = getattr(err, "errno", None) or errno.EIO
+    raise CheckpointWriteError(
+        code, f"cannot write the {what} {path}: {type(err).__name__}: "
+        f"{_first_line(err)} (is the disk full or read-only?); checkpoints "
+        "written before are intact") from err
+
+
+def first_non_finite(variables) -> str | None:
+  """Name of the first variable holding a NaN or Inf, or None."""
+  for variable in variables:
+    if not bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(
+        variable)))):
+      return variable.name
+  return None
+
+
+def check_finite_weights(model, what: str) -> None:
+  """Raises NonFiniteError before `what` (a save) would store NaN/Inf weights."""
+  bad = first_non_finite(model.trainable_variables)
+  if bad is not None:
+    raise NonFiniteError(
+        f"training stopped: variable {bad} holds NaN or Inf values, so the "
+        f"{what} was not written; the checkpoints written before hold finite "
+        "weights. Lower train.learning_rate or check the inputs, and train "
+        "into a fresh --model_dir")
+
+
+class NonFiniteGuard(tf_keras.callbacks.Callback):
+  """Stops training at the first NaN/Inf loss; put it first in the list.
+
+  The loss in the logs is the epoch's running mean, so one non-finite step
+  makes it non-finite until the epoch ends: checked at every batch end (each
+  `steps_per_execution` group) and at the epoch end, before the callbacks
+  after it save anything; at the epoch end the weights are checked too.
+
+  Args:
+    steps_per_epoch: for the global step in messages.
+    checkpoint_dir: the step checkpoints' directory (named in the message).
+    check_batches: check at batch ends (off under parameter_server, where
+      logs are remote values and batch hooks are not run).
+  """
+
+  def __init__(self, steps_per_epoch: int, checkpoint_dir: str,
+               check_batches: bool = True):
+    super().__init__()
+    self._supports_tf_logs = True
+    self.steps, self.checkpoint_dir = steps_per_epoch, checkpoint_dir
+    self.check_batches = check_batches
+    self._epoch = 0
+
+  def _check(self, logs, keys, where: Callable[[], str]) -> None:
+    for key in keys:
+      if key in (logs or {}):
+        value = to_float(logs[key])
+        if not math.isfinite(value):
+          where = where()
+          state = tf.train.get_checkpoint_state(self.checkpoint_dir)
+          latest = state.model_checkpoint_path if state else None
+          raise NonFiniteError(
+              f"training stopped: the {key} is {value} {where} (epoch "
+              f"{self._epoch + 1}); nothing was saved after it, and the last "
+              f"good step checkpoint is {latest or 'none yet'} (the epoch "
+              "and best weights written before hold finite values). Lower "
+              "train.learning_rate or check the inputs, and train into a "
+              "fresh --model_dir")
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._epoch = epoch
+
+  def on_train_batch_end(self, batch, logs=None):
+    if self.check_batches:
+      self._check(logs, ("loss",), lambda: "after global step "
+                  f"{int(self.model.optimizer.iterations.numpy())}")
+
+  def on_epoch_end(self, epoch, logs=None):
+    self._check(logs, ("loss", "val_loss"),
+                lambda: "at the end of the epoch")
+    check_finite_weights(self.model, "epoch-end checkpoints")
 
 
 class BestEpoch(tf_keras.callbacks.Callback):
@@ -79,7 +190,8 @@ class BestEpoch(tf_keras.callbacks.Callback):
                                    else value < self.best)
     if better and np.isfinite(value):
       self.best, self.best_epoch, self._wait = value, epoch + 1, 0
-      self.model.save_weights(self.path)
+      write_checkpoint(self.path, lambda: self.model.save_weights(self.path),
+                       "best-epoch weights")
     else:
       self._wait += 1
     if self.exhausted:
@@ -94,5 +206,6 @@ class EpochWeights(tf_keras.callbacks.Callback):
     self.directory = directory
 
   def on_epoch_end(self, epoch, logs=None):
-    self.model.save_weights(
-        os.path.join(self.directory, f"epoch-{epoch + 1:03d}"))
+    path = os.path.join(self.directory, f"epoch-{epoch + 1:03d}")
+    write_checkpoint(path, lambda: self.model.save_weights(path),
+                     "epoch weights")

@@ -1,7 +1,7 @@
 """Convert a public dataset to TFRecord shards for training.
 
   python -m pipelines.convert --format=FORMAT --input=PATH --output_dir=DIR \\
-      [--skip_bad_rows] [--valid_fraction=0.1] [--min_count=1] ...
+      [--skip_bad_rows] [--non_finite=error|replace] [--valid_fraction=0.1] ...
 
 FORMAT: aliexpress_csv, aliexpress_raw, aliccp_raw, aliccp_csv, aliccp_text
 (see pipelines/formats/<FORMAT>.py for each layout and what PATH may be).
@@ -20,6 +20,8 @@ from absl import flags  # noqa: E402
 
 from pipelines import cli  # noqa: E402
 
+from adaftr_tf.config import NON_FINITE_POLICIES  # noqa: E402
+
 FORMATS = ("aliexpress_csv", "aliexpress_raw", "aliccp_raw", "aliccp_csv",
            "aliccp_text")
 
@@ -30,6 +32,11 @@ cli.define_string("output_dir", None, "Output folder (must not exist or be "
                     "empty, unless --overwrite).")
 cli.define_bool("skip_bad_rows", False, "Skip and count malformed rows "
                   "instead of stopping at the first.")
+cli.define_enum("non_finite", "error", list(NON_FINITE_POLICIES),
+                "A NaN or Inf numerical value: 'error' makes its row a bad "
+                "row (stop, or skip with --skip_bad_rows); 'replace' keeps "
+                "the row with the field's default 0.0, counted per field in "
+                "the data report.")
 cli.define_bool("keep_conversions_without_click", False, "Keep rows with a "
                   "conversion but no click (dropped and counted by default).")
 cli.define_float("valid_fraction", 0.1, "Share of the train rows, taken "
@@ -62,7 +69,8 @@ def main(argv):
       valid_fraction=FLAGS.valid_fraction, min_count=FLAGS.min_count,
       max_vocab_size=FLAGS.max_vocab_size, hash_buckets=FLAGS.hash_buckets,
       shard_rows=FLAGS.shard_rows, buffer_values=FLAGS.buffer_values,
-      overwrite=FLAGS.overwrite, progress=FLAGS.progress)
+      overwrite=FLAGS.overwrite, progress=FLAGS.progress,
+      non_finite=FLAGS.non_finite)
   try:
     conversion.convert(FLAGS.format, FLAGS.input, FLAGS.output_dir, options)
   except (base.BadRowError, FileNotFoundError, FileExistsError,

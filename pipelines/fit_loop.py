@@ -119,7 +119,12 @@ def sharding_report(model) -> list[str]:
 
 
 def _callbacks(plan: Plan, sample_features, best, step_checkpoint):
-  callbacks = [cb.EpochWeights(os.path.join(plan.out_dir, "checkpoints"))]
+  # The guard first: it raises at a NaN/Inf loss before anything saves.
+  guard = cb.NonFiniteGuard(
+      plan.steps, os.path.join(plan.model_dir, resume.STEPS_DIR),
+      check_batches=plan.layout.strategy != distribute.PS)
+  callbacks = [guard,
+               cb.EpochWeights(os.path.join(plan.out_dir, "checkpoints"))]
   if plan.chief:  # summaries need no collective: only the chief writes them
     log_dir = os.path.join(plan.model_dir, "tensorboard")
     # No graph: a subclassed model has none worth showing, and it costs time.

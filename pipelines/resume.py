@@ -31,7 +31,9 @@ from typing import Callable
 import tensorflow as tf
 import tf_keras
 
+from pipelines.callbacks import check_finite_weights
 from pipelines.callbacks import to_float
+from pipelines.callbacks import write_checkpoint
 
 STEPS_DIR = "steps"
 CHECKPOINT_NAME = "step"
@@ -101,11 +103,25 @@ class StepCheckpoints:
         checkpoint_name=CHECKPOINT_NAME)
 
   def save(self, progress: Progress) -> str:
+    """Writes `step-<progress.step>`.
+
+    Raises:
+      callbacks.NonFiniteError: a model variable holds NaN/Inf (nothing is
+        written, so the newest checkpoint stays a finite one).
+      callbacks.CheckpointWriteError: the write failed (e.g. a full disk),
+        naming the path; the earlier checkpoints are intact.
+    """
+    check_finite_weights(self._model,
+                         f"step checkpoint at global step {progress.step}")
     self._step.assign(progress.step)
     self._steps_per_epoch.assign(self.steps_per_epoch)
     self._progress.assign(json.dumps({"history": progress.history,
                                       "best": progress.best}))
-    return self.manager.save(checkpoint_number=progress.step)
+    path = os.path.join(self.manager.directory,
+                        f"{CHECKPOINT_NAME}-{progress.step}")
+    return write_checkpoint(
+        path, lambda: self.manager.save(checkpoint_number=progress.step),
+        "step checkpoint")
 
   def restore(self) -> Progress:
     """The newest readable checkpoint's progress (a fresh one when none).

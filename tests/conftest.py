@@ -13,6 +13,12 @@ if ROOT not in sys.path:
 
 import pytest  # noqa: E402
 
+def pytest_configure(config):
+  config.addinivalue_line(
+      "markers", "reliability: fault-injection tests (bad input, numerical, "
+      "disk and configuration faults); `make reliability` runs only these")
+
+
 # Real public sample rows live in ../shared/data beside the checkout.
 SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 

@@ -32,6 +32,7 @@ from pipelines.formats import table
 from pipelines.formats import tabular
 
 NAME = "aliexpress_raw"
+REPLACED = "replaced:"  # user-table column prefix: non-finite value replaced
 COUNTRIES = ("nl", "es", "fr", "us", "ru")
 ITEM_CATEGORICAL = (19, 34, 35, 36, 40, 41, 42)  # 1-based item columns
 LABELS = (0, 1, 2)
@@ -81,7 +82,8 @@ class ItemSource(tabular.TableSource):
   def _load_users(self, errors: base.BadRows, progress):
     """Sorted search ids and their feature columns (bad rows reported)."""
     names = (*self.categorical[:9], *self.numerical[:23])
-    parts = {k: [] for k in (KEY, "line", *names)}
+    flags = tuple(REPLACED + k for k in self.numerical[:23])
+    parts = {k: [] for k in (KEY, "line", *names, *flags)}
     read = skipped = 0
     for _, first_line, _, size, parsed in self.users.parsed_batches(
         errors, progress):
@@ -90,6 +92,9 @@ class ItemSource(tabular.TableSource):
       parts["line"].append(first_line + parsed.positions)
       for k in (KEY, *names):
         parts[k].append(parsed.ints[k] if k in parsed.ints else parsed.floats[k])
+      for k in self.numerical[:23]:
+        parts[REPLACED + k].append(parsed.replaced.get(
+            k, np.zeros(len(parsed.positions), bool)))
     columns = {k: np.concatenate(v) if v else np.zeros(0, np.int64)
                for k, v in parts.items()}
     keys, lines = columns.pop(KEY), columns.pop("line")
@@ -124,11 +129,15 @@ class ItemSource(tabular.TableSource):
                    **{k: user_columns_[k][rows] for k in self.categorical[:9]}}
       values = {**{k: parsed.floats[k][joined] for k in self.numerical[23:]},
                 **{k: user_columns_[k][rows] for k in self.numerical[:23]}}
+      replaced = {**{k: v[joined] for k, v in parsed.replaced.items()},
+                  **{k: user_columns_[REPLACED + k][rows]
+                     for k in self.numerical[:23]}}
       positions = parsed.positions
       yield base.Block(
           path=path, index=index + positions[joined],
           lines=first_line + positions[joined], ids=block_ids, lists={},
           values=values, click=click[joined], conversion=conversion[joined],
+          replaced=replaced,
           skipped=[(index + i, kind) for i, kind in parsed.skipped],
           unjoined=index + positions[~joined], blank=len(parsed.blank))
 

@@ -18,6 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
+from adaftr_tf.config import NON_FINITE_POLICIES
 from pipelines.records import RaggedColumn
 
 # Kinds of bad rows (report keys).
@@ -28,8 +29,9 @@ BAD_TOKEN = "malformed_token"
 DUPLICATE_KEY = "duplicate_join_key"
 REPEATED_FIELD = "repeated_single_valued_field"
 BAD_ENCODING = "not_utf8"
+NON_FINITE = "non_finite_value"  # NaN/Inf numerical value, --non_finite=error
 BAD_ROW_KINDS = (WRONG_COLUMNS, NON_NUMERIC, BAD_LABEL, BAD_TOKEN,
-                 DUPLICATE_KEY, REPEATED_FIELD, BAD_ENCODING)
+                 DUPLICATE_KEY, REPEATED_FIELD, BAD_ENCODING, NON_FINITE)
 
 
 class BadRowError(ValueError):
@@ -48,9 +50,19 @@ class BadRows:
   Args:
     skip: record bad rows instead of raising `BadRowError`.
     max_examples: how many `path:line: detail` examples the report keeps.
+    non_finite: a NaN or +-Inf numerical value (`config.NON_FINITE_POLICIES`):
+      `error` makes its row a bad row of kind NON_FINITE (raised, or skipped
+      and counted with `skip`); `replace` keeps the row with the value
+      replaced by the schema default of a numerical feature (counted per
+      split and field in the data report).
   """
 
-  def __init__(self, skip: bool, max_examples: int = 10):
+  def __init__(self, skip: bool, max_examples: int = 10,
+               non_finite: str = "error"):
+    if non_finite not in NON_FINITE_POLICIES:
+      raise ValueError(f"--non_finite={non_finite!r} is not valid; choose one "
+                       f"of {NON_FINITE_POLICIES}")
+    self.non_finite = non_finite
     self.skip = skip
     self.max_examples = max_examples
     self.examples: list[str] = []
@@ -79,6 +91,8 @@ class Block:
     values: numerical field -> [n] float64.
     click, conversion: [n] int64 labels (conversion = click and purchase).
     skipped: (index, kind) of each bad row skipped in this block.
+    replaced: numerical field -> [n] bool, the good rows whose non-finite
+      value was replaced by the default (`--non_finite=replace`).
     unjoined: [k] int64 ordinals of rows without a join partner.
     blank: blank lines met (not rows; counted in the report).
   """
@@ -92,6 +106,7 @@ class Block:
   click: np.ndarray
   conversion: np.ndarray
   skipped: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+  replaced: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
   unjoined: np.ndarray = dataclasses.field(
       default_factory=lambda: np.zeros(0, np.int64))
   blank: int = 0
@@ -106,6 +121,7 @@ class Block:
         ids={k: v[keep] for k, v in self.ids.items()},
         lists={k: take(v, keep) for k, v in self.lists.items()},
         values={k: v[keep] for k, v in self.values.items()},
+        replaced={k: v[keep] for k, v in self.replaced.items()},
         click=self.click[keep], conversion=self.conversion[keep])
 
 

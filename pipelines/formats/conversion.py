@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from adaftr_tf import features as F
+from adaftr_tf.config import NON_FINITE_POLICIES
 from pipelines import formats
 from pipelines import records
 from pipelines.formats import base
@@ -49,8 +50,12 @@ class Options:
   buffer_values: int = 20_000_000
   overwrite: bool = False
   progress: bool = True
+  non_finite: str = "error"
 
   def validate(self) -> "Options":
+    if self.non_finite not in NON_FINITE_POLICIES:
+      raise ValueError(f"--non_finite={self.non_finite!r} is not valid; "
+                       f"choose one of {NON_FINITE_POLICIES}")
     for key in ("min_count", "shard_rows", "buffer_values"):
       if getattr(self, key) < 1:
         raise ValueError(f"--{key}={getattr(self, key)} must be >= 1")
@@ -152,6 +157,8 @@ class _Writer:
     counts.dropped_conversion_without_click += int(drop.sum())
     block = self._check_single(block.select(~drop), counts)
     counts.add_labels(block.click, block.conversion)
+    for name, replaced in block.replaced.items():
+      counts.non_finite_replaced[name] += int(np.sum(replaced))
     self.writers[split].add(self._columns(split, block))
 
   def _check_single(self, block: base.Block, counts) -> base.Block:
@@ -261,7 +268,7 @@ def _convert(layout, input_path, sources, directory, options) -> dict:
   train_lines = line_counts[splitting.TRAIN]
   boundary = train_lines - splitting.valid_lines(train_lines,
                                                  options.valid_fraction)
-  errors = base.BadRows(options.skip_bad_rows)
+  errors = base.BadRows(options.skip_bad_rows, non_finite=options.non_finite)
   schema, stats = fit(sources[splitting.TRAIN], boundary, options, errors)
   splits = (splitting.TRAIN, splitting.VALID) + tuple(
       s for s in sources if s != splitting.TRAIN)

@@ -3,7 +3,8 @@
 Written as `data_report.json` next to the shards (training reads
 `splits.<split>.rows`) and printed. Per split: rows read and kept, bad rows
 skipped (by kind), conversions without a click (dropped by default), unjoined
-rows, click and conversion rates; per field: encoding, vocabulary size,
+rows, NaN/Inf numerical values replaced by the default (`--non_finite=replace`,
+per field), click and conversion rates; per field: encoding, vocabulary size,
 train cardinality, OOV rate per split (and list length for multivalent
 fields, mean/std for numerical ones).
 """
@@ -35,6 +36,8 @@ class SplitCounts:
   clicks: int = 0
   conversions: int = 0
   shards: int = 0
+  non_finite_replaced: collections.Counter = dataclasses.field(
+      default_factory=collections.Counter)
 
   @property
   def read(self) -> int:
@@ -61,7 +64,12 @@ class SplitCounts:
         "conversion_rate": self.conversions / rows if rows else None,
         "conversion_rate_given_click":
             self.conversions / self.clicks if self.clicks else None,
-        "shards": self.shards}
+        "shards": self.shards,
+        # --non_finite=replace: kept rows whose NaN/Inf value of a numerical
+        # field was replaced by the field's default, per field.
+        "non_finite_replaced": sum(self.non_finite_replaced.values()),
+        "non_finite_replaced_by_field": dict(sorted(
+            (k, v) for k, v in self.non_finite_replaced.items() if v))}
 
 
 def field_report(schema: F.FeatureSchema, cardinality: dict, oov: dict,
@@ -113,6 +121,9 @@ def format_text(report: dict) -> str:
         f"{_rate(s['conversion_rate_given_click']):>9}")
     if s["skipped_by_kind"]:
       out.append(f"       bad rows by kind: {s['skipped_by_kind']}")
+    if s.get("non_finite_replaced"):
+      out.append(f"       non-finite values replaced by the default: "
+                 f"{s['non_finite_replaced_by_field']}")
   out.append("fields (vocab = embedding rows without OOV; card = distinct in "
              "train; OOV per split):")
   for name, f in report["fields"].items():

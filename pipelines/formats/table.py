@@ -17,7 +17,12 @@ import warnings
 
 import numpy as np
 
+from adaftr_tf import features as F
 from pipelines.formats import base
+
+# What a non-finite value becomes with --non_finite=replace: the documented
+# default of a numerical feature (its value when missing from a record).
+NUMERICAL_DEFAULT = F.NumericalFeature.default
 
 ID, VALUE, LABEL, KEY, IGNORE = "id", "value", "label", "key", "ignore"
 
@@ -48,6 +53,8 @@ class Parsed:
     floats: VALUE column name -> [n] float64.
     skipped: (position, kind) of each bad row (skipping mode).
     blank: positions of blank lines.
+    replaced: VALUE column name -> [n] bool, the good rows whose non-finite
+      value became `NUMERICAL_DEFAULT` (`--non_finite=replace`).
   """
 
   positions: np.ndarray
@@ -55,6 +62,7 @@ class Parsed:
   floats: dict[str, np.ndarray]
   skipped: list[tuple[int, str]]
   blank: list[int]
+  replaced: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def _to_int(token: str) -> int:
@@ -79,20 +87,23 @@ def _cast_ints(cells: np.ndarray) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def _row_problem(cells: list[str], columns: tuple[Column, ...]):
+def _row_problem(cells: list[str], columns: tuple[Column, ...],
+                 replace_non_finite: bool):
   """(kind, detail) of the first bad cell of a row, or None."""
   for j, (cell, column) in enumerate(zip(cells, columns)):
     if column.kind == IGNORE:
       continue
     try:
       if column.kind == VALUE:
-        value = float(cell)
-        if not math.isfinite(value):
-          raise ValueError
+        if not (math.isfinite(float(cell)) or replace_non_finite):
+          return base.NON_FINITE, (
+              f"column {j + 1} ({column.name}) is {cell!r}, not a finite "
+              "number; rerun with --non_finite=replace to use the default "
+              f"{NUMERICAL_DEFAULT} (counted in the data report)")
         continue
       value = _to_int(cell)
     except (ValueError, OverflowError):
-      what = "a finite number" if column.kind == VALUE else "an integer"
+      what = "a number" if column.kind == VALUE else "an integer"
       return base.NON_NUMERIC, (f"column {j + 1} ({column.name}) is {cell!r}, "
                                 f"expected {what}")
     if column.kind == LABEL and value not in column.labels:
@@ -147,31 +158,38 @@ def parse(raw: list[bytes], columns: tuple[Column, ...], path: str,
       continue
     good_texts.append(text)
     positions.append(i)
+  replace = errors.non_finite == "replace"
   ints, floats = _convert_numbers(_fast_numbers(good_texts, len(columns),
-                                                delimiter), columns)
+                                                delimiter), columns, replace)
   rows = table = None
   if ints is None:
     rows = [t.split(delimiter) for t in good_texts]
     table = np.array(rows, dtype=str).reshape(len(rows), len(columns))
-    ints, floats = _convert(table, columns)
+    ints, floats = _convert(table, columns, replace)
   if ints is None:  # some cast failed: find the bad rows one by one
     for cells, i in zip(rows, positions):
-      problem = _row_problem(cells, columns)
+      problem = _row_problem(cells, columns, replace)
       if problem is not None:
         problems[i] = problem
   good = np.array([i not in problems for i in positions], bool)
   for i in sorted(problems):
     errors.report(path, first_line + i, *problems[i])
   if ints is None:
-    ints, floats = _convert(table[good], columns)
+    ints, floats = _convert(table[good], columns, replace)
     if ints is None:
       raise AssertionError(f"{path}:{first_line}: rows that passed the row "
                            "check failed the batch cast")
   else:
     ints = {k: v[good] for k, v in ints.items()}
     floats = {k: v[good] for k, v in floats.items()}
+  replaced = {}
+  if replace:  # only non-finite values are left in a float column here
+    for name, values in floats.items():
+      replaced[name] = ~np.isfinite(values)
+      floats[name] = np.where(replaced[name], NUMERICAL_DEFAULT, values)
   return Parsed(np.asarray(positions, np.int64)[good], ints, floats,
-                [(i, problems[i][0]) for i in sorted(problems)], blank)
+                [(i, problems[i][0]) for i in sorted(problems)], blank,
+                replaced)
 
 
 def _fast_numbers(texts: list[str], width: int, delimiter: str):
@@ -189,7 +207,8 @@ def _fast_numbers(texts: list[str], width: int, delimiter: str):
   return values.reshape(len(texts), width)
 
 
-def _convert_numbers(table: np.ndarray | None, columns: tuple[Column, ...]):
+def _convert_numbers(table: np.ndarray | None, columns: tuple[Column, ...],
+                     allow_non_finite: bool):
   """The columns of an all-number [n, columns] float64 table, or (None, None)
   when a check fails (ids must be integral and below 2**53 to be exact)."""
   if table is None:
@@ -198,7 +217,7 @@ def _convert_numbers(table: np.ndarray | None, columns: tuple[Column, ...]):
   for j, column in enumerate(columns):
     values = table[:, j]
     if column.kind == VALUE:
-      if not np.isfinite(values).all():
+      if not (allow_non_finite or np.isfinite(values).all()):
         return None, None
       floats[column.name] = values
     elif column.kind in (ID, LABEL, KEY):
@@ -212,7 +231,8 @@ def _convert_numbers(table: np.ndarray | None, columns: tuple[Column, ...]):
   return ints, floats
 
 
-def _convert(table: np.ndarray, columns: tuple[Column, ...]):
+def _convert(table: np.ndarray, columns: tuple[Column, ...],
+             allow_non_finite: bool):
   """Vectorised casts of [n, columns] strings; (None, None) if any fails."""
   int_cols = [j for j, c in enumerate(columns) if c.kind in (ID, LABEL, KEY)]
   float_cols = [j for j, c in enumerate(columns) if c.kind == VALUE]
@@ -221,7 +241,7 @@ def _convert(table: np.ndarray, columns: tuple[Column, ...]):
     float_values = table[:, float_cols].astype(np.float64)
   except (ValueError, OverflowError):
     return None, None
-  if not np.isfinite(float_values).all():
+  if not (allow_non_finite or np.isfinite(float_values).all()):
     return None, None
   ints = {columns[j].name: int_values[:, k] for k, j in enumerate(int_cols)}
   for j in int_cols:

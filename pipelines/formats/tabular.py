@@ -77,6 +77,7 @@ class TableSource(base.Source):
           ids={name: parsed.ints[name] for name in self.categorical},
           lists={},
           values={name: parsed.floats[name] for name in self.numerical},
+          replaced=parsed.replaced,
           click=np.asarray(click, np.int64),
           conversion=np.asarray(conversion, np.int64),
           skipped=[(index + i, kind) for i, kind in parsed.skipped],
