@@ -83,7 +83,10 @@ def export(model_dir: str, export_base: str, *, data_dir: str | None = None,
   Raises:
     validation.ExportRefused: the candidate failed validation.
     FileNotFoundError / ValueError: bad inputs, or a failed warm-up replay.
+    OSError: the version could not be written (e.g. a full disk), naming
+      the export base; nothing is published and earlier versions are intact.
   """
+  from pipelines import callbacks
   from pipelines import training
   if keep is not None and keep < 1:
     raise ValueError(f"keep must be >= 1 (or None to keep all), got {keep}")
@@ -113,6 +116,17 @@ def export(model_dir: str, export_base: str, *, data_dir: str | None = None,
   try:
     _write(model, schema, tmp, include_tau, assets, examples)
     final = layout.publish(tmp, export_base, version)
+  except FileExistsError:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  except (OSError, tf.errors.OpError) as err:  # e.g. a full or read-only disk
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise OSError(
+        callbacks.os_errno(err),
+        f"cannot write version {version} under {export_base} (in {tmp}): "
+        f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:300]}; "
+        f"nothing was published, the versions present ({present}) are "
+        "intact") from err
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise

@@ -67,12 +67,20 @@ def _first_line(err: BaseException) -> str:
   return (str(err).splitlines() or [""])[0][:300]
 
 
+def os_errno(err: BaseException) -> int:
+  """The errno of an OSError or of TensorFlow's file-system errors."""
+  return getattr(err, "errno", None) or {
+      tf.errors.PermissionDeniedError: errno.EACCES,
+      tf.errors.ResourceExhaustedError: errno.ENOSPC,
+      tf.errors.NotFoundError: errno.ENOENT}.get(type(err), errno.EIO)
+
+
 def write_checkpoint(path: str, write: Callable[[], T], what: str) -> T:
   """Runs `write()`; a failure becomes CheckpointWriteError naming `path`."""
   try:
     return write()
   except (OSError, tf.errors.OpError) as err:
-    code = getattr(err, "errno", None) or errno.EIO
+    code = os_errno(err)
     raise CheckpointWriteError(
         code, f"cannot write the {what} {path}: {type(err).__name__}: "
         f"{_first_line(err)} (is the disk full or read-only?); checkpoints "

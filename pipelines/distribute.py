@@ -239,6 +239,30 @@ def layout(strategy: tf.distribute.Strategy, batch_size: int,
                      eval_batch_size)
 
 
+def check_negatives(plan: Layout, config) -> None:
+  """In-batch negatives need two instances in the batch the loss sees.
+
+  With `loss.cross_replica_negatives` (and `in_batch` negatives) the loss
+  sees the global batch; otherwise each replica's (parameter_server: each
+  worker's) batch.
+
+  Raises:
+    ValueError: naming the batch and what to change.
+  """
+  l = config.loss
+  if config.model.name != "adaftr" or l.contrastive_weight <= 0:
+    return
+  global_negatives = (l.cross_replica_negatives and l.negatives == "in_batch"
+                      and plan.strategy != PS)
+  seen = plan.global_batch if global_negatives else plan.per_replica_batch
+  if seen < 2:
+    raise ValueError(
+        f"train.batch_size={plan.global_batch} gives the contrastive loss "
+        f"batches of {seen} instance(s) under --strategy={plan.strategy} "
+        f"({plan.replicas} replica(s)); {l.negatives} negatives need at least "
+        "2: raise train.batch_size")
+
+
 def check_shards(plan: Layout, data_dir: str, splits) -> None:
   """Every input pipeline needs its own file: ValueError naming the split."""
   if plan.strategy == PS:

@@ -381,3 +381,35 @@ def list_shards(directory: str, split: str) -> list[str]:
         f"{shard_pattern(directory, split)}); write the data first (synthetic "
         "generator or converter) or fix --data_dir")
   return paths
+
+
+def find_corrupt_shard(directory: str, splits=("train", "valid", "test")
+                       ) -> tuple[str, str] | None:
+  """(path, TensorFlow's message) of the first shard that cannot be read.
+
+  Reads every record of every shard of `splits` (those present): meant for
+  after a `tf.errors.DataLossError`, whose message names an offset but not
+  the file.
+  """
+  for split in splits:
+    if not glob.glob(shard_pattern(directory, split)):
+      continue
+    for path in list_shards(directory, split):
+      try:
+        for _ in tf.data.TFRecordDataset(path).batch(4096):
+          pass
+      except tf.errors.DataLossError as err:
+        message = str(err).split("[Op:")[0].split("}}")[-1].strip()
+        return path, message
+  return None
+
+
+def corrupt_shard_error(directory: str, err: tf.errors.DataLossError
+                        ) -> tf.errors.DataLossError:
+  """`err` (a DataLossError from a reader) restated with the corrupt file."""
+  found = find_corrupt_shard(directory)
+  where = (f"TFRecord shard {found[0]} is corrupt ({found[1]})" if found else
+           f"a TFRecord shard in {directory} is corrupt ({err.message})")
+  return tf.errors.DataLossError(
+      None, None, f"{where}: regenerate or re-convert the data (checkpoints "
+      "written so far are intact; the same command resumes from them)")

@@ -182,9 +182,12 @@ def train(config: Config, model_dir: str, data_dir: str | None = None,
       t, strategy=distribute.strategy_name(strategy))).validate()
   check_resumable(config, model_dir)
   chief = distribute.is_chief(strategy)
+  if chief:
+    ensure_writable(model_dir)
   schema, data_dir = resolve_data(config, data_dir, log=log,
                                   wait_for_chief=not chief)
   layout = distribute.layout(strategy, t.batch_size, t.eval_batch_size)
+  distribute.check_negatives(layout, config)
   distribute.check_shards(layout, data_dir, ("train", "valid"))
   steps = (t.steps_per_epoch
            or split_rows(data_dir, "train", log) // t.batch_size)
@@ -209,9 +212,33 @@ def train(config: Config, model_dir: str, data_dir: str | None = None,
     with _precision(t.mixed_precision):
       fitted = fit_loop.fit(plan, strategy, verbose, log)
     return _finish(plan, fitted, log)
+  except tf.errors.DataLossError as err:  # its message names no file
+    raise data_input.records.corrupt_shard_error(data_dir, err) from err
   finally:
     if not chief:
       shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def ensure_writable(directory: str) -> None:
+  """Checks that `directory` can be created and written, before any work.
+
+  Raises:
+    OSError (PermissionError, NotADirectoryError, ...): naming the directory.
+  """
+  probe = os.path.join(directory, f".write-probe-{os.getpid()}")
+  existed = tf.io.gfile.isdir(directory)
+  try:
+    tf.io.gfile.makedirs(directory)
+    with tf.io.gfile.GFile(probe, "w") as f:
+      f.write("ok")
+    tf.io.gfile.remove(probe)
+    if not existed:  # created again when the run writes its first file
+      tf.io.gfile.rmtree(directory)
+  except (OSError, tf.errors.OpError) as err:
+    raise OSError(
+        cb.os_errno(err), f"--model_dir {directory} is not writable: "
+        f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:300]}; "
+        "choose another directory or fix its permissions") from err
 
 
 def _finish(plan: fit_loop.Plan, fitted: fit_loop.Fitted, log) -> dict:
@@ -258,12 +285,26 @@ def _write_json(path: str, payload) -> None:
 
 
 def restore_model(config: Config, schema: F.FeatureSchema, weights: str):
-  """A single-device model of `config` with the weights checkpoint `weights`."""
+  """A single-device model of `config` with the weights checkpoint `weights`.
+
+  Raises:
+    FileNotFoundError: no checkpoint at `weights`.
+    ValueError: the checkpoint cannot be read (truncated, corrupt, or of
+      another model), naming it.
+  """
   if not tf.io.gfile.exists(weights + ".index"):
     raise FileNotFoundError(f"no trained weights at {weights}")
   model = models.build_model(config, schema)
   model(_dummy_features(schema), training=False)  # create the variables
-  model.load_weights(weights).expect_partial()
+  try:
+    model.load_weights(weights).expect_partial()
+  except (tf.errors.OpError, ValueError, AssertionError, IndexError,
+          KeyError) as err:  # what TensorFlow raises for a damaged file
+    raise ValueError(
+        f"weights checkpoint {weights} cannot be read ({type(err).__name__}: "
+        f"{str(err).splitlines()[0][:300] if str(err) else ''}); it is "
+        "corrupt or of another model: retrain, or restore the file from a "
+        "copy") from err
   return model
 
 
