@@ -281,6 +281,12 @@ def _convert(layout, input_path, sources, directory, options) -> dict:
     progress.close()
   state.close()
   _check_accounting(state, line_counts)
+  if not state.counts[splitting.TRAIN].kept:
+    raise ValueError(
+        f"no usable train rows in {input_path}: "
+        f"{state.counts[splitting.TRAIN].to_dict()['read']} read, none kept "
+        f"(bad rows: {dict(state.counts[splitting.TRAIN].skipped)}); an empty "
+        "or header-only file cannot be trained on")
   schema.save(directory)
   result = {
       "format": layout, "input": os.path.abspath(input_path),
