@@ -21,6 +21,8 @@ TEMPERATURE_MODES = ("instance", "global", "fixed")
 RELATEDNESS_INPUTS = ("embeddings", "towers_detached")
 NEGATIVES = ("in_batch", "random_one")
 RELATEDNESS_SIGNALS = ("contrastive", "gradient_agreement", "fixed")
+# What the gradient-agreement cosine compares (adaftr_tf/losses/agreement.py).
+AGREEMENT_SOURCES = ("losses", "logits")
 OPTIMIZERS = ("adam", "adagrad")
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored",
               "parameter_server")
@@ -146,11 +148,17 @@ class LossConfig:
     negatives: `in_batch` (all other instances) or `random_one`.
     relatedness_signal: what trains the relatedness network: `contrastive`
       (through InfoNCE, the paper reading), `gradient_agreement` (regression
-      on the per-instance cosine between the CTR and CTCVR loss gradients
-      with respect to the instance embeddings; tau falls as the predicted
+      on the per-instance gradient cosine of `agreement_source` with respect
+      to the instance embeddings; tau falls as the predicted
       agreement rises; needs temperature_mode=instance) or `fixed` (no
       network: needs temperature_mode=fixed).
     relatedness_loss_weight: weight of the agreement regression loss.
+    agreement_source: the gradients whose per-instance cosine is the
+      agreement: `logits` (of the CTR logit and the CVR logit, label-free) or
+      `losses` (of the CTR loss and the CTCVR loss). The loss-gradient cosine
+      is the logit one (with the CTCVR logit) times the sign of
+      (p_ctr - click) * (p_ctcvr - conversion), a label pattern: every
+      clicked, unconverted impression flips it (see agreement.py).
     cross_replica_negatives: under a synchronous multi-replica strategy, draw
       `in_batch` negatives from the global batch (all-gathered across
       replicas; same loss and gradients as one device) rather than from each
@@ -171,6 +179,7 @@ class LossConfig:
   negatives: str = "in_batch"
   relatedness_signal: str = "contrastive"
   relatedness_loss_weight: float = 1.0
+  agreement_source: str = "losses"
   cross_replica_negatives: bool = True
 
 
@@ -308,6 +317,7 @@ def _validate(config: Config) -> None:
   _choice(l.relatedness_input, RELATEDNESS_INPUTS, "loss.relatedness_input")
   _choice(l.negatives, NEGATIVES, "loss.negatives")
   _choice(l.relatedness_signal, RELATEDNESS_SIGNALS, "loss.relatedness_signal")
+  _choice(l.agreement_source, AGREEMENT_SOURCES, "loss.agreement_source")
   _positive(l.relatedness_loss_weight, "loss.relatedness_loss_weight",
             allow_zero=True)
   needs_mode = {"gradient_agreement": "instance", "fixed": "fixed"}.get(

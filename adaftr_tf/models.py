@@ -38,6 +38,9 @@ from adaftr_tf.losses import relatedness_regression_loss
 from adaftr_tf.preprocessing import FeatureEncoder
 from adaftr_tf.tasks import ContrastiveTask, ranking_task
 
+# A task that does not read x (single-task CVR) has a zero gradient there.
+ZERO = tf.UnconnectedGradients.ZERO
+
 
 class CtrCvrModel(tfrs.models.Model):
   """Shared-embedding multi-task model with an optional AdaFTR alignment block.
@@ -61,13 +64,16 @@ class CtrCvrModel(tfrs.models.Model):
       measured CTR/CTCVR gradient agreement; InfoNCE sees a stop-gradient
       tau) or `fixed`.
     relatedness_loss_weight: weight of the agreement regression loss.
+    agreement_source: `logits` (cosine of the CTR and CVR logit gradients)
+      or `losses` (of the CTR and CTCVR loss gradients); both with respect
+      to the shared embeddings x.
   """
 
   def __init__(self, encoder, embedding, backbone, ctr_tower, cvr_tower,
                alignment=None, contrastive=None, contrastive_weight=0.0,
                cvr_embedding=None, transfer=None, calibration_weight=0.0,
                relatedness_signal="contrastive", relatedness_loss_weight=1.0,
-               **kwargs):
+               agreement_source="losses", **kwargs):
     super().__init__(**kwargs)
     if (alignment is None) != (contrastive is None):
       raise ValueError("alignment and contrastive must be given together")
@@ -91,6 +97,10 @@ class CtrCvrModel(tfrs.models.Model):
                        f"{config_lib.RELATEDNESS_SIGNALS}")
     self.relatedness_signal = relatedness_signal
     self.relatedness_loss_weight = float(relatedness_loss_weight)
+    if agreement_source not in config_lib.AGREEMENT_SOURCES:
+      raise ValueError(f"agreement_source={agreement_source!r}; valid: "
+                       f"{config_lib.AGREEMENT_SOURCES}")
+    self.agreement_source = agreement_source
     if alignment is not None and relatedness_signal == "gradient_agreement":
       self.agreement_tracker = tf_keras.metrics.Mean(name="agreement_mean")
 
@@ -135,9 +145,10 @@ class CtrCvrModel(tfrs.models.Model):
   def _task_losses(self, features, labels, training, probe_agreement=False):
     """Per-example CTR and CTCVR losses `[b]`, outputs, x and the agreement.
 
-    With `probe_agreement`, also the per-instance cosine between the gradients
-    of the two losses with respect to the shared embeddings x (stop-gradient;
-    see adaftr_tf/losses/agreement.py), else None.
+    With `probe_agreement`, also the per-instance cosine `[b]` between the
+    gradients of the two tasks' logits (`agreement_source=logits`) or losses
+    (`losses`) with respect to the shared embeddings x (stop-gradient; see
+    adaftr_tf/losses/agreement.py), else None.
     """
     x, x_cvr = self._embed(features)
     click = labels[F.CLICK][:, None]
@@ -152,8 +163,14 @@ class CtrCvrModel(tfrs.models.Model):
       ctcvr_loss = self.ctcvr_task(conversion, outputs[F.CTCVR_LOGIT][:, None])
     agreement = None
     if probe_agreement:
+      if self.agreement_source == "logits":
+        first, second = outputs[F.CTR_LOGIT], outputs[F.CVR_LOGIT]
+      else:
+        first, second = ctr_loss, ctcvr_loss
       agreement = tf.stop_gradient(per_example_cosine(
-          probe.gradient(ctr_loss, x), probe.gradient(ctcvr_loss, x)))
+          probe.gradient(first, x, unconnected_gradients=ZERO),
+          probe.gradient(second, x, unconnected_gradients=ZERO)))
+      del probe
     return ctr_loss, ctcvr_loss, outputs, x, agreement
 
   def gradient_agreement(self, features, labels) -> tf.Tensor:
@@ -273,6 +290,7 @@ def build_model(config: Config, schema: F.FeatureSchema) -> CtrCvrModel:
                       calibration_weight=m.aitm_calibration_weight,
                       relatedness_signal=l.relatedness_signal,
                       relatedness_loss_weight=l.relatedness_loss_weight,
+                      agreement_source=l.agreement_source,
                       name=m.name)
   return model
 

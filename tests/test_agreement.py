@@ -24,8 +24,13 @@ def _model_and_batch(*overrides, rows=16):
   return model, batch
 
 
-def test_per_instance_cosine_equals_example_by_example_loop():
-  model, (features, labels) = _model_and_batch()
+def _cosine(g1, g2):
+  return g1 @ g2 / (np.linalg.norm(g1) * np.linalg.norm(g2))
+
+
+@pytest.mark.parametrize("source", ["logits", "losses"])
+def test_per_instance_cosine_equals_example_by_example_loop(source):
+  model, (features, labels) = _model_and_batch(f"loss.agreement_source={source}")
   vectorised = model.gradient_agreement(features, labels).numpy()
   expected = []
   for i in range(vectorised.shape[0]):
@@ -34,14 +39,41 @@ def test_per_instance_cosine_equals_example_by_example_loop():
     with tf.GradientTape(persistent=True) as tape:
       tape.watch(x)
       outputs = model._heads(x, x_cvr, False)
-      ctr = bce_with_logits(labels[F.CLICK][i:i + 1], outputs[F.CTR_LOGIT])
-      ctcvr = ctcvr_bce(labels[F.CONVERSION][i:i + 1], outputs[F.CTR_LOGIT],
-                        outputs[F.CVR_LOGIT])
-    g1 = tape.gradient(ctr, x).numpy().ravel()
-    g2 = tape.gradient(ctcvr, x).numpy().ravel()
-    expected.append(g1 @ g2 / (np.linalg.norm(g1) * np.linalg.norm(g2)))
+      if source == "logits":
+        first, second = outputs[F.CTR_LOGIT], outputs[F.CVR_LOGIT]
+      else:
+        first = bce_with_logits(labels[F.CLICK][i:i + 1], outputs[F.CTR_LOGIT])
+        second = ctcvr_bce(labels[F.CONVERSION][i:i + 1],
+                           outputs[F.CTR_LOGIT], outputs[F.CVR_LOGIT])
+    expected.append(_cosine(tape.gradient(first, x).numpy().ravel(),
+                            tape.gradient(second, x).numpy().ravel()))
   np.testing.assert_allclose(vectorised, expected, atol=1e-5)
   assert np.all(np.abs(vectorised) <= 1 + 1e-6)
+  assert np.std(vectorised) > 0   # not a constant
+
+
+def test_loss_cosine_is_the_logit_cosine_signed_by_the_label_pattern():
+  """cos(dL_ctr, dL_ctcvr) = sign((p_ctr - click)(p_ctcvr - conversion)) *
+  cos(d ctr_logit, d ctcvr_logit): the loss cosine mostly encodes labels."""
+  model, (features, labels) = _model_and_batch("loss.agreement_source=losses",
+                                               rows=64)
+  by_losses = model.gradient_agreement(features, labels).numpy()
+  x, x_cvr = model._embed(features)
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch(x)
+    outputs = model._heads(x, x_cvr, False)
+  ga = tape.gradient(outputs[F.CTR_LOGIT], x).numpy()
+  gz = tape.gradient(outputs[F.CTCVR_LOGIT], x).numpy()
+  sign = np.sign((outputs[F.CTR].numpy() - labels[F.CLICK].numpy())
+                 * (outputs[F.CTCVR].numpy() - labels[F.CONVERSION].numpy()))
+  expected = sign * np.array([_cosine(a, z) for a, z in zip(ga, gz)])
+  np.testing.assert_allclose(by_losses, expected, atol=1e-5)
+  clicked_unconverted = ((labels[F.CLICK].numpy() == 1)
+                         & (labels[F.CONVERSION].numpy() == 0))
+  # Every clicked, unconverted impression has its logit cosine negated.
+  assert clicked_unconverted.any()
+  assert np.all(sign[clicked_unconverted] < 0)
+  assert np.all(sign[~clicked_unconverted] > 0)
 
 
 def test_tau_decreases_as_predicted_agreement_increases():

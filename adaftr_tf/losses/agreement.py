@@ -6,6 +6,18 @@ Because each example's loss depends only on its own row of x (no batch
 statistics), the gradient of the *summed* loss with respect to x `[B, E]` has
 the per-example gradients as its rows, so one backward pass per task gives
 every instance's gradient: no per-example loop.
+
+Two sources (`loss.agreement_source`):
+  losses  a_i = cos(dL_ctr_i/dx_i, dL_ctcvr_i/dx_i), the definition above;
+  logits  a_i = cos(d ctr_logit_i/dx_i, d cvr_logit_i/dx_i), label-free.
+Since dL/dx = (p - y) * dlogit/dx for a per-example BCE, the loss cosine is
+  sign((p_ctr - click) * (p_ctcvr - conversion)) * cos(d ctr_logit, d ctcvr_logit):
+the logit-space cosine with its sign set by the label pattern (negative for
+every clicked, unconverted impression). Measured on strongly planted
+synthetic data (tiny preset, 40k rows, click 0.3, purchase 0.5, 4 epochs;
+valid split), the loss source tracks the planted relatedness r (Spearman
++0.24 measured, +0.32 predicted) and the logit source does not (-0.13,
+-0.23), hence `losses` is the default.
 """
 
 import tensorflow as tf
