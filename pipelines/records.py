@@ -29,6 +29,7 @@ import concurrent.futures
 import functools
 import glob
 import itertools
+import json
 import os
 from typing import Mapping, NamedTuple, Sequence
 
@@ -413,3 +414,55 @@ def corrupt_shard_error(directory: str, err: tf.errors.DataLossError
   return tf.errors.DataLossError(
       None, None, f"{where}: regenerate or re-convert the data (checkpoints "
       "written so far are intact; the same command resumes from them)")
+
+
+MANIFEST_FILE = "shards.json"  # shard name -> bytes, written with the data
+
+
+def write_manifest(directory: str) -> str:
+  """Records the byte size of every shard in `directory` (`shards.json`).
+
+  Written once a dataset is complete (synthetic generator, converter), so
+  that `check_manifest` can tell a truncated or altered shard before
+  training: TensorFlow's reader stops silently when a file ends inside a
+  record header, and names no file for a damaged record.
+  """
+  sizes = {os.path.basename(p): os.path.getsize(p) for p in sorted(
+      glob.glob(os.path.join(directory, f"*-of-*{SHARD_SUFFIX}")))}
+  path = os.path.join(directory, MANIFEST_FILE)
+  with open(path, "w") as f:
+    json.dump({"shards": sizes}, f, indent=1, sort_keys=True)
+  return path
+
+
+def check_manifest(directory: str, splits) -> None:
+  """Each shard of `splits` has the size recorded when it was written.
+
+  Data without a manifest (written by an older version) is not checked.
+
+  Raises:
+    tf.errors.DataLossError: naming the shard that is missing, unexpected,
+      or of another size.
+  """
+  path = os.path.join(directory, MANIFEST_FILE)
+  if not tf.io.gfile.exists(path):
+    return
+  with tf.io.gfile.GFile(path) as f:
+    recorded = json.load(f).get("shards", {})
+  for split in splits:
+    expected = {n for n in recorded if n.startswith(f"{split}-")}
+    present = {os.path.basename(p): p for p in list_shards(directory, split)}
+    problems = [f"{os.path.join(directory, n)} is missing"
+                for n in sorted(expected - set(present))]
+    problems += [f"{present[n]} is not in {MANIFEST_FILE}"
+                 for n in sorted(set(present) - expected)]
+    for name in sorted(expected & set(present)):
+      size = tf.io.gfile.stat(present[name]).length
+      if size != recorded[name]:
+        problems.append(f"TFRecord shard {present[name]} has {size} bytes, "
+                        f"{MANIFEST_FILE} records {recorded[name]}")
+    if problems:
+      raise tf.errors.DataLossError(
+          None, None, f"{problems[0]}: the data in {directory} was truncated "
+          "or changed after it was written; regenerate or re-convert it")
+

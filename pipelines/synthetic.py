@@ -309,7 +309,9 @@ def write_synthetic_dataset(config: SyntheticConfig, data_dir: str,
   an interrupted run never leaves a half-written `data_dir`.
 
   Layout: `{split}-0000i-of-0000n.tfrecord` shards (config.num_shards per
-  split), `schema.json`, and `synthetic.json` (the config and per-split stats).
+  split), `schema.json`, `shards.json` (shard sizes, see
+  `records.check_manifest`) and `synthetic.json` (the config and per-split
+  stats).
 
   Raises:
     ValueError: if `data_dir` exists and is not empty.
@@ -337,6 +339,7 @@ def write_synthetic_dataset(config: SyntheticConfig, data_dir: str,
           f"{stats[split]['mean_relatedness']:.3f} "
           f"({time.time() - start:.1f}s)")
     schema.save(tmp_dir)
+    records.write_manifest(tmp_dir)
     with open(os.path.join(tmp_dir, SYNTHETIC_FILE), "w") as f:
       json.dump({"config": dataclasses.asdict(config), "splits": stats}, f,
                 indent=1)

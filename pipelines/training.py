@@ -189,6 +189,7 @@ def train(config: Config, model_dir: str, data_dir: str | None = None,
   layout = distribute.layout(strategy, t.batch_size, t.eval_batch_size)
   distribute.check_negatives(layout, config)
   distribute.check_shards(layout, data_dir, ("train", "valid"))
+  data_input.records.check_manifest(data_dir, ("train", "valid"))
   steps = (t.steps_per_epoch
            or split_rows(data_dir, "train", log) // t.batch_size)
   if steps < 1:

@@ -6,6 +6,7 @@ at the point of failure; what was written before stays intact.
 
 import errno
 import os
+import struct
 
 import numpy as np
 import pytest
@@ -228,15 +229,41 @@ def _cut_mid_record(raw):
   return raw[: len(raw) - 50]
 
 
-@pytest.mark.parametrize("damage", [_garble, _cut_mid_record])
-def test_a_corrupt_shard_stops_training_naming_the_file(data, tmp_path,
-                                                        damage):
-  copy, shard = _damaged_copy(data, tmp_path, damage)
+def _cut_in_last_header(raw):
+  """Ends the file 5 bytes into the last record's 12-byte header: TensorFlow's
+  reader then stops silently, one record short."""
+  start = last = 0
+  while start < len(raw):
+    last = start
+    start += 16 + struct.unpack("<Q", bytes(raw[start:start + 8]))[0]
+  return raw[: last + 5]
+
+
+def test_a_garbled_shard_stops_training_naming_the_file(data, tmp_path):
+  copy, shard = _damaged_copy(data, tmp_path, _garble)  # same size
+  records.check_manifest(copy, ("train", "valid"))
   assert records.find_corrupt_shard(data) is None
+  assert records.find_corrupt_shard(copy)[0] == shard
   with pytest.raises(tf.errors.DataLossError,
                      match=f"TFRecord shard {shard} is corrupt"):
     training.train(_tiny("train.steps_per_epoch=32"), str(tmp_path / "model"),
                    copy, verbose=0, log=lambda _: None)
+
+
+@pytest.mark.parametrize("damage", [_cut_mid_record, _cut_in_last_header])
+def test_a_truncated_shard_is_refused_before_training(data, tmp_path, damage):
+  copy, shard = _damaged_copy(data, tmp_path, damage)
+  if damage is _cut_in_last_header:  # what the manifest check guards against
+    counts = [sum(1 for _ in tf.data.TFRecordDataset(p))
+              for p in (records.list_shards(data, "train")[1], shard)]
+    assert counts[1] == counts[0] - 1
+  with pytest.raises(tf.errors.DataLossError,
+                     match=f"TFRecord shard {shard} has \\d+ bytes, "
+                           "shards.json records \\d+: the data in .* was "
+                           "truncated or changed"):
+    training.train(_tiny(), str(tmp_path / "model"), copy, verbose=0,
+                   log=lambda _: None)
+  assert not os.path.exists(tmp_path / "model" / "steps")
 
 
 # --- configuration faults, refused before anything is written ---------------

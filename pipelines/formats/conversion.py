@@ -280,6 +280,7 @@ def _convert(layout, input_path, sources, directory, options) -> dict:
       state.add_block(name, block, boundary)
     progress.close()
   state.close()
+  records.write_manifest(directory)
   _check_accounting(state, line_counts)
   if not state.counts[splitting.TRAIN].kept:
     raise ValueError(
