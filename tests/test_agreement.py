@@ -123,3 +123,24 @@ def test_contradictory_signal_and_mode_are_rejected(overrides, message):
   config = config_lib.apply_overrides(config_lib.get_preset("tiny"), overrides)
   with pytest.raises(ValueError, match=message):
     config.validate()
+
+
+def test_predicted_relatedness_tracks_planted_relatedness(tmp_path):
+  """Strongly planted relatedness (many clicks and purchases, a strong
+  signal): after a short run the relatedness network's prediction (-tau)
+  ranks the validation rows like the planted r. Measured with this seed:
+  Spearman +0.32 (seeds 5 and 9: +0.48, +0.08); the contrastive reading of
+  the same data gives -0.23 (tau collapses to tau_min)."""
+  from pipelines import training
+  config = config_lib.apply_overrides(config_lib.get_preset("tiny"), [
+      "data.synthetic.num_train=40000", "data.synthetic.num_valid=5000",
+      "data.synthetic.click_rate=0.3", "data.synthetic.cvr_rate=0.5",
+      "data.synthetic.signal_scale=3", "train.epochs=4",
+      "loss.relatedness_signal=gradient_agreement"])
+  result = training.train(config, str(tmp_path / "model"),
+                          str(tmp_path / "data"), verbose=0,
+                          log=lambda _: None)
+  valid = result["valid"]
+  assert valid["spearman_neg_tau_vs_r"] > 0.1, valid
+  assert valid["spearman_agreement_vs_r"] > 0.1, valid
+  assert valid["tau_std"] > 0.01   # not collapsed to one value
