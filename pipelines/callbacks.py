@@ -29,20 +29,61 @@ from adaftr_tf import features as F
 
 
 class TauHistogram(tf_keras.callbacks.Callback):
-  """Writes a TensorBoard histogram of tau on a fixed validation batch."""
+  """Relatedness diagnostics in TensorBoard (`tensorboard/tau`), per epoch.
 
-  def __init__(self, log_dir: str, features):
+  On one fixed validation batch `(features, labels[, oracle])`: histograms
+  and means of tau, of the predicted relatedness
+  rho_hat = (tau_max - tau) / (tau_max - tau_min) in [0, 1] and of the
+  measured per-instance gradient agreement (`model.gradient_agreement`, for
+  every relatedness signal); with the synthetic oracle column `r`, the
+  Spearman correlation of rho_hat (equivalently -tau) and of the agreement
+  with r. A model without the alignment block writes nothing.
+  """
+
+  def __init__(self, log_dir: str, sample):
     super().__init__()
     self._writer = tf.summary.create_file_writer(os.path.join(log_dir, "tau"))
-    self._features = features
+    if isinstance(sample, dict):   # features only
+      sample = (sample,)
+    self._features = sample[0]
+    self._labels = sample[1] if len(sample) > 1 else None
+    extra = sample[2] if len(sample) > 2 else {}
+    self._relatedness = extra.get(F.ORACLE_RELATEDNESS)
+
+  def _summaries(self) -> dict[str, np.ndarray]:
+    tau = self.model(self._features, training=False).get(F.TAU)
+    if tau is None:
+      return {}
+    tau = np.asarray(tau, np.float64).reshape(-1)
+    values = {"tau": tau}
+    bounds = getattr(getattr(self.model, "alignment", None), "relatedness",
+                     None)
+    tau_min = getattr(bounds, "tau_min", None)
+    tau_max = getattr(bounds, "tau_max", None)
+    if tau_min is not None and tau_max is not None and tau_max > tau_min:
+      values["predicted_relatedness"] = (tau_max - tau) / (tau_max - tau_min)
+    if self._labels is not None:
+      values["agreement"] = np.asarray(self.model.gradient_agreement(
+          self._features, self._labels), np.float64).reshape(-1)
+    return values
 
   def on_epoch_end(self, epoch, logs=None):
-    tau = self.model(self._features, training=False).get(F.TAU)
-    if tau is not None:
-      with self._writer.as_default():
-        tf.summary.histogram("tau", tau, step=epoch)
-        tf.summary.scalar("tau_mean", tf.reduce_mean(tau), step=epoch)
-      self._writer.flush()
+    from adaftr_tf import metrics as M
+    values = self._summaries()
+    if not values:
+      return
+    with self._writer.as_default():
+      for name, value in values.items():
+        tf.summary.histogram(name, value, step=epoch)
+        tf.summary.scalar(f"{name}_mean", float(value.mean()), step=epoch)
+      if self._relatedness is not None:
+        r = np.asarray(self._relatedness, np.float64).reshape(-1)
+        tf.summary.scalar("spearman_neg_tau_vs_r",
+                          M.spearman(-values["tau"], r), step=epoch)
+        if "agreement" in values:
+          tf.summary.scalar("spearman_agreement_vs_r",
+                            M.spearman(values["agreement"], r), step=epoch)
+    self._writer.flush()
 
 
 def to_float(value) -> float:

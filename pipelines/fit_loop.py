@@ -22,6 +22,7 @@ from pipelines import callbacks as cb
 from pipelines import distribute
 from pipelines import input as data_input
 from pipelines import resume
+from pipelines import synthetic
 
 BEST_WEIGHTS = os.path.join("best", "weights")
 
@@ -118,7 +119,7 @@ def sharding_report(model) -> list[str]:
           for name, devices in sorted(shards.items())]
 
 
-def _callbacks(plan: Plan, sample_features, best, step_checkpoint):
+def _callbacks(plan: Plan, sample_batch, best, step_checkpoint):
   # The guard first: it raises at a NaN/Inf loss before anything saves.
   guard = cb.NonFiniteGuard(
       plan.steps, os.path.join(plan.model_dir, resume.STEPS_DIR),
@@ -130,7 +131,7 @@ def _callbacks(plan: Plan, sample_features, best, step_checkpoint):
     # No graph: a subclassed model has none worth showing, and it costs time.
     callbacks += [tf_keras.callbacks.TensorBoard(log_dir=log_dir,
                                                  write_graph=False),
-                  cb.TauHistogram(log_dir, sample_features)]
+                  cb.TauHistogram(log_dir, sample_batch)]
   return callbacks + [best, step_checkpoint]
 
 
@@ -170,9 +171,12 @@ def fit(plan: Plan, strategy: tf.distribute.Strategy, verbose: int,
   tf_keras.utils.set_random_seed(t.seed)
   if t.deterministic:
     tf.config.experimental.enable_op_determinism()
-  sample_features = next(iter(data_input.make_dataset(
-      plan.data_dir, "valid", plan.schema, t.eval_batch_size,
-      training=False)))[0]
+  # One fixed validation batch for the relatedness summaries (with the
+  # synthetic oracle columns when the data has them).
+  sample_batch = next(iter(data_input.make_dataset(
+      plan.data_dir, "valid", plan.schema, t.eval_batch_size, training=False,
+      with_oracle=tf.io.gfile.exists(os.path.join(
+          plan.data_dir, synthetic.SYNTHETIC_FILE)))))
   valid_input = _valid_input(plan, strategy)
   model = _build(plan, strategy, valid_input)
   if plan.layout.strategy == distribute.PS:
@@ -187,7 +191,7 @@ def fit(plan: Plan, strategy: tf.distribute.Strategy, verbose: int,
   asynchronous = plan.layout.strategy == distribute.PS
   every = 0 if asynchronous else t.checkpoint_every_steps
   step_checkpoint = resume.StepCheckpoint(checkpoints, progress, best, every)
-  callbacks = _callbacks(plan, sample_features, best, step_checkpoint)
+  callbacks = _callbacks(plan, sample_batch, best, step_checkpoint)
   if asynchronous:
     tf.random.set_seed(None)  # every worker shuffles in its own order
   for initial_epoch, end_epoch, skip in resume.fit_segments(

@@ -38,6 +38,21 @@ def test_tiny_run_writes_every_artifact(tiny_run):
   assert all(np.isfinite(history["val_ctcvr_auc"]))
 
 
+def test_tensorboard_has_the_relatedness_diagnostics(tiny_run):
+  import tensorflow as tf
+  folder = os.path.join(tiny_run["model_dir"], "tensorboard", "tau")
+  tags = {}
+  for name in os.listdir(folder):
+    for event in tf.compat.v1.train.summary_iterator(os.path.join(folder,
+                                                                  name)):
+      for value in event.summary.value:
+        tags.setdefault(value.tag, []).append(event.step)
+  for tag in ("tau", "predicted_relatedness", "agreement", "tau_mean",
+              "predicted_relatedness_mean", "agreement_mean",
+              "spearman_neg_tau_vs_r", "spearman_agreement_vs_r"):
+    assert sorted(tags.get(tag, [])) == [0, 1], (tag, sorted(tags))
+
+
 def test_valid_report_has_metrics_tau_and_oracle(tiny_run):
   valid = tiny_run["valid"]
   for key in ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_logloss", "cvr_logloss",
