@@ -32,6 +32,8 @@ VARIANTS = {
                    ["loss.negatives=random_one"]),
     "asymmetric": ("one InfoNCE direction (loss.symmetric=false)",
                    ["loss.symmetric=false"]),
+    "gradient_agreement": ("relatedness from per-instance gradient agreement",
+                           ["loss.relatedness_signal=gradient_agreement"]),
 }
 SCALE_OPTIMIZERS = ("adam", "adagrad")
 # Entries of the paired row (pipelines/speed/paired.py): name -> (overrides,
@@ -40,6 +42,7 @@ PAIRED = {
     "no_cl": (NO_CL, []),
     "random_one": (["loss.negatives=random_one"], []),
     "asymmetric": (["loss.symmetric=false"], []),
+    "gradient_agreement": (["loss.relatedness_signal=gradient_agreement"], []),
     "jit": (["train.jit_compile=true"], []),
     "no_metrics": ([], ["no_metrics"]),
     "fast_auc": ([], ["fast_auc"]),
