@@ -194,37 +194,64 @@ def test_aliccp_text_rows_equal_a_reference_parse(tmp_path, lines):
 # --- whole files into the converter ---------------------------------------------
 
 CONVERT_ERRORS = (base.BadRowError, ValueError, FileNotFoundError)
-HEADERS = {"aliexpress_csv": b"search_id," + b",".join(
-    [f"categorical_{i}".encode() for i in range(1, 17)]
-    + [f"numerical_{i}".encode() for i in range(1, 64)]) + b",click,conversion",
-           "aliccp_csv": b"click,purchase,101,D101", "aliccp_text": b""}
+SAMPLES = {"aliexpress_csv": ("aliexpress_train_sample.csv", True),
+           "aliccp_csv": ("ali_ccp_train_sample.csv", True),
+           "aliccp_text": ("small.txt", False)}  # file, has a header
 
 
-@settings(max_examples=12, deadline=None, derandomize=True,
+def _mutate(line: bytes, how: int, cut: int, noise: bytes) -> bytes:
+  """A real line (how 0), cut short (1), noise inserted (2), or noise (3)."""
+  if how == 0:
+    return line
+  if how == 1:
+    return line[: cut % max(len(line), 1)]
+  if how == 2:
+    at = cut % max(len(line), 1)
+    return line[:at] + noise + line[at:]
+  return noise
+
+
+@settings(max_examples=15, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow,
                                  HealthCheck.function_scoped_fixture])
-@given(layout=st.sampled_from(sorted(HEADERS)),
-       body=st.binary(max_size=300), skip=st.booleans(),
-       cut=st.integers(0, 400))
-def test_arbitrary_files_convert_or_fail_clearly(tmp_path, layout, body, skip,
-                                                 cut):
-  name = "train.txt" if layout == "aliccp_text" else "train.csv"
-  data = (HEADERS[layout] + b"\n" + body)[:cut] if cut < 400 else body
-  path = tmp_path / layout / name
+@given(layout=st.sampled_from(sorted(SAMPLES)), skip=st.booleans(),
+       lines=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 3),
+                                st.integers(0, 10_000),
+                                st.binary(max_size=6).filter(
+                                    lambda b: b"\n" not in b and b"\r" not in b)),
+                      max_size=8))
+def test_real_lines_and_damaged_ones_convert_or_fail_clearly(
+    tmp_path, shared_data_dir, layout, skip, lines):
+  name, header = SAMPLES[layout]
+  with open(os.path.join(shared_data_dir, name), "rb") as f:
+    source = f.read().split(b"\n")
+  head, pool = (source[:1], source[1:11]) if header else ([], source[:10])
+  body = [_mutate(pool[k % len(pool)], how, cut, noise)
+          for k, how, cut, noise in lines]
+  path = tmp_path / layout / ("train.txt" if layout == "aliccp_text"
+                              else "train.csv")
   path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_bytes(data)
+  path.write_bytes(b"\n".join(head + body))
   out = tmp_path / layout / "out"
   options = conversion.Options(progress=False, skip_bad_rows=skip,
-                               overwrite=True)
+                               overwrite=True, valid_fraction=0.0)
+  pristine = sum(how == 0 for _, how, _, _ in lines)
   try:
     report = conversion.convert(layout, str(path), str(out), options,
                                 log=lambda _: None)
   except CONVERT_ERRORS as err:
-    assert str(err)  # a message, and nothing left that looks converted
+    assert str(err)
     assert not os.path.exists(str(out) + ".partial")
+    # Skipping bad rows, a file with one real line always converts.
+    assert not (skip and pristine), err
     return
-  rows = sum(s["rows"] for s in report["splits"].values())
-  assert rows >= 1 and os.path.exists(out / F.SCHEMA_FILE)
+  train = report["splits"]["train"]
+  assert train["rows"] >= pristine  # every real line is kept
+  assert train["read"] == len(body) - report["blank_lines"].get("train", 0)
+  if not skip:
+    assert train["skipped_bad_rows"] == 0
+  schema = F.FeatureSchema.load(str(out))  # a trainable folder
+  assert schema.feature_names
 
 
 @pytest.mark.parametrize("layout, name", [("aliexpress_csv", "train.csv"),

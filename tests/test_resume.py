@@ -128,6 +128,7 @@ def test_restore_returns_the_newest_checkpoint(tmp_path):
   np.testing.assert_array_equal(fresh.layers[0].kernel.numpy(), 8.0)
 
 
+@pytest.mark.reliability
 def test_a_kill_during_a_write_leaves_the_previous_checkpoint(tmp_path):
   model, checkpoints = _checkpoints(str(tmp_path))
   for step in (4, 8):
@@ -142,6 +143,7 @@ def test_a_kill_during_a_write_leaves_the_previous_checkpoint(tmp_path):
   np.testing.assert_array_equal(fresh.layers[0].kernel.numpy(), 8.0)
 
 
+@pytest.mark.reliability
 def test_an_unreadable_latest_checkpoint_falls_back(tmp_path):
   model, checkpoints = _checkpoints(str(tmp_path))
   for step in (4, 8):
