@@ -257,3 +257,27 @@ def test_a_step_checkpoint_of_nan_weights_is_refused(tmp_path):
                      "was not written"):
     checkpoints.save(resume.Progress(8))
   assert tf.train.latest_checkpoint(str(tmp_path)).endswith("step-4")
+
+
+def test_serving_under_replace_answers_nan_with_the_default(tmp_path):
+  from export import serving
+  config = _tiny("model.name=multitask", "data.non_finite_policy=replace")
+  schema = synthetic.synthetic_schema(config.data.synthetic)
+  model = models.build_model(config, schema)
+  model(training._dummy_features(schema), training=False)
+  serving.save(model, schema, str(tmp_path / "1"))
+  serve = tf.saved_model.load(str(tmp_path / "1")).signatures[
+      serving.SIGNATURE_EXAMPLES]
+
+  def example(value):
+    feature = {"numerical_1": tf.train.Feature(
+        float_list=tf.train.FloatList(value=[value]))}
+    return tf.train.Example(features=tf.train.Features(
+        feature=feature)).SerializeToString()
+
+  default = F.NumericalFeature.default
+  out = serve(examples=tf.constant([example(np.nan), example(np.inf),
+                                    example(default), example(5.0)]))
+  ctr = out[F.CTR].numpy()
+  assert np.isfinite(ctr).all()
+  assert ctr[0] == ctr[1] == ctr[2] != ctr[3]
