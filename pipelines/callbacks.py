@@ -1,5 +1,5 @@
-"""Keras callbacks of the training job: tau histogram, best epoch, epoch weights,
-and the non-finite guard.
+"""Keras callbacks of the training job: tau histogram, best epoch, epoch
+weights, and the non-finite guard.
 
 Every checkpoint write goes through `write_checkpoint`: a failed write (full or
 read-only disk) raises `CheckpointWriteError` naming the path; TensorFlow writes
@@ -97,7 +97,7 @@ T = TypeVar("T")
 
 
 class NonFiniteError(RuntimeError):
-  """Training produced a NaN/Inf loss or weights; nothing non-finite was saved."""
+  """Training produced a NaN/Inf loss or weights; none of it was saved."""
 
 
 class CheckpointWriteError(OSError):
@@ -138,7 +138,7 @@ def first_non_finite(variables) -> str | None:
 
 
 def check_finite_weights(model, what: str) -> None:
-  """Raises NonFiniteError before `what` (a save) would store NaN/Inf weights."""
+  """Raises NonFiniteError before `what` (a save) stores NaN/Inf weights."""
   bad = first_non_finite(model.trainable_variables)
   if bad is not None:
     raise NonFiniteError(
