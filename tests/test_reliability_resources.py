@@ -274,9 +274,13 @@ def _run_main(tmp_path, *argv):
     (["--strategy=mirrored", "--num_cpu_devices=-1"],
      "--num_cpu_devices=-1 must be >= 1"),
     (["--devices=/cpu:0"], "--devices is only for --strategy=mirrored"),
+    (["--strategy=parameter_server", "--in_process_cluster=0,1"],
+     "an in-process cluster needs >= 1 worker and >= 1 ps"),
 ])
 def test_contradictory_settings_are_refused_before_training(tmp_path, argv,
-                                                            message):
+                                                            message,
+                                                            monkeypatch):
+  monkeypatch.delenv("TF_CONFIG", raising=False)
   with pytest.raises(ValueError, match=message):
     _run_main(tmp_path, *argv)
   assert not os.path.exists(tmp_path / "model")
