@@ -31,6 +31,7 @@ from adaftr_tf.layers.alignment import TaskAlignment
 from adaftr_tf.layers.task_bottoms import TaskBottoms
 from adaftr_tf.layers.transfer import AttentionTransfer
 from adaftr_tf.losses import behavioural_calibration
+from adaftr_tf.losses import bce_with_logits
 from adaftr_tf.losses import conditional_cvr_logit
 from adaftr_tf.losses import ctcvr_logit
 from adaftr_tf.losses import per_example_cosine
@@ -145,10 +146,9 @@ class CtrCvrModel(tfrs.models.Model):
   def _task_losses(self, features, labels, training, probe_agreement=False):
     """Per-example CTR and CTCVR losses `[b]`, outputs, x and the agreement.
 
-    With `probe_agreement`, also the per-instance cosine `[b]` between the
-    gradients of the two tasks' logits (`agreement_source=logits`) or losses
-    (`losses`) with respect to the shared embeddings x (stop-gradient; see
-    adaftr_tf/losses/agreement.py), else None.
+    The losses go through the ranking tasks (which update their metrics).
+    With `probe_agreement`, also the per-instance agreement `[b]` (see
+    `_agreement`), else None.
     """
     x, x_cvr = self._embed(features)
     click = labels[F.CLICK][:, None]
@@ -163,19 +163,39 @@ class CtrCvrModel(tfrs.models.Model):
       ctcvr_loss = self.ctcvr_task(conversion, outputs[F.CTCVR_LOGIT][:, None])
     agreement = None
     if probe_agreement:
-      if self.agreement_source == "logits":
-        first, second = outputs[F.CTR_LOGIT], outputs[F.CVR_LOGIT]
-      else:
-        first, second = ctr_loss, ctcvr_loss
-      agreement = tf.stop_gradient(per_example_cosine(
-          probe.gradient(first, x, unconnected_gradients=ZERO),
-          probe.gradient(second, x, unconnected_gradients=ZERO)))
+      agreement = self._agreement(probe, x, outputs, ctr_loss, ctcvr_loss)
       del probe
     return ctr_loss, ctcvr_loss, outputs, x, agreement
 
+  def _agreement(self, tape, x, outputs, ctr_loss, ctcvr_loss):
+    """Per-instance cosine `[b]` (stop-gradient) between the gradients, with
+    respect to the shared embeddings x, of the two tasks' logits
+    (`agreement_source=logits`: CTR and CVR logit) or losses (`losses`: CTR
+    and CTCVR loss), all recorded on `tape` (see losses/agreement.py)."""
+    if self.agreement_source == "logits":
+      first, second = outputs[F.CTR_LOGIT], outputs[F.CVR_LOGIT]
+    else:
+      first, second = ctr_loss, ctcvr_loss
+    return tf.stop_gradient(per_example_cosine(
+        tape.gradient(first, x, unconnected_gradients=ZERO),
+        tape.gradient(second, x, unconnected_gradients=ZERO)))
+
   def gradient_agreement(self, features, labels) -> tf.Tensor:
-    """Measured CTR/CTCVR gradient agreement per instance `[b]` (diagnostics)."""
-    return self._task_losses(features, labels, False, probe_agreement=True)[-1]
+    """Measured agreement per instance `[b]` (diagnostics, inference mode).
+
+    Touches no metric and no variable, so it may run in any context (a
+    callback outside the distribution strategy, evaluation).
+    """
+    x, x_cvr = self._embed(features)
+    with tf.GradientTape(persistent=True) as tape:
+      tape.watch(x)
+      outputs = self._heads(x, x_cvr, False)
+      ctr_loss = bce_with_logits(labels[F.CLICK], outputs[F.CTR_LOGIT])
+      ctcvr_loss = bce_with_logits(labels[F.CONVERSION],
+                                   outputs[F.CTCVR_LOGIT])
+    agreement = self._agreement(tape, x, outputs, ctr_loss, ctcvr_loss)
+    del tape
+    return agreement
 
   def _per_example_losses(self, inputs, training: bool):
     """Per-example total loss `[b]` (unscaled) and the local outputs."""
