@@ -78,8 +78,11 @@ class ContrastiveTask(tf_keras.layers.Layer):
       return u, v, tf.range(batch)
     u_all = context.all_gather(u, axis=0)
     v_all = context.all_gather(v, axis=0)
-    # Equal per-replica batches (drop_remainder) put replica k's rows at k*b.
-    offset = tf.cast(context.replica_id_in_sync_group, tf.int32) * batch
+    # Replica k's rows start after those of replicas 0..k-1; their batches
+    # may differ (a last partial global batch splits unevenly).
+    sizes = context.all_gather(tf.shape(u)[:1], axis=0)   # [replicas]
+    replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
+    offset = tf.reduce_sum(sizes[:replica])
     return u_all, v_all, tf.range(batch) + offset
 
   def call(self, u, v, tau, step=None):

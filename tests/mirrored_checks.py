@@ -7,6 +7,7 @@ checks cannot run inside the pytest process; tests/test_distribute.py runs this
 script once and asserts on the JSON it prints as its last line:
   negatives:  max |diff| of loss and gradients, 2 replicas x 32 vs 1 x 64, with
               global and with local negatives (same initial weights);
+  uneven:     global InfoNCE with replica batches of 40 and 24 vs 1 x 64;
   reduction:  then fit (2 steps) and evaluate logs and weights, 2 replicas
               (global negatives) vs 1;
   train:      the `mirrored` training job's layout and step count.
@@ -105,6 +106,33 @@ def check_negatives(data_dir, schema, mirrored, models_out):
           for key in ("global", "local")}
 
 
+def check_uneven(data_dir, schema, mirrored, models_out):
+  """Global in-batch InfoNCE with replica batches of 40 and 24 rows: the
+  per-example losses equal one device's on all 64 rows."""
+  del data_dir, schema, models_out
+  from adaftr_tf.tasks import ContrastiveTask
+  rng = np.random.default_rng(0)
+  u = tf.math.l2_normalize(tf.constant(rng.normal(size=(64, 8)), tf.float32), -1)
+  v = tf.math.l2_normalize(tf.constant(rng.normal(size=(64, 8)), tf.float32), -1)
+  tau = tf.constant(rng.uniform(0.1, 1.0, size=64), tf.float32)
+  one = ContrastiveTask(name="one")(u, v, tau).numpy()
+  bounds = [(0, 40), (40, 64)]
+
+  def rows(context):
+    start, end = bounds[context.replica_id_in_sync_group]
+    return u[start:end], v[start:end], tau[start:end]
+
+  with mirrored.scope():
+    task = ContrastiveTask(name="two")
+  per_replica = mirrored.experimental_distribute_values_from_function(rows)
+  losses = mirrored.run(lambda args: task(*args), args=(per_replica,))
+  two = np.concatenate([t.numpy() for t in
+                        mirrored.experimental_local_results(losses)])
+  return {"sizes": [len(t.numpy()) for t in
+                    mirrored.experimental_local_results(losses)],
+          "loss_diff": float(np.max(np.abs(one - two)))}
+
+
 def check_reduction(data_dir, schema, mirrored, models_out):
   """fit (2 steps) and evaluate logs and weights: 1 replica vs 2."""
   logs = {}
@@ -143,6 +171,7 @@ def main(data_dir, model_dir):
   timings = report["seconds"] = {}
   models_out = {}
   for name, check in (("negatives", check_negatives),
+                      ("uneven", check_uneven),
                       ("reduction", check_reduction),
                       ("train", check_training)):
     start = time.time()

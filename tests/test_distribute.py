@@ -161,6 +161,12 @@ def test_global_negatives_equal_one_replica(mirrored):
   assert local["loss_diff"] > 1e-3 and local["grad_diff"] > 1e-3
 
 
+def test_global_negatives_with_uneven_replica_batches(mirrored):
+  uneven = mirrored[0]["uneven"]
+  assert uneven["sizes"] == [40, 24]
+  assert uneven["loss_diff"] < 1e-5
+
+
 def test_loss_and_metrics_reduce_like_one_replica(mirrored):
   reduction = mirrored[0]["reduction"]
   for logs in (*reduction["fit_logs"], *reduction["evaluate_logs"]):
