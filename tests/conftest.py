@@ -31,6 +31,17 @@ def shared_data_dir():
 
 
 @pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+  """The `tiny` preset's synthetic data folder (read-only: copy to damage)."""
+  from adaftr_tf import config as config_lib
+  from pipelines import synthetic
+  data_dir = str(tmp_path_factory.mktemp("tiny_data") / "data")
+  synthetic.ensure_synthetic_dataset(config_lib.get_preset("tiny").data.synthetic,
+                                     data_dir, log=lambda _: None)
+  return data_dir
+
+
+@pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
   """One tiny AdaFTR training run shared by the tests that need a trained model.
 

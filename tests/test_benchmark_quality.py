@@ -13,14 +13,19 @@ from pipelines import benchmark_quality
 FLAGS = flags.FLAGS
 
 
-def test_tiny_benchmark_writes_every_file_and_field(tmp_path, tiny_run, capsys):
-  out = tmp_path / "bench"
+def _bench(out, data_dir, seeds=2, methods="mmoe,adaftr", steps=4):
+  """Runs benchmark_quality.main with these flags on the tiny preset."""
   with flagsaver.flagsaver():
     FLAGS.unparse_flags()
-    FLAGS(["bench", "--preset=tiny", "--seeds=2", "--methods=mmoe,adaftr",
-           f"--output_dir={out}", f"--data_dir={tiny_run['data_dir']}",
-           "--override=train.steps_per_epoch=4"])
+    FLAGS(["bench", "--preset=tiny", f"--seeds={seeds}", f"--methods={methods}",
+           f"--output_dir={out}", f"--data_dir={data_dir}",
+           f"--override=train.steps_per_epoch={steps}"])
     benchmark_quality.main(["bench"])
+
+
+def test_tiny_benchmark_writes_every_file_and_field(tmp_path, tiny_run, capsys):
+  out = tmp_path / "bench"
+  _bench(out, tiny_run["data_dir"])
   printed = capsys.readouterr().out
   assert "[run 4/4] adaftr seed 1" in printed
   for name in ("results.json", "results.md", "metrics.png", "tau.png"):
@@ -44,16 +49,11 @@ def test_tiny_benchmark_writes_every_file_and_field(tmp_path, tiny_run, capsys):
             "run.json").exists()
 
   # Resume: runs with a saved run.json of the same config are not redone; a
-  # missing one is; a changed config is refused before
-  # any run (a finished run is never overwritten).
+  # missing one is; a changed config is refused before any run (a finished
+  # run is never overwritten).
   os.remove(out / "runs" / "mmoe-seed1" / "run.json")
   os.remove(out / "tau.png")
-  with flagsaver.flagsaver():
-    FLAGS.unparse_flags()
-    FLAGS(["bench", "--preset=tiny", "--seeds=2", "--methods=mmoe,adaftr",
-           f"--output_dir={out}", f"--data_dir={tiny_run['data_dir']}",
-           "--override=train.steps_per_epoch=4"])
-    benchmark_quality.main(["bench"])
+  _bench(out, tiny_run["data_dir"])
   printed = capsys.readouterr().out
   assert printed.count("done before") == 3
   assert "[run 2/4] mmoe seed 1 (" in printed
@@ -62,13 +62,8 @@ def test_tiny_benchmark_writes_every_file_and_field(tmp_path, tiny_run, capsys):
   for before, after in zip(results["runs"], resumed["runs"]):
     if (before["method"], before["seed"]) != ("mmoe", 1):
       assert before == after
-  with flagsaver.flagsaver():
-    FLAGS.unparse_flags()
-    FLAGS(["bench", "--preset=tiny", "--seeds=1", "--methods=mmoe",
-           f"--output_dir={out}", f"--data_dir={tiny_run['data_dir']}",
-           "--override=train.steps_per_epoch=3"])
-    with pytest.raises(app.UsageError, match="mmoe-seed0.*another config"):
-      benchmark_quality.main(["bench"])
+  with pytest.raises(app.UsageError, match="mmoe-seed0.*another config"):
+    _bench(out, tiny_run["data_dir"], seeds=1, methods="mmoe", steps=3)
   assert "[run" not in capsys.readouterr().out
 
 

@@ -65,16 +65,21 @@ def _int(cell: str):
     return int(value)
 
 
-def _reference(line: bytes, replace: bool):
-  """(id, x, click) of a good row, 'blank', or None for a bad row."""
+def _cells(line: bytes):
+  """The comma-separated cells of a line, 'blank', or None (not UTF-8)."""
   try:
     text = line.decode("utf-8")
   except UnicodeDecodeError:
     return None
-  if not text.strip():
-    return "blank"
-  cells = text.split(",")
-  if len(cells) != 3:
+  return text.split(",") if text.strip() else "blank"
+
+
+def _reference(line: bytes, replace: bool):
+  """(id, x, click) of a good row, 'blank', or None for a bad row."""
+  cells = _cells(line)
+  if cells == "blank":
+    return cells
+  if cells is None or len(cells) != 3:
     return None
   try:
     ident, x, click = _int(cells[0]), float(cells[1]), _int(cells[2])
@@ -139,13 +144,9 @@ LINES = st.lists(st.one_of(
 
 def _ccp_reference(line: bytes):
   """{feature: [ids]} with labels of a good line, 'blank', or None."""
-  try:
-    text = line.decode("utf-8")
-  except UnicodeDecodeError:
-    return None
-  if not text.strip():
-    return "blank"
-  cells = text.split(",")
+  cells = _cells(line)
+  if cells is None or cells == "blank":
+    return cells
   if len(cells) < 3 or cells[1] not in ("0", "1") or cells[2] not in ("0",
                                                                       "1"):
     return None

@@ -199,14 +199,6 @@ def test_converter_replace_policy_writes_the_default_and_reports(
 NAN_FROM_STEP = 12  # optimizer.iterations at which the loss turns NaN
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-  config = config_lib.get_preset("tiny").data.synthetic
-  data_dir = str(tmp_path_factory.mktemp("tiny_data") / "data")
-  synthetic.ensure_synthetic_dataset(config, data_dir, log=lambda _: None)
-  return data_dir
-
-
 def _weights_finite(model_dir, prefix):
   """Every float model variable stored in a checkpoint is finite."""
   reader = tf.train.load_checkpoint(os.path.join(model_dir, prefix))

@@ -20,7 +20,6 @@ from pipelines import callbacks as cb
 from pipelines import distribute
 from pipelines import records
 from pipelines import resume
-from pipelines import synthetic
 from pipelines import train as train_main
 from pipelines import training
 
@@ -35,12 +34,9 @@ def _tiny(*overrides):
       *overrides])
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-  config = config_lib.get_preset("tiny").data.synthetic
-  data_dir = str(tmp_path_factory.mktemp("faults") / "data")
-  synthetic.ensure_synthetic_dataset(config, data_dir, log=lambda _: None)
-  return data_dir
+@pytest.fixture
+def data(tiny_data):
+  return tiny_data
 
 
 # --- model directory --------------------------------------------------------
