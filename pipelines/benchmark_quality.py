@@ -7,7 +7,8 @@ Every run goes through the same training job (`pipelines.training.train`):
 same data directory, best epoch chosen on the validation split, then one pass
 over the test split. Writes into DIR:
   results.json   every run's test report and the per-method mean/std
-  results.md     the table (mean ± std over seeds)
+  results.md     the headline table (AUCs, CTCVR log loss, relatedness),
+                 then every metric (mean ± std over seeds)
   metrics.png    AUC bars with error bars
   tau.png        for AdaFTR runs: distribution of tau and tau vs planted r
   runs/METHOD-seedN/run.json (+ tau.npz)  each finished run, written as it
@@ -108,10 +109,17 @@ def aggregate(runs: list[dict]) -> dict[str, dict[str, float]]:
   return summary
 
 
-def markdown_table(summary: dict, methods: list[str]) -> str:
-  """Mean ± std per method; oracle AUCs as a last row when present."""
-  columns = [m for m in TABLE_METRICS
-             if any(m in summary[x] for x in methods)]
+# The short table (README): AUCs, CTCVR log loss and the relatedness columns.
+HEADLINE_METRICS = ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctcvr_logloss",
+                    "cvr_pred_obs_ratio", "tau_mean", "spearman_neg_tau_vs_r",
+                    "spearman_agreement_vs_r")
+
+
+def markdown_table(summary: dict, methods: list[str],
+                   metrics: tuple[str, ...] = TABLE_METRICS) -> str:
+  """Mean ± std per method of `metrics`; oracle AUCs as a last row when
+  present. A metric no method has is left out; a method without it gets —."""
+  columns = [m for m in metrics if any(m in summary[x] for x in methods)]
   lines = ["| method | " + " | ".join(columns) + " |",
            "| --- |" + " --- |" * len(columns)]
   for method in methods:
@@ -228,7 +236,8 @@ def write_outputs(runs, methods, taus, data_dir, start, final: bool) -> None:
   from pipelines import benchmark_plots
   present = [m for m in methods if any(r["method"] == m for r in runs)]
   summary = aggregate(runs)
-  table = markdown_table(summary, present)
+  table = (markdown_table(summary, present, HEADLINE_METRICS) + "\n\n"
+           + markdown_table(summary, present))
   results = {"preset": FLAGS.preset, "seeds": FLAGS.seeds, "methods": methods,
              "complete": final, "overrides": FLAGS.override,
              "data_dir": os.path.abspath(data_dir) if data_dir else None,

@@ -43,6 +43,13 @@ def test_tiny_benchmark_writes_every_file_and_field(tmp_path, tiny_run, capsys):
   table = (out / "results.md").read_text()
   assert "| mmoe |" in table and "| adaftr |" in table and "oracle" in table
   assert " ± " in table
+  headline, full = table.split("\n\n")
+  assert headline.splitlines()[0] == (
+      "| method | ctr_auc | cvr_auc | ctcvr_auc | ctcvr_logloss | "
+      "cvr_pred_obs_ratio | tau_mean | spearman_neg_tau_vs_r | "
+      "spearman_agreement_vs_r |")
+  assert "ctr_ece" in full.splitlines()[0]
+  assert "| mmoe |" in headline and "| mmoe |" in full
   assert results["complete"] is True
   for run in results["runs"]:
     assert (out / "runs" / f"{run['method']}-seed{run['seed']}" /
