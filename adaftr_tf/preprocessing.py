@@ -72,6 +72,9 @@ class FeatureEncoder(tf_keras.layers.Layer):
     numerical = self.schema.numerical
     self._mean = tf.constant([f.mean for f in numerical], tf.float32)
     self._inv_std = tf.constant([1.0 / f.std for f in numerical], tf.float32)
+    self._defaults = tf.constant([f.default for f in numerical], tf.float32)
+    self._numerical_names = tf.constant([f.name for f in numerical],
+                                        tf.string)
 
   def _rows(self, feature: F.CategoricalFeature, raw: tf.Tensor) -> tf.Tensor:
     raw = tf.cast(raw, tf.int64)
@@ -138,22 +141,31 @@ class FeatureEncoder(tf_keras.layers.Layer):
     return tf.RaggedTensor.from_uniform_row_length(lists, len(fields),
                                                    validate=False)
 
-  def _finite(self, feature: F.NumericalFeature, values: tf.Tensor,
-              training) -> tf.Tensor:
-    """`[batch]` float32 values after the non-finite policy."""
+  def _finite(self, values: tf.Tensor, training) -> tf.Tensor:
+    """`[batch, n_numerical]` float32 raw values after the non-finite policy
+    (one check for the whole matrix, not one per field)."""
     finite = tf.math.is_finite(values)
     if self.non_finite == "replace":
       if training is not False:
         self.replaced.update_state(
             tf.reduce_sum(tf.cast(~finite, tf.float32)))
-      return tf.where(finite, values, tf.constant(feature.default, tf.float32))
-    first_bad = tf.argmin(tf.cast(finite, tf.int32), output_type=tf.int32)
-    check = tf.debugging.Assert(tf.reduce_all(finite), [
-        f"numerical feature {feature.name} holds a non-finite value (NaN "
-        "or Inf) at batch row", first_bad, "value:",
-        tf.gather(values, first_bad), "; fix the data, or set "
-        "data.non_finite_policy=replace to use the schema default "
-        f"{feature.default}"], summarize=3)
+      return tf.where(finite, values, self._defaults)
+    # The first bad (row, column); a sentinel row keeps an empty or
+    # all-finite batch well defined (its message is never shown).
+    width = tf.shape(values)[1]
+    padded = tf.concat([values, tf.zeros([1, width], values.dtype)], 0)
+    flat = tf.argmin(tf.concat([tf.reshape(tf.cast(finite, tf.int32), [-1]),
+                                [0]], 0), output_type=tf.int32)
+    row, column = flat // width, flat % width
+    message = tf.strings.join([
+        "numerical feature ", tf.gather(self._numerical_names, column),
+        " holds a non-finite value (NaN or Inf) at batch row ",
+        tf.strings.as_string(row), ", value ",
+        tf.strings.as_string(tf.gather_nd(padded, [[row, column]])[0]),
+        "; fix the data, or set data.non_finite_policy=replace to use the "
+        "schema default ",
+        tf.strings.as_string(tf.gather(self._defaults, column))])
+    check = tf.debugging.Assert(tf.reduce_all(finite), [message])
     with tf.control_dependencies([check]):
       return tf.identity(values)
 
@@ -172,10 +184,9 @@ class FeatureEncoder(tf_keras.layers.Layer):
     else:
       categorical = tf.zeros([batch, 0], tf.int32)
     if self.schema.numerical:
-      numerical = tf.stack(
-          [self._finite(f, tf.cast(tf.reshape(features[f.name], [-1]),
-                                   tf.float32), training)
-           for f in self.schema.numerical], axis=1)
+      numerical = self._finite(tf.stack(
+          [tf.cast(tf.reshape(features[f.name], [-1]), tf.float32)
+           for f in self.schema.numerical], axis=1), training)
       numerical = (numerical - self._mean) * self._inv_std
     else:
       numerical = tf.zeros([batch, 0], tf.float32)
