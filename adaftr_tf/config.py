@@ -23,6 +23,9 @@ NEGATIVES = ("in_batch", "random_one")
 RELATEDNESS_SIGNALS = ("contrastive", "gradient_agreement", "fixed")
 # What the gradient-agreement cosine compares (adaftr_tf/losses/agreement.py).
 AGREEMENT_SOURCES = ("losses", "logits")
+# With respect to what it is taken: the instance embeddings, or the tensor
+# every task reads inside the backbone (layers/experts.py `tap`).
+AGREEMENT_REPRESENTATIONS = ("embeddings", "experts")
 OPTIMIZERS = ("adam", "adagrad")
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored",
               "parameter_server")
@@ -159,6 +162,10 @@ class LossConfig:
       is the logit one (with the CTCVR logit) times the sign of
       (p_ctr - click) * (p_ctcvr - conversion), a label pattern: every
       clicked, unconverted impression flips it (see agreement.py).
+    agreement_representation: what the gradients are taken with respect
+      to: the instance `embeddings` (every backbone) or the shared
+      `experts`' outputs (MMoE experts, the shared bottom's output, PLE's
+      first-level shared experts; needs one of those backbones).
     cross_replica_negatives: under a synchronous multi-replica strategy, draw
       `in_batch` negatives from the global batch (all-gathered across
       replicas; same loss and gradients as one device) rather than from each
@@ -180,6 +187,7 @@ class LossConfig:
   relatedness_signal: str = "contrastive"
   relatedness_loss_weight: float = 1.0
   agreement_source: str = "losses"
+  agreement_representation: str = "embeddings"
   cross_replica_negatives: bool = True
 
 
@@ -318,6 +326,16 @@ def _validate(config: Config) -> None:
   _choice(l.negatives, NEGATIVES, "loss.negatives")
   _choice(l.relatedness_signal, RELATEDNESS_SIGNALS, "loss.relatedness_signal")
   _choice(l.agreement_source, AGREEMENT_SOURCES, "loss.agreement_source")
+  _choice(l.agreement_representation, AGREEMENT_REPRESENTATIONS,
+          "loss.agreement_representation")
+  if l.agreement_representation == "experts" and (
+      m.backbone not in ("mmoe", "ple", "shared_bottom")
+      or (m.backbone == "ple" and m.ple_shared_experts < 1)):
+    raise ValueError(
+        "loss.agreement_representation=experts needs shared experts: "
+        "model.backbone mmoe, shared_bottom, or ple with "
+        f"model.ple_shared_experts >= 1 (got model.backbone={m.backbone}, "
+        f"model.ple_shared_experts={m.ple_shared_experts})")
   _positive(l.relatedness_loss_weight, "loss.relatedness_loss_weight",
             allow_zero=True)
   needs_mode = {"gradient_agreement": "instance", "fixed": "fixed"}.get(

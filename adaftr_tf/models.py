@@ -66,15 +66,17 @@ class CtrCvrModel(tfrs.models.Model):
       tau) or `fixed`.
     relatedness_loss_weight: weight of the agreement regression loss.
     agreement_source: `logits` (cosine of the CTR and CVR logit gradients)
-      or `losses` (of the CTR and CTCVR loss gradients); both with respect
-      to the shared embeddings x.
+      or `losses` (of the CTR and CTCVR loss gradients).
+    agreement_representation: the gradients are taken with respect to the
+      shared `embeddings` x or to the backbone's shared `experts` outputs.
   """
 
   def __init__(self, encoder, embedding, backbone, ctr_tower, cvr_tower,
                alignment=None, contrastive=None, contrastive_weight=0.0,
                cvr_embedding=None, transfer=None, calibration_weight=0.0,
                relatedness_signal="contrastive", relatedness_loss_weight=1.0,
-               agreement_source="losses", **kwargs):
+               agreement_source="losses",
+               agreement_representation="embeddings", **kwargs):
     super().__init__(**kwargs)
     if (alignment is None) != (contrastive is None):
       raise ValueError("alignment and contrastive must be given together")
@@ -102,6 +104,11 @@ class CtrCvrModel(tfrs.models.Model):
       raise ValueError(f"agreement_source={agreement_source!r}; valid: "
                        f"{config_lib.AGREEMENT_SOURCES}")
     self.agreement_source = agreement_source
+    if agreement_representation not in config_lib.AGREEMENT_REPRESENTATIONS:
+      raise ValueError(
+          f"agreement_representation={agreement_representation!r}; valid: "
+          f"{config_lib.AGREEMENT_REPRESENTATIONS}")
+    self.agreement_representation = agreement_representation
     if alignment is not None and relatedness_signal == "gradient_agreement":
       self.agreement_tracker = tf_keras.metrics.Mean(name="agreement_mean")
 
@@ -119,10 +126,15 @@ class CtrCvrModel(tfrs.models.Model):
     x, x_cvr = self._embed(features)
     return self._heads(x, x_cvr, training), x
 
-  def _heads(self, x, x_cvr, training):
-    """Backbone, towers and predictions from the embeddings."""
+  def _heads(self, x, x_cvr, training, tap=None):
+    """Backbone, towers and predictions from the embeddings (`tap`: see
+    layers/experts.py)."""
     backbone_input = x if x_cvr is None else [x, x_cvr]
-    ctr_in, cvr_in = self.backbone(backbone_input, training=training)
+    if tap is None:
+      ctr_in, cvr_in = self.backbone(backbone_input, training=training)
+    else:
+      ctr_in, cvr_in = self.backbone(backbone_input, training=training,
+                                     tap=tap)
     a, h_ctr = self.ctr_tower(ctr_in, training=training)
     if self.transfer is None:
       b, h_cvr = self.cvr_tower(cvr_in, training=training)
@@ -156,29 +168,49 @@ class CtrCvrModel(tfrs.models.Model):
     probe = (tf.GradientTape(persistent=True) if probe_agreement
              else contextlib.nullcontext())
     with probe:
-      if probe_agreement:
-        probe.watch(x)
-      outputs = self._heads(x, x_cvr, training)
+      tap, shared = self._shared_tap(probe, x) if probe_agreement else (
+          None, None)
+      outputs = self._heads(x, x_cvr, training, tap)
       ctr_loss = self.ctr_task(click, outputs[F.CTR_LOGIT][:, None])
       ctcvr_loss = self.ctcvr_task(conversion, outputs[F.CTCVR_LOGIT][:, None])
     agreement = None
     if probe_agreement:
-      agreement = self._agreement(probe, x, outputs, ctr_loss, ctcvr_loss)
+      agreement = self._agreement(probe, shared[0], outputs, ctr_loss,
+                                  ctcvr_loss)
       del probe
     return ctr_loss, ctcvr_loss, outputs, x, agreement
 
-  def _agreement(self, tape, x, outputs, ctr_loss, ctcvr_loss):
+  def _shared_tap(self, tape, x):
+    """(tap for the backbone or None, one-element list of the shared tensor).
+
+    `embeddings`: x itself, watched. `experts`: the backbone's shared
+    experts' outputs, captured by the tap while `tape` records.
+    """
+    if self.agreement_representation == "embeddings":
+      tape.watch(x)
+      return None, [x]
+    shared = []
+
+    def tap(tensor):
+      tape.watch(tensor)
+      shared.append(tensor)
+      return tensor
+    return tap, shared
+
+  def _agreement(self, tape, shared, outputs, ctr_loss, ctcvr_loss):
     """Per-instance cosine `[b]` (stop-gradient) between the gradients, with
-    respect to the shared embeddings x, of the two tasks' logits
-    (`agreement_source=logits`: CTR and CVR logit) or losses (`losses`: CTR
-    and CTCVR loss), all recorded on `tape` (see losses/agreement.py)."""
+    respect to the shared representation `[b, ...]` (rows = instances), of
+    the two tasks' logits (`agreement_source=logits`: CTR and CVR logit) or
+    losses (`losses`: CTR and CTCVR loss), all recorded on `tape` (see
+    losses/agreement.py)."""
     if self.agreement_source == "logits":
       first, second = outputs[F.CTR_LOGIT], outputs[F.CVR_LOGIT]
     else:
       first, second = ctr_loss, ctcvr_loss
+    rows = lambda g: tf.reshape(g, [tf.shape(g)[0], -1])
     return tf.stop_gradient(per_example_cosine(
-        tape.gradient(first, x, unconnected_gradients=ZERO),
-        tape.gradient(second, x, unconnected_gradients=ZERO)))
+        rows(tape.gradient(first, shared, unconnected_gradients=ZERO)),
+        rows(tape.gradient(second, shared, unconnected_gradients=ZERO))))
 
   def gradient_agreement(self, features, labels) -> tf.Tensor:
     """Measured agreement per instance `[b]` (diagnostics, inference mode).
@@ -188,12 +220,13 @@ class CtrCvrModel(tfrs.models.Model):
     """
     x, x_cvr = self._embed(features)
     with tf.GradientTape(persistent=True) as tape:
-      tape.watch(x)
-      outputs = self._heads(x, x_cvr, False)
+      tap, shared = self._shared_tap(tape, x)
+      outputs = self._heads(x, x_cvr, False, tap)
       ctr_loss = bce_with_logits(labels[F.CLICK], outputs[F.CTR_LOGIT])
       ctcvr_loss = bce_with_logits(labels[F.CONVERSION],
                                    outputs[F.CTCVR_LOGIT])
-    agreement = self._agreement(tape, x, outputs, ctr_loss, ctcvr_loss)
+    agreement = self._agreement(tape, shared[0], outputs, ctr_loss,
+                                ctcvr_loss)
     del tape
     return agreement
 
@@ -311,6 +344,7 @@ def build_model(config: Config, schema: F.FeatureSchema) -> CtrCvrModel:
                       relatedness_signal=l.relatedness_signal,
                       relatedness_loss_weight=l.relatedness_loss_weight,
                       agreement_source=l.agreement_source,
+                      agreement_representation=l.agreement_representation,
                       name=m.name)
   return model
 

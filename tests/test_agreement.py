@@ -28,9 +28,16 @@ def _cosine(g1, g2):
   return g1 @ g2 / (np.linalg.norm(g1) * np.linalg.norm(g2))
 
 
-@pytest.mark.parametrize("source", ["logits", "losses"])
-def test_per_instance_cosine_equals_example_by_example_loop(source):
-  model, (features, labels) = _model_and_batch(f"loss.agreement_source={source}")
+@pytest.mark.parametrize("source, representation, backbone", [
+    ("logits", "embeddings", "mmoe"), ("losses", "embeddings", "mmoe"),
+    ("losses", "experts", "mmoe"), ("logits", "experts", "shared_bottom"),
+    ("losses", "experts", "ple")])
+def test_per_instance_cosine_equals_example_by_example_loop(
+    source, representation, backbone):
+  model, (features, labels) = _model_and_batch(
+      f"loss.agreement_source={source}",
+      f"loss.agreement_representation={representation}",
+      f"model.backbone={backbone}")
   vectorised = model.gradient_agreement(features, labels).numpy()
   expected = []
   for i in range(vectorised.shape[0]):
@@ -38,7 +45,11 @@ def test_per_instance_cosine_equals_example_by_example_loop(source):
     x, x_cvr = model._embed(one)
     with tf.GradientTape(persistent=True) as tape:
       tape.watch(x)
-      outputs = model._heads(x, x_cvr, False)
+      captured = []
+      tap = None if representation == "embeddings" else (
+          lambda t: captured.append(t) or t)
+      outputs = model._heads(x, x_cvr, False, tap)
+      x = captured[0] if captured else x
       if source == "logits":
         first, second = outputs[F.CTR_LOGIT], outputs[F.CVR_LOGIT]
       else:
@@ -114,7 +125,18 @@ def test_contrastive_signal_does_train_the_relatedness_network():
   assert any(g is not None and np.any(g.numpy()) for g in grads)
 
 
+def test_expert_representation_trains_with_finite_losses():
+  model, batch = _model_and_batch("loss.agreement_representation=experts")
+  losses = [float(model.train_step(batch)["loss"]) for _ in range(3)]
+  assert np.all(np.isfinite(losses))
+  assert model.agreement_tracker.result().numpy() != 0
+
+
 @pytest.mark.parametrize("overrides, message", [
+    (["loss.agreement_representation=experts",
+      "model.backbone=shared_embedding"], "needs shared experts"),
+    (["loss.agreement_representation=experts", "model.backbone=ple",
+      "model.ple_shared_experts=0"], "needs shared experts"),
     (["loss.relatedness_signal=gradient_agreement",
       "loss.temperature_mode=global"], "needs loss.temperature_mode=instance"),
     (["loss.relatedness_signal=fixed"], "needs loss.temperature_mode=fixed"),

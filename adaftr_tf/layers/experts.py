@@ -1,7 +1,12 @@
 """Parameter-sharing multi-task backbones: shared-bottom, MMoE and PLE.
 
 All three map `x` [batch, in] to one representation per task and share the
-call signature `call(x, training=None, return_gates=False)`.
+call signature `call(x, training=None, return_gates=False, tap=None)`.
+
+`tap`, when given, is called once with the tensor every task reads (the
+shared experts' outputs, rows = instances) and must return it unchanged; a
+GradientTape around the call can then differentiate with respect to it
+(the gradient-agreement relatedness, `loss.agreement_representation=experts`).
 """
 
 import math
@@ -94,8 +99,10 @@ class SharedBottom(tf_keras.layers.Layer):
     self._mlp = MLP(self.units, dropout=self.dropout, seed=self.seed,
                     name="bottom")
 
-  def call(self, x, training=None, return_gates=False):
+  def call(self, x, training=None, return_gates=False, tap=None):
     h = self._mlp(x, training=training)
+    if tap is not None:
+      h = tap(h)   # [batch, units[-1]]
     outputs = [h] * self.num_tasks
     return (outputs, []) if return_gates else outputs
 
@@ -136,8 +143,10 @@ class MMoE(tf_keras.layers.Layer):
     self._gates = [_gate(self.num_experts, derive_seed(self.seed, "gate", k),
                          f"gate_{k}") for k in range(self.num_tasks)]
 
-  def call(self, x, training=None, return_gates=False):
+  def call(self, x, training=None, return_gates=False, tap=None):
     experts = self._experts(x, training=training)
+    if tap is not None:
+      experts = tap(experts)   # [batch, num_experts, expert_units[-1]]
     outputs, gates = [], []
     for gate in self._gates:
       mixed, weights = _mix(gate, x, experts)
@@ -166,6 +175,8 @@ class PLE(tf_keras.layers.Layer):
   Call:
     x: [batch, in]. training: enables dropout.
     return_gates: also return the last level's gate weights.
+    tap: see the module docstring; PLE taps the first level's shared experts
+      (needs num_shared_experts >= 1).
 
   Returns:
     List of `num_tasks` tensors [batch, expert_units[-1]]; with
@@ -227,7 +238,10 @@ class PLE(tf_keras.layers.Layer):
                 f"level{level}_shared_gate")
           if level < self.num_levels - 1 else None)
 
-  def call(self, x, training=None, return_gates=False):
+  def call(self, x, training=None, return_gates=False, tap=None):
+    if tap is not None and not self.num_shared_experts:
+      raise ValueError("PLE without shared experts has no shared tensor to "
+                       "tap (num_shared_experts=0)")
     task_inputs = [x] * self.num_tasks
     shared_input = x
     for level in range(self.num_levels):
@@ -236,6 +250,9 @@ class PLE(tf_keras.layers.Layer):
       shared_out = ([self._shared_experts[level](shared_input,
                                                  training=training)]
                     if self._shared_experts[level] is not None else [])
+      if tap is not None and level == 0:
+        # The first level's shared experts [batch, shared, units[-1]].
+        shared_out = [tap(shared_out[0])]
       mixed = [_mix(gate, inp, tf.concat([own] + shared_out, axis=1))
                for gate, inp, own in zip(self._task_gates[level], task_inputs,
                                          task_out)]

@@ -38,7 +38,10 @@ class TaskBottoms(tf_keras.layers.Layer):
                       seed=derive_seed(self.seed, "bottom", k),
                       name=f"bottom_{k}") for k in range(self.num_tasks)]
 
-  def call(self, x, training=None, return_gates=False):
+  def call(self, x, training=None, return_gates=False, tap=None):
+    if tap is not None:
+      raise ValueError("TaskBottoms share no layer: there is no shared "
+                       "tensor to tap")
     inputs = list(x) if isinstance(x, (list, tuple)) else [x] * self.num_tasks
     if len(inputs) != self.num_tasks:
       raise ValueError(f"TaskBottoms got {len(inputs)} inputs for "
