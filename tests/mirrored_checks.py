@@ -6,7 +6,8 @@ Logical devices must be configured before TensorFlow initialises, so these
 checks cannot run inside the pytest process; tests/test_distribute.py runs this
 script once and asserts on the JSON it prints as its last line:
   negatives:  max |diff| of loss and gradients, 2 replicas x 32 vs 1 x 64, with
-              global and with local negatives (same initial weights);
+              global and with local negatives (same initial weights), and
+              with the gradient-agreement relatedness (per-replica agreement);
   uneven:     global InfoNCE with replica batches of 40 and 24 vs 1 x 64;
   reduction:  then fit (2 steps) and evaluate logs and weights, 2 replicas
               (global negatives) vs 1;
@@ -82,8 +83,11 @@ def _max_diff(first, second):
 def check_negatives(data_dir, schema, mirrored, models_out):
   """One step on the same 64 rows: 1 replica vs 2 (global / local negatives)."""
   single = tf.distribute.get_strategy()
+  agreement = "loss.relatedness_signal=gradient_agreement"
   runs = {"one": (single, _config()), "global": (mirrored, _config()),
-          "local": (mirrored, _config("loss.cross_replica_negatives=false"))}
+          "local": (mirrored, _config("loss.cross_replica_negatives=false")),
+          "agreement_one": (single, _config(agreement)),
+          "agreement": (mirrored, _config(agreement))}
   results = {}
   for name, (strategy, config) in runs.items():
     model = _model(strategy, config, schema)
@@ -92,18 +96,23 @@ def check_negatives(data_dir, schema, mirrored, models_out):
     batch = next(iter(inputs))
     function = _gradient_function(strategy, model)
     function(batch)  # creates the variables
-    if name != "one":
-      model.set_weights(models_out["one"].get_weights())
+    first = {"global": "one", "local": "one",
+             "agreement": "agreement_one"}.get(name)
+    if first is not None:   # the same initial weights as one device
+      model.set_weights(models_out[first].get_weights())
     loss, grads = function(batch)
     models_out[name] = model
     results[name] = (float(loss), [g.numpy() for g in grads])
-  loss1, grads1 = results["one"]
-  return {key: {"loss": [loss1, results[key][0]],
-                "loss_diff": abs(loss1 - results[key][0]),
-                "grad_diff": _max_diff(grads1, results[key][1]),
-                "grad_scale": max(float(np.max(np.abs(g))) for g in grads1),
-                "num_gradients": len(grads1)}
-          for key in ("global", "local")}
+  report = {}
+  for key, first in (("global", "one"), ("local", "one"),
+                     ("agreement", "agreement_one")):
+    loss1, grads1 = results[first]
+    report[key] = {"loss": [loss1, results[key][0]],
+                   "loss_diff": abs(loss1 - results[key][0]),
+                   "grad_diff": _max_diff(grads1, results[key][1]),
+                   "grad_scale": max(float(np.max(np.abs(g))) for g in grads1),
+                   "num_gradients": len(grads1)}
+  return report
 
 
 def check_uneven(data_dir, schema, mirrored, models_out):

@@ -161,6 +161,15 @@ def test_global_negatives_equal_one_replica(mirrored):
   assert local["loss_diff"] > 1e-3 and local["grad_diff"] > 1e-3
 
 
+def test_gradient_agreement_mode_equals_one_replica(mirrored):
+  """The per-instance agreement needs no cross-replica traffic: 2 replicas
+  give one device's loss and gradients."""
+  same = mirrored[0]["negatives"]["agreement"]
+  assert same["loss_diff"] < 1e-5
+  assert same["grad_diff"] < 1e-5 * max(1.0, same["grad_scale"])
+  assert same["num_gradients"] > 20
+
+
 def test_global_negatives_with_uneven_replica_batches(mirrored):
   uneven = mirrored[0]["uneven"]
   assert uneven["sizes"] == [40, 24]
