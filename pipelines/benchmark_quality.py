@@ -21,6 +21,7 @@ until the last).
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -118,7 +119,9 @@ HEADLINE_METRICS = ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctcvr_logloss",
 def markdown_table(summary: dict, methods: list[str],
                    metrics: tuple[str, ...] = TABLE_METRICS) -> str:
   """Mean ± std per method of `metrics`; oracle AUCs as a last row when
-  present. A metric no method has is left out; a method without it gets —."""
+  present. A metric no method has is left out; a method without it gets —;
+  an undefined one (NaN: a Spearman correlation of a constant, e.g. a fixed
+  tau) gets `undefined`."""
   columns = [m for m in metrics if any(m in summary[x] for x in methods)]
   lines = ["| method | " + " | ".join(columns) + " |",
            "| --- |" + " --- |" * len(columns)]
@@ -126,8 +129,12 @@ def markdown_table(summary: dict, methods: list[str],
     cells = []
     for column in columns:
       stat = summary[method].get(column)
-      cells.append("—" if stat is None else
-                   f"{stat['mean']:.4f} ± {stat['std']:.4f}")
+      if stat is None:
+        cells.append("—")
+      elif math.isnan(stat["mean"]):
+        cells.append("undefined")
+      else:
+        cells.append(f"{stat['mean']:.4f} ± {stat['std']:.4f}")
     lines.append(f"| {method} | " + " | ".join(cells) + " |")
   first = summary[methods[0]]
   if all(k in first for k in ORACLE_METRICS):
