@@ -10,6 +10,7 @@ the validation split is carved by; `lines` are the line numbers in the file
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import glob
 import os
@@ -141,7 +142,7 @@ def concat(columns: list[RaggedColumn]) -> RaggedColumn:
       lengths)
 
 
-class Source:
+class Source(abc.ABC):
   """The files of one split of one layout, read as a stream of blocks.
 
   Subclasses set `paths` (the row files, whose data lines are counted) and
@@ -154,14 +155,14 @@ class Source:
   numerical: tuple[str, ...] = ()
   multivalent: frozenset[str] = frozenset()
 
+  @abc.abstractmethod
   def count_rows(self) -> int:
     """Data lines of `paths` (blank lines included, headers excluded)."""
-    raise NotImplementedError
 
+  @abc.abstractmethod
   def blocks(self, errors: BadRows, progress, stop_index: int | None = None
              ) -> Iterator[Block]:
     """Yields the parsed blocks; may stop once `index >= stop_index`."""
-    raise NotImplementedError
 
   @staticmethod
   def field_order(name: str):

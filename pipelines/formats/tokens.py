@@ -8,6 +8,7 @@ decides which fields are single-valued.
 
 from __future__ import annotations
 
+import abc
 from typing import Iterator
 
 import numpy as np
@@ -165,8 +166,9 @@ class TokenSource(base.Source):
   def count_rows(self) -> int:
     return sum(lines.count_lines(p) for p in self.paths)
 
+  @abc.abstractmethod
   def parse_line(self, text: str, errors: base.BadRows):
-    raise NotImplementedError
+    """One data line -> its parsed row (the layout's own format)."""
 
   def blocks(self, errors: base.BadRows, progress,
              stop_index: int | None = None) -> Iterator[base.Block]:
