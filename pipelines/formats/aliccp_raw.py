@@ -163,14 +163,9 @@ def _folder(input_path: str) -> str:
 
 def sources(input_path: str) -> dict[str, base.Source]:
   """split -> joined skeleton source (test only when both its files exist)."""
-  folder, result = _folder(input_path), {}
-  for split in ("train", "test"):
-    skeleton = os.path.join(folder, f"sample_skeleton_{split}.csv")
-    common = os.path.join(folder, f"common_features_{split}.csv")
-    missing = [p for p in (skeleton, common) if not os.path.isfile(p)]
-    if missing and split == "train":
-      raise FileNotFoundError(f"Ali-CCP raw train files missing: {missing} "
-                              f"(expected in {folder})")
-    if not missing:
-      result[split] = SkeletonSource(skeleton, common)
-  return result
+  folder = _folder(input_path)
+  return base.joined_sources(
+      f"Ali-CCP raw (in {folder})",
+      {split: (os.path.join(folder, f"sample_skeleton_{split}.csv"),
+               os.path.join(folder, f"common_features_{split}.csv"))
+       for split in ("train", "test")}, SkeletonSource)

@@ -170,14 +170,8 @@ def _find(input_path: str) -> tuple[str, str]:
 def sources(input_path: str) -> dict[str, base.Source]:
   """split -> joined item source (test only when both its files exist)."""
   folder, country = _find(input_path)
-  result = {}
-  for split in ("train", "test"):
-    item = os.path.join(folder, f"{country}_item_{split}.csv")
-    user = os.path.join(folder, f"{country}_user_{split}.csv")
-    missing = [p for p in (item, user) if not os.path.isfile(p)]
-    if missing and split == "train":
-      raise FileNotFoundError(f"AliExpress {country} train files missing: "
-                              f"{missing}")
-    if not missing:
-      result[split] = ItemSource(item, user)
-  return result
+  return base.joined_sources(
+      f"AliExpress {country}",
+      {split: (os.path.join(folder, f"{country}_item_{split}.csv"),
+               os.path.join(folder, f"{country}_user_{split}.csv"))
+       for split in ("train", "test")}, ItemSource)

@@ -142,6 +142,23 @@ def concat(columns: list[RaggedColumn]) -> RaggedColumn:
       lengths)
 
 
+def joined_sources(label: str, files_by_split: dict[str, tuple[str, ...]],
+                   make) -> dict[str, "Source"]:
+  """split -> `make(*files)` for each split whose files all exist.
+
+  The train files are required: FileNotFoundError naming the missing ones
+  (`label` says which layout); a split with a missing file is left out.
+  """
+  result = {}
+  for split, files in files_by_split.items():
+    missing = [p for p in files if not os.path.isfile(p)]
+    if missing and split == "train":
+      raise FileNotFoundError(f"{label} train files missing: {missing}")
+    if not missing:
+      result[split] = make(*files)
+  return result
+
+
 class Source(abc.ABC):
   """The files of one split of one layout, read as a stream of blocks.
 
