@@ -1,7 +1,10 @@
 """Quality benchmark: methods x seeds on identical splits, selected on validation.
 
   python -m pipelines.benchmark_quality --preset=bench --seeds=3 --output_dir=DIR
-      [--methods=adaftr,mmoe,...] [--override=key=value ...]
+      [--methods=adaftr,mmoe,...] [--override=key=value ...] [--notuned]
+
+Each method is the preset, then its sweep winner (pipelines/tuned.py, chosen
+on validation by pipelines.sweep), then its definition in METHODS.
 
 Every run goes through the same training job (`pipelines.training.train`):
 same data directory, best epoch chosen on the validation split, then one pass
@@ -41,6 +44,8 @@ cli.define_string("output_dir", None, "Where results go.")
 cli.define_string("methods", "", "Comma-separated subset of METHODS (default all).")
 cli.define_string("data_dir", None, "Data directory (default: per config).")
 cli.define_multi_string("override", [], "Config override key=value (all runs).")
+cli.define_bool("tuned", True, "Start each method from its sweep winner "
+                   "(pipelines/tuned.py); --notuned runs the untuned methods.")
 
 # name -> overrides on top of the preset. Baselines, then AdaFTR and its ablations.
 METHODS = {
@@ -153,14 +158,16 @@ def main(argv):
   if FLAGS.seeds < 1:
     raise app.UsageError("--seeds must be >= 1")
   from adaftr_tf import config as config_lib
+  from pipelines import tuned
   methods = select_methods(FLAGS.methods)
   base = config_lib.apply_overrides(config_lib.get_preset(FLAGS.preset),
                                     FLAGS.override)
   plan = []
   for method in methods:  # validate every config before the first run
     for seed in range(FLAGS.seeds):
-      config = config_lib.apply_overrides(
-          base, METHODS[method] + [f"train.seed={base.train.seed + seed}"])
+      knobs = tuned.tuned_overrides(method) if FLAGS.tuned else []
+      config = config_lib.apply_overrides(  # the definition wins over knobs
+          base, knobs + METHODS[method] + [f"train.seed={base.train.seed + seed}"])
       plan.append((method, seed, config.validate()))
   os.makedirs(FLAGS.output_dir, exist_ok=True)
   try:   # refuse a mixed output folder before the first run
@@ -246,6 +253,7 @@ def write_outputs(runs, methods, taus, data_dir, start, final: bool) -> None:
   table = (markdown_table(summary, present, HEADLINE_METRICS) + "\n\n"
            + markdown_table(summary, present))
   results = {"preset": FLAGS.preset, "seeds": FLAGS.seeds, "methods": methods,
+             "tuned": FLAGS.tuned,
              "complete": final, "overrides": FLAGS.override,
              "data_dir": os.path.abspath(data_dir) if data_dir else None,
              "command": " ".join(["python -m pipelines.benchmark_quality"]

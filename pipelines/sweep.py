@@ -3,9 +3,10 @@
   python -m pipelines.sweep --preset=bench --method=adaftr --budget=8 \
       --output_dir=DIR [--seed=0] [--override=key=value ...]
 
-Every method gets the same number of trials (`--budget`), drawn at random
-(seeded) from its search space below plus the knobs all methods share, and
-trained through the same job as the benchmark. Trials are ranked by the mean
+Every method gets the same number of trials (`--budget`): the first is the
+method exactly as defined (the untuned baseline of the search), the others are
+drawn at random (seeded) from its search space below plus the knobs all
+methods share; all are trained through the same job as the benchmark. Trials are ranked by the mean
 of the validation CTR, CVR and CTCVR AUCs; the test split is never read.
 Writes DIR/sweep.json (every trial, the winner) and prints the winner as
 `--override` flags, ready for a preset or the quality benchmark.
@@ -77,14 +78,15 @@ def search_space(method: str) -> dict[str, list[str]]:
 
 
 def draw_trials(method: str, budget: int, seed: int) -> list[list[str]]:
-  """`budget` distinct override lists drawn uniformly from the space."""
+  """`budget` distinct override lists: [] (the method as defined), then
+  draws uniform over the space."""
   space = search_space(method)
   rng = random.Random(seed)
-  trials, seen = [], set()
+  trials, seen = [[]], set()
   total = 1
   for values in space.values():
     total *= len(values)
-  while len(trials) < min(budget, total):
+  while len(trials) < min(budget, total + 1):
     choice = tuple(f"{k}={rng.choice(v)}" for k, v in sorted(space.items()))
     if choice not in seen:
       seen.add(choice)
@@ -110,13 +112,17 @@ def main(argv):
   if method_overrides is None:
     raise ValueError(f"unknown method {FLAGS.method!r}; valid: "
                      f"{sorted(benchmark_quality.METHODS)}")
+  # The method as defined, without the tuned knobs of pipelines.tuned.
   base = config_lib.apply_overrides(config_lib.get_preset(FLAGS.preset),
                                     FLAGS.override + method_overrides)
+  if FLAGS.budget < 1:
+    raise app.UsageError("--budget must be >= 1")
   trials = draw_trials(FLAGS.method, FLAGS.budget, FLAGS.seed)
   configs = [config_lib.apply_overrides(base, t).validate() for t in trials]
   results, data_dir = [], FLAGS.data_dir
   for index, (overrides, config) in enumerate(zip(trials, configs)):
-    print(f"[trial {index + 1}/{len(trials)}] {' '.join(overrides)}", flush=True)
+    print(f"[trial {index + 1}/{len(trials)}] "
+          f"{' '.join(overrides) or '(the method as defined)'}", flush=True)
     run_dir = os.path.join(FLAGS.output_dir, "trials", f"trial-{index:03d}")
     trained = training.train(config, run_dir, data_dir, verbose=0,
                              log=lambda _: None)
@@ -133,8 +139,9 @@ def main(argv):
                "budget": FLAGS.budget, "seed": FLAGS.seed,
                "selection": "mean of validation CTR, CVR, CTCVR AUC",
                "trials": results, "winner": winner}, f, indent=1)
-  print("winner (validation): " + " ".join(
-      f"--override={o}" for o in winner["overrides"]))
+  print("winner (validation): " + (" ".join(
+      f"--override={o}" for o in winner["overrides"])
+      or "the method as defined (no overrides)"))
 
 
 if __name__ == "__main__":

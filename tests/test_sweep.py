@@ -18,7 +18,8 @@ def test_every_method_has_a_space_and_equal_budget(method):
   assert len(trials) == 5
   assert len({tuple(t) for t in trials}) == 5
   assert trials == sweep.draw_trials(method, 5, seed=1)  # seeded
-  keys = {o.split("=")[0] for o in trials[0]}
+  assert trials[0] == []  # the method as defined is always a trial
+  keys = {o.split("=")[0] for o in trials[1]}
   assert set(sweep.SHARED_SPACE) <= keys
 
 
@@ -42,4 +43,7 @@ def test_tiny_sweep_selects_on_validation(tmp_path, tiny_run, capsys):
     valid = trial["valid"]
     assert trial["score"] == pytest.approx(
         (valid["ctr_auc"] + valid["cvr_auc"] + valid["ctcvr_auc"]) / 3)
-  assert "winner (validation): --override=" in capsys.readouterr().out
+  assert result["trials"][0]["overrides"] == []
+  expected = (" ".join(f"--override={o}" for o in result["winner"]["overrides"])
+              or "the method as defined (no overrides)")
+  assert f"winner (validation): {expected}" in capsys.readouterr().out
