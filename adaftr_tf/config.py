@@ -26,7 +26,7 @@ AGREEMENT_SOURCES = ("losses", "logits")
 # With respect to what it is taken: the instance embeddings, or the tensor
 # every task reads inside the backbone (layers/experts.py `tap`).
 AGREEMENT_REPRESENTATIONS = ("embeddings", "experts")
-OPTIMIZERS = ("adam", "adagrad")
+OPTIMIZERS = ("adam", "lazy_adam", "adagrad")
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored",
               "parameter_server")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -202,7 +202,8 @@ class TrainConfig:
     epochs: maximum epochs; the best epoch on `checkpoint_metric` (validation
       split) is kept.
     steps_per_epoch: cap on steps per epoch (None = the whole train split).
-    learning_rate, optimizer: Adam or Adagrad.
+    learning_rate, optimizer: adam, lazy_adam (Adam updating only the
+      embedding rows in the batch: cheaper on large tables) or adagrad.
     steps_per_execution: steps run per tf.function call (fewer Python
       round trips).
     checkpoint_metric: validation metric that selects the best epoch.

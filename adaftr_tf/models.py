@@ -36,6 +36,7 @@ from adaftr_tf.losses import conditional_cvr_logit
 from adaftr_tf.losses import ctcvr_logit
 from adaftr_tf.losses import per_example_cosine
 from adaftr_tf.losses import relatedness_regression_loss
+from adaftr_tf.optimizers import build_optimizer
 from adaftr_tf.preprocessing import FeatureEncoder
 from adaftr_tf.tasks import ContrastiveTask, ranking_task
 
@@ -347,15 +348,6 @@ def build_model(config: Config, schema: F.FeatureSchema) -> CtrCvrModel:
                       agreement_representation=l.agreement_representation,
                       name=m.name)
   return model
-
-
-def build_optimizer(config: Config) -> tf_keras.optimizers.Optimizer:
-  t = config.train
-  if t.optimizer == "adam":
-    return tf_keras.optimizers.Adam(t.learning_rate)
-  if t.optimizer == "adagrad":
-    return tf_keras.optimizers.Adagrad(t.learning_rate)
-  raise ValueError(f"unknown optimizer {t.optimizer!r}")
 
 
 def compile_model(model: CtrCvrModel, config: Config) -> CtrCvrModel:

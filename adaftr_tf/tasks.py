@@ -16,7 +16,9 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras
 
+from adaftr_tf.keras_metrics import BucketedAUC
 from adaftr_tf.losses import info_nce, random_negative_info_nce
+from adaftr_tf.losses import symmetric_in_batch_info_nce
 
 NEGATIVES = ("in_batch", "random_one")
 
@@ -31,8 +33,8 @@ def ranking_task(prefix: str) -> tfrs.tasks.Ranking:
       loss=tf_keras.losses.BinaryCrossentropy(
           from_logits=True, reduction=tf_keras.losses.Reduction.NONE),
       metrics=[
-          tf_keras.metrics.AUC(thresholds=_AUC_THRESHOLDS, from_logits=True,
-                               name=f"{prefix}_auc"),
+          BucketedAUC(thresholds=_AUC_THRESHOLDS, from_logits=True,
+                      name=f"{prefix}_auc"),
           tf_keras.metrics.BinaryCrossentropy(from_logits=True,
                                               name=f"{prefix}_logloss"),
       ],
@@ -95,9 +97,12 @@ class ContrastiveTask(tf_keras.layers.Layer):
             v, u, tau, seed=(self.seed, step_seed)))
     else:
       u_all, v_all, positive = self._candidates(u, v)
-      loss = info_nce(u, v_all, tau, positive)
-      if self.symmetric:
-        loss = 0.5 * (loss + info_nce(v, u_all, tau, positive))
+      if self.symmetric and u_all is u:   # local batch: one shared u v^T
+        loss = symmetric_in_batch_info_nce(u, v, tau)
+      else:
+        loss = info_nce(u, v_all, tau, positive)
+        if self.symmetric:
+          loss = 0.5 * (loss + info_nce(v, u_all, tau, positive))
     self.loss_tracker.update_state(loss)
     self.tau_tracker.update_state(tau)
     return loss

@@ -3,7 +3,7 @@
   python -m pipelines.benchmark_speed --preset=demo --output=speed.json \
       --override=train.batch_size=2048 [--steps=20 --warmup=20] \
       [--vocab_rows=10000,1000000,10000000] [--variants=all] \
-      [--prototypes=lazy_adam,fast_auc,fused_info_nce,no_metrics] \
+      [--prototypes=keras_auc,unfused_info_nce,no_metrics] \
       [--paired=all]
 
 Measures in one run, on this machine (rows: pipelines/speed/plan.py):
@@ -13,7 +13,10 @@ Measures in one run, on this machine (rows: pipelines/speed/plan.py):
   reference   the same models' step on pre-parsed in-memory batches in a
               minimal tf.function loop (what TensorFlow does for this
               architecture on this machine);
-  variants    real AdaFTR with steps_per_execution=1, XLA, Adagrad, ...;
+  variants    real AdaFTR with steps_per_execution=1, XLA, Adagrad, LazyAdam..;
+  prototypes  real AdaFTR with a measurement patch (pipelines/speed/
+              prototypes.py: the replaced Keras AUC or unfused InfoNCE, or
+              no metrics);
   scale       real AdaFTR with embedding tables of --vocab_rows rows in total
               (vocabulary per field = rows / categorical fields), per optimizer;
   paired      (--paired) reference steps of AdaFTR and of config changes or
@@ -76,13 +79,12 @@ cli.define_integer("scale_steps", 4, "Timed steps per scale row.")
 cli.define_integer("scale_warmup", 2, "Warm-up steps per scale row.")
 cli.define_integer("scale_steps_per_execution", 2,
                    "steps_per_execution of the scale rows.")
-cli.define_string("scale_optimizers", "adam,adagrad",
-                  "Optimizers of the scale rows (plus lazy_adam when it is "
-                  "among --prototypes).")
+cli.define_string("scale_optimizers", "adam,lazy_adam,adagrad",
+                  "Optimizers of the scale rows (train.optimizer values).")
 cli.define_string("variants", "all", "Comma list of plan.VARIANTS, 'all' or "
                   "'' (none).")
-cli.define_string("prototypes", "", "Comma list of speed.prototypes to "
-                  "measure (monkeypatched), 'all' or '' (none).")
+cli.define_string("prototypes", "", "Comma list of speed.prototypes "
+                  "(measurement patches), 'all' or '' (none).")
 cli.define_string("paired", "", "Entries of plan.PAIRED to time against "
                   "AdaFTR's reference step in one process, interleaved "
                   "('all', '' = no paired row).")

@@ -165,12 +165,14 @@ def check_reduction(data_dir, schema, mirrored, models_out):
 
 
 def check_training(data_dir, model_dir, mirrored):
+  # LazyAdam: its row scatters must also run on mirrored variables.
   config = _config("train.steps_per_epoch=4", "train.steps_per_execution=2",
-                   "train.checkpoint_every_steps=2")
+                   "train.checkpoint_every_steps=2", "train.optimizer=lazy_adam")
   result = training.train(config, model_dir, data_dir, verbose=0,
                           strategy=mirrored)
   return {"layout": result["layout"], "global_step": result["global_step"],
-          "ctr_auc": result["valid"]["ctr_auc"]}
+          "ctr_auc": result["valid"]["ctr_auc"],
+          "optimizer": type(result["model"].optimizer).__name__}
 
 
 def main(data_dir, model_dir):

@@ -191,6 +191,7 @@ def test_mirrored_training_job(mirrored):
   assert train["layout"]["replicas"] == 2
   assert train["layout"]["per_replica_batch"] == 32
   assert train["global_step"] == 4 and np.isfinite(train["ctr_auc"])
+  assert train["optimizer"] == "LazyAdam"
   assert "global batch 64 = 2 x per-replica batch 32" in output
   assert os.path.exists(os.path.join(model_dir, "steps", "step-4.index"))
 

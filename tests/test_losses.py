@@ -12,6 +12,7 @@ from adaftr_tf.losses import esmm_loss
 from adaftr_tf.losses import info_nce
 from adaftr_tf.losses import random_negative_indices
 from adaftr_tf.losses import random_negative_info_nce
+from adaftr_tf.losses import symmetric_in_batch_info_nce
 from adaftr_tf.losses import symmetric_info_nce
 
 
@@ -136,6 +137,34 @@ def test_symmetric_info_nce_is_average_of_directions():
       symmetric_info_nce(u, vc, v, uc, tau, tf.constant(pos, tf.int32)),
       0.5 * (np_info_nce(u, vc, tau, pos) + np_info_nce(v, uc, tau, pos)),
       rtol=1e-5)
+
+
+@pytest.mark.parametrize("tau_low", [1e-3, 0.05])
+def test_fused_in_batch_info_nce_equals_two_directions(tau_low):
+  """One shared u v^T gives the two-matmul loss and the same gradients."""
+  rng = np.random.default_rng(4)
+  u = tf.Variable(_unit_rows(rng, 16, 4))
+  v = tf.Variable(_unit_rows(rng, 16, 4))
+  tau = tf.Variable(rng.uniform(tau_low, 1.0, 16).astype(np.float32))
+  weights = tf.range(1.0, 17.0)   # distinct per-example weights
+
+  def loss_and_grads(fn):
+    with tf.GradientTape() as tape:
+      loss = fn(u, v, tau)
+      total = tf.reduce_sum(loss * weights)
+    return [loss] + tape.gradient(total, [u, v, tau])
+
+  fused = loss_and_grads(symmetric_in_batch_info_nce)
+  unfused = loss_and_grads(lambda a, b, t: symmetric_info_nce(a, b, b, a, t))
+  np.testing.assert_allclose(
+      fused[0], 0.5 * (np_info_nce(u.numpy(), v.numpy(), tau.numpy(),
+                                   np.arange(16)) +
+                       np_info_nce(v.numpy(), u.numpy(), tau.numpy(),
+                                   np.arange(16))), rtol=1e-4)
+  for a, b in zip(fused, unfused):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="rank 2"):
+    symmetric_in_batch_info_nce(u[0], v, tau)
 
 
 # ------------------------------------------------------- random negatives

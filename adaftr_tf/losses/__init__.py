@@ -5,6 +5,7 @@ from adaftr_tf.losses.agreement import relatedness_regression_loss
 from adaftr_tf.losses.info_nce import info_nce
 from adaftr_tf.losses.info_nce import random_negative_indices
 from adaftr_tf.losses.info_nce import random_negative_info_nce
+from adaftr_tf.losses.info_nce import symmetric_in_batch_info_nce
 from adaftr_tf.losses.info_nce import symmetric_info_nce
 from adaftr_tf.losses.multitask import bce_with_logits
 from adaftr_tf.losses.multitask import behavioural_calibration
@@ -21,6 +22,7 @@ __all__ = [
     "conditional_cvr_logit",
     "info_nce",
     "symmetric_info_nce",
+    "symmetric_in_batch_info_nce",
     "random_negative_info_nce",
     "random_negative_indices",
     "bce_with_logits",

@@ -3,7 +3,7 @@
 A phase is described by a plain JSON-able spec, so it can run in a fresh
 process (pipelines/speed/worker.py) or in the caller's:
 
-  {"phase": "input" | "fit" | "reference", "preset": str,
+  {"phase": "input" | "fit" | "fit_cached" | "reference", "preset": str,
    "overrides": [key=value, ...], "data_dir": str, "steps": int,
    "warmup": int, "prototypes": [name, ...], "reference_batches": int}
 
@@ -12,6 +12,9 @@ process (pipelines/speed/worker.py) or in the caller's:
 * fit:       the real path: make_dataset -> the compiled model of
              models.compile_model -> Keras `fit` (metrics, steps_per_execution,
              jit_compile as configured).
+* fit_cached: the same `fit`, on `reference_batches` pre-parsed batches
+             cycled from memory: real minus the file input, reference plus
+             Keras `fit` (splits the real-to-reference gap in two).
 * reference: the same model's step in a minimal loop: `reference_batches`
              pre-parsed batches cycled through a `tf.function` that computes
              `model.compute_loss` under a GradientTape and applies the same
@@ -41,7 +44,7 @@ from pipelines import input as data_input
 from pipelines.speed import memory
 from pipelines.speed import prototypes as prototypes_lib
 
-PHASES = ("input", "fit", "reference", "paired")
+PHASES = ("input", "fit", "fit_cached", "reference", "paired")
 
 
 def phase_config(spec) -> config_lib.Config:
@@ -146,12 +149,27 @@ def _one_batch(config, schema, data_dir):
       drop_remainder=True)))
 
 
-def measure_fit(spec, config, schema) -> dict:
-  """Keras `fit` on make_dataset; throughput after the warm-up steps."""
+def _cached_batches(config, schema, data_dir, count) -> tf.data.Dataset:
+  """`count` parsed training batches, held in memory and cycled."""
+  batches = list(itertools.islice(
+      _train_batches(config, schema, data_dir), max(1, count)))
+  dataset = tf.data.Dataset.from_tensors(batches[0])
+  for batch in batches[1:]:
+    dataset = dataset.concatenate(tf.data.Dataset.from_tensors(batch))
+  return dataset.cache().repeat()
+
+
+def measure_fit(spec, config, schema, cached: bool = False) -> dict:
+  """Keras `fit` on make_dataset (or, `cached`, on pre-parsed batches in
+  memory); throughput after the warm-up steps."""
   model = _build(config, schema)
   _create_variables(model, _one_batch(config, schema, spec["data_dir"]))
   timer = _StepTimer()
-  dataset = _train_batches(config, schema, spec["data_dir"])
+  if cached:
+    dataset = _cached_batches(config, schema, spec["data_dir"],
+                              spec.get("reference_batches", 4))
+  else:
+    dataset = _train_batches(config, schema, spec["data_dir"])
   model.fit(dataset, epochs=1, steps_per_epoch=spec["warmup"] + spec["steps"],
             verbose=0, callbacks=[timer])
   # The first mark at or after the warm-up starts the clock.
@@ -231,6 +249,7 @@ def run_phase(spec) -> dict:
     rss_before = memory.current_rss_mb()
     from pipelines.speed import paired   # it imports this module
     measure = {"input": measure_input, "fit": measure_fit,
+               "fit_cached": lambda *a: measure_fit(*a, cached=True),
                "reference": measure_reference,
                "paired": paired.measure_paired}[spec["phase"]]
     result = measure(spec, config, schema)

@@ -4,11 +4,13 @@ Rows (key: what runs):
   input                 make_dataset alone (parsed batches, no model)
   real/adaftr           Keras fit on make_dataset, AdaFTR (the config as is)
   real/no_cl            the same with model.name=multitask (no InfoNCE)
+  real_cached/adaftr    Keras fit on pre-parsed batches cycled from memory
+                        (real minus the file input)
   reference/adaftr      the minimal tf.function loop on pre-parsed batches
   reference/no_cl       the same without the contrastive loss
   variant/<name>        real/adaftr with one config change (VARIANTS)
-  prototype/<name>      real/adaftr (or the reference) with a monkeypatched
-                        proposal of pipelines/speed/prototypes.py
+  prototype/<name>      real/adaftr (or the reference) with a measurement
+                        patch of pipelines/speed/prototypes.py
   paired/reference      reference steps of AdaFTR and of PAIRED entries,
                         interleaved in one process (steady ratios)
   scale/<rows>/<opt>    real/adaftr on data whose embedding table has <rows>
@@ -28,6 +30,7 @@ VARIANTS = {
     "spe1": ("steps_per_execution=1", ["train.steps_per_execution=1"]),
     "jit": ("XLA (jit_compile=true)", ["train.jit_compile=true"]),
     "adagrad": ("Adagrad (sparse updates)", ["train.optimizer=adagrad"]),
+    "lazy_adam": ("LazyAdam (sparse rows only)", ["train.optimizer=lazy_adam"]),
     "random_one": ("one random negative (loss.negatives=random_one)",
                    ["loss.negatives=random_one"]),
     "asymmetric": ("one InfoNCE direction (loss.symmetric=false)",
@@ -35,7 +38,7 @@ VARIANTS = {
     "gradient_agreement": ("relatedness from per-instance gradient agreement",
                            ["loss.relatedness_signal=gradient_agreement"]),
 }
-SCALE_OPTIMIZERS = ("adam", "adagrad")
+SCALE_OPTIMIZERS = ("adam", "lazy_adam", "adagrad")
 # Entries of the paired row (pipelines/speed/paired.py): name -> (overrides,
 # prototypes) on top of AdaFTR; "adaftr" (the baseline) always runs first.
 PAIRED = {
@@ -44,12 +47,10 @@ PAIRED = {
     "asymmetric": (["loss.symmetric=false"], []),
     "gradient_agreement": (["loss.relatedness_signal=gradient_agreement"], []),
     "jit": (["train.jit_compile=true"], []),
+    "lazy_adam": (["train.optimizer=lazy_adam"], []),
     "no_metrics": ([], ["no_metrics"]),
-    "fast_auc": ([], ["fast_auc"]),
-    "fused_info_nce": ([], ["fused_info_nce"]),
-    "fast_auc+fused_info_nce": ([], ["fast_auc", "fused_info_nce"]),
-    "fast_auc+fused_info_nce+jit": (["train.jit_compile=true"],
-                                    ["fast_auc", "fused_info_nce"]),
+    "keras_auc": ([], ["keras_auc"]),
+    "unfused_info_nce": ([], ["unfused_info_nce"]),
 }
 
 
@@ -92,7 +93,7 @@ def round_up(steps: int, multiple: int) -> int:
 
 def _spec(s: Settings, phase: str, data_dir: str, overrides, steps, warmup,
           prototypes=(), steps_per_execution=None) -> dict:
-  if phase == "fit":  # whole executions: a timestamp per execution
+  if phase in ("fit", "fit_cached"):  # whole executions: timestamp each
     spe = steps_per_execution or s.steps_per_execution
     steps, warmup = round_up(steps, spe), round_up(warmup, spe)
   return {"phase": phase, "preset": s.preset,
@@ -110,6 +111,9 @@ def core_rows(s: Settings, data_dir: str) -> list[Row]:
           _spec(s, "fit", data_dir, ADAFTR, s.steps, s.warmup)),
       Row("real/no_cl", "core", "same, model.name=multitask",
           _spec(s, "fit", data_dir, NO_CL, s.steps, s.warmup)),
+      Row("real_cached/adaftr", "core",
+          "Keras fit on pre-parsed batches in memory (no file input)",
+          _spec(s, "fit_cached", data_dir, ADAFTR, s.steps, s.warmup)),
       Row("reference/adaftr", "core", "pre-parsed batches, tf.function loop",
           _spec(s, "reference", data_dir, ADAFTR, s.steps, s.warmup)),
       Row("reference/no_cl", "core", "same, model.name=multitask",
@@ -118,7 +122,7 @@ def core_rows(s: Settings, data_dir: str) -> list[Row]:
 
 
 def extra_rows(s: Settings, data_dir: str) -> list[Row]:
-  """Variant rows, then prototype rows (one per prototype, then all)."""
+  """Variant rows, then prototype rows (one per patch)."""
   rows = []
   for name in s.variants:
     description, overrides = VARIANTS[name]
@@ -135,12 +139,6 @@ def extra_rows(s: Settings, data_dir: str) -> list[Row]:
                     "reference/adaftr + no_metrics",
                     _spec(s, "reference", data_dir, ADAFTR, s.steps, s.warmup,
                           prototypes=["no_metrics"])))
-  proposals = [p for p in s.prototypes if p != "no_metrics"]
-  if len(proposals) > 1:
-    rows.append(Row("prototype/all", "prototype",
-                    "real/adaftr + " + "+".join(proposals),
-                    _spec(s, "fit", data_dir, ADAFTR, s.steps, s.warmup,
-                          prototypes=proposals)))
   return rows
 
 
@@ -160,21 +158,18 @@ def paired_rows(s: Settings, data_dir: str) -> list[Row]:
 
 
 def scale_rows(s: Settings, scale_dirs: dict[int, str]) -> list[Row]:
-  """real/adaftr per total table size and optimizer (+ lazy_adam)."""
+  """real/adaftr per total table size and optimizer."""
   spe = s.scale_steps_per_execution
-  optimizers = [(o, [f"train.optimizer={o}"], []) for o in s.scale_optimizers]
-  if "lazy_adam" in s.prototypes:
-    optimizers.append(("lazy_adam", ["train.optimizer=adam"], ["lazy_adam"]))
   rows = []
   for total, data_dir in sorted(scale_dirs.items()):
-    for name, overrides, prototypes in optimizers:
+    for name in s.scale_optimizers:
       rows.append(Row(
           f"scale/{total}/{name}", "scale",
           f"{total} table rows, {name}, steps_per_execution={spe}",
           _spec(s, "fit", data_dir,
-                ADAFTR + overrides + [f"train.steps_per_execution={spe}"],
-                s.scale_steps, s.scale_warmup, prototypes=prototypes,
-                steps_per_execution=spe)))
+                ADAFTR + [f"train.optimizer={name}",
+                          f"train.steps_per_execution={spe}"],
+                s.scale_steps, s.scale_warmup, steps_per_execution=spe)))
   return rows
 
 

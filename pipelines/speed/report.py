@@ -21,6 +21,10 @@ EXTRA_RATIOS = {
     "ratio_real_to_reference_no_cl": ("real/no_cl", "reference/no_cl"),
     "ratio_adaftr_to_no_cl_reference": ("reference/adaftr", "reference/no_cl"),
     "ratio_input_to_training_no_cl": ("input", "real/no_cl"),
+    # The real-to-reference gap in two: file input, then Keras fit itself.
+    "ratio_real_to_real_cached": ("real/adaftr", "real_cached/adaftr"),
+    "ratio_real_cached_to_reference": ("real_cached/adaftr",
+                                       "reference/adaftr"),
 }
 BASELINE = "real/adaftr"   # what variant and prototype rows compare with
 

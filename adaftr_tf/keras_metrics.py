@@ -1,0 +1,50 @@
+"""Streaming Keras metrics of the training loop (progress bars, validation).
+
+Final reports use the exact NumPy metrics of `adaftr_tf.metrics`.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tf_keras
+
+
+class BucketedAUC(tf_keras.metrics.AUC):
+  """tf_keras AUC (single label) with an O(batch log T) update.
+
+  Keras's update for unevenly spaced thresholds tiles the `[batch]`
+  predictions against all T thresholds (`[batch, T]` comparisons; T = 1001
+  here). Here each prediction p gets k = #(thresholds < p) by `searchsorted`;
+  per-bucket label weights `[T + 1]` then give, for every threshold t,
+  TP[t] = positive weight with k > t (a reverse cumulative sum), and FN, FP,
+  TN likewise. Same variables as tf_keras AUC, hence the same `result()`.
+  Multi-label or label-weighted use falls back to the Keras update.
+  """
+
+  def update_state(self, y_true, y_pred, sample_weight=None):
+    if self.multi_label or self.label_weights is not None:
+      return super().update_state(y_true, y_pred, sample_weight)
+    y_pred = tf.reshape(tf.cast(y_pred, self.dtype), [-1])
+    if self._from_logits:
+      y_pred = tf.sigmoid(y_pred)
+    y_true = tf.reshape(tf.cast(y_true, self.dtype), [-1])
+    weight = tf.ones_like(y_pred)
+    if sample_weight is not None:  # [b] or [b, 1] (or a scalar)
+      sample_weight = tf.cast(sample_weight, self.dtype)
+      if sample_weight.shape.rank:
+        sample_weight = tf.reshape(sample_weight, [-1])
+      weight *= sample_weight
+    thresholds = tf.constant(self._thresholds, self.dtype)
+    buckets = tf.searchsorted(thresholds, y_pred, side="left")
+    size = self.num_thresholds + 1
+    positive = tf.math.unsorted_segment_sum(weight * y_true, buckets, size)
+    negative = tf.math.unsorted_segment_sum(weight * (1 - y_true), buckets,
+                                            size)
+    # Above threshold t: buckets t + 1 .. T.
+    tp = tf.cumsum(positive, reverse=True)[1:]
+    fp = tf.cumsum(negative, reverse=True)[1:]
+    return tf.group(
+        self.true_positives.assign_add(tp),
+        self.false_positives.assign_add(fp),
+        self.false_negatives.assign_add(tf.reduce_sum(positive) - tp),
+        self.true_negatives.assign_add(tf.reduce_sum(negative) - fp))

@@ -1,0 +1,58 @@
+"""Optimizers: `build_optimizer(config)` and LazyAdam for large embedding tables.
+
+Dense Adam (tf_keras) decays both moment slots of every row of every variable
+on every step, so its cost grows with the vocabulary, not the batch. LazyAdam
+updates only the rows a sparse (`IndexedSlices`) gradient touches, like TF1's
+`LazyAdamOptimizer`; Adagrad is sparse-friendly by construction.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tf_keras
+
+from adaftr_tf.config import Config
+
+
+class LazyAdam(tf_keras.optimizers.Adam):
+  """Adam whose sparse updates touch only the rows present in the gradient.
+
+  For an `IndexedSlices` gradient g on rows R (`[r]` indices, `[r, d]`
+  values, deduplicated by the base optimizer):
+    m[R] = b1 m[R] + (1 - b1) g,   v[R] = b2 v[R] + (1 - b2) g^2,
+    w[R] -= alpha_t m[R] / (sqrt(v[R]) + eps),
+    alpha_t = lr sqrt(1 - b2^t) / (1 - b1^t).
+  Other rows and their slots are left alone (their moments are not decayed:
+  the "lazy" approximation). Dense gradients take the ordinary Adam update.
+  Same slot variables as Adam, so checkpoints are interchangeable.
+  """
+
+  def update_step(self, gradient, variable):
+    if not isinstance(gradient, tf.IndexedSlices):
+      return super().update_step(gradient, variable)
+    dtype = variable.dtype
+    step = tf.cast(self.iterations + 1, dtype)
+    beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+    alpha = (tf.cast(self.learning_rate, dtype)
+             * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step)))
+    index = self._index_dict[self._var_key(variable)]
+    m, v = self._momentums[index], self._velocities[index]
+    rows, values = gradient.indices, gradient.values
+    m_rows = beta_1 * tf.gather(m, rows) + (1 - beta_1) * values
+    v_rows = beta_2 * tf.gather(v, rows) + (1 - beta_2) * tf.square(values)
+    m.scatter_update(tf.IndexedSlices(m_rows, rows))
+    v.scatter_update(tf.IndexedSlices(v_rows, rows))
+    variable.scatter_sub(tf.IndexedSlices(
+        alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), rows))
+
+
+def build_optimizer(config: Config) -> tf_keras.optimizers.Optimizer:
+  """`train.optimizer`: adam | lazy_adam | adagrad, at `train.learning_rate`."""
+  t = config.train
+  if t.optimizer == "adam":
+    return tf_keras.optimizers.Adam(t.learning_rate)
+  if t.optimizer == "lazy_adam":
+    return LazyAdam(t.learning_rate)
+  if t.optimizer == "adagrad":
+    return tf_keras.optimizers.Adagrad(t.learning_rate)
+  raise ValueError(f"unknown optimizer {t.optimizer!r}")

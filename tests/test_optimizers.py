@@ -1,0 +1,79 @@
+"""build_optimizer and LazyAdam (sparse rows only)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from adaftr_tf import config as config_lib
+from adaftr_tf import optimizers
+
+
+@pytest.mark.parametrize("name, cls", [("adam", tf_keras.optimizers.Adam),
+                                       ("lazy_adam", optimizers.LazyAdam),
+                                       ("adagrad", tf_keras.optimizers.Adagrad)])
+def test_build_optimizer_each_choice(name, cls):
+  config = config_lib.apply_overrides(
+      config_lib.get_preset("tiny"),
+      [f"train.optimizer={name}", "train.learning_rate=0.05"]).validate()
+  optimizer = optimizers.build_optimizer(config)
+  assert type(optimizer) is cls
+  assert float(optimizer.learning_rate) == pytest.approx(0.05)
+
+
+def test_unknown_optimizer_is_refused_by_the_config():
+  with pytest.raises(ValueError, match="train.optimizer"):
+    config_lib.apply_overrides(config_lib.get_preset("tiny"),
+                               ["train.optimizer=sgd"]).validate()
+
+
+def _sparse(values, rows, shape=(5, 2)):
+  return tf.IndexedSlices(tf.constant(values, tf.float32),
+                          tf.constant(rows), tf.constant(shape))
+
+
+def test_lazy_adam_updates_only_the_rows_in_the_batch():
+  table = tf.Variable(np.ones((5, 2), np.float32))
+  other = tf.Variable(np.ones((5, 2), np.float32))
+  lazy, dense = optimizers.LazyAdam(0.1), tf_keras.optimizers.Adam(0.1)
+  grad = _sparse([[1.0, -2.0]], [3])
+  lazy.apply_gradients([(grad, table)])
+  dense.apply_gradients([(grad, other)])
+  # First step: identical on row 3, untouched elsewhere (dense Adam's other
+  # rows get a zero update only because their moments are still zero).
+  np.testing.assert_allclose(table.numpy(), other.numpy(), rtol=1e-6)
+  lazy.apply_gradients([(_sparse([[1.0, 1.0]], [0]), table)])
+  np.testing.assert_allclose(table.numpy()[3], other.numpy()[3], rtol=1e-6)
+  assert np.all(table.numpy()[[1, 2, 4]] == 1.0)
+  assert not np.allclose(table.numpy()[0], 1.0)
+
+
+def test_lazy_adam_matches_a_numpy_lazy_adam_over_steps():
+  """Two steps on overlapping rows, with a duplicated index, vs NumPy."""
+  lr, b1, b2, eps = 0.1, 0.9, 0.999, 1e-7
+  table = tf.Variable(np.zeros((5, 2), np.float32))
+  lazy = optimizers.LazyAdam(lr, beta_1=b1, beta_2=b2, epsilon=eps)
+  w, m, v = np.zeros((5, 2)), np.zeros((5, 2)), np.zeros((5, 2))
+  steps = [([[1.0, -2.0], [0.5, 0.5], [1.0, 1.0]], [3, 1, 3]),
+           ([[2.0, 0.0]], [1])]
+  for t, (values, rows) in enumerate(steps, start=1):
+    lazy.apply_gradients([(_sparse(values, rows), table)])
+    g = np.zeros((5, 2))
+    np.add.at(g, rows, np.array(values))   # duplicates are summed
+    touched = sorted(set(rows))
+    m[touched] = b1 * m[touched] + (1 - b1) * g[touched]
+    v[touched] = b2 * v[touched] + (1 - b2) * g[touched] ** 2
+    alpha = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+    w[touched] -= alpha * m[touched] / (np.sqrt(v[touched]) + eps)
+  np.testing.assert_allclose(table.numpy(), w, rtol=1e-5, atol=1e-6)
+
+
+def test_lazy_adam_dense_gradients_take_the_adam_update():
+  a = tf.Variable(np.ones((3,), np.float32))
+  b = tf.Variable(np.ones((3,), np.float32))
+  grad = tf.constant([0.5, -1.0, 2.0])
+  lazy, adam = optimizers.LazyAdam(0.1), tf_keras.optimizers.Adam(0.1)
+  for _ in range(3):
+    lazy.apply_gradients([(grad, a)])
+    adam.apply_gradients([(grad, b)])
+  np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
