@@ -8,7 +8,8 @@ method exactly as defined (the untuned baseline of the search), the others are
 drawn at random (seeded) from its search space below plus the knobs all
 methods share; all are trained through the same job as the benchmark. Trials are ranked by the mean
 of the validation CTR, CVR and CTCVR AUCs; the test split is never read.
-Writes DIR/sweep.json (every trial, the winner) and prints the winner as
+Writes DIR/sweep.json (every trial, the winner), DIR/sweep.md (the trials,
+best first) and prints the winner as
 `--override` flags, ready for a preset or the quality benchmark.
 """
 
@@ -99,6 +100,21 @@ def selection_score(valid: dict) -> float:
   return (valid["ctr_auc"] + valid["cvr_auc"] + valid["ctcvr_auc"]) / 3.0
 
 
+def markdown(result: dict) -> str:
+  """The trials of one sweep as a markdown table, best first."""
+  lines = [f"### {result['method']} ({result['budget']} trials, preset "
+           f"{result['preset']}, search seed {result['seed']})", "",
+           "| rank | valid score | CTR AUC | CVR AUC | CTCVR AUC | overrides |",
+           "| ---: | ---: | ---: | ---: | ---: | --- |"]
+  ranked = sorted(result["trials"], key=lambda r: -r["score"])
+  for rank, trial in enumerate(ranked, start=1):
+    v = trial["valid"]
+    knobs = " ".join(f"`{o}`" for o in trial["overrides"]) or "(as defined)"
+    lines.append(f"| {rank} | {trial['score']:.4f} | {v['ctr_auc']:.4f} | "
+                 f"{v['cvr_auc']:.4f} | {v['ctcvr_auc']:.4f} | {knobs} |")
+  return "\n".join(lines) + "\n"
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -134,11 +150,14 @@ def main(argv):
           f"ctcvr {valid['ctcvr_auc']:.4f}", flush=True)
   winner = max(results, key=lambda r: r["score"])
   os.makedirs(FLAGS.output_dir, exist_ok=True)
+  result = {"method": FLAGS.method, "preset": FLAGS.preset,
+            "budget": FLAGS.budget, "seed": FLAGS.seed,
+            "selection": "mean of validation CTR, CVR, CTCVR AUC",
+            "trials": results, "winner": winner}
   with open(os.path.join(FLAGS.output_dir, "sweep.json"), "w") as f:
-    json.dump({"method": FLAGS.method, "preset": FLAGS.preset,
-               "budget": FLAGS.budget, "seed": FLAGS.seed,
-               "selection": "mean of validation CTR, CVR, CTCVR AUC",
-               "trials": results, "winner": winner}, f, indent=1)
+    json.dump(result, f, indent=1)
+  with open(os.path.join(FLAGS.output_dir, "sweep.md"), "w") as f:
+    f.write(markdown(result))
   print("winner (validation): " + (" ".join(
       f"--override={o}" for o in winner["overrides"])
       or "the method as defined (no overrides)"))

@@ -16,7 +16,36 @@ SWEEP_COMMAND = ("python -m pipelines.sweep --preset=bench --method=METHOD "
                  "--budget=4 --seed=0 --output_dir=DIR/METHOD")
 
 # method (or "adaftr" for every adaftr_* variant) -> winning overrides.
-TUNED: dict[str, list[str]] = {}
+TUNED: dict[str, list[str]] = {
+    "single_task": [
+        "model.embedding_l2=1e-6",
+        "model.expert_units=64,32",
+        "train.learning_rate=0.001"],
+    "shared_bottom": [],   # the method as defined won
+    "esmm": [],   # the method as defined won
+    "mmoe": [
+        "model.embedding_l2=1e-5",
+        "model.expert_units=64,32",
+        "model.num_experts=4",
+        "train.learning_rate=0.002"],
+    "ple": [
+        "model.embedding_l2=1e-5",
+        "model.expert_units=128,64",
+        "model.ple_levels=1",
+        "model.ple_shared_experts=2",
+        "train.learning_rate=0.001"],
+    "aitm": [],   # the method as defined won
+    "adaftr": [
+        "loss.contrastive_weight=0.1",
+        "loss.projection_dim=32",
+        "loss.relatedness_input=embeddings",
+        "loss.symmetric=true",
+        "loss.tau_max=1.0",
+        "loss.tau_min=0.02",
+        "model.embedding_l2=0.0",
+        "model.tower_units=32,32",
+        "train.learning_rate=0.002"],
+}
 
 
 def tuned_overrides(method: str) -> list[str]:

@@ -44,6 +44,27 @@ def test_tiny_sweep_selects_on_validation(tmp_path, tiny_run, capsys):
     assert trial["score"] == pytest.approx(
         (valid["ctr_auc"] + valid["cvr_auc"] + valid["ctcvr_auc"]) / 3)
   assert result["trials"][0]["overrides"] == []
+  table = (tmp_path / "sweep.md").read_text()
+  assert table.count("\n| ") == 2 + 2 and "(as defined)" in table
   expected = (" ".join(f"--override={o}" for o in result["winner"]["overrides"])
               or "the method as defined (no overrides)")
   assert f"winner (validation): {expected}" in capsys.readouterr().out
+
+
+def test_tuned_winners_are_valid_for_every_method():
+  """Each sweep winner applies to its methods, before their definition."""
+  from adaftr_tf import config as config_lib
+  from pipelines import tuned
+  assert set(tuned.TUNED) <= set(benchmark_quality.METHODS)
+  base = config_lib.get_preset("bench")
+  for method, definition in benchmark_quality.METHODS.items():
+    knobs = tuned.tuned_overrides(method)
+    space = sweep.search_space(method)
+    assert {o.split("=")[0] for o in knobs} <= set(space), method
+    config_lib.apply_overrides(base, knobs + definition).validate()
+  assert tuned.tuned_overrides("adaftr_tower_input") == tuned.TUNED["adaftr"]
+  # The ablation's own setting wins over the tuned one.
+  config = config_lib.apply_overrides(
+      base, tuned.tuned_overrides("adaftr_tower_input")
+      + benchmark_quality.METHODS["adaftr_tower_input"])
+  assert config.loss.relatedness_input == "towers_detached"
