@@ -180,19 +180,21 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
   local_batch = _local_batch(batch_size, input_context)
   per_step = batches_per_step(input_context)
 
-  def one_epoch(epoch):
-    epoch_seed = seed * EPOCH_SEED_STRIDE + epoch
-    ds = _records(data_dir, split, True, epoch_seed, input_context,
-                  shuffle_buffer).repeat()
+  def one_epoch(epoch: int) -> tf.data.Dataset:
+    # Python-int seeds: a tensor seed (e.g. from a flat_map over epoch
+    # numbers) breaks tf.data's seed logic when the global seed is 0.
+    ds = _records(data_dir, split, True, seed * EPOCH_SEED_STRIDE + epoch,
+                  input_context, shuffle_buffer).repeat()
     ds = ds.batch(local_batch, drop_remainder=True)
     ds = ds.take(steps_per_epoch * per_step)
-    skip = tf.where(tf.equal(epoch, first_epoch),
-                    tf.constant(skip_steps * per_step, tf.int64),
-                    tf.constant(0, tf.int64))
-    return ds.skip(skip)
+    if epoch == first_epoch and skip_steps:
+      ds = ds.skip(skip_steps * per_step)
+    return ds
 
-  epochs = tf.data.Dataset.range(first_epoch, end_epoch)
-  return _parsed(epochs.flat_map(one_epoch), schema, with_oracle=False)
+  ds = one_epoch(first_epoch)
+  for epoch in range(first_epoch + 1, end_epoch):
+    ds = ds.concatenate(one_epoch(epoch))
+  return _parsed(ds, schema, with_oracle=False)
 
 
 def in_memory_dataset(columns: Mapping[str, np.ndarray],

@@ -62,6 +62,20 @@ def test_epochs_dataset_skips_exactly_the_steps_done(data):
   assert not np.array_equal(full[0], full[5])  # epochs differ
 
 
+def test_epochs_dataset_with_seed_zero_under_global_seed_zero(data):
+  """train.seed=0 sets the global seed 0; tf.data then compares the op seed
+  with 0 in Python, so the per-epoch seeds must not be tensors."""
+  data_dir, schema = data
+  tf.random.set_seed(0)
+  try:
+    batches = _labels(input_lib.make_epochs_dataset(
+        data_dir, "train", schema, 64, steps_per_epoch=2, first_epoch=0,
+        end_epoch=2, seed=0, shuffle_buffer=512))
+  finally:
+    tf.random.set_seed(None)
+  assert len(batches) == 4 and not np.array_equal(batches[0], batches[2])
+
+
 def test_epochs_dataset_counts_per_replica_batches(data):
   data_dir, schema = data
   context = tf.distribute.InputContext(num_input_pipelines=1,
