@@ -194,14 +194,19 @@ def test_memory_readings():
 
 def test_measurement_patches_swap_and_restore():
   """keras_auc / unfused_info_nce put back what the library replaced."""
+  compiled = tasks.in_batch_symmetric_loss
   restore = prototypes.apply(["keras_auc", "unfused_info_nce"])
   try:
     task = models.ranking_task("ctr")
     aucs = [m for m in task._ranking_metrics
             if isinstance(m, tf_keras.metrics.AUC)]
     assert len(aucs) == 1 and type(aucs[0]) is tf_keras.metrics.AUC
-    assert tasks.symmetric_in_batch_info_nce is not losses.symmetric_in_batch_info_nce
+    assert tasks.in_batch_symmetric_loss not in (
+        compiled, losses.symmetric_in_batch_info_nce)
   finally:
     restore()
-  assert tasks.symmetric_in_batch_info_nce is losses.symmetric_in_batch_info_nce
+  restore = prototypes.apply(["uncompiled_info_nce"])
+  assert tasks.in_batch_symmetric_loss is losses.symmetric_in_batch_info_nce
+  restore()
+  assert tasks.in_batch_symmetric_loss is compiled
   assert models.ranking_task is tasks.ranking_task

@@ -51,6 +51,7 @@ PAIRED = {
     "no_metrics": ([], ["no_metrics"]),
     "keras_auc": ([], ["keras_auc"]),
     "unfused_info_nce": ([], ["unfused_info_nce"]),
+    "uncompiled_info_nce": ([], ["uncompiled_info_nce"]),
 }
 
 

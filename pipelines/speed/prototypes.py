@@ -9,8 +9,9 @@ by the function `apply` returns.
                    T = 1001) instead of the library's BucketedAUC
                    (O(batch log T)): what adopting BucketedAUC saved.
   unfused_info_nce symmetric in-batch InfoNCE as two matmuls (one per
-                   direction) instead of one shared u v^T: what the fused
-                   loss saved.
+                   direction), uncompiled, instead of the XLA-compiled loss
+                   with one shared u v^T: what both changes saved.
+  uncompiled_info_nce  the fused loss without XLA: what XLA saved.
   no_metrics       the ranking tasks skip their metric updates (what the AUC
                    and log-loss metrics cost; not a proposal by itself).
 """
@@ -27,7 +28,8 @@ from adaftr_tf import losses
 from adaftr_tf import models
 from adaftr_tf import tasks
 
-PROTOTYPES = ("keras_auc", "unfused_info_nce", "no_metrics")
+PROTOTYPES = ("keras_auc", "unfused_info_nce", "uncompiled_info_nce",
+              "no_metrics")
 
 
 def _keras_auc_ranking_task(prefix: str) -> tfrs.tasks.Ranking:
@@ -49,7 +51,7 @@ def _unfused_symmetric_info_nce(u, v, tau):
 
 _ORIGINAL = {"ranking_task": models.ranking_task,
              "ranking_call": tfrs.tasks.Ranking.call,
-             "fused": tasks.symmetric_in_batch_info_nce}
+             "in_batch_loss": tasks.in_batch_symmetric_loss}
 
 
 def _no_metrics_call(self, labels, predictions, sample_weight=None,
@@ -72,13 +74,15 @@ def apply(names: Iterable[str]) -> Callable[[], None]:
   if "keras_auc" in names:
     models.ranking_task = _keras_auc_ranking_task
   if "unfused_info_nce" in names:
-    tasks.symmetric_in_batch_info_nce = _unfused_symmetric_info_nce
+    tasks.in_batch_symmetric_loss = _unfused_symmetric_info_nce
+  if "uncompiled_info_nce" in names:
+    tasks.in_batch_symmetric_loss = losses.symmetric_in_batch_info_nce
   if "no_metrics" in names:
     tfrs.tasks.Ranking.call = _no_metrics_call
 
   def restore():
     models.ranking_task = _ORIGINAL["ranking_task"]
     tfrs.tasks.Ranking.call = _ORIGINAL["ranking_call"]
-    tasks.symmetric_in_batch_info_nce = _ORIGINAL["fused"]
+    tasks.in_batch_symmetric_loss = _ORIGINAL["in_batch_loss"]
 
   return restore
