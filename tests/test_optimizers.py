@@ -77,3 +77,20 @@ def test_lazy_adam_dense_gradients_take_the_adam_update():
     lazy.apply_gradients([(grad, a)])
     adam.apply_gradients([(grad, b)])
   np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+
+
+def test_adam_checkpoint_restores_into_lazy_adam(tmp_path):
+  """Same slot variables: an Adam checkpoint resumes under LazyAdam."""
+  table = tf.Variable(np.ones((5, 2), np.float32))
+  adam = tf_keras.optimizers.Adam(0.1)
+  adam.apply_gradients([(_sparse([[1.0, -2.0]], [3]), table)])
+  path = tf.train.Checkpoint(optimizer=adam, table=table).save(
+      str(tmp_path / "ckpt"))
+  restored = tf.Variable(np.zeros((5, 2), np.float32))
+  lazy = optimizers.LazyAdam(0.1)
+  lazy.build([restored])
+  tf.train.Checkpoint(optimizer=lazy, table=restored).restore(
+      path).assert_consumed()
+  assert int(lazy.iterations) == 1
+  for a, b in zip(adam.variables(), lazy.variables()):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
