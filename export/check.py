@@ -28,7 +28,6 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
 
 from pipelines import cli  # noqa: E402
 
@@ -237,11 +236,7 @@ def run_checks(export_base: str, version: int | None = None,
 
 
 def main(argv):
-  logging.set_verbosity(logging.WARNING)
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not FLAGS.export_base:
-    raise app.UsageError("--export_base is required")
+  cli.begin_job(argv, required=("export_base",))
   if FLAGS.rest_rows < 1 or FLAGS.benchmark_iters < 1:
     raise app.UsageError("--rest_rows and --benchmark_iters must be >= 1")
   if FLAGS.rest_example:

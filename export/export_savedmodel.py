@@ -179,12 +179,7 @@ def policy_from_flags() -> validation.Policy:
 
 
 def main(argv):
-  logging.set_verbosity(logging.WARNING)
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  for name in ("model_dir", "export_base", "data_dir"):
-    if not FLAGS[name].value:
-      raise app.UsageError(f"--{name} is required")
+  cli.begin_job(argv, required=("model_dir", "export_base", "data_dir"))
   if FLAGS.keep < 0:
     raise app.UsageError(f"--keep must be >= 0 (0 keeps all), got {FLAGS.keep}")
   if FLAGS.warmup_records < 1:

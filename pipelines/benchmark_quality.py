@@ -33,7 +33,6 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
 
 from pipelines import cli  # noqa: E402
 
@@ -150,11 +149,7 @@ def markdown_table(summary: dict, methods: list[str],
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.WARNING)
-  if not FLAGS.output_dir:
-    raise app.UsageError("--output_dir is required")
+  cli.begin_job(argv, required=("output_dir",))
   if FLAGS.seeds < 1:
     raise app.UsageError("--seeds must be >= 1")
   from adaftr_tf import config as config_lib

@@ -53,7 +53,6 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
 
 from pipelines import cli  # noqa: E402
 from pipelines.speed import plan as plan_lib  # noqa: E402
@@ -224,11 +223,7 @@ def machine() -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.WARNING)
-  if not FLAGS.output:
-    raise app.UsageError("--output is required")
+  cli.begin_job(argv, required=("output",))
   from adaftr_tf import config as config_lib
   from pipelines.speed import prototypes as prototypes_lib
   config = config_lib.apply_overrides(config_lib.get_preset(FLAGS.preset),

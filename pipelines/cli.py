@@ -8,9 +8,26 @@ definition with another type, so shared flags mean the same thing everywhere.
 
 from __future__ import annotations
 
+from absl import app
 from absl import flags
+from absl import logging
 
 FLAGS = flags.FLAGS
+
+
+def begin_job(argv, required=(), quiet: bool = True) -> None:
+  """The common start of an entrypoint's main.
+
+  Refuses stray positional arguments and any flag of `required` left empty
+  (`app.UsageError` naming it); `quiet` keeps absl logging to warnings.
+  """
+  if quiet:
+    logging.set_verbosity(logging.WARNING)
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  for name in required:
+    if not FLAGS[name].value:
+      raise app.UsageError(f"--{name} is required")
 
 
 def _define(definer, kind: str, name: str, default, help_text: str, **kwargs):

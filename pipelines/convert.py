@@ -56,11 +56,7 @@ cli.define_bool("progress", True, "Show the progress line on stderr.")
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  for name in ("format", "input", "output_dir"):
-    if not getattr(FLAGS, name):
-      raise app.UsageError(f"--{name} is required")
+  cli.begin_job(argv, required=("format", "input", "output_dir"), quiet=False)
   from pipelines.formats import base  # heavy imports after the flags
   from pipelines.formats import conversion
   options = conversion.Options(

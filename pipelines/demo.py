@@ -24,7 +24,6 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
 
 from pipelines import cli  # noqa: E402
 
@@ -134,9 +133,7 @@ def run(config, output_dir: str, data_dir: str | None, verbose: int) -> dict:
 
 
 def main(argv):
-  logging.set_verbosity(logging.WARNING)
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  cli.begin_job(argv)
   config = config_lib.apply_overrides(config_lib.get_preset(FLAGS.preset),
                                       FLAGS.override).validate()
   results = run(config, FLAGS.output_dir, FLAGS.data_dir, FLAGS.verbose)

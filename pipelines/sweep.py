@@ -23,7 +23,6 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
 
 from pipelines import cli  # noqa: E402
 
@@ -116,11 +115,7 @@ def markdown(result: dict) -> str:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.WARNING)
-  if not FLAGS.output_dir:
-    raise app.UsageError("--output_dir is required")
+  cli.begin_job(argv, required=("output_dir",))
   from adaftr_tf import config as config_lib
   from pipelines import benchmark_quality
   from pipelines import training

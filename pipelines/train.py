@@ -26,7 +26,6 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
 
 from pipelines import cli  # noqa: E402
 
@@ -90,11 +89,7 @@ def make_strategy(config: config_lib.Config):
 
 
 def main(argv):
-  logging.set_verbosity(logging.WARNING)
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not FLAGS.model_dir:
-    raise app.UsageError("--model_dir is required")
+  cli.begin_job(argv, required=("model_dir",))
   config = config_from_flags()
   from pipelines import cluster
   if cluster.serve_forever_if_server(config.train.strategy):

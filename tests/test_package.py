@@ -59,3 +59,20 @@ def test_flags_are_defined_only_through_pipelines_cli():
           if "flags.DEFINE_" in f.read():
             offenders.append(os.path.relpath(path, ROOT))
   assert not offenders, f"define flags with pipelines.cli in {offenders}"
+
+
+def test_begin_job_refuses_stray_arguments_and_missing_flags():
+  from absl import app
+  from absl import flags
+  from absl.testing import flagsaver
+  import pytest
+  from pipelines import cli
+  cli.define_string("begin_job_probe", None, "test flag")
+  with flagsaver.flagsaver():
+    flags.FLAGS(["job"])
+    with pytest.raises(app.UsageError, match=r"unexpected arguments: \['x'\]"):
+      cli.begin_job(["job", "x"])
+    with pytest.raises(app.UsageError, match="--begin_job_probe is required"):
+      cli.begin_job(["job"], required=("begin_job_probe",))
+    flags.FLAGS.begin_job_probe = "set"
+    cli.begin_job(["job"], required=("begin_job_probe",))
