@@ -194,6 +194,12 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
   ds = one_epoch(first_epoch)
   for epoch in range(first_epoch + 1, end_epoch):
     ds = ds.concatenate(one_epoch(epoch))
+  # Keras `fit` makes a second iterator at the first epoch when the
+  # cardinality equals steps_per_epoch (a one-epoch segment after a resume),
+  # and a second iteration of a reshuffling dataset yields another order.
+  # An unknown cardinality keeps Keras on the one iterator (same batches as
+  # an uninterrupted run).
+  ds = ds.filter(lambda _: True)
   return _parsed(ds, schema, with_oracle=False)
 
 

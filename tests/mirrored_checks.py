@@ -33,6 +33,7 @@ import tensorflow as tf  # noqa: E402
 from adaftr_tf import config as config_lib  # noqa: E402
 from adaftr_tf import features as F  # noqa: E402
 from adaftr_tf import models  # noqa: E402
+from adaftr_tf import optimizers  # noqa: E402
 from pipelines import input as data_input  # noqa: E402
 from pipelines import training  # noqa: E402
 
@@ -168,11 +169,23 @@ def check_training(data_dir, model_dir, mirrored):
   # LazyAdam: its row scatters must also run on mirrored variables.
   config = _config("train.steps_per_epoch=4", "train.steps_per_execution=2",
                    "train.checkpoint_every_steps=2", "train.optimizer=lazy_adam")
-  result = training.train(config, model_dir, data_dir, verbose=0,
-                          strategy=mirrored)
+  sparse_variables = set()
+  update_step = optimizers.LazyAdam.update_step
+
+  def recording_update_step(self, gradient, variable):
+    if isinstance(gradient, tf.IndexedSlices):
+      sparse_variables.add(variable.name)
+    return update_step(self, gradient, variable)
+
+  optimizers.LazyAdam.update_step = recording_update_step
+  try:
+    result = training.train(config, model_dir, data_dir, verbose=0,
+                            strategy=mirrored)
+  finally:
+    optimizers.LazyAdam.update_step = update_step
   return {"layout": result["layout"], "global_step": result["global_step"],
           "ctr_auc": result["valid"]["ctr_auc"],
-          "optimizer": type(result["model"].optimizer).__name__}
+          "lazy_sparse_updates": sorted(sparse_variables)}
 
 
 def main(data_dir, model_dir):

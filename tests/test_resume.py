@@ -74,6 +74,10 @@ def test_epochs_dataset_with_seed_zero_under_global_seed_zero(data):
   finally:
     tf.random.set_seed(None)
   assert len(batches) == 4 and not np.array_equal(batches[0], batches[2])
+  # Unknown cardinality: Keras keeps one iterator (see make_epochs_dataset).
+  assert input_lib.make_epochs_dataset(
+      data_dir, "train", schema, 64, steps_per_epoch=2, first_epoch=0,
+      end_epoch=1, seed=0).cardinality() == tf.data.UNKNOWN_CARDINALITY
 
 
 def test_epochs_dataset_counts_per_replica_batches(data):
