@@ -77,13 +77,18 @@ class ContrastiveTask(tf_keras.layers.Layer):
     self.loss_tracker = tf_keras.metrics.Mean(name="cl_loss")
     self.tau_tracker = tf_keras.metrics.Mean(name="tau_mean")
 
+  def _gathers(self) -> bool:
+    """Whether the negatives come from other replicas too."""
+    context = tf.distribute.get_replica_context()
+    return (self.cross_replica and context is not None
+            and context.num_replicas_in_sync > 1)
+
   def _candidates(self, u, v):
     """Returns (u_all, v_all, positive_index) for the local rows."""
     batch = tf.shape(u)[0]
-    context = tf.distribute.get_replica_context()
-    if (not self.cross_replica or context is None
-        or context.num_replicas_in_sync == 1):
+    if not self._gathers():
       return u, v, tf.range(batch)
+    context = tf.distribute.get_replica_context()
     u_all = context.all_gather(u, axis=0)
     v_all = context.all_gather(v, axis=0)
     # Replica k's rows start after those of replicas 0..k-1; their batches
@@ -101,14 +106,13 @@ class ContrastiveTask(tf_keras.layers.Layer):
       if self.symmetric:
         loss = 0.5 * (loss + random_negative_info_nce(
             v, u, tau, seed=(self.seed, step_seed)))
+    elif self.symmetric and not self._gathers():
+      loss = in_batch_symmetric_loss(u, v, tau)   # one shared u v^T
     else:
       u_all, v_all, positive = self._candidates(u, v)
-      if self.symmetric and u_all is u:   # local batch: one shared u v^T
-        loss = in_batch_symmetric_loss(u, v, tau)
-      else:
-        loss = info_nce(u, v_all, tau, positive)
-        if self.symmetric:
-          loss = 0.5 * (loss + info_nce(v, u_all, tau, positive))
+      loss = info_nce(u, v_all, tau, positive)
+      if self.symmetric:
+        loss = 0.5 * (loss + info_nce(v, u_all, tau, positive))
     self.loss_tracker.update_state(loss)
     self.tau_tracker.update_state(tau)
     return loss

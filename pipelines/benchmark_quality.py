@@ -44,7 +44,7 @@ cli.define_string("methods", "", "Comma-separated subset of METHODS (default all
 cli.define_string("data_dir", None, "Data directory (default: per config).")
 cli.define_multi_string("override", [], "Config override key=value (all runs).")
 cli.define_bool("tuned", True, "Start each method from its sweep winner "
-                   "(pipelines/tuned.py); --notuned runs the untuned methods.")
+                "(pipelines/tuned.py); --notuned runs the untuned methods.")
 
 # name -> overrides on top of the preset. Baselines, then AdaFTR and its ablations.
 METHODS = {
@@ -159,9 +159,10 @@ def main(argv):
                                     FLAGS.override)
   plan = []
   for method in methods:  # validate every config before the first run
+    # The sweep winner first: the method's definition wins over its knobs.
+    knobs = tuned.tuned_overrides(method) if FLAGS.tuned else []
     for seed in range(FLAGS.seeds):
-      knobs = tuned.tuned_overrides(method) if FLAGS.tuned else []
-      config = config_lib.apply_overrides(  # the definition wins over knobs
+      config = config_lib.apply_overrides(
           base, knobs + METHODS[method] + [f"train.seed={base.train.seed + seed}"])
       plan.append((method, seed, config.validate()))
   os.makedirs(FLAGS.output_dir, exist_ok=True)

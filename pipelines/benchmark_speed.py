@@ -3,7 +3,7 @@
   python -m pipelines.benchmark_speed --preset=demo --output=speed.json \
       --override=train.batch_size=2048 [--steps=20 --warmup=20] \
       [--vocab_rows=10000,1000000,10000000] [--variants=all] \
-      [--prototypes=keras_auc,unfused_info_nce,no_metrics] \
+      [--prototypes=keras_auc,unfused_info_nce,uncompiled_info_nce,no_metrics] \
       [--paired=all]
 
 Measures in one run, on this machine (rows: pipelines/speed/plan.py):
@@ -13,10 +13,10 @@ Measures in one run, on this machine (rows: pipelines/speed/plan.py):
   reference   the same models' step on pre-parsed in-memory batches in a
               minimal tf.function loop (what TensorFlow does for this
               architecture on this machine);
-  variants    real AdaFTR with steps_per_execution=1, XLA, Adagrad, LazyAdam..;
+  variants    real AdaFTR with steps_per_execution=1, XLA, Adagrad, LazyAdam;
   prototypes  real AdaFTR with a measurement patch (pipelines/speed/
-              prototypes.py: the replaced Keras AUC or unfused InfoNCE, or
-              no metrics);
+              prototypes.py: the replaced Keras AUC, the unfused or
+              uncompiled InfoNCE, or no metrics);
   scale       real AdaFTR with embedding tables of --vocab_rows rows in total
               (vocabulary per field = rows / categorical fields), per optimizer;
   paired      (--paired) reference steps of AdaFTR and of config changes or

@@ -4,13 +4,13 @@
       --output_dir=DIR [--seed=0] [--override=key=value ...]
 
 Every method gets the same number of trials (`--budget`): the first is the
-method exactly as defined (the untuned baseline of the search), the others are
-drawn at random (seeded) from its search space below plus the knobs all
-methods share; all are trained through the same job as the benchmark. Trials are ranked by the mean
-of the validation CTR, CVR and CTCVR AUCs; the test split is never read.
-Writes DIR/sweep.json (every trial, the winner), DIR/sweep.md (the trials,
-best first) and prints the winner as
-`--override` flags, ready for a preset or the quality benchmark.
+method exactly as defined (the untuned baseline of the search), the others
+are drawn at random (seeded) from its search space below plus the knobs all
+methods share; all are trained through the same job as the benchmark.
+Trials are ranked by the mean of the validation CTR, CVR and CTCVR AUCs; the
+test split is never read. Writes DIR/sweep.json (every trial, the winner)
+and DIR/sweep.md (the trials, best first), and prints the winner as
+`--override` flags, ready for pipelines/tuned.py.
 """
 
 from __future__ import annotations

@@ -7,13 +7,12 @@ method as defined, so a method whose untuned definition won keeps [].
 The AdaFTR ablations (adaftr_*) start from AdaFTR's winner, then their own
 definition (what they ablate) is applied on top.
 
-The trials and scores behind each entry: docs/results/sweep.md.
+The trials and scores behind each entry, and the command
+(`python -m pipelines.sweep --preset=bench --method=METHOD --budget=4
+--seed=0 --output_dir=DIR/METHOD`): docs/results/sweep.md.
 """
 
 from __future__ import annotations
-
-SWEEP_COMMAND = ("python -m pipelines.sweep --preset=bench --method=METHOD "
-                 "--budget=4 --seed=0 --output_dir=DIR/METHOD")
 
 # method (or "adaftr" for every adaftr_* variant) -> winning overrides.
 TUNED: dict[str, list[str]] = {

@@ -156,7 +156,7 @@ def _cached_batches(config, schema, data_dir, count) -> tf.data.Dataset:
   dataset = tf.data.Dataset.from_tensors(batches[0])
   for batch in batches[1:]:
     dataset = dataset.concatenate(tf.data.Dataset.from_tensors(batch))
-  return dataset.cache().repeat()
+  return dataset.repeat()   # from_tensors: already in memory
 
 
 def measure_fit(spec, config, schema, cached: bool = False) -> dict:
