@@ -35,7 +35,7 @@ CHECKPOINT_METRICS = ("val_ctcvr_auc", "val_ctr_auc", "val_cvr_auc", "val_loss")
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticConfig:
-  """The embedded synthetic impression log (see pipelines/synthetic.py).
+  """The embedded synthetic impression log (see pipelines/data/synthetic.py).
 
   Attributes:
     num_train, num_valid, num_test: rows per split.
@@ -211,7 +211,7 @@ class TrainConfig:
       (0 = never stop early).
     seed: model initialisation and shuffling seed.
     strategy: tf.distribute engine, one of STRATEGIES (see
-      pipelines/distribute.py and the README section "Scaling out").
+      pipelines/training/distribute.py and the README section "Scaling out").
     checkpoint_every_steps: step-checkpoint interval for crash-safe resume
       (model, optimizer, step, data position); 0 = at epoch ends only.
       Checked after each `steps_per_execution` group of steps.

@@ -36,7 +36,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.core.framework import types_pb2  # noqa: E402
 
 from adaftr_tf import features as F  # noqa: E402
-from export import layout  # noqa: E402
+from export import versions  # noqa: E402
 from export import requests  # noqa: E402
 from export import serving  # noqa: E402
 from export import validation  # noqa: E402
@@ -60,13 +60,13 @@ cli.define_integer("rest_rows", 2, "Records in the REST example.")
 def version_lines(export_base: str) -> list[str]:
   """One line per version: stored validation AUCs and warm-up size."""
   lines = []
-  for version in layout.versions(export_base):
-    path = layout.version_dir(export_base, version)
-    stored = layout.read_metrics(path)
+  for version in versions.versions(export_base):
+    path = versions.version_dir(export_base, version)
+    stored = versions.read_metrics(path)
     aucs = ("no metrics.json" if stored is None else ", ".join(
         f"{validation.auc_key(t)} {stored['metrics'][validation.auc_key(t)]:.4f}"
         for t in validation.TASKS))
-    warmup = layout.extra_path(path, layout.WARMUP_FILE)
+    warmup = versions.extra_path(path, versions.WARMUP_FILE)
     count = (sum(1 for _ in tf.data.TFRecordDataset(warmup))
              if tf.io.gfile.exists(warmup) else 0)
     lines.append(f"version {version}: {aucs}; {count} warm-up records")
@@ -172,21 +172,21 @@ def table(rows: list[dict]) -> str:
 
 
 def load_schema(saved_model_dir: str) -> F.FeatureSchema:
-  with tf.io.gfile.GFile(layout.extra_path(saved_model_dir, F.SCHEMA_FILE)) as f:
+  with tf.io.gfile.GFile(versions.extra_path(saved_model_dir, F.SCHEMA_FILE)) as f:
     return F.FeatureSchema.from_dict(json.load(f))
 
 
 def replay_warmup(loaded, path: str, schema: F.FeatureSchema,
                   model_dir: str | None, out=print) -> tuple[list[str], list]:
   """Replays the version's warm-up file; returns (problems, PredictionLogs)."""
-  warmup = layout.extra_path(path, layout.WARMUP_FILE)
+  warmup = versions.extra_path(path, versions.WARMUP_FILE)
   if not tf.io.gfile.exists(warmup):
     return [f"no warm-up file {warmup} (exported without --data_dir?)"], []
   logs = requests.read_warmup(warmup)
   problems, model = [], None
   if model_dir:
-    from pipelines import training
-    model, _, model_schema = training.load_trained(model_dir)
+    from pipelines.training import train_lib
+    model, _, model_schema = train_lib.load_trained(model_dir)
     if model_schema != schema:
       problems.append(f"the schema of {model_dir} differs from the export's")
       model = None
@@ -214,7 +214,7 @@ def run_checks(export_base: str, version: int | None = None,
   """
   for line in version_lines(export_base):
     out(line)
-  version, path = layout.resolve_version(export_base, version)
+  version, path = versions.resolve_version(export_base, version)
   out(f"checking version {version}: {path}")
   loaded = tf.saved_model.load(path)
   schema = load_schema(path)
@@ -240,8 +240,8 @@ def main(argv):
   if FLAGS.rest_rows < 1 or FLAGS.benchmark_iters < 1:
     raise app.UsageError("--rest_rows and --benchmark_iters must be >= 1")
   if FLAGS.rest_example:
-    _, path = layout.resolve_version(FLAGS.export_base, FLAGS.version)
-    logs = requests.read_warmup(layout.extra_path(path, layout.WARMUP_FILE))
+    _, path = versions.resolve_version(FLAGS.export_base, FLAGS.version)
+    logs = requests.read_warmup(versions.extra_path(path, versions.WARMUP_FILE))
     examples = warmup_examples(logs)[:FLAGS.rest_rows]
     print(json.dumps(requests.rest_bodies(examples, load_schema(path))
                      [FLAGS.rest_example], indent=1))

@@ -4,8 +4,8 @@
       --export_base=DIR [--keep=N] [--include_tau] [--min_ctr_auc=0.5 ...]
       [--max_auc_drop=0.01] [--warmup_records=100]
 
-Steps (see export/layout.py for the directory layout):
-  1. load the best weights of `--model_dir` (`training.load_trained`);
+Steps (see export/versions.py for the directory layout):
+  1. load the best weights of `--model_dir` (`train_lib.load_trained`);
   2. validate: evaluate on the validation split of `--data_dir`; refuse (exit
      status 1, nothing written) when an AUC is below its floor or more than
      `--max_auc_drop` below the latest published version's stored metrics;
@@ -40,7 +40,7 @@ import adaftr_tf  # noqa: E402,F401
 import tensorflow as tf  # noqa: E402
 
 from adaftr_tf import features as F  # noqa: E402
-from export import layout  # noqa: E402
+from export import versions  # noqa: E402
 from export import validation  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -86,36 +86,36 @@ def export(model_dir: str, export_base: str, *, data_dir: str | None = None,
     OSError: the version could not be written (e.g. a full disk), naming
       the export base; nothing is published and earlier versions are intact.
   """
-  from pipelines import callbacks
-  from pipelines import training
+  from pipelines.training import callbacks
+  from pipelines.training import train_lib
   if keep is not None and keep < 1:
     raise ValueError(f"keep must be >= 1 (or None to keep all), got {keep}")
   if warmup_records < 1:
     raise ValueError(f"warmup_records must be >= 1, got {warmup_records}")
-  model, config, schema = training.load_trained(model_dir)
-  present = layout.versions(export_base)
+  model, config, schema = train_lib.load_trained(model_dir)
+  present = versions.versions(export_base)
   latest = present[-1] if present else None
-  assets = {layout.CONFIG_FILE: config.to_json(),
+  assets = {versions.CONFIG_FILE: config.to_json(),
             F.SCHEMA_FILE: json.dumps(schema.to_dict(), indent=1)}
   examples = []
   if data_dir is None:
     log("no data_dir: exporting without validation and warm-up requests")
   else:
     metrics = validation.evaluate_candidate(model, config, schema, data_dir)
-    previous = (layout.read_metrics(layout.version_dir(export_base, latest))
+    previous = (versions.read_metrics(versions.version_dir(export_base, latest))
                 if latest is not None else None)
     validation.check(metrics, policy or validation.Policy(), previous, latest,
                      data_dir, log)
-    assets[layout.METRICS_FILE] = json.dumps(
+    assets[versions.METRICS_FILE] = json.dumps(
         validation.stored_metrics(metrics, data_dir, model_dir), indent=1,
         sort_keys=True)
     examples = _validation_examples(data_dir, schema, warmup_records)
   version = (latest or 0) + 1
   tf.io.gfile.makedirs(export_base)
-  tmp = layout.new_tmp_dir(export_base, version)
+  tmp = versions.new_tmp_dir(export_base, version)
   try:
     _write(model, schema, tmp, include_tau, assets, examples)
-    final = layout.publish(tmp, export_base, version)
+    final = versions.publish(tmp, export_base, version)
   except FileExistsError:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
@@ -131,7 +131,7 @@ def export(model_dir: str, export_base: str, *, data_dir: str | None = None,
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   if keep:
-    removed = layout.prune(export_base, keep, protect=version)
+    removed = versions.prune(export_base, keep, protect=version)
     if removed:
       log(f"--keep={keep}: removed versions {removed}")
   return final
@@ -141,7 +141,7 @@ def _validation_examples(data_dir: str, schema: F.FeatureSchema,
                          num: int) -> list[bytes]:
   """The first `num` validation records, features only."""
   from export import requests
-  from pipelines import records
+  from pipelines.data import records
   dataset = tf.data.TFRecordDataset(records.list_shards(data_dir, validation.SPLIT))
   return requests.feature_examples([r.numpy() for r in dataset.take(num)], schema)
 
@@ -163,7 +163,7 @@ def _write(model, schema, path: str, include_tau: bool, assets: dict,
   if not examples:
     return
   logs = requests.warmup_logs(examples, schema)
-  requests.write_warmup(layout.extra_path(path, layout.WARMUP_FILE), logs)
+  requests.write_warmup(versions.extra_path(path, versions.WARMUP_FILE), logs)
   replay = verify.replay(tf.saved_model.load(path), logs, model, schema)
   if replay.problems:
     raise ValueError("the exported SavedModel failed its warm-up replay: "

@@ -25,7 +25,7 @@ import adaftr_tf  # noqa: F401
 import tensorflow as tf
 
 from adaftr_tf import features as F
-from export import layout
+from export import versions
 
 EXAMPLES_INPUT = "examples"
 SIGNATURE_EXAMPLES = "serving_default"
@@ -81,5 +81,5 @@ def save(model, schema: F.FeatureSchema, path: str, include_tau: bool = False,
   """Writes a SavedModel at `path`; `assets` (name -> text) go to assets.extra."""
   module = ServingModule(model, schema, include_tau)
   tf.saved_model.save(module, path, signatures=module.signatures())
-  layout.write_extra(path, assets or {})
+  versions.write_extra(path, assets or {})
   return path

@@ -66,16 +66,16 @@ def evaluate_candidate(model, config, schema: F.FeatureSchema,
   Raises:
     ValueError: the data's schema.json differs from the model's schema.
   """
-  from pipelines import input as data_input
-  from pipelines import training
+  from pipelines.data import reader
+  from pipelines.training import train_lib
   data_schema = F.FeatureSchema.load(data_dir)
   if data_schema != schema:
     raise ValueError(f"the schema of --data_dir {data_dir} differs from the "
                      "model's schema.json: validate on the data the model was "
                      "trained for")
-  dataset = data_input.make_dataset(
+  dataset = reader.make_dataset(
       data_dir, SPLIT, schema, config.train.eval_batch_size, training=False,
-      with_oracle=training._has_oracle(data_dir))
+      with_oracle=train_lib._has_oracle(data_dir))
   return evaluation.evaluate(model, dataset)
 
 

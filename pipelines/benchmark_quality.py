@@ -6,7 +6,7 @@
 Each method is the preset, then its sweep winner (pipelines/tuned.py, chosen
 on validation by pipelines.sweep), then its definition in METHODS.
 
-Every run goes through the same training job (`pipelines.training.train`):
+Every run goes through the same training job (`pipelines.training.train_lib.train`):
 same data directory, best epoch chosen on the validation split, then one pass
 over the test split. Writes into DIR:
   results.json   every run's test report and the per-method mean/std
@@ -83,14 +83,14 @@ def select_methods(names: str) -> list[str]:
 def run_one(config, run_dir: str, data_dir: str | None):
   """Trains one config; returns (test report, collected test arrays, data_dir)."""
   from adaftr_tf import evaluation
-  from pipelines import input as data_input
-  from pipelines import training
-  trained = training.train(config, run_dir, data_dir, verbose=0,
+  from pipelines.data import reader
+  from pipelines.training import train_lib
+  trained = train_lib.train(config, run_dir, data_dir, verbose=0,
                            log=lambda _: None)
   data_dir = trained["data_dir"]
-  collected = evaluation.collect(trained["model"], data_input.make_dataset(
+  collected = evaluation.collect(trained["model"], reader.make_dataset(
       data_dir, "test", trained["schema"], config.train.eval_batch_size,
-      training=False, with_oracle=training._has_oracle(data_dir)))
+      training=False, with_oracle=train_lib._has_oracle(data_dir)))
   report = evaluation.report(collected)
   report["best_epoch"] = trained["valid"]["best_epoch"]
   return report, collected, data_dir
@@ -243,7 +243,7 @@ def load_run(run_dir: str, config):
 
 def write_outputs(runs, methods, taus, data_dir, start, final: bool) -> None:
   """results.json and results.md (after every run); plots at the end."""
-  from pipelines import benchmark_plots
+  from pipelines.benchmarks import plots as benchmark_plots
   present = [m for m in methods if any(r["method"] == m for r in runs)]
   summary = aggregate(runs)
   table = (markdown_table(summary, present, HEADLINE_METRICS) + "\n\n"

@@ -6,7 +6,7 @@
       [--prototypes=keras_auc,unfused_info_nce,uncompiled_info_nce,no_metrics] \
       [--paired=all]
 
-Measures in one run, on this machine (rows: pipelines/speed/plan.py):
+Measures in one run, on this machine (rows: pipelines/benchmarks/speed/plan.py):
   input       TFRecord files -> parsed (features, labels) batches, no model;
   real        files -> make_dataset -> compiled model -> Keras fit, for AdaFTR
               and for the same backbone without the contrastive loss;
@@ -14,7 +14,7 @@ Measures in one run, on this machine (rows: pipelines/speed/plan.py):
               minimal tf.function loop (what TensorFlow does for this
               architecture on this machine);
   variants    real AdaFTR with steps_per_execution=1, XLA, Adagrad, LazyAdam;
-  prototypes  real AdaFTR with a measurement patch (pipelines/speed/
+  prototypes  real AdaFTR with a measurement patch (pipelines/benchmarks/speed/
               prototypes.py: the replaced Keras AUC, the unfused or
               uncompiled InfoNCE, or no metrics);
   scale       real AdaFTR with embedding tables of --vocab_rows rows in total
@@ -55,8 +55,8 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from pipelines import cli  # noqa: E402
-from pipelines.speed import plan as plan_lib  # noqa: E402
-from pipelines.speed import report  # noqa: E402
+from pipelines.benchmarks.speed import plan as plan_lib  # noqa: E402
+from pipelines.benchmarks.speed import report  # noqa: E402
 
 FLAGS = flags.FLAGS
 cli.define_string("preset", "demo", "Config preset name.")
@@ -108,7 +108,7 @@ def _synthetic_dir(root: str, synthetic) -> str:
 
 def prepare_data(config, root, data_rows, vocab_rows, scale_data_rows, log):
   """(main data dir, {total rows: data dir}), generated when missing."""
-  from pipelines import synthetic
+  from pipelines.data import synthetic
   base = config.data.synthetic
   held_out = min(2048, data_rows)   # valid/test are never read here
   main = dataclasses.replace(base, num_train=data_rows, num_valid=held_out,
@@ -146,7 +146,7 @@ def _run_subprocess(spec, workdir, timeout):
              p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   proc = subprocess.run(
-      [sys.executable, "-m", "pipelines.speed.worker", spec_path, out_path],
+      [sys.executable, "-m", "pipelines.benchmarks.speed.worker", spec_path, out_path],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
   if proc.returncode != 0 or not os.path.exists(out_path):
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
@@ -161,7 +161,7 @@ def _run_row(row, isolation, workdir, timeout) -> dict:
   try:
     if isolation == "subprocess":
       return _run_subprocess(row.spec, workdir, timeout)
-    from pipelines.speed import phases
+    from pipelines.benchmarks.speed import phases
     return phases.run_phase(row.spec)
   except Exception as err:  # pylint: disable=broad-except
     return {"error": f"{type(err).__name__}: {err}"}
@@ -225,7 +225,7 @@ def machine() -> dict:
 def main(argv):
   cli.begin_job(argv, required=("output",))
   from adaftr_tf import config as config_lib
-  from pipelines.speed import prototypes as prototypes_lib
+  from pipelines.benchmarks.speed import prototypes as prototypes_lib
   config = config_lib.apply_overrides(config_lib.get_preset(FLAGS.preset),
                                       FLAGS.override).validate()
   vocab_rows = plan_lib.parse_int_list(FLAGS.vocab_rows, "vocab_rows")

@@ -4,7 +4,7 @@
       [--skip_bad_rows] [--non_finite=error|replace] [--valid_fraction=0.1] ...
 
 FORMAT: aliexpress_csv, aliexpress_raw, aliccp_raw, aliccp_csv, aliccp_text
-(see pipelines/formats/<FORMAT>.py for each layout and what PATH may be).
+(see pipelines/data/formats/<FORMAT>.py for each layout and what PATH may be).
 Writes `{train,valid,test}-*-of-*.tfrecord`, `schema.json` (features,
 vocabularies, normalisation; fitted on the train split only) and
 `data_report.json` (also printed). Then:
@@ -57,8 +57,8 @@ cli.define_bool("progress", True, "Show the progress line on stderr.")
 
 def main(argv):
   cli.begin_job(argv, required=("format", "input", "output_dir"), quiet=False)
-  from pipelines.formats import base  # heavy imports after the flags
-  from pipelines.formats import conversion
+  from pipelines.data.formats import base  # heavy imports after the flags
+  from pipelines.data.formats import conversion
   options = conversion.Options(
       skip_bad_rows=FLAGS.skip_bad_rows,
       keep_conversions_without_click=FLAGS.keep_conversions_without_click,

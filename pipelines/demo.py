@@ -95,19 +95,19 @@ def run(config, output_dir: str, data_dir: str | None, verbose: int) -> dict:
   import numpy as np
   from adaftr_tf import evaluation
   from export import export_savedmodel
-  from pipelines import input as data_input
-  from pipelines import records
-  from pipelines import training
+  from pipelines.data import reader
+  from pipelines.data import records
+  from pipelines.training import train_lib
   timings = {}
   start = time.time()
-  trained = training.train(config, os.path.join(output_dir, "model"), data_dir,
+  trained = train_lib.train(config, os.path.join(output_dir, "model"), data_dir,
                            verbose=verbose)
   timings["data+train"] = time.time() - start
   model, schema, data_dir = trained["model"], trained["schema"], trained["data_dir"]
   start = time.time()
-  test = evaluation.evaluate(model, data_input.make_dataset(
+  test = evaluation.evaluate(model, reader.make_dataset(
       data_dir, "test", schema, config.train.eval_batch_size, training=False,
-      with_oracle=training._has_oracle(data_dir)))
+      with_oracle=train_lib._has_oracle(data_dir)))
   timings["test evaluation"] = time.time() - start
   start = time.time()
   # Validated against the validation split, with warm-up requests.

@@ -118,7 +118,7 @@ def main(argv):
   cli.begin_job(argv, required=("output_dir",))
   from adaftr_tf import config as config_lib
   from pipelines import benchmark_quality
-  from pipelines import training
+  from pipelines.training import train_lib
   method_overrides = benchmark_quality.METHODS.get(FLAGS.method)
   if method_overrides is None:
     raise ValueError(f"unknown method {FLAGS.method!r}; valid: "
@@ -135,7 +135,7 @@ def main(argv):
     print(f"[trial {index + 1}/{len(trials)}] "
           f"{' '.join(overrides) or '(the method as defined)'}", flush=True)
     run_dir = os.path.join(FLAGS.output_dir, "trials", f"trial-{index:03d}")
-    trained = training.train(config, run_dir, data_dir, verbose=0,
+    trained = train_lib.train(config, run_dir, data_dir, verbose=0,
                              log=lambda _: None)
     data_dir = trained["data_dir"]
     valid = trained["valid"]

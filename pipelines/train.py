@@ -73,8 +73,8 @@ def _cluster_sizes(text: str, strategy: str) -> tuple[int, int]:
 
 def make_strategy(config: config_lib.Config):
   """Devices first, then the strategy: both before any other TF work."""
-  from pipelines import cluster
-  from pipelines import distribute
+  from pipelines.training import cluster
+  from pipelines.training import distribute
   t = config.train
   if FLAGS.num_cpu_devices:
     distribute.configure_cpu_devices(FLAGS.num_cpu_devices)
@@ -91,12 +91,12 @@ def make_strategy(config: config_lib.Config):
 def main(argv):
   cli.begin_job(argv, required=("model_dir",))
   config = config_from_flags()
-  from pipelines import cluster
+  from pipelines.training import cluster
   if cluster.serve_forever_if_server(config.train.strategy):
     return  # a parameter_server worker/ps task: served until killed
   strategy = make_strategy(config)
-  from pipelines import training  # heavy imports after validation
-  result = training.train(config, FLAGS.model_dir, FLAGS.data_dir,
+  from pipelines.training import train_lib  # heavy imports after validation
+  result = train_lib.train(config, FLAGS.model_dir, FLAGS.data_dir,
                           verbose=FLAGS.verbose, strategy=strategy)
   valid = result["valid"]
   if valid is None:

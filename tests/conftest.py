@@ -34,7 +34,7 @@ def shared_data_dir():
 def tiny_data(tmp_path_factory):
   """The `tiny` preset's synthetic data folder (read-only: copy to damage)."""
   from adaftr_tf import config as config_lib
-  from pipelines import synthetic
+  from pipelines.data import synthetic
   data_dir = str(tmp_path_factory.mktemp("tiny_data") / "data")
   synthetic.ensure_synthetic_dataset(config_lib.get_preset("tiny").data.synthetic,
                                      data_dir, log=lambda _: None)
@@ -49,11 +49,11 @@ def tiny_run(tmp_path_factory):
   the validation report `valid`.
   """
   from adaftr_tf import config as config_lib
-  from pipelines import training
+  from pipelines.training import train_lib
   root = tmp_path_factory.mktemp("tiny_run")
   config = config_lib.apply_overrides(config_lib.get_preset("tiny"),
                                       ["train.epochs=2"])
-  result = training.train(config, str(root / "model"), str(root / "data"),
+  result = train_lib.train(config, str(root / "model"), str(root / "data"),
                           verbose=0, log=lambda _: None)
   return {"config": config, "model_dir": str(root / "model"),
           "data_dir": result["data_dir"], "schema": result["schema"],

@@ -23,7 +23,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines import distribute  # noqa: E402
+from pipelines.training import distribute  # noqa: E402
 
 DEVICES = distribute.configure_cpu_devices(2)
 
@@ -34,8 +34,8 @@ from adaftr_tf import config as config_lib  # noqa: E402
 from adaftr_tf import features as F  # noqa: E402
 from adaftr_tf import models  # noqa: E402
 from adaftr_tf import optimizers  # noqa: E402
-from pipelines import input as data_input  # noqa: E402
-from pipelines import training  # noqa: E402
+from pipelines.data import reader  # noqa: E402
+from pipelines.training import train_lib  # noqa: E402
 
 GLOBAL_BATCH = 64
 
@@ -48,7 +48,7 @@ def _config(*overrides):
 
 def _batches(data_dir, schema, split, batch, context=None):
   """Fixed-order, full batches: replica k gets rows [k*b, (k+1)*b) of a step."""
-  return data_input.make_dataset(data_dir, split, schema, batch,
+  return reader.make_dataset(data_dir, split, schema, batch,
                                  training=False, drop_remainder=True,
                                  input_context=context)
 
@@ -179,7 +179,7 @@ def check_training(data_dir, model_dir, mirrored):
 
   optimizers.LazyAdam.update_step = recording_update_step
   try:
-    result = training.train(config, model_dir, data_dir, verbose=0,
+    result = train_lib.train(config, model_dir, data_dir, verbose=0,
                             strategy=mirrored)
   finally:
     optimizers.LazyAdam.update_step = update_step

@@ -9,8 +9,8 @@ from adaftr_tf import features as F
 from adaftr_tf import models
 from adaftr_tf.layers import RelatednessNetwork
 from adaftr_tf.losses import bce_with_logits, ctcvr_bce
-from pipelines import input as data_input
-from pipelines import synthetic
+from pipelines.data import reader
+from pipelines.data import synthetic
 
 
 def _model_and_batch(*overrides, rows=16):
@@ -18,7 +18,7 @@ def _model_and_batch(*overrides, rows=16):
       "loss.relatedness_signal=gradient_agreement", *overrides])
   columns = synthetic.generate_split(config.data.synthetic, "train", rows)
   schema = synthetic.synthetic_schema(config.data.synthetic)
-  batch = next(iter(data_input.in_memory_dataset(columns, schema, rows,
+  batch = next(iter(reader.in_memory_dataset(columns, schema, rows,
                                                  training=False)))
   model = models.compile_model(models.build_model(config, schema), config)
   return model, batch
@@ -156,13 +156,13 @@ def test_predicted_relatedness_tracks_planted_relatedness(tmp_path):
   when the InfoNCE became one fused XLA loss), so the test asserts the sign,
   which every measured trajectory had. The measured agreement itself is not
   reliably positive (-0.005 to +0.38), so it is only checked to be defined."""
-  from pipelines import training
+  from pipelines.training import train_lib
   config = config_lib.apply_overrides(config_lib.get_preset("tiny"), [
       "data.synthetic.num_train=40000", "data.synthetic.num_valid=5000",
       "data.synthetic.click_rate=0.3", "data.synthetic.cvr_rate=0.5",
       "data.synthetic.signal_scale=3", "train.epochs=4",
       "loss.relatedness_signal=gradient_agreement"])
-  result = training.train(config, str(tmp_path / "model"),
+  result = train_lib.train(config, str(tmp_path / "model"),
                           str(tmp_path / "data"), verbose=0,
                           log=lambda _: None)
   valid = result["valid"]

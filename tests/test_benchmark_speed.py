@@ -21,10 +21,10 @@ from adaftr_tf import losses
 from adaftr_tf import models
 from adaftr_tf import tasks
 from pipelines import benchmark_speed
-from pipelines.speed import memory
-from pipelines.speed import plan as plan_lib
-from pipelines.speed import prototypes
-from pipelines.speed import report
+from pipelines.benchmarks.speed import memory
+from pipelines.benchmarks.speed import plan as plan_lib
+from pipelines.benchmarks.speed import prototypes
+from pipelines.benchmarks.speed import report
 
 FLAGS = flags.FLAGS
 ROW_FIELDS = ("examples_per_s", "steps_per_s", "timed_steps", "seconds",

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from pipelines.formats import base
-from pipelines.formats import conversion
+from pipelines.data.formats import base
+from pipelines.data.formats import conversion
 
 from test_convert_samples import (aliccp_raw_lines, aliexpress_raw_lines,
                                   feature_list, write_lines)

@@ -11,9 +11,9 @@ import tensorflow as tf
 
 from adaftr_tf import config as config_lib
 from adaftr_tf import features as F
-from pipelines import input as data_input
-from pipelines import records
-from pipelines.formats import conversion
+from pipelines.data import reader
+from pipelines.data import records
+from pipelines.data.formats import conversion
 
 from test_convert_samples import (aliccp_raw_lines, aliexpress_raw_lines,
                                   write_aliccp_raw, write_aliexpress_raw)
@@ -30,7 +30,7 @@ def _convert(layout, path, out, **options):
 def _rows(out, split):
   """Every record of a split, in file order, as numpy (lists for ragged)."""
   schema = F.FeatureSchema.load(str(out))
-  batches = list(data_input.make_dataset(str(out), split, schema, 4096,
+  batches = list(reader.make_dataset(str(out), split, schema, 4096,
                                          training=False))
   features = {k: (v.to_list() if isinstance(v, tf.RaggedTensor) else
                   v.numpy()) for k, v in batches[0][0].items()}
@@ -160,13 +160,13 @@ def test_convert_entrypoint_main(tmp_path, shared_data_dir, capsys):
 
 def test_training_job_on_converted_aliccp_raw(tmp_path):
   """Multivalent lists go through fit, evaluation and the model's outputs."""
-  from pipelines import training
+  from pipelines.training import train_lib
   folder = write_aliccp_raw(tmp_path / "raw", samples=120, sessions=6)
   _convert("aliccp_raw", folder, tmp_path / "data", valid_fraction=0.25)
   config = config_lib.apply_overrides(config_lib.get_preset("tiny"), [
       "train.batch_size=16", "train.eval_batch_size=64",
       "train.steps_per_epoch=3", "train.steps_per_execution=1"])
-  result = training.train(config, str(tmp_path / "model"),
+  result = train_lib.train(config, str(tmp_path / "model"),
                           str(tmp_path / "data"), verbose=0,
                           log=lambda _: None)
   schema = result["schema"]

@@ -10,8 +10,8 @@ import os
 import numpy as np
 import pytest
 
-from pipelines import formats
-from pipelines.formats import base
+from pipelines.data import formats
+from pipelines.data.formats import base
 
 from test_convert_samples import write_aliccp_raw, write_aliexpress_raw
 

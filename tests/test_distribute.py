@@ -21,10 +21,10 @@ import tf_keras
 from adaftr_tf import config as config_lib
 from adaftr_tf import features as F
 from adaftr_tf import models
-from pipelines import cluster
-from pipelines import distribute
-from pipelines import input as input_lib
-from pipelines import synthetic
+from pipelines.training import cluster
+from pipelines.training import distribute
+from pipelines.data import reader
+from pipelines.data import synthetic
 from pipelines import train as train_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -264,7 +264,7 @@ def test_parameter_server_with_sharded_embeddings(data, tmp_path):
 
 def _batch(data, size=64):
   data_dir, schema = data
-  return next(iter(input_lib.make_dataset(data_dir, "train", schema, size,
+  return next(iter(reader.make_dataset(data_dir, "train", schema, size,
                                           training=False)))
 
 

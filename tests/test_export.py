@@ -14,11 +14,11 @@ import tensorflow as tf
 
 from adaftr_tf import features as F
 from export import export_savedmodel
-from export import layout
+from export import versions
 from export import requests
 from export import serving
 from export import validation
-from pipelines import records
+from pipelines.data import records
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NO_FLOORS = validation.Policy(min_auc={})  # the tiny model's AUCs are ~0.5
@@ -122,7 +122,7 @@ def test_reload_in_fresh_process_same_outputs_and_warmup_runs(tiny_run, publishe
 
 
 def test_warmup_holds_validation_examples_without_labels(tiny_run, published):
-  logs = requests.read_warmup(layout.extra_path(published, layout.WARMUP_FILE))
+  logs = requests.read_warmup(versions.extra_path(published, versions.WARMUP_FILE))
   shard_records = tf.data.TFRecordDataset(records.list_shards(tiny_run["data_dir"],
                                                               "valid"))
   first = [r.numpy() for r in shard_records.take(20)]
@@ -138,14 +138,14 @@ def test_warmup_holds_validation_examples_without_labels(tiny_run, published):
 
 
 def test_metrics_stored_beside_the_version(tiny_run, published):
-  stored = layout.read_metrics(published)
+  stored = versions.read_metrics(published)
   assert stored["split"] == "valid"
   assert stored["data_dir"] == os.path.abspath(tiny_run["data_dir"])
   for task in validation.TASKS:
     key = validation.auc_key(task)
     assert stored["metrics"][key] == pytest.approx(tiny_run["valid"][key], abs=1e-6)
-  for name in (layout.CONFIG_FILE, F.SCHEMA_FILE):
-    assert os.path.exists(layout.extra_path(published, name))
+  for name in (versions.CONFIG_FILE, F.SCHEMA_FILE):
+    assert os.path.exists(versions.extra_path(published, name))
 
 
 def test_signatures_stable_names_dtypes_and_tau(tiny_run, loaded):
@@ -232,7 +232,7 @@ def test_injected_failure_leaves_no_numbered_dir(tiny_run, tmp_path, monkeypatch
   monkeypatch.setattr(serving, "save", broken_save)
   with pytest.raises(OSError, match="injected"):
     export_savedmodel.export(tiny_run["model_dir"], base, log=lambda _: None)
-  assert layout.versions(base) == [] and os.listdir(base) == []
+  assert versions.versions(base) == [] and os.listdir(base) == []
 
 
 def test_failed_warmup_replay_leaves_no_numbered_dir(tiny_run, tmp_path,
@@ -245,7 +245,7 @@ def test_failed_warmup_replay_leaves_no_numbered_dir(tiny_run, tmp_path,
     export_savedmodel.export(tiny_run["model_dir"], base,
                              data_dir=tiny_run["data_dir"], policy=NO_FLOORS,
                              warmup_records=2, log=lambda _: None)
-  assert layout.versions(base) == [] and os.listdir(base) == []
+  assert versions.versions(base) == [] and os.listdir(base) == []
 
 
 def test_main_refuses_below_floor_with_nonzero_exit(tiny_run, tmp_path, capsys,
@@ -259,24 +259,24 @@ def test_main_refuses_below_floor_with_nonzero_exit(tiny_run, tmp_path, capsys,
   assert status == 1
   err = capsys.readouterr().err
   assert "export refused" in err and "ctr_auc" in err and "--min_ctr_auc" in err
-  assert layout.versions(base) == []
+  assert versions.versions(base) == []
   assert not os.path.exists(base) or os.listdir(base) == []
 
 
 def test_refuses_a_worse_model_than_the_published_one(tiny_run, published,
                                                       tmp_path, valid_report):
   base = str(tmp_path / "export")
-  better = layout.version_dir(base, 1)
+  better = versions.version_dir(base, 1)
   shutil.copytree(published, better)
-  stored = layout.read_metrics(better)
+  stored = versions.read_metrics(better)
   stored["metrics"]["cvr_auc"] = valid_report["cvr_auc"] + 0.05
-  layout.write_extra(better, {layout.METRICS_FILE: json.dumps(stored)})
+  versions.write_extra(better, {versions.METRICS_FILE: json.dumps(stored)})
   with pytest.raises(validation.ExportRefused,
                      match=r"cvr_auc .* below version 1's .*--max_auc_drop"):
     export_savedmodel.export(tiny_run["model_dir"], base,
                              data_dir=tiny_run["data_dir"], policy=NO_FLOORS,
                              log=lambda _: None)
-  assert layout.versions(base) == [1]
+  assert versions.versions(base) == [1]
   assert not [n for n in os.listdir(base) if n.startswith(".tmp")]
 
 
@@ -285,21 +285,21 @@ def test_main_publishes_next_version_and_keeps_newest(tiny_run, published,
                                                       valid_report):
   base = str(tmp_path / "export")
   for version in (1, 2):  # two published versions with the same metrics
-    shutil.copytree(published, layout.version_dir(base, version))
+    shutil.copytree(published, versions.version_dir(base, version))
   status = _run_main(export_savedmodel, [
       f"--model_dir={tiny_run['model_dir']}", f"--data_dir={tiny_run['data_dir']}",
       f"--export_base={base}", "--keep=2", "--warmup_records=3",
       "--min_ctr_auc=0", "--min_cvr_auc=0", "--min_ctcvr_auc=0"])
   assert status == 0
   out = capsys.readouterr().out
-  assert f"exported SavedModel: {layout.version_dir(base, 3)}" in out
-  assert layout.versions(base) == [2, 3]
+  assert f"exported SavedModel: {versions.version_dir(base, 3)}" in out
+  assert versions.versions(base) == [2, 3]
   assert sorted(os.listdir(base)) == ["2", "3"]
-  new = tf.saved_model.load(layout.version_dir(base, 3))
+  new = tf.saved_model.load(versions.version_dir(base, 3))
   assert set(new.signatures["serving_default"].structured_outputs) == set(
       F.SERVING_OUTPUTS)  # no tau without --include_tau
   assert len(requests.read_warmup(
-      layout.extra_path(layout.version_dir(base, 3), layout.WARMUP_FILE))) == 5
+      versions.extra_path(versions.version_dir(base, 3), versions.WARMUP_FILE))) == 5
 
 
 def test_main_requires_the_data_dir(tiny_run, tmp_path):
@@ -313,14 +313,14 @@ def test_prune_removes_oldest_and_never_the_new_version(tmp_path):
   base = str(tmp_path)
   for version in (1, 2, 3, 4, 5):
     os.makedirs(os.path.join(base, str(version), "variables"))
-  assert layout.prune(base, keep=2, protect=5) == [1, 2, 3]
-  assert layout.versions(base) == [4, 5]
+  assert versions.prune(base, keep=2, protect=5) == [1, 2, 3]
+  assert versions.versions(base) == [4, 5]
   # A newer version written meanwhile: the protected one stays anyway.
-  assert layout.prune(base, keep=1, protect=4) == []
-  assert layout.versions(base) == [4, 5]
+  assert versions.prune(base, keep=1, protect=4) == []
+  assert versions.versions(base) == [4, 5]
   assert sorted(os.listdir(base)) == ["4", "5"]
   with pytest.raises(ValueError, match="keep must be >= 1"):
-    layout.prune(base, keep=0, protect=5)
+    versions.prune(base, keep=0, protect=5)
 
 
 def test_validation_problems_and_policy_errors():

@@ -13,7 +13,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from export import check
 from export import export_savedmodel
-from export import layout
+from export import versions
 from export import requests
 from export import validation
 
@@ -66,13 +66,13 @@ def test_main_lists_replays_compares_and_benchmarks(tiny_run, export_base,
 
 def test_main_fails_on_a_bad_warmup_record(export_base, tmp_path, capsys):
   base = str(tmp_path / "export")
-  path = layout.version_dir(base, 4)
-  shutil.copytree(layout.version_dir(export_base, 1), path)
-  logs = requests.read_warmup(layout.extra_path(path, layout.WARMUP_FILE))
+  path = versions.version_dir(base, 4)
+  shutil.copytree(versions.version_dir(export_base, 1), path)
+  logs = requests.read_warmup(versions.extra_path(path, versions.WARMUP_FILE))
   bad = prediction_log_pb2.PredictionLog()
   bad.CopyFrom(logs[0])
   bad.predict_log.request.model_spec.signature_name = "no_such_signature"
-  requests.write_warmup(layout.extra_path(path, layout.WARMUP_FILE), logs + [bad])
+  requests.write_warmup(versions.extra_path(path, versions.WARMUP_FILE), logs + [bad])
   assert _run_main([f"--export_base={base}", "--benchmark"]) == 1
   captured = capsys.readouterr()
   assert "record 12: signature 'no_such_signature' not in" in captured.err
@@ -87,7 +87,7 @@ def test_main_refuses_an_empty_base_and_unknown_version(tmp_path, export_base):
 
 
 def test_rest_examples_mean_the_same_records(tiny_run, export_base, capsys):
-  loaded = tf.saved_model.load(layout.version_dir(export_base, 1))
+  loaded = tf.saved_model.load(versions.version_dir(export_base, 1))
   bodies = {}
   for signature in ("predict_features", "serving_default"):
     assert _run_main([f"--export_base={export_base}",

@@ -1,4 +1,4 @@
-"""Tests for pipelines/input.py: file-based and in-memory tf.data readers."""
+"""Tests for pipelines/data/reader.py: file-based and in-memory tf.data readers."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ import tensorflow as tf
 
 from adaftr_tf import features as F
 from adaftr_tf.config import SyntheticConfig
-from pipelines import input as input_lib
-from pipelines import synthetic
+from pipelines.data import reader
+from pipelines.data import synthetic
 
 CONFIG = SyntheticConfig(num_train=500, num_valid=203, num_test=64,
                          num_categorical=4, num_numerical=6, vocab_size=40,
@@ -43,9 +43,9 @@ def _sorted(rows, keys):
 @pytest.mark.parametrize("with_oracle", [True, False])
 def test_element_spec_matches_in_memory(data, training, with_oracle):
   data_dir, schema = data
-  files = input_lib.make_dataset(data_dir, "train", schema, BATCH,
+  files = reader.make_dataset(data_dir, "train", schema, BATCH,
                                  training=training, with_oracle=with_oracle)
-  memory = input_lib.in_memory_dataset(
+  memory = reader.in_memory_dataset(
       synthetic.generate_split(CONFIG, "train"), schema, BATCH,
       training=training, with_oracle=with_oracle)
   assert files.element_spec == memory.element_spec
@@ -64,13 +64,13 @@ def test_element_spec_matches_in_memory(data, training, with_oracle):
 
 def test_training_batches_are_full_and_shuffled(data):
   data_dir, schema = data
-  ds = input_lib.make_dataset(data_dir, "train", schema, BATCH, training=True,
+  ds = reader.make_dataset(data_dir, "train", schema, BATCH, training=True,
                               seed=1, with_oracle=True)
   sizes = [len(b[1][F.CLICK]) for b in ds]
   assert sizes == [BATCH] * (CONFIG.num_train // BATCH)
   first = [next(iter(ds))[2][F.ORACLE_P_CLICK].numpy() for _ in range(2)]
   assert not np.array_equal(first[0], first[1])   # reshuffled per iteration
-  repeated = input_lib.make_dataset(data_dir, "train", schema, BATCH,
+  repeated = reader.make_dataset(data_dir, "train", schema, BATCH,
                                     training=True, repeat=True)
   assert len(list(repeated.take(40))) == 40      # more than one epoch
 
@@ -81,9 +81,9 @@ def test_eval_is_deterministic_and_complete(data, make):
   written = synthetic.generate_split(CONFIG, "valid")
   def dataset():
     if make == "files":
-      return input_lib.make_dataset(data_dir, "valid", schema, BATCH,
+      return reader.make_dataset(data_dir, "valid", schema, BATCH,
                                     training=False, with_oracle=True)
-    return input_lib.in_memory_dataset(written, schema, BATCH, training=False,
+    return reader.in_memory_dataset(written, schema, BATCH, training=False,
                                        with_oracle=True)
   sizes = [len(b[1][F.CLICK]) for b in dataset()]
   assert sum(sizes) == CONFIG.num_valid
@@ -106,13 +106,13 @@ def test_input_context_shards_files(data):
     context = tf.distribute.InputContext(num_input_pipelines=2,
                                          input_pipeline_id=k,
                                          num_replicas_in_sync=2)
-    ds = input_lib.make_dataset(data_dir, "train", schema, 64, training=False,
+    ds = reader.make_dataset(data_dir, "train", schema, 64, training=False,
                                 input_context=context)
     assert ds.element_spec[1][F.CLICK].shape.as_list() == [None]
     assert max(len(b[1][F.CLICK]) for b in ds) == 32   # per-replica batch
     halves.append(_sorted(_rows(ds), keys))
   assert len(halves[0]) + len(halves[1]) == CONFIG.num_train
-  everything = _sorted(_rows(input_lib.make_dataset(
+  everything = _sorted(_rows(reader.make_dataset(
       data_dir, "train", schema, 64, training=False)), keys)
   merged = np.concatenate(halves)
   np.testing.assert_array_equal(merged[np.lexsort(merged.T[::-1])], everything)
@@ -125,27 +125,27 @@ def test_fewer_files_than_pipelines_raises(data):
   context = tf.distribute.InputContext(num_input_pipelines=5,
                                        input_pipeline_id=0)
   with pytest.raises(ValueError, match="4 files but 5 input pipelines"):
-    input_lib.make_dataset(data_dir, "train", schema, BATCH, training=True,
+    reader.make_dataset(data_dir, "train", schema, BATCH, training=True,
                            input_context=context)
 
 
 def test_missing_split_raises(data, tmp_path):
   data_dir, schema = data
   with pytest.raises(FileNotFoundError, match=str(tmp_path)):
-    input_lib.make_dataset(str(tmp_path), "train", schema, BATCH,
+    reader.make_dataset(str(tmp_path), "train", schema, BATCH,
                            training=True)
   with pytest.raises(FileNotFoundError, match="'dev'"):
-    input_lib.make_dataset(data_dir, "dev", schema, BATCH, training=False)
+    reader.make_dataset(data_dir, "dev", schema, BATCH, training=False)
 
 
 def test_in_memory_rejects_missing_columns(data):
   _, schema = data
   columns = synthetic.generate_split(CONFIG, "test")
   del columns[F.ORACLE_P_CVR]
-  input_lib.in_memory_dataset(columns, schema, BATCH, training=True)
+  reader.in_memory_dataset(columns, schema, BATCH, training=True)
   with pytest.raises(ValueError, match=F.ORACLE_P_CVR):
-    input_lib.in_memory_dataset(columns, schema, BATCH, training=True,
+    reader.in_memory_dataset(columns, schema, BATCH, training=True,
                                 with_oracle=True)
   with pytest.raises(ValueError, match="batch_size"):
-    input_lib.in_memory_dataset(columns, schema, 0, training=True)
+    reader.in_memory_dataset(columns, schema, 0, training=True)
 

@@ -1,4 +1,4 @@
-"""Tests for pipelines/records.py: batch-encoded tf.train.Example TFRecords."""
+"""Tests for pipelines/data/records.py: batch-encoded tf.train.Example TFRecords."""
 
 import os
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines import records
+from pipelines.data import records
 
 
 def _columns(rows=257, seed=0):

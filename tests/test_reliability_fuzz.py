@@ -21,12 +21,12 @@ from adaftr_tf import config as config_lib
 from adaftr_tf import features as F
 from adaftr_tf import models
 from export import serving
-from pipelines import synthetic
-from pipelines import training
-from pipelines.formats import aliccp_text
-from pipelines.formats import base
-from pipelines.formats import conversion
-from pipelines.formats import table
+from pipelines.data import synthetic
+from pipelines.training import train_lib
+from pipelines.data.formats import aliccp_text
+from pipelines.data.formats import base
+from pipelines.data.formats import conversion
+from pipelines.data.formats import table
 
 pytestmark = pytest.mark.reliability
 
@@ -284,7 +284,7 @@ def exported(tmp_path_factory):
   config = config_lib.get_preset("tiny")
   schema = synthetic.synthetic_schema(config.data.synthetic)
   model = models.build_model(config, schema)
-  model(training._dummy_features(schema), training=False)
+  model(train_lib._dummy_features(schema), training=False)
   path = str(tmp_path_factory.mktemp("export") / "1")
   serving.save(model, schema, path)
   loaded = tf.saved_model.load(path)

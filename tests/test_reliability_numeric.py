@@ -19,14 +19,14 @@ from adaftr_tf import config as config_lib
 from adaftr_tf import features as F
 from adaftr_tf import models
 from adaftr_tf.preprocessing import NON_FINITE_METRIC, FeatureEncoder
-from pipelines import callbacks as cb
-from pipelines import input as input_lib
-from pipelines import records
-from pipelines import resume
-from pipelines import synthetic
-from pipelines import training
-from pipelines.formats import base
-from pipelines.formats import conversion
+from pipelines.training import callbacks as cb
+from pipelines.data import reader as data_reader
+from pipelines.data import records
+from pipelines.training import resume
+from pipelines.data import synthetic
+from pipelines.training import train_lib
+from pipelines.data.formats import base
+from pipelines.data.formats import conversion
 
 pytestmark = pytest.mark.reliability
 
@@ -53,7 +53,7 @@ def nan_data(tmp_path_factory):
     records.write_sharded(columns, directory, split, num_shards=2)
     rows[split] = {"rows": len(columns[F.CLICK])}
   synthetic.synthetic_schema(config).save(directory)
-  with open(os.path.join(directory, training.DATA_REPORT), "w") as f:
+  with open(os.path.join(directory, train_lib.DATA_REPORT), "w") as f:
     json.dump({"splits": rows}, f)
   return directory
 
@@ -112,7 +112,7 @@ def _model_and_batches(nan_data, *overrides):
   config = _tiny("model.name=multitask", *overrides)  # quicker to trace
   schema = F.FeatureSchema.load(nan_data)
   model = models.compile_model(models.build_model(config, schema), config)
-  batches = input_lib.make_dataset(nan_data, "train", schema, 512,
+  batches = data_reader.make_dataset(nan_data, "train", schema, 512,
                                    training=False)  # every row once: 8 steps
   return model, batches
 
@@ -223,7 +223,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path,
   monkeypatch.setattr(models.CtrCvrModel, "compute_loss", nan_loss)
   model_dir = str(tmp_path / "model")
   with pytest.raises(cb.NonFiniteError) as info:
-    training.train(_tiny("train.epochs=3"), model_dir, tiny_data, verbose=0,
+    train_lib.train(_tiny("train.epochs=3"), model_dir, tiny_data, verbose=0,
                    log=lambda _: None)
   message = str(info.value)
   assert "loss is nan after global step 14 (epoch 2)" in message
@@ -256,7 +256,7 @@ def test_serving_under_replace_answers_nan_with_the_default(tmp_path):
   config = _tiny("model.name=multitask", "data.non_finite_policy=replace")
   schema = synthetic.synthetic_schema(config.data.synthetic)
   model = models.build_model(config, schema)
-  model(training._dummy_features(schema), training=False)
+  model(train_lib._dummy_features(schema), training=False)
   serving.save(model, schema, str(tmp_path / "1"))
   serve = tf.saved_model.load(str(tmp_path / "1")).signatures[
       serving.SIGNATURE_EXAMPLES]

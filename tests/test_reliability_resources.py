@@ -16,12 +16,12 @@ from absl import flags
 from absl.testing import flagsaver
 
 from adaftr_tf import config as config_lib
-from pipelines import callbacks as cb
-from pipelines import distribute
-from pipelines import records
-from pipelines import resume
+from pipelines.training import callbacks as cb
+from pipelines.training import distribute
+from pipelines.data import records
+from pipelines.training import resume
 from pipelines import train as train_main
-from pipelines import training
+from pipelines.training import train_lib
 
 pytestmark = pytest.mark.reliability
 FLAGS = flags.FLAGS
@@ -47,7 +47,7 @@ def test_a_model_dir_under_a_file_is_refused_before_any_work(tmp_path, data):
   model_dir = str(blocker / "model")
   with pytest.raises(OSError, match=f"--model_dir {model_dir} is not "
                      "writable"):
-    training.train(_tiny(), model_dir, str(tmp_path / "fresh_data"),
+    train_lib.train(_tiny(), model_dir, str(tmp_path / "fresh_data"),
                    verbose=0, log=lambda _: None)
   assert not os.path.exists(tmp_path / "fresh_data")  # refused before data
 
@@ -62,7 +62,7 @@ def test_a_read_only_model_dir_is_refused(tmp_path, data):
                   "file-as-parent test covers the same check)")
     with pytest.raises(PermissionError, match=f"--model_dir {model_dir} is "
                        "not writable"):
-      training.train(_tiny(), str(model_dir), data, verbose=0,
+      train_lib.train(_tiny(), str(model_dir), data, verbose=0,
                      log=lambda _: None)
   finally:
     model_dir.chmod(0o755)
@@ -122,7 +122,7 @@ def test_a_full_disk_during_training_stops_naming_the_path(tmp_path, data,
   with pytest.raises(cb.CheckpointWriteError,
                      match=r"cannot write the (epoch weights|best-epoch "
                            r"weights|step checkpoint) .*" + str(model_dir)):
-    training.train(_tiny(), str(model_dir), data, verbose=0,
+    train_lib.train(_tiny(), str(model_dir), data, verbose=0,
                    log=lambda _: None)
   monkeypatch.undo()
   steps = str(model_dir / resume.STEPS_DIR)
@@ -150,25 +150,25 @@ def test_missing_and_corrupt_best_weights_are_named(trained, tmp_path):
   import shutil
   copy = str(tmp_path / "model")
   shutil.copytree(trained, copy)
-  weights = os.path.join(copy, training.BEST_WEIGHTS)
+  weights = os.path.join(copy, train_lib.BEST_WEIGHTS)
   _corrupt(weights)
   with pytest.raises(ValueError, match=f"weights checkpoint {weights} cannot "
                      "be read"):
-    training.load_trained(copy)
+    train_lib.load_trained(copy)
   for name in os.listdir(os.path.dirname(weights)):
     os.remove(os.path.join(os.path.dirname(weights), name))
   with pytest.raises(FileNotFoundError, match=f"no trained weights at "
                      f"{weights}"):
-    training.load_trained(copy)
+    train_lib.load_trained(copy)
   with pytest.raises(FileNotFoundError, match="no config.json in model dir"):
-    training.load_trained(str(tmp_path / "nowhere"))
-  training.load_trained(trained)  # the original is untouched
+    train_lib.load_trained(str(tmp_path / "nowhere"))
+  train_lib.load_trained(trained)  # the original is untouched
 
 
 def test_an_export_that_fails_to_write_keeps_the_published_versions(
     trained, tmp_path, monkeypatch):
   from export import export_savedmodel
-  from export import layout
+  from export import versions
   base = str(tmp_path / "exports")
   first = export_savedmodel.export(trained, base, log=lambda _: None)
   before = sorted(os.listdir(first))
@@ -181,9 +181,9 @@ def test_an_export_that_fails_to_write_keeps_the_published_versions(
                      r"[\s\S]*No space left on device[\s\S]*versions present "
                      r"\(\[1\]\) are intact"):
     export_savedmodel.export(trained, base, log=lambda _: None)
-  assert layout.versions(base) == [1]
+  assert versions.versions(base) == [1]
   assert sorted(os.listdir(first)) == before
-  assert not [n for n in os.listdir(base) if n.startswith(layout.TMP_PREFIX)]
+  assert not [n for n in os.listdir(base) if n.startswith(versions.TMP_PREFIX)]
 
 
 # --- corrupt TFRecord shards ----------------------------------------------------
@@ -224,7 +224,7 @@ def test_a_garbled_shard_stops_training_naming_the_file(data, tmp_path):
   assert records.find_corrupt_shard(copy)[0] == shard
   with pytest.raises(tf.errors.DataLossError,
                      match=f"TFRecord shard {shard} is corrupt"):
-    training.train(_tiny("train.steps_per_epoch=32"), str(tmp_path / "model"),
+    train_lib.train(_tiny("train.steps_per_epoch=32"), str(tmp_path / "model"),
                    copy, verbose=0, log=lambda _: None)
 
 
@@ -239,7 +239,7 @@ def test_a_truncated_shard_is_refused_before_training(data, tmp_path, damage):
                      match=f"TFRecord shard {shard} has \\d+ bytes, "
                            "shards.json records \\d+: the data in .* was "
                            "truncated or changed"):
-    training.train(_tiny(), str(tmp_path / "model"), copy, verbose=0,
+    train_lib.train(_tiny(), str(tmp_path / "model"), copy, verbose=0,
                    log=lambda _: None)
   assert not os.path.exists(tmp_path / "model" / "steps")
 

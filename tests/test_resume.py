@@ -23,9 +23,9 @@ import tf_keras
 
 from adaftr_tf import config as config_lib
 from adaftr_tf import features as F
-from pipelines import input as input_lib
-from pipelines import resume
-from pipelines import synthetic
+from pipelines.data import reader as data_reader
+from pipelines.training import resume
+from pipelines.data import synthetic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, EPOCHS, EVERY, PAUSE_AFTER = 8, 2, 2, 11  # pauses at step 12 (epoch 2)
@@ -50,7 +50,7 @@ def _labels(dataset):
 def test_epochs_dataset_skips_exactly_the_steps_done(data):
   data_dir, schema = data
   def epochs(first, skip):
-    return _labels(input_lib.make_epochs_dataset(
+    return _labels(data_reader.make_epochs_dataset(
         data_dir, "train", schema, 64, steps_per_epoch=5, first_epoch=first,
         end_epoch=3, skip_steps=skip, seed=3, shuffle_buffer=512))
   full, resumed = epochs(0, 0), epochs(1, 2)
@@ -68,14 +68,14 @@ def test_epochs_dataset_with_seed_zero_under_global_seed_zero(data):
   data_dir, schema = data
   tf.random.set_seed(0)
   try:
-    batches = _labels(input_lib.make_epochs_dataset(
+    batches = _labels(data_reader.make_epochs_dataset(
         data_dir, "train", schema, 64, steps_per_epoch=2, first_epoch=0,
         end_epoch=2, seed=0, shuffle_buffer=512))
   finally:
     tf.random.set_seed(None)
   assert len(batches) == 4 and not np.array_equal(batches[0], batches[2])
   # Unknown cardinality: Keras keeps one iterator (see make_epochs_dataset).
-  assert input_lib.make_epochs_dataset(
+  assert data_reader.make_epochs_dataset(
       data_dir, "train", schema, 64, steps_per_epoch=2, first_epoch=0,
       end_epoch=1, seed=0).cardinality() == tf.data.UNKNOWN_CARDINALITY
 
@@ -85,13 +85,13 @@ def test_epochs_dataset_counts_per_replica_batches(data):
   context = tf.distribute.InputContext(num_input_pipelines=1,
                                        input_pipeline_id=0,
                                        num_replicas_in_sync=2)
-  ds = input_lib.make_epochs_dataset(
+  ds = data_reader.make_epochs_dataset(
       data_dir, "train", schema, 64, steps_per_epoch=3, first_epoch=0,
       end_epoch=2, skip_steps=1, input_context=context)
   sizes = [len(b[1][F.CLICK]) for b in ds]
   assert sizes == [32] * ((3 * 2 - 1) * 2)  # 2 per-replica batches per step
   with pytest.raises(ValueError, match="skip_steps=3 must lie in"):
-    input_lib.make_epochs_dataset(data_dir, "train", schema, 64,
+    data_reader.make_epochs_dataset(data_dir, "train", schema, 64,
                                   steps_per_epoch=3, first_epoch=0,
                                   end_epoch=1, skip_steps=3)
 
@@ -99,7 +99,7 @@ def test_epochs_dataset_counts_per_replica_batches(data):
 def test_make_dataset_skip_batches(data):
   data_dir, schema = data
   def batches(skip):
-    return _labels(input_lib.make_dataset(data_dir, "valid", schema, 100,
+    return _labels(data_reader.make_dataset(data_dir, "valid", schema, 100,
                                           training=False, skip_batches=skip))
   full, skipped = batches(0), batches(3)
   assert len(skipped) == len(full) - 3
@@ -190,19 +190,19 @@ def test_other_steps_per_epoch_is_refused(tmp_path):
 
 
 def test_resuming_with_another_config_is_refused(tmp_path):
-  from pipelines import training
+  from pipelines.training import train_lib
   config = config_lib.get_preset("tiny")
   (tmp_path / "config.json").write_text(config.to_json())
-  training.check_resumable(config, str(tmp_path))  # no checkpoints: fine
+  train_lib.check_resumable(config, str(tmp_path))  # no checkpoints: fine
   (tmp_path / resume.STEPS_DIR).mkdir()
   (tmp_path / resume.STEPS_DIR / "checkpoint").write_text("")
   longer = config_lib.apply_overrides(config, ["train.epochs=5",
                                                "train.strategy=mirrored"])
-  training.check_resumable(longer, str(tmp_path))
+  train_lib.check_resumable(longer, str(tmp_path))
   wider = config_lib.apply_overrides(config, ["model.embedding_dim=16"])
   with pytest.raises(ValueError, match="model.embedding_dim: stored 4, now "
                      "16.*fresh --model_dir"):
-    training.check_resumable(wider, str(tmp_path))
+    train_lib.check_resumable(wider, str(tmp_path))
 
 
 # --- kill and resume, for real ----------------------------------------------

@@ -1,4 +1,4 @@
-"""Tests for pipelines/synthetic.py: the seeded synthetic impression log."""
+"""Tests for pipelines/data/synthetic.py: the seeded synthetic impression log."""
 
 import dataclasses
 import json
@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from adaftr_tf import features as F
 from adaftr_tf.config import SyntheticConfig
-from pipelines import records, synthetic
+from pipelines.data import records
+from pipelines.data import synthetic
 
 ROWS = 100_000
 TINY = SyntheticConfig(num_train=300, num_valid=120, num_test=80,

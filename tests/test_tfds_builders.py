@@ -3,9 +3,9 @@
 import pytest
 import tensorflow_datasets as tfds
 
-import pipelines.tfds  # noqa: F401  (registers the builders)
-from pipelines.formats import base
-from pipelines.formats import conversion
+import pipelines.data.tfds  # noqa: F401  (registers the builders)
+from pipelines.data.formats import base
+from pipelines.data.formats import conversion
 
 from test_convert_samples import aliccp_raw_lines, write_aliccp_raw
 from test_convert_samples import write_aliexpress_raw, write_lines

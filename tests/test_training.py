@@ -10,7 +10,7 @@ import pytest
 
 from adaftr_tf import config as config_lib
 from pipelines import train as train_main
-from pipelines import training
+from pipelines.training import train_lib
 
 FLAGS = flags.FLAGS
 
@@ -67,9 +67,9 @@ def test_valid_report_has_metrics_tau_and_oracle(tiny_run):
 
 
 def test_load_trained_restores_the_best_weights(tiny_run):
-  model, config, schema = training.load_trained(tiny_run["model_dir"])
+  model, config, schema = train_lib.load_trained(tiny_run["model_dir"])
   assert config == tiny_run["config"]
-  features = training._dummy_features(schema)
+  features = train_lib._dummy_features(schema)
   np.testing.assert_allclose(model(features)["ctr"],
                              tiny_run["model"](features)["ctr"], rtol=1e-6)
 
@@ -106,7 +106,7 @@ def test_missing_converted_data_is_a_clear_error(tmp_path):
   config = config_lib.apply_overrides(config_lib.get_preset("tiny"),
                                       ["data.source=files"])
   with pytest.raises(FileNotFoundError, match="holds no converted data"):
-    training.train(config, str(tmp_path / "model"), str(tmp_path / "missing"),
+    train_lib.train(config, str(tmp_path / "model"), str(tmp_path / "missing"),
                    verbose=0)
   with pytest.raises(ValueError, match="needs --data_dir"):
-    training.train(config, str(tmp_path / "model"), None, verbose=0)
+    train_lib.train(config, str(tmp_path / "model"), None, verbose=0)

@@ -1,0 +1,1 @@
+"""Quality and speed tooling; measurement variants are built here."""

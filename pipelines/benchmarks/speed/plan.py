@@ -1,0 +1,198 @@
+"""The measurements one speed benchmark run makes, as phase specs.
+
+Rows (key: what runs):
+  input                 make_dataset alone (parsed batches, no model)
+  real/adaftr           Keras fit on make_dataset, AdaFTR (the config as is)
+  real/no_cl            the same with model.name=multitask (no InfoNCE)
+  real_cached/adaftr    Keras fit on pre-parsed batches cycled from memory
+                        (real minus the file input)
+  reference/adaftr      the minimal tf.function loop on pre-parsed batches
+  reference/no_cl       the same without the contrastive loss
+  variant/<name>        real/adaftr with one config change (VARIANTS)
+  prototype/<name>      real/adaftr (or the reference) with a measurement
+                        patch of pipelines/benchmarks/speed/prototypes.py
+  paired/reference      reference steps of AdaFTR and of PAIRED entries,
+                        interleaved in one process (steady ratios)
+  scale/<rows>/<opt>    real/adaftr on data whose embedding table has <rows>
+                        rows in total, per optimizer
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+ADAFTR = ["model.name=adaftr"]
+NO_CL = ["model.name=multitask"]
+
+# name -> (description, overrides on top of real/adaftr).
+VARIANTS = {
+    "spe1": ("steps_per_execution=1", ["train.steps_per_execution=1"]),
+    "jit": ("XLA (jit_compile=true)", ["train.jit_compile=true"]),
+    "adagrad": ("Adagrad (sparse updates)", ["train.optimizer=adagrad"]),
+    "lazy_adam": ("LazyAdam (sparse rows only)", ["train.optimizer=lazy_adam"]),
+    "random_one": ("one random negative (loss.negatives=random_one)",
+                   ["loss.negatives=random_one"]),
+    "asymmetric": ("one InfoNCE direction (loss.symmetric=false)",
+                   ["loss.symmetric=false"]),
+    "gradient_agreement": ("relatedness from per-instance gradient agreement",
+                           ["loss.relatedness_signal=gradient_agreement"]),
+}
+SCALE_OPTIMIZERS = ("adam", "lazy_adam", "adagrad")
+# Entries of the paired row (pipelines/benchmarks/speed/paired.py): name -> (overrides,
+# prototypes) on top of AdaFTR; "adaftr" (the baseline) always runs first.
+PAIRED = {
+    "no_cl": (NO_CL, []),
+    "random_one": (["loss.negatives=random_one"], []),
+    "asymmetric": (["loss.symmetric=false"], []),
+    "gradient_agreement": (["loss.relatedness_signal=gradient_agreement"], []),
+    "jit": (["train.jit_compile=true"], []),
+    "lazy_adam": (["train.optimizer=lazy_adam"], []),
+    "no_metrics": ([], ["no_metrics"]),
+    "keras_auc": ([], ["keras_auc"]),
+    "unfused_info_nce": ([], ["unfused_info_nce"]),
+    "uncompiled_info_nce": ([], ["uncompiled_info_nce"]),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """One measurement: a table row and the spec of the phase that makes it."""
+
+  key: str
+  group: str          # core | variant | prototype | scale
+  description: str
+  spec: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """What the flags chose (see pipelines/benchmark_speed.py)."""
+
+  preset: str
+  overrides: tuple[str, ...]
+  steps: int
+  warmup: int
+  input_steps: int
+  reference_batches: int
+  steps_per_execution: int
+  variants: tuple[str, ...]
+  prototypes: tuple[str, ...]
+  scale_steps: int
+  scale_warmup: int
+  scale_steps_per_execution: int
+  scale_optimizers: tuple[str, ...] = SCALE_OPTIMIZERS
+  paired: tuple[str, ...] = ()
+  paired_rounds: int = 4
+  paired_steps: int = 5
+
+
+def round_up(steps: int, multiple: int) -> int:
+  """The smallest multiple of `multiple` that is >= steps (and >= multiple)."""
+  return max(multiple, -(-steps // multiple) * multiple)
+
+
+def _spec(s: Settings, phase: str, data_dir: str, overrides, steps, warmup,
+          prototypes=(), steps_per_execution=None) -> dict:
+  if phase in ("fit", "fit_cached"):  # whole executions: timestamp each
+    spe = steps_per_execution or s.steps_per_execution
+    steps, warmup = round_up(steps, spe), round_up(warmup, spe)
+  return {"phase": phase, "preset": s.preset,
+          "overrides": list(s.overrides) + list(overrides),
+          "data_dir": data_dir, "steps": steps, "warmup": warmup,
+          "prototypes": list(prototypes),
+          "reference_batches": s.reference_batches}
+
+
+def core_rows(s: Settings, data_dir: str) -> list[Row]:
+  return [
+      Row("input", "core", "TFRecord -> parsed batches (make_dataset)",
+          _spec(s, "input", data_dir, [], s.input_steps, s.warmup)),
+      Row("real/adaftr", "core", "files -> make_dataset -> Keras fit",
+          _spec(s, "fit", data_dir, ADAFTR, s.steps, s.warmup)),
+      Row("real/no_cl", "core", "same, model.name=multitask",
+          _spec(s, "fit", data_dir, NO_CL, s.steps, s.warmup)),
+      Row("real_cached/adaftr", "core",
+          "Keras fit on pre-parsed batches in memory (no file input)",
+          _spec(s, "fit_cached", data_dir, ADAFTR, s.steps, s.warmup)),
+      Row("reference/adaftr", "core", "pre-parsed batches, tf.function loop",
+          _spec(s, "reference", data_dir, ADAFTR, s.steps, s.warmup)),
+      Row("reference/no_cl", "core", "same, model.name=multitask",
+          _spec(s, "reference", data_dir, NO_CL, s.steps, s.warmup)),
+  ]
+
+
+def extra_rows(s: Settings, data_dir: str) -> list[Row]:
+  """Variant rows, then prototype rows (one per patch)."""
+  rows = []
+  for name in s.variants:
+    description, overrides = VARIANTS[name]
+    spe = 1 if name == "spe1" else None
+    rows.append(Row(f"variant/{name}", "variant", description,
+                    _spec(s, "fit", data_dir, ADAFTR + overrides, s.steps,
+                          s.warmup, steps_per_execution=spe)))
+  for name in s.prototypes:
+    rows.append(Row(f"prototype/{name}", "prototype", f"real/adaftr + {name}",
+                    _spec(s, "fit", data_dir, ADAFTR, s.steps, s.warmup,
+                          prototypes=[name])))
+  if "no_metrics" in s.prototypes:
+    rows.append(Row("prototype/reference_no_metrics", "prototype",
+                    "reference/adaftr + no_metrics",
+                    _spec(s, "reference", data_dir, ADAFTR, s.steps, s.warmup,
+                          prototypes=["no_metrics"])))
+  return rows
+
+
+def paired_rows(s: Settings, data_dir: str) -> list[Row]:
+  """One row: AdaFTR's reference step and the chosen PAIRED entries,
+  timed in interleaved rounds in one process."""
+  if not s.paired:
+    return []
+  entries = [{"name": "adaftr", "overrides": [], "prototypes": []}]
+  entries += [{"name": n, "overrides": PAIRED[n][0],
+               "prototypes": PAIRED[n][1]} for n in s.paired]
+  spec = _spec(s, "paired", data_dir, ADAFTR, s.paired_steps,
+               min(s.warmup, 3))
+  spec.update(entries=entries, rounds=s.paired_rounds)
+  return [Row("paired/reference", "paired",
+              "reference steps, interleaved in one process", spec)]
+
+
+def scale_rows(s: Settings, scale_dirs: dict[int, str]) -> list[Row]:
+  """real/adaftr per total table size and optimizer."""
+  spe = s.scale_steps_per_execution
+  rows = []
+  for total, data_dir in sorted(scale_dirs.items()):
+    for name in s.scale_optimizers:
+      rows.append(Row(
+          f"scale/{total}/{name}", "scale",
+          f"{total} table rows, {name}, steps_per_execution={spe}",
+          _spec(s, "fit", data_dir,
+                ADAFTR + [f"train.optimizer={name}",
+                          f"train.steps_per_execution={spe}"],
+                s.scale_steps, s.scale_warmup, steps_per_execution=spe)))
+  return rows
+
+
+def parse_int_list(text: str, name: str) -> list[int]:
+  """'10000,1000000' -> [10000, 1000000]; ValueError names the flag."""
+  try:
+    values = [int(v.replace("_", "")) for v in text.split(",") if v.strip()]
+  except ValueError:
+    raise ValueError(f"--{name}={text!r} must be a comma-separated list of "
+                     "integers") from None
+  if any(v < 1 for v in values):
+    raise ValueError(f"--{name}={text!r}: every value must be >= 1")
+  return values
+
+
+def parse_names(text: str, valid: Sequence[str], name: str) -> list[str]:
+  """Comma list of names from `valid` ('all' = every one, '' = none)."""
+  if text.strip() == "all":
+    return list(valid)
+  names = [n.strip() for n in text.split(",") if n.strip()]
+  unknown = [n for n in names if n not in valid]
+  if unknown:
+    raise ValueError(f"--{name}: unknown {unknown}; valid: {list(valid)} "
+                     "or 'all'")
+  return names

@@ -1,0 +1,1 @@
+"""The data path: raw files -> TFRecord shards -> tf.data batches."""

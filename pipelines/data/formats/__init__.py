@@ -1,0 +1,23 @@
+"""Readers of the public CTR/CVR datasets, one module per file layout.
+
+Each layout module exposes `NAME` and `sources(input_path) -> {split: Source}`
+(`base.Source`: a stream of parsed `base.Block`s). `conversion.convert` turns
+any of them into sharded TFRecord + schema.json + data_report.json.
+"""
+
+from pipelines.data.formats import aliccp_csv
+from pipelines.data.formats import aliccp_raw
+from pipelines.data.formats import aliccp_text
+from pipelines.data.formats import aliexpress_csv
+from pipelines.data.formats import aliexpress_raw
+
+LAYOUTS = {m.NAME: m for m in (aliexpress_csv, aliexpress_raw, aliccp_raw,
+                               aliccp_csv, aliccp_text)}
+
+
+def get(name: str):
+  """The layout module called `name`; ValueError lists the valid names."""
+  if name not in LAYOUTS:
+    raise ValueError(f"unknown --format {name!r}; valid formats: "
+                     f"{', '.join(LAYOUTS)}")
+  return LAYOUTS[name]

@@ -1,0 +1,249 @@
+"""tf.data readers: TFRecord shards or in-memory arrays -> batched model inputs.
+
+Both readers yield identical elements (same `element_spec`):
+`(features, labels)`, or `(features, labels, oracle)` with `with_oracle`, where
+  features: name -> [batch] int64 (categorical) / float32 (numerical),
+  labels:   LABEL_KEYS -> [batch] float32,
+  oracle:   ORACLE_KEYS -> [batch] float32 (synthetic data only).
+The batch dimension is static when remainders are dropped (training default).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from adaftr_tf import features as F
+import numpy as np
+import tensorflow as tf
+
+from pipelines.data import records
+
+
+def _split(schema: F.FeatureSchema, with_oracle: bool):
+  """Returns a fn: parsed dict -> the element tuple."""
+  def split(parsed):
+    features, labels, oracle = schema.split_parsed(parsed)
+    return (features, labels, oracle) if with_oracle else (features, labels)
+  return split
+
+
+# Per-epoch shuffle seeds are `seed * EPOCH_SEED_STRIDE + epoch`: the order of
+# an epoch is a function of (seed, epoch) alone, so a restarted process can
+# rebuild any epoch and skip to the batch where its predecessor stopped.
+EPOCH_SEED_STRIDE = 1_000_003
+
+
+def _file_dataset(data_dir: str, split: str, training: bool, seed,
+                  input_context: tf.distribute.InputContext | None):
+  """Sorted shard paths, sharded per input pipeline, shuffled when training."""
+  paths = records.list_shards(data_dir, split)
+  files = tf.data.Dataset.from_tensor_slices(paths)
+  if input_context is not None:
+    pipelines = input_context.num_input_pipelines
+    # Sharding by file with fewer files than pipelines would leave some
+    # workers without data (they hang or see empty batches): refuse instead.
+    if len(paths) < pipelines:
+      raise ValueError(
+          f"split {split!r} in {data_dir} has {len(paths)} files but "
+          f"{pipelines} input pipelines; write at least {pipelines} shards")
+    files = files.shard(pipelines, input_context.input_pipeline_id)
+  if training:
+    files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+  return files
+
+
+def _records(data_dir, split, training, seed, input_context, shuffle_buffer):
+  """Serialized records of this pipeline's files (shuffled if training)."""
+  files = _file_dataset(data_dir, split, training, seed, input_context)
+  # A fixed cycle_length (not AUTOTUNE, which follows the CPU count) and a
+  # deterministic order keep runs reproducible and resumable.
+  ds = files.interleave(tf.data.TFRecordDataset, cycle_length=4,
+                        num_parallel_calls=tf.data.AUTOTUNE,
+                        deterministic=True)
+  if training:
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+  return ds
+
+
+def _parsed(ds, schema: F.FeatureSchema, with_oracle: bool):
+  """Batches of serialized records -> parsed element tuples, prefetched."""
+  spec = schema.parse_spec(with_oracle=with_oracle)
+  split_fn = _split(schema, with_oracle)
+  ds = ds.map(lambda batch: split_fn(tf.io.parse_example(batch, spec)),
+              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _local_batch(batch_size: int, input_context) -> int:
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  if input_context is None:
+    return batch_size
+  return input_context.get_per_replica_batch_size(batch_size)
+
+
+def batches_per_step(input_context: tf.distribute.InputContext | None) -> int:
+  """Elements one pipeline yields per global step (its local replicas)."""
+  if input_context is None:
+    return 1
+  return max(1, input_context.num_replicas_in_sync //
+             input_context.num_input_pipelines)
+
+
+def make_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
+                 batch_size: int, *, training: bool,
+                 input_context: tf.distribute.InputContext | None = None,
+                 with_oracle: bool = False, shuffle_buffer: int = 100_000,
+                 seed: int | None = 0, drop_remainder: bool | None = None,
+                 repeat: bool = False, skip_batches: int = 0
+                 ) -> tf.data.Dataset:
+  """Reads `{split}-*-of-*.tfrecord` shards of `tf.train.Example`s.
+
+  Pipeline: sorted files -> shard by input pipeline -> shuffle files (train)
+  -> interleave records -> shuffle records (train) -> [repeat] -> batch ->
+  [skip] -> `parse_example` on the whole batch -> split -> prefetch.
+
+  Args:
+    data_dir: directory holding the shards.
+    split: split name, e.g. "train".
+    schema: the dataset's feature schema (parse spec, defaults).
+    batch_size: global batch size; divided by the number of replicas when an
+      `input_context` is given.
+    training: shuffle (seeded) and drop remainders; otherwise every row is
+      read exactly once. The order is deterministic for a given seed.
+    input_context: from `distribute_datasets_from_function`; shards files.
+    with_oracle: also parse ORACLE_KEYS and yield them as a third element.
+    shuffle_buffer: records in the shuffle buffer (training only).
+    seed: seed of the file and record shuffles (None: a random order per
+      iterator, e.g. for asynchronous parameter-server workers).
+    drop_remainder: defaults to `training`.
+    repeat: repeat indefinitely (before batching).
+    skip_batches: batches dropped after batching and before parsing (cheap:
+      serialized records are not parsed).
+
+  Returns:
+    A dataset of `(features, labels)` or `(features, labels, oracle)`.
+
+  Raises:
+    FileNotFoundError: no shard of `split` in `data_dir`.
+    ValueError: fewer files than input pipelines, or a bad batch size.
+  """
+  batch_size = _local_batch(batch_size, input_context)
+  drop_remainder = training if drop_remainder is None else drop_remainder
+  ds = _records(data_dir, split, training, seed, input_context,
+                shuffle_buffer)
+  if repeat:
+    ds = ds.repeat()
+  ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+  if skip_batches:
+    ds = ds.skip(skip_batches)
+  return _parsed(ds, schema, with_oracle)
+
+
+def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
+                        batch_size: int, *, steps_per_epoch: int,
+                        first_epoch: int, end_epoch: int, skip_steps: int = 0,
+                        seed: int = 0, shuffle_buffer: int = 100_000,
+                        input_context: tf.distribute.InputContext | None = None
+                        ) -> tf.data.Dataset:
+  """Training batches of epochs `[first_epoch, end_epoch)`, resumable exactly.
+
+  Every epoch is an independent pass whose order depends only on
+  `(seed, epoch)` and this input pipeline: its files and records are shuffled
+  with seed `seed * EPOCH_SEED_STRIDE + epoch`, repeated if the epoch needs
+  more rows than one pass holds, batched with remainders dropped and cut to
+  exactly `steps_per_epoch` global steps. The first `skip_steps` steps of
+  `first_epoch` are skipped (already trained before a restart), after
+  batching and before parsing.
+
+  Args:
+    data_dir, split, schema, batch_size, shuffle_buffer, input_context: as in
+      `make_dataset` (`batch_size` is the global batch).
+    steps_per_epoch: global steps per epoch.
+    first_epoch, end_epoch: the epochs to yield, 0-based, end excluded.
+    skip_steps: global steps of `first_epoch` already done.
+    seed: base shuffle seed.
+
+  Returns:
+    A dataset of `(features, labels)` yielding, per pipeline, exactly
+    `(steps_per_epoch * (end_epoch - first_epoch) - skip_steps) *
+    batches_per_step(input_context)` per-replica batches.
+
+  Raises:
+    ValueError: an empty epoch range or `skip_steps` outside an epoch.
+  """
+  if not 0 <= first_epoch < end_epoch:
+    raise ValueError(f"epochs [{first_epoch}, {end_epoch}) are empty")
+  if not 0 <= skip_steps < steps_per_epoch:
+    raise ValueError(f"skip_steps={skip_steps} must lie in [0, "
+                     f"steps_per_epoch={steps_per_epoch})")
+  local_batch = _local_batch(batch_size, input_context)
+  per_step = batches_per_step(input_context)
+
+  def one_epoch(epoch: int) -> tf.data.Dataset:
+    # Python-int seeds: a tensor seed (e.g. from a flat_map over epoch
+    # numbers) breaks tf.data's seed logic when the global seed is 0.
+    ds = _records(data_dir, split, True, seed * EPOCH_SEED_STRIDE + epoch,
+                  input_context, shuffle_buffer).repeat()
+    ds = ds.batch(local_batch, drop_remainder=True)
+    ds = ds.take(steps_per_epoch * per_step)
+    if epoch == first_epoch and skip_steps:
+      ds = ds.skip(skip_steps * per_step)
+    return ds
+
+  ds = one_epoch(first_epoch)
+  for epoch in range(first_epoch + 1, end_epoch):
+    ds = ds.concatenate(one_epoch(epoch))
+  # Keras `fit` makes a second iterator at the first epoch when the
+  # cardinality equals steps_per_epoch (a one-epoch segment after a resume),
+  # and a second iteration of a reshuffling dataset yields another order.
+  # An unknown cardinality keeps Keras on the one iterator (same batches as
+  # an uninterrupted run).
+  ds = ds.filter(lambda _: True)
+  return _parsed(ds, schema, with_oracle=False)
+
+
+def in_memory_dataset(columns: Mapping[str, np.ndarray],
+                      schema: F.FeatureSchema, batch_size: int, *,
+                      training: bool, with_oracle: bool = False, seed: int = 0,
+                      drop_remainder: bool | None = None) -> tf.data.Dataset:
+  """Batches arrays (e.g. `synthetic.generate_split`) like `make_dataset`.
+
+  Rows are shuffled by index (seeded, full-length, reshuffled every epoch) and
+  gathered per batch, which avoids a per-row shuffle buffer of 80+ tensors.
+
+  Args:
+    columns: name -> [rows] array holding every schema feature, LABEL_KEYS
+      and, with `with_oracle`, ORACLE_KEYS; other columns are ignored.
+    schema, batch_size, training, with_oracle, seed, drop_remainder: as in
+      `make_dataset`.
+
+  Returns:
+    A dataset with exactly `make_dataset`'s element_spec.
+
+  Raises:
+    ValueError: a needed column is missing or the lengths differ.
+  """
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  drop_remainder = training if drop_remainder is None else drop_remainder
+  spec = schema.parse_spec(with_oracle=with_oracle)
+  missing = [k for k in spec if k not in columns]
+  if missing:
+    raise ValueError(f"in_memory_dataset: columns {missing} are missing; "
+                     f"available: {sorted(columns)}")
+  lengths = {k: len(columns[k]) for k in spec}
+  if len(set(lengths.values())) > 1:
+    raise ValueError(f"in_memory_dataset: column lengths differ: {lengths}")
+  rows = next(iter(lengths.values()))
+  tensors = {k: tf.constant(np.asarray(columns[k]), dtype=s.dtype)
+             for k, s in spec.items()}
+  ds = tf.data.Dataset.range(rows)
+  if training:
+    ds = ds.shuffle(max(rows, 1), seed=seed, reshuffle_each_iteration=True)
+  ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+  split_fn = _split(schema, with_oracle)
+  ds = ds.map(lambda idx: split_fn({k: tf.gather(t, idx)
+                                    for k, t in tensors.items()}),
+              num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+  return ds.prefetch(tf.data.AUTOTUNE)

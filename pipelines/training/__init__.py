@@ -1,0 +1,2 @@
+"""The training engine: train library, fit loop, checkpoints and exact resume,
+callbacks, distribution."""
