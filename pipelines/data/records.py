@@ -27,7 +27,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import functools
-import glob
 import itertools
 import json
 import os
@@ -356,7 +355,7 @@ def write_sharded(columns: Mapping[str, np.ndarray], directory: str, split: str,
   if num_shards < 1:
     raise ValueError(f"num_shards must be >= 1, got {num_shards}")
   _, _, _, rows = _split_columns(columns)
-  os.makedirs(directory, exist_ok=True)
+  tf.io.gfile.makedirs(directory)
   bounds = np.linspace(0, rows, num_shards + 1).astype(np.int64)
   plan = [(os.path.join(directory, shard_name(split, i, num_shards)),
            int(bounds[i]), int(bounds[i + 1])) for i in range(num_shards)]
@@ -375,7 +374,7 @@ def list_shards(directory: str, split: str) -> list[str]:
   Raises:
     FileNotFoundError: naming the pattern, when no shard matches.
   """
-  paths = sorted(glob.glob(shard_pattern(directory, split)))
+  paths = sorted(tf.io.gfile.glob(shard_pattern(directory, split)))
   if not paths:
     raise FileNotFoundError(
         f"no TFRecord shards for split {split!r} in {directory!r} (pattern "
@@ -393,7 +392,7 @@ def find_corrupt_shard(directory: str, splits=("train", "valid", "test")
   the file.
   """
   for split in splits:
-    if not glob.glob(shard_pattern(directory, split)):
+    if not tf.io.gfile.glob(shard_pattern(directory, split)):
       continue
     for path in list_shards(directory, split):
       try:
@@ -427,10 +426,10 @@ def write_manifest(directory: str) -> str:
   training: TensorFlow's reader stops silently when a file ends inside a
   record header, and names no file for a damaged record.
   """
-  sizes = {os.path.basename(p): os.path.getsize(p) for p in sorted(
-      glob.glob(os.path.join(directory, f"*-of-*{SHARD_SUFFIX}")))}
+  sizes = {os.path.basename(p): tf.io.gfile.stat(p).length for p in sorted(
+      tf.io.gfile.glob(os.path.join(directory, f"*-of-*{SHARD_SUFFIX}")))}
   path = os.path.join(directory, MANIFEST_FILE)
-  with open(path, "w") as f:
+  with tf.io.gfile.GFile(path, "w") as f:
     json.dump({"shards": sizes}, f, indent=1, sort_keys=True)
   return path
 

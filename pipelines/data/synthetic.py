@@ -41,14 +41,15 @@ import dataclasses
 import functools
 import json
 import os
-import shutil
 import time
 import zlib
 
 from adaftr_tf import features as F
 from adaftr_tf.config import SyntheticConfig
 import numpy as np
+import tensorflow as tf
 
+from pipelines.data import files
 from pipelines.data import records
 
 SYNTHETIC_FILE = "synthetic.json"
@@ -317,12 +318,12 @@ def write_synthetic_dataset(config: SyntheticConfig, data_dir: str,
     ValueError: if `data_dir` exists and is not empty.
   """
   _validate(config)
-  data_dir = os.path.abspath(data_dir)
-  if os.path.isdir(data_dir) and os.listdir(data_dir):
+  data_dir = files.absolute(data_dir)
+  if files.is_nonempty_dir(data_dir):
     raise ValueError(f"refusing to write synthetic data into non-empty "
                      f"{data_dir}; pick another --data_dir")
   tmp_dir = f"{data_dir}.tmp-{os.getpid()}"
-  shutil.rmtree(tmp_dir, ignore_errors=True)
+  files.remove_dir(tmp_dir)
   try:
     stats, schema = {}, None
     for split in F.SPLITS:
@@ -340,22 +341,20 @@ def write_synthetic_dataset(config: SyntheticConfig, data_dir: str,
           f"({time.time() - start:.1f}s)")
     schema.save(tmp_dir)
     records.write_manifest(tmp_dir)
-    with open(os.path.join(tmp_dir, SYNTHETIC_FILE), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(tmp_dir, SYNTHETIC_FILE), "w") as f:
       json.dump({"config": dataclasses.asdict(config), "splits": stats}, f,
                 indent=1)
     try:
-      if os.path.isdir(data_dir):
-        os.rmdir(data_dir)   # empty (checked above)
-      os.rename(tmp_dir, data_dir)
-    except OSError:
+      files.move_dir(tmp_dir, data_dir)
+    except (OSError, tf.errors.OpError):
       # Another worker of the same job may have finished first: use its copy
       # (ensure_synthetic_dataset checks that its config matches).
-      if not os.path.exists(os.path.join(data_dir, SYNTHETIC_FILE)):
+      if not tf.io.gfile.exists(os.path.join(data_dir, SYNTHETIC_FILE)):
         raise
-      shutil.rmtree(tmp_dir, ignore_errors=True)
+      files.remove_dir(tmp_dir)
       return ensure_synthetic_dataset(config, data_dir, log)
   except BaseException:
-    shutil.rmtree(tmp_dir, ignore_errors=True)
+    files.remove_dir(tmp_dir)
     raise
   log(f"synthetic dataset written to {data_dir}")
   return schema
@@ -380,8 +379,8 @@ def ensure_synthetic_dataset(config: SyntheticConfig, data_dir: str,
       that is not a synthetic dataset.
   """
   meta_path = os.path.join(data_dir, SYNTHETIC_FILE)
-  if os.path.exists(meta_path):
-    with open(meta_path) as f:
+  if tf.io.gfile.exists(meta_path):
+    with tf.io.gfile.GFile(meta_path) as f:
       try:
         stored = json.load(f).get("config")
       except (json.JSONDecodeError, AttributeError) as err:
@@ -395,7 +394,7 @@ def ensure_synthetic_dataset(config: SyntheticConfig, data_dir: str,
           "this one to regenerate)")
     log(f"using synthetic dataset in {data_dir}")
     return F.FeatureSchema.load(data_dir)
-  if os.path.isdir(data_dir) and os.listdir(data_dir):
+  if files.is_nonempty_dir(data_dir):
     raise ValueError(f"{data_dir} is not empty but holds no {SYNTHETIC_FILE}: "
                      "it is not a synthetic dataset; use another --data_dir "
                      "for synthetic data")

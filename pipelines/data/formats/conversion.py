@@ -18,13 +18,14 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
-import shutil
 from typing import Callable
 
 import numpy as np
+import tensorflow as tf
 
 from adaftr_tf import features as F
 from adaftr_tf.config import NON_FINITE_POLICIES
+from pipelines.data import files
 from pipelines.data import formats
 from pipelines.data import records
 from pipelines.data.formats import base
@@ -222,12 +223,12 @@ class _Writer:
 
 def _output(output_dir: str, overwrite: bool) -> str:
   """The `.partial` folder to write into (emptied)."""
-  if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
+  if files.is_nonempty_dir(output_dir) and not overwrite:
     raise FileExistsError(f"--output_dir {output_dir} exists and is not empty; "
                           "choose another folder or pass --overwrite")
   partial = output_dir.rstrip("/") + ".partial"
-  shutil.rmtree(partial, ignore_errors=True)
-  os.makedirs(partial)
+  files.remove_dir(partial)
+  tf.io.gfile.makedirs(partial)
   return partial
 
 
@@ -255,10 +256,10 @@ def convert(layout: str, input_path: str, output_dir: str,
   try:
     report = _convert(layout, input_path, sources, partial, options)
   except BaseException:
-    shutil.rmtree(partial, ignore_errors=True)
+    files.remove_dir(partial)
     raise
-  shutil.rmtree(output_dir, ignore_errors=True)
-  os.replace(partial, output_dir)
+  files.remove_dir(output_dir)
+  files.move_dir(partial, output_dir)
   log(report_lib.format_text(report))
   return report
 

@@ -3,6 +3,10 @@
 Files are read as bytes a batch of lines at a time, so memory stays bounded
 by the batch whatever the file size; line numbers count every physical line
 (header included, 1-based), as an editor shows them.
+
+Raw input files are local and read with Python's `open` (its buffered line
+iteration is much faster than `tf.io.gfile.GFile`'s); copy remote raw files
+first. Everything the converter writes goes through `tf.io.gfile`.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import json
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from adaftr_tf import features as F
 
@@ -97,7 +98,7 @@ def field_report(schema: F.FeatureSchema, cardinality: dict, oov: dict,
 
 def write(directory: str, report: dict) -> str:
   path = os.path.join(directory, REPORT_FILE)
-  with open(path, "w") as f:
+  with tf.io.gfile.GFile(path, "w") as f:
     json.dump(report, f, indent=1, sort_keys=True)
   return path
 

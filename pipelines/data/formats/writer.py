@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from pipelines.data import records
 from pipelines.data.formats import base
@@ -80,7 +81,7 @@ class SplitWriter:
     for i, path in enumerate(self.paths):
       target = os.path.join(self.directory,
                             records.shard_name(self.split, i, len(self.paths)))
-      os.replace(path, target)
+      tf.io.gfile.rename(path, target, overwrite=True)
       final.append(target)
     self.paths = final
     return final
