@@ -2,9 +2,13 @@
 
   python -m pipelines.convert --format=FORMAT --input=PATH --output_dir=DIR \\
       [--skip_bad_rows] [--non_finite=error|replace] [--valid_fraction=0.1] ...
+  python -m pipelines.convert --format=tfds --input=aliexpress/us \\
+      --output_dir=DIR [--tfds_data_dir=TFDS_DIR] ...
 
 FORMAT: aliexpress_csv, aliexpress_raw, aliccp_raw, aliccp_csv, aliccp_text
-(see pipelines/data/formats/<FORMAT>.py for each layout and what PATH may be).
+(see pipelines/data/formats/<FORMAT>.py for each layout and what PATH may be),
+or tfds: a dataset of pipelines/data/tfds prepared in TFDS_DIR, whose
+validation split is the valid split (pipelines/data/formats/tfds_dataset.py).
 Writes `{train,valid,test}-*-of-*.tfrecord`, `schema.json` (features,
 vocabularies, normalisation; fitted on the train split only) and
 `data_report.json` (also printed). Then:
@@ -19,15 +23,19 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from pipelines import cli  # noqa: E402
+from pipelines.data import formats  # noqa: E402
 
 from adaftr_tf.config import NON_FINITE_POLICIES  # noqa: E402
 
-FORMATS = ("aliexpress_csv", "aliexpress_raw", "aliccp_raw", "aliccp_csv",
-           "aliccp_text")
+FORMATS = tuple(formats.LAYOUTS)
+TFDS = formats.tfds_dataset.NAME
 
 FLAGS = flags.FLAGS
-cli.define_enum("format", None, FORMATS, "Input file layout.")
-cli.define_string("input", None, "Input file or folder.")
+cli.define_enum("format", None, FORMATS, "Input file layout, or tfds.")
+cli.define_string("input", None, "Input file or folder; with --format=tfds "
+                  "the TFDS dataset name and config (aliexpress/us, ali_ccp).")
+cli.define_string("tfds_data_dir", None, "--format=tfds: the TFDS data_dir "
+                  "holding the prepared dataset (default: TFDS's own).")
 cli.define_string("output_dir", None, "Output folder (must not exist or be "
                     "empty, unless --overwrite).")
 cli.define_bool("skip_bad_rows", False, "Skip and count malformed rows "
@@ -41,7 +49,8 @@ cli.define_bool("keep_conversions_without_click", False, "Keep rows with a "
                   "conversion but no click (dropped and counted by default).")
 cli.define_float("valid_fraction", 0.1, "Share of the train rows, taken "
                    "from the END of the train files, that forms the valid "
-                   "split.")
+                   "split. Not with --format=tfds, whose validation split is "
+                   "the valid split.")
 cli.define_integer("min_count", 1, "Ids seen fewer times in train are "
                      "out of vocabulary.")
 cli.define_integer("max_vocab_size", 0, "Most frequent ids kept per field "
@@ -57,16 +66,19 @@ cli.define_bool("progress", True, "Show the progress line on stderr.")
 
 def main(argv):
   cli.begin_job(argv, required=("format", "input", "output_dir"), quiet=False)
-  from pipelines.data.formats import base  # heavy imports after the flags
+  from pipelines.data.formats import base
   from pipelines.data.formats import conversion
+  valid_fraction = FLAGS.valid_fraction
+  if FLAGS.format == TFDS and not FLAGS["valid_fraction"].present:
+    valid_fraction = 0.0  # the default is for files; conversion names misuse
   options = conversion.Options(
       skip_bad_rows=FLAGS.skip_bad_rows,
       keep_conversions_without_click=FLAGS.keep_conversions_without_click,
-      valid_fraction=FLAGS.valid_fraction, min_count=FLAGS.min_count,
+      valid_fraction=valid_fraction, min_count=FLAGS.min_count,
       max_vocab_size=FLAGS.max_vocab_size, hash_buckets=FLAGS.hash_buckets,
       shard_rows=FLAGS.shard_rows, buffer_values=FLAGS.buffer_values,
       overwrite=FLAGS.overwrite, progress=FLAGS.progress,
-      non_finite=FLAGS.non_finite)
+      non_finite=FLAGS.non_finite, tfds_data_dir=FLAGS.tfds_data_dir)
   try:
     conversion.convert(FLAGS.format, FLAGS.input, FLAGS.output_dir, options)
   except (base.BadRowError, FileNotFoundError, FileExistsError,

@@ -65,6 +65,13 @@ class Parsed:
   replaced: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
+def non_finite_detail(what: str, value) -> str:
+  """The bad-row message of a NaN/Inf numerical value (`what` names it)."""
+  return (f"{what} is {value!r}, not a finite number; rerun with "
+          f"--non_finite=replace to use the default {NUMERICAL_DEFAULT} "
+          "(counted in the data report)")
+
+
 def _to_int(token: str) -> int:
   """An integer id; integral floats ("12.0") are accepted."""
   try:
@@ -96,10 +103,8 @@ def _row_problem(cells: list[str], columns: tuple[Column, ...],
     try:
       if column.kind == VALUE:
         if not (math.isfinite(float(cell)) or replace_non_finite):
-          return base.NON_FINITE, (
-              f"column {j + 1} ({column.name}) is {cell!r}, not a finite "
-              "number; rerun with --non_finite=replace to use the default "
-              f"{NUMERICAL_DEFAULT} (counted in the data report)")
+          return base.NON_FINITE, non_finite_detail(
+              f"column {j + 1} ({column.name})", cell)
         continue
       value = _to_int(cell)
     except (ValueError, OverflowError):

@@ -1,4 +1,8 @@
-"""Streaming shard writer: bounded buffers of rows -> `{split}-i-of-n.tfrecord`.
+"""Pass 2 of the converter: rows routed to splits, checked, counted, written.
+
+`RowWriter` routes each parsed block to its output split, drops and counts
+what is not written (conversions without a click, repeated single-valued
+fields), counts OOV ids and hands the columns to the split's `SplitWriter`.
 
 Rows arrive a block at a time; a shard is written (with `records.write_examples`)
 when the buffer holds `shard_rows` rows or `buffer_values` values, so memory
@@ -9,13 +13,18 @@ split is closed, when their count is known and they are renamed to the
 
 from __future__ import annotations
 
+import collections
 import os
 
 import numpy as np
 import tensorflow as tf
 
+from adaftr_tf import features as F
 from pipelines.data import records
 from pipelines.data.formats import base
+from pipelines.data.formats import report as report_lib
+from pipelines.data.formats import splitting
+from pipelines.data.formats import vocabulary
 
 
 class SplitWriter:
@@ -85,3 +94,123 @@ class SplitWriter:
       final.append(target)
     self.paths = final
     return final
+
+
+def drop_mask(block: base.Block, keep_conversions_without_click: bool
+              ) -> np.ndarray:
+  """[n] bool: conversions without a click (dropped unless kept)."""
+  cwc = (block.conversion == 1) & (block.click == 0)
+  return cwc & (not keep_conversions_without_click)
+
+
+class RowWriter:
+  """Pass 2 of the converter: routes blocks to splits, checks, counts and
+  writes them (a `SplitWriter` per split).
+
+  Args:
+    schema: the schema fitted on the train rows.
+    directory: output folder (exists).
+    errors: the bad-row policy.
+    splits: the output splits.
+    shard_rows, buffer_values: see `SplitWriter`.
+    keep_conversions_without_click: write such rows instead of dropping them.
+  """
+
+  def __init__(self, schema: F.FeatureSchema, directory: str,
+               errors: base.BadRows, splits: tuple[str, ...], shard_rows: int,
+               buffer_values: int, keep_conversions_without_click: bool):
+    self.schema, self.errors = schema, errors
+    self.keep_cwc = keep_conversions_without_click
+    self.counts = {s: report_lib.SplitCounts() for s in splits}
+    self.writers = {s: SplitWriter(directory, s, shard_rows, buffer_values)
+                    for s in splits}
+    self.oov = {s: {f.name: vocabulary.OovCounter(f) for f in schema.categorical}
+                for s in splits}
+    self.lengths = {s: collections.defaultdict(lambda: [0, 0]) for s in splits}
+    self.unknown = collections.Counter()
+    self.blank = collections.Counter()
+    self._names = set(schema.feature_names)
+
+  def add_block(self, source: str, block: base.Block, boundary: int) -> None:
+    self.blank[source] += block.blank
+    good = splitting.route(source, block.index, boundary)
+    skipped_index = np.asarray([i for i, _ in block.skipped], np.int64)
+    skipped = splitting.route(source, skipped_index, boundary)
+    unjoined = splitting.route(source, block.unjoined, boundary)
+    for split, mask in good.items():
+      counts = self.counts[split]
+      for (_, kind), routed in zip(block.skipped, skipped[split]):
+        if routed:
+          counts.skipped[kind] += 1
+      counts.unjoined += int(unjoined[split].sum())
+      self._add_rows(split, block.select(mask), counts)
+
+  def _add_rows(self, split: str, block: base.Block,
+                counts: report_lib.SplitCounts) -> None:
+    counts.conversions_without_click += int(
+        np.sum((block.conversion == 1) & (block.click == 0)))
+    drop = drop_mask(block, self.keep_cwc)
+    counts.dropped_conversion_without_click += int(drop.sum())
+    block = self._check_single(block.select(~drop), counts)
+    counts.add_labels(block.click, block.conversion)
+    for name, replaced in block.replaced.items():
+      counts.non_finite_replaced[name] += int(np.sum(replaced))
+    self.writers[split].add(self._columns(split, block))
+
+  def _check_single(self, block: base.Block, counts) -> base.Block:
+    """Rows listing several ids for a single-valued field are bad rows."""
+    bad = np.zeros(len(block), bool)
+    for f in self.schema.categorical:
+      if not f.multivalent and f.name in block.lists:
+        many = block.lists[f.name].lengths > 1
+        for line in block.lines[many & ~bad]:
+          self.errors.report(block.path, int(line), base.REPEATED_FIELD,
+                             f"field {f.name} has several ids but is "
+                             "single-valued in the train split")
+        bad |= many
+    if bad.any():
+      counts.skipped[base.REPEATED_FIELD] += int(bad.sum())
+      return block.select(~bad)
+    return block
+
+  def _columns(self, split: str, block: base.Block) -> dict:
+    n, columns = len(block), {}
+    for name, column in {**block.ids, **block.lists}.items():
+      if name not in self._names:
+        self.unknown[name] += len(column.values) if isinstance(
+            column, records.RaggedColumn) else n
+    for f in self.schema.categorical:
+      if f.multivalent:
+        column = block.lists.get(f.name)
+        if column is None:
+          ids = block.ids.get(f.name)
+          column = (records.RaggedColumn.from_lengths(ids, np.ones(n, np.int64))
+                    if ids is not None else records.RaggedColumn(
+                        np.zeros(0, np.int64), np.zeros(n + 1, np.int64)))
+        self.oov[split][f.name].update(column.values)
+        self.lengths[split][f.name][0] += len(column.values)
+        self.lengths[split][f.name][1] += n
+      else:
+        column = block.ids.get(f.name)
+        if column is None:
+          column = np.full(n, f.default, np.int64)
+          if f.name in block.lists:  # lists of at most one id here
+            listed = block.lists[f.name]
+            column[listed.lengths == 1] = listed.values
+        self.oov[split][f.name].update(column)
+      columns[f.name] = column
+    for f in self.schema.numerical:
+      columns[f.name] = block.values[f.name].astype(np.float32)
+    columns[F.CLICK] = block.click
+    columns[F.CONVERSION] = block.conversion
+    return columns
+
+  def close(self) -> None:
+    empty = {f.name: (records.RaggedColumn(np.zeros(0, np.int64),
+                                           np.zeros(1, np.int64))
+                      if f.multivalent else np.zeros(0, np.int64))
+             for f in self.schema.categorical}
+    empty.update({f.name: np.zeros(0, np.float32) for f in self.schema.numerical})
+    empty.update({k: np.zeros(0, np.int64) for k in F.LABEL_KEYS})
+    for split, writer in self.writers.items():
+      self.counts[split].shards = len(writer.close(empty))

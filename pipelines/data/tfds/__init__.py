@@ -10,10 +10,16 @@ Importing this package registers `aliexpress/{nl,es,fr,us,ru}` and
       manual_dir=MANUAL_DIR))
   ds = builder.as_dataset(split="train")
 
-The builders read the files with the same parsers as `pipelines.convert`.
+The builders read the files with the same parsers as `pipelines.convert`,
+which also converts a prepared dataset into training data:
+
+  python -m pipelines.convert --format=tfds --input=aliexpress/us \
+      --tfds_data_dir=DATA_DIR --output_dir=OUT
 """
 
 from pipelines.data.tfds.aliccp import AliCcp
 from pipelines.data.tfds.aliexpress import AliExpress
 
-__all__ = ["AliCcp", "AliExpress"]
+BUILDERS = (AliExpress, AliCcp)  # what --format=tfds reads
+
+__all__ = ["AliCcp", "AliExpress", "BUILDERS"]

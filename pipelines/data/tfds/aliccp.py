@@ -50,6 +50,8 @@ class AliCcp(common.LocalCodePath, tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {"1.0.0": "Raw skeleton + common features, joined."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
   BUILDER_CONFIGS = [AliCcpConfig(name="raw", description="raw Tianchi files")]
+  CONVERTER_FIELDS = common.ConverterFields(FIELDS, LISTS,
+                                            missing_id=common.MISSING_ID)
 
   def _info(self) -> tfds.core.DatasetInfo:
     features = {name: tfds.features.Tensor(shape=(), dtype=tf.int64)

@@ -50,6 +50,7 @@ class AliExpress(common.LocalCodePath, tfds.core.GeneratorBasedBuilder):
       AliExpressConfig(name=cc, country=cc,
                        description=f"AliExpress {cc.upper()} country subset")
       for cc in aliexpress_raw.COUNTRIES]
+  CONVERTER_FIELDS = common.ConverterFields(CATEGORICAL, numerical=NUMERICAL)
 
   def _info(self) -> tfds.core.DatasetInfo:
     features = {name: tfds.features.Tensor(shape=(), dtype=tf.int64)

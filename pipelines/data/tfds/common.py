@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import inspect
 import os
 from typing import Iterator
@@ -18,6 +19,26 @@ from pipelines.data.formats import splitting
 VALID_FRACTION = 0.1
 TFDS_SPLITS = {splitting.TRAIN: "train", splitting.VALID: "validation",
                splitting.TEST: "test"}
+MISSING_ID = -1  # a single-valued id field absent from a row
+
+
+@dataclasses.dataclass(frozen=True)
+class ConverterFields:
+  """How `pipelines.convert --format=tfds` reads a builder's examples.
+
+  Attributes:
+    categorical: the int64 id features in schema order (lists included).
+    lists: those of `categorical` that are variable-length id lists.
+    numerical: the float features in schema order.
+    missing_id: the id marking a single-valued field absent from a row, or
+      None when every row has every field. With a marker the schema takes
+      the fields seen in the train rows, as for the token layouts.
+  """
+
+  categorical: tuple[str, ...]
+  lists: tuple[str, ...] = ()
+  numerical: tuple[str, ...] = ()
+  missing_id: int | None = None
 
 
 class LocalCodePath:
@@ -99,7 +120,7 @@ def _dense(block: base.Block, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     if name in block.ids:
       columns[name] = block.ids[name]
       continue
-    column = np.full(len(block), -1, np.int64)
+    column = np.full(len(block), MISSING_ID, np.int64)
     listed = block.lists.get(name)
     if listed is not None:
       many = np.flatnonzero(listed.lengths > 1)
