@@ -1,10 +1,13 @@
-"""Run configuration: frozen dataclasses, presets, overrides and validation.
+"""Run configuration: frozen dataclasses, one validator per section.
 
-A run is described by one `Config` (data, model, loss, train, export). Presets
-are named `Config`s; `apply_overrides` changes fields by dotted key
-(`loss.tau_min=0.05`) with type checking, and `Config.validate` rejects
-contradictory settings before any training starts. The final config of a run is
-written as JSON (`Config.to_json`) next to its checkpoints.
+A run is described by one `Config` with five sections: `data` (where the
+rows come from), `model` (the architecture), `loss` (the objective), `train`
+(optimisation and checkpoints) and `runtime` (devices, distribution,
+precision). Choice fields are typed with the Literal types of
+`adaftr_tf.choices`, the one list of their valid values. Named configs live
+in `adaftr_tf.experiments`, `key=value` overrides in `adaftr_tf.overrides`.
+The final config of a run is written as JSON (`Config.to_json`) next to its
+checkpoints and into the SavedModel's assets.
 """
 
 from __future__ import annotations
@@ -13,39 +16,50 @@ import dataclasses
 import json
 import math
 import typing
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
-MODEL_NAMES = ("adaftr", "multitask", "aitm")
-BACKBONES = ("mmoe", "ple", "shared_bottom", "shared_embedding", "single_task")
-TEMPERATURE_MODES = ("instance", "global", "fixed")
-RELATEDNESS_INPUTS = ("embeddings", "towers_detached")
-NEGATIVES = ("in_batch", "random_one")
-RELATEDNESS_SIGNALS = ("contrastive", "gradient_agreement", "fixed")
-# What the gradient-agreement cosine compares (adaftr_tf/losses/agreement.py).
-AGREEMENT_SOURCES = ("losses", "logits")
-# With respect to what it is taken: the instance embeddings, or the tensor
-# every task reads inside the backbone (layers/experts.py `tap`).
-AGREEMENT_REPRESENTATIONS = ("embeddings", "experts")
-OPTIMIZERS = ("adam", "lazy_adam", "adagrad")
-STRATEGIES = ("default", "mirrored", "multi_worker_mirrored",
-              "parameter_server")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-CHECKPOINT_METRICS = ("val_ctcvr_auc", "val_ctr_auc", "val_cvr_auc", "val_loss")
+from adaftr_tf import choices as C
+
+
+class ConfigError(ValueError):
+  """An invalid or contradictory setting, an unknown key or experiment."""
+
+
+def _positive(value, key: str, allow_zero: bool = False) -> None:
+  ok = value >= 0 if allow_zero else value > 0
+  if not ok or (isinstance(value, float) and not math.isfinite(value)):
+    raise ConfigError(f"{key}={value!r} must be "
+                      f"{'>= 0' if allow_zero else '> 0'}")
+
+
+def _units(value, key: str) -> None:
+  if not value or any(u <= 0 for u in value):
+    raise ConfigError(f"{key}={value} must be a non-empty tuple of positive "
+                      "ints")
+
+
+def _check_choices(section, prefix: str) -> None:
+  """Every Literal-typed field of `section` holds one of its values."""
+  for name, hint in typing.get_type_hints(type(section)).items():
+    if C.is_choice(hint):
+      value = getattr(section, name)
+      if value not in C.options(hint):
+        raise ConfigError(f"{prefix}.{name}={value!r} is not valid; choose "
+                          f"one of {C.options(hint)}")
 
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticConfig:
-  """The embedded synthetic impression log (see pipelines/data/synthetic.py).
+  """The embedded synthetic impression log (pipelines/data/synthetic.py).
 
   Attributes:
     num_train, num_valid, num_test: rows per split.
     num_categorical, num_numerical: field counts (AliExpress: 16 + 63).
     vocab_size: raw ids per categorical field.
-    click_rate: target mean click probability.
-    cvr_rate: target mean purchase probability given a click.
+    click_rate: mean click probability.
+    cvr_rate: mean purchase probability given a click.
     latent_dim: size of the hidden preference vectors.
-    signal_scale: strength of the preference signal in both logits (higher =
-      more learnable, higher oracle AUCs).
+    signal_scale: preference signal in both logits (higher: more learnable).
     num_shards: TFRecord files per split.
     seed: generation seed (the whole log is a function of it).
   """
@@ -63,62 +77,67 @@ class SyntheticConfig:
   num_shards: int = 4
   seed: int = 7
 
-
-# What a NaN or +-Inf numerical feature value does (data.non_finite_policy,
-# `python -m pipelines.convert --non_finite`).
-NON_FINITE_POLICIES = ("error", "replace")
+  def validate(self, prefix: str = "data.synthetic") -> None:
+    for key in ("num_train", "num_valid", "num_test", "vocab_size",
+                "latent_dim", "num_shards"):
+      _positive(getattr(self, key), f"{prefix}.{key}")
+    for key in ("num_categorical", "num_numerical"):
+      _positive(getattr(self, key), f"{prefix}.{key}", allow_zero=True)
+    if self.num_categorical + self.num_numerical < 1:
+      raise ConfigError(f"{prefix} needs at least one categorical or "
+                        "numerical field")
+    for key in ("click_rate", "cvr_rate"):
+      if not 0.0 < getattr(self, key) < 1.0:
+        raise ConfigError(f"{prefix}.{key}={getattr(self, key)} must lie in "
+                          "(0, 1)")
 
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-  """Where the data comes from: `synthetic` (generated when missing) or `files`.
+  """Where the rows come from.
 
   Attributes:
-    source: `synthetic` or `files` (converted data in --data_dir).
+    source: `synthetic` (generated when missing) or `files` (converted).
     synthetic: the generated log's settings.
     shuffle_buffer: records in the training shuffle buffer.
-    non_finite_policy: a NaN or +-Inf numerical feature value reaching the
-      model (training batches and serving requests alike, see
-      `preprocessing.FeatureEncoder`): `error` stops with an
-      InvalidArgumentError naming the field and the batch row; `replace`
-      uses the field's schema `default` (the value of a missing feature)
-      and counts each replacement in the `non_finite_replaced` training
-      metric (per epoch, train and validation batches).
+    non_finite_policy: a NaN/Inf numerical value (training and serving,
+      `preprocessing.FeatureEncoder`): `error` names field and row; `replace`
+      uses the field's default, counted in the `non_finite_replaced` metric.
   """
 
-  source: str = "synthetic"
+  source: C.DataSource = "synthetic"
   synthetic: SyntheticConfig = SyntheticConfig()
   shuffle_buffer: int = 100_000
-  non_finite_policy: str = "error"
+  non_finite_policy: C.NonFinitePolicy = "error"
+
+  def validate(self) -> None:
+    _check_choices(self, "data")
+    self.synthetic.validate()
+    _positive(self.shuffle_buffer, "data.shuffle_buffer")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  """Architecture sizes.
+  """The architecture.
 
   Attributes:
-    name: the method: `adaftr` (backbone + adaptive InfoNCE), `multitask`
-      (the backbone alone, ESMM-style entire-space losses) or `aitm` (the
-      CVR tower receives the CTR tower's information through the AIT unit;
-      CTCVR predicted directly, plus the behavioural calibrator).
-    backbone: the shared part: `mmoe` (experts + one softmax gate per task),
-      `ple` (CGC extraction levels), `shared_bottom` (one shared MLP),
-      `shared_embedding` (ESMM: shared embeddings, one MLP per task) or
-      `single_task` (no sharing: separate embeddings and MLPs per task).
+    name: `adaftr` (backbone + alignment objective), `multitask` (backbone
+      alone, entire-space losses) or `aitm` (AIT unit + calibrator).
+    backbone: `mmoe`, `ple`, `shared_bottom`, `shared_embedding` (ESMM: one
+      MLP per task on shared embeddings) or `single_task` (no sharing).
     embedding_dim: per-field embedding width.
-    num_experts, expert_units: MMoE experts; `expert_units` is also the
-      bottom MLP of shared_bottom / shared_embedding / single_task and the
-      expert width of PLE.
-    ple_levels, ple_shared_experts, ple_task_experts: PLE layout.
-    aitm_calibration_weight: weight of AITM's calibrator loss.
-    tower_units: each task tower's hidden layers; the last one is the task
-      representation `h_ctr` / `h_cvr`.
+    num_experts: MMoE experts.
+    expert_units: each expert's (MMoE, PLE) or bottom MLP's hidden layers.
+    tower_units: each tower's hidden layers; the last gives h_ctr / h_cvr.
     dropout: dropout rate in experts and towers.
     embedding_l2: L2 on the embedding rows used in a batch.
+    ple_levels, ple_shared_experts, ple_task_experts: PLE layout.
+    projection_dim, projection_hidden: the alignment's projection heads.
+    relatedness_units: hidden layers of the relatedness network.
   """
 
-  name: str = "adaftr"
-  backbone: str = "mmoe"
+  name: C.ModelName = "adaftr"
+  backbone: C.Backbone = "mmoe"
   embedding_dim: int = 8
   num_experts: int = 4
   expert_units: tuple[int, ...] = (128, 64)
@@ -128,101 +147,113 @@ class ModelConfig:
   ple_levels: int = 2
   ple_shared_experts: int = 2
   ple_task_experts: int = 1
-  aitm_calibration_weight: float = 0.6
+  projection_dim: int = 16
+  projection_hidden: int = 32
+  relatedness_units: tuple[int, ...] = (32,)
+
+  def validate(self) -> None:
+    _check_choices(self, "model")
+    for key in ("embedding_dim", "num_experts", "ple_levels",
+                "ple_task_experts", "projection_dim", "projection_hidden"):
+      _positive(getattr(self, key), f"model.{key}")
+    _positive(self.ple_shared_experts, "model.ple_shared_experts",
+              allow_zero=True)
+    _units(self.expert_units, "model.expert_units")
+    _units(self.tower_units, "model.tower_units")
+    if any(u <= 0 for u in self.relatedness_units):
+      raise ConfigError(f"model.relatedness_units={self.relatedness_units} "
+                        "must hold positive ints")
+    if not 0.0 <= self.dropout < 1.0:
+      raise ConfigError(f"model.dropout={self.dropout} must lie in [0, 1)")
+    _positive(self.embedding_l2, "model.embedding_l2", allow_zero=True)
+
+  @property
+  def has_shared_experts(self) -> bool:
+    """Whether the backbone has a shared tensor every task reads."""
+    return self.backbone in ("mmoe", "shared_bottom") or (
+        self.backbone == "ple" and self.ple_shared_experts >= 1)
 
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-  """The objective `L = L_ctr + L_ctcvr + contrastive_weight * L_cl`.
+  """The objective `L = L_ctr + L_ctcvr + contrastive_weight * L_cl (+ ...)`.
 
   Attributes:
-    contrastive_weight: lambda; 0 disables the InfoNCE term.
-    temperature_mode: `instance` (relatedness network, AdaFTR), `global` (one
-      learned tau) or `fixed` (tau = fixed_tau).
+    contrastive_weight: lambda; 0 disables the alignment objective.
+    temperature_mode: `instance` (relatedness network), `global` or `fixed`.
     tau_min, tau_max: bounds of tau.
-    fixed_tau: tau for `fixed` mode (default: geometric mean of the bounds).
-    relatedness_input: what the relatedness network reads: the instance
-      `embeddings` or the `towers_detached` representations [h_ctr, h_cvr].
-    relatedness_stop_gradient: stop the relatedness network's gradient from
-      reaching the embeddings it reads.
-    relatedness_units: hidden layers of the relatedness network.
-    projection_dim, projection_hidden: projection heads g, g'.
+    fixed_tau: tau of `fixed` mode (None: the geometric mean of the bounds).
+    relatedness_input: the relatedness network reads the instance
+      `embeddings` or `towers_detached` (stop_gradient([h_ctr, h_cvr])).
+    relatedness_stop_gradient: its gradient does not reach the embeddings.
     symmetric: average the CTR->CVR and CVR->CTR InfoNCE directions.
-    negatives: `in_batch` (all other instances) or `random_one`.
+    negatives: `in_batch` (every other instance) or `random_one`.
     relatedness_signal: what trains the relatedness network: `contrastive`
-      (through InfoNCE, the paper reading), `gradient_agreement` (regression
-      on the per-instance gradient cosine of `agreement_source` with respect
-      to the instance embeddings; tau falls as the predicted
-      agreement rises; needs temperature_mode=instance) or `fixed` (no
-      network: needs temperature_mode=fixed).
-    relatedness_loss_weight: weight of the agreement regression loss.
-    agreement_source: the gradients whose per-instance cosine is the
-      agreement: `logits` (of the CTR logit and the CVR logit, label-free) or
-      `losses` (of the CTR loss and the CTCVR loss). The loss-gradient cosine
-      is the logit one (with the CTCVR logit) times the sign of
-      (p_ctr - click) * (p_ctcvr - conversion), a label pattern: every
-      clicked, unconverted impression flips it (see agreement.py).
-    agreement_representation: what the gradients are taken with respect
-      to: the instance `embeddings` (every backbone) or the shared
-      `experts`' outputs (MMoE experts, the shared bottom's output, PLE's
-      first-level shared experts; needs one of those backbones).
-    cross_replica_negatives: under a synchronous multi-replica strategy, draw
-      `in_batch` negatives from the global batch (all-gathered across
-      replicas; same loss and gradients as one device) rather than from each
-      replica's local batch.
+      (InfoNCE), `gradient_agreement` (losses/agreement.py) or `fixed`.
+    relatedness_loss_weight: weight of the agreement regression.
+    agreement_source: the agreement is the cosine of the gradients of the
+      CTR and CVR `logits` or of the CTR and CTCVR `losses`,
+    agreement_representation: with respect to the `embeddings` or the
+      backbone's shared `experts` outputs.
+    aitm_calibration_weight: weight of AITM's behavioural calibrator.
   """
 
   contrastive_weight: float = 0.1
-  temperature_mode: str = "instance"
+  temperature_mode: C.TemperatureMode = "instance"
   tau_min: float = 0.05
   tau_max: float = 1.0
   fixed_tau: float | None = None
-  relatedness_input: str = "embeddings"
+  relatedness_input: C.RelatednessInput = "embeddings"
   relatedness_stop_gradient: bool = True
-  relatedness_units: tuple[int, ...] = (32,)
-  projection_dim: int = 16
-  projection_hidden: int = 32
   symmetric: bool = True
-  negatives: str = "in_batch"
-  relatedness_signal: str = "contrastive"
+  negatives: C.Negatives = "in_batch"
+  relatedness_signal: C.RelatednessSignal = "contrastive"
   relatedness_loss_weight: float = 1.0
-  agreement_source: str = "losses"
-  agreement_representation: str = "embeddings"
-  cross_replica_negatives: bool = True
+  agreement_source: C.AgreementSource = "losses"
+  agreement_representation: C.AgreementRepresentation = "embeddings"
+  aitm_calibration_weight: float = 0.6
+
+  def validate(self) -> None:
+    _check_choices(self, "loss")
+    for key in ("contrastive_weight", "relatedness_loss_weight",
+                "aitm_calibration_weight"):
+      _positive(getattr(self, key), f"loss.{key}", allow_zero=True)
+    needs_mode = {"gradient_agreement": "instance", "fixed": "fixed"}.get(
+        self.relatedness_signal)
+    if needs_mode and self.temperature_mode != needs_mode:
+      raise ConfigError(f"loss.relatedness_signal={self.relatedness_signal} "
+                        f"needs loss.temperature_mode={needs_mode}, got "
+                        f"{self.temperature_mode}")
+    _positive(self.tau_min, "loss.tau_min")
+    if not self.tau_min < self.tau_max:
+      raise ConfigError(f"loss.tau_min={self.tau_min} must be < "
+                        f"loss.tau_max={self.tau_max}")
+    if self.fixed_tau is not None and not (
+        self.tau_min <= self.fixed_tau <= self.tau_max):
+      raise ConfigError(f"loss.fixed_tau={self.fixed_tau} must lie in "
+                        f"[tau_min, tau_max] = [{self.tau_min}, "
+                        f"{self.tau_max}]")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  """Optimisation and checkpointing.
+  """Optimisation, epochs and checkpoints.
 
   Attributes:
-    batch_size: global training batch (drop_remainder: in-batch negatives need
-      full batches).
-    eval_batch_size: batch for validation / test passes.
-    epochs: maximum epochs; the best epoch on `checkpoint_metric` (validation
-      split) is kept.
-    steps_per_epoch: cap on steps per epoch (None = the whole train split).
-    learning_rate, optimizer: adam, lazy_adam (Adam updating only the
-      embedding rows in the batch: cheaper on large tables) or adagrad.
-    steps_per_execution: steps run per tf.function call (fewer Python
-      round trips).
+    batch_size: global training batch (remainders dropped).
+    eval_batch_size: batch of validation and test passes.
+    epochs: maximum epochs; the best on `checkpoint_metric` is kept.
+    steps_per_epoch: cap on steps per epoch (None: the whole train split).
+    learning_rate: optimizer step size.
+    optimizer: `adam`, `lazy_adam` (updates only the batch's embedding rows)
+      or `adagrad`.
+    steps_per_execution: steps per tf.function call.
     checkpoint_metric: validation metric that selects the best epoch.
     early_stopping_patience: epochs without improvement before stopping
-      (0 = never stop early).
-    seed: model initialisation and shuffling seed.
-    strategy: tf.distribute engine, one of STRATEGIES (see
-      pipelines/training/distribute.py and the README section "Scaling out").
-    checkpoint_every_steps: step-checkpoint interval for crash-safe resume
-      (model, optimizer, step, data position); 0 = at epoch ends only.
-      Checked after each `steps_per_execution` group of steps.
-    mixed_precision: Keras dtype policy, one of PRECISIONS; losses and
-      InfoNCE similarities stay float32.
-    jit_compile: compile the train/test steps with XLA.
-    deterministic: enable TensorFlow op determinism (identical runs for
-      identical seeds; unseeded random ops then raise). Process-wide: it stays
-      on in the process after the run.
-    ps_min_shard_bytes: under `parameter_server`, variables larger than this
-      are sharded across the parameter servers (MinSizePartitioner).
+      (0: never stop early).
+    seed: initialisation and shuffling seed.
+    checkpoint_every_steps: step checkpoints for exact resume (0: at epoch
+      ends only), checked after each `steps_per_execution` group.
   """
 
   batch_size: int = 1024
@@ -230,37 +261,97 @@ class TrainConfig:
   epochs: int = 3
   steps_per_epoch: int | None = None
   learning_rate: float = 0.002
-  optimizer: str = "adam"
+  optimizer: C.Optimizer = "adam"
   steps_per_execution: int = 20
-  checkpoint_metric: str = "val_ctcvr_auc"
+  checkpoint_metric: C.CheckpointMetric = "val_ctcvr_auc"
   early_stopping_patience: int = 0
   seed: int = 42
-  strategy: str = "default"
   checkpoint_every_steps: int = 100
-  mixed_precision: str = "float32"
+
+  def validate(self) -> None:
+    _check_choices(self, "train")
+    for key in ("batch_size", "eval_batch_size", "epochs", "learning_rate",
+                "steps_per_execution"):
+      _positive(getattr(self, key), f"train.{key}")
+    if self.steps_per_epoch is not None:
+      _positive(self.steps_per_epoch, "train.steps_per_epoch")
+    for key in ("early_stopping_patience", "checkpoint_every_steps"):
+      _positive(getattr(self, key), f"train.{key}", allow_zero=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+  """Devices, distribution, precision and determinism.
+
+  Attributes:
+    strategy: the tf.distribute engine (pipelines/training/distribute.py).
+    cross_replica_negatives: synchronous replicas draw `in_batch` negatives
+      from the global batch (all-gathered: the same loss as one device).
+    mixed_precision: Keras dtype policy; losses stay float32.
+    jit_compile: compile the train and test steps with XLA.
+    deterministic: op determinism (identical runs for identical seeds);
+      process-wide, it stays on after the run.
+    ps_min_shard_bytes: `parameter_server` shards larger variables.
+  """
+
+  strategy: C.Strategy = "default"
+  cross_replica_negatives: bool = True
+  mixed_precision: C.Precision = "float32"
   jit_compile: bool = False
   deterministic: bool = False
   ps_min_shard_bytes: int = 256 << 10
 
-
-@dataclasses.dataclass(frozen=True)
-class ExportConfig:
-  """SavedModel export options."""
-
-  include_tau: bool = False
+  def validate(self) -> None:
+    _check_choices(self, "runtime")
+    _positive(self.ps_min_shard_bytes, "runtime.ps_min_shard_bytes")
+    if self.strategy == "parameter_server" and (
+        self.mixed_precision == "mixed_float16"):
+      raise ConfigError("runtime.mixed_precision=mixed_float16 needs loss "
+                        "scaling, which runtime.strategy=parameter_server "
+                        "does not support; use mixed_bfloat16 or another "
+                        "strategy")
+    if self.strategy == "parameter_server" and self.deterministic:
+      raise ConfigError("runtime.deterministic=true cannot hold under "
+                        "runtime.strategy=parameter_server (asynchronous "
+                        "workers); use a synchronous strategy")
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+  """One run: data, model, loss, train and runtime sections."""
+
   data: DataConfig = DataConfig()
   model: ModelConfig = ModelConfig()
   loss: LossConfig = LossConfig()
   train: TrainConfig = TrainConfig()
-  export: ExportConfig = ExportConfig()
+  runtime: RuntimeConfig = RuntimeConfig()
+
+  @property
+  def uses_alignment(self) -> bool:
+    """AdaFTR's alignment objective is on (model `adaftr`, lambda > 0)."""
+    return self.model.name == "adaftr" and self.loss.contrastive_weight > 0
+
+  @property
+  def uses_transfer(self) -> bool:
+    """AITM: the CVR tower reads the CTR tower, plus the calibrator."""
+    return self.model.name == "aitm"
 
   def validate(self) -> "Config":
-    """Raises ValueError naming the first invalid or contradictory setting."""
-    _validate(self)
+    """Returns self; ConfigError names the first invalid setting."""
+    for section in (self.data, self.model, self.loss, self.train,
+                    self.runtime):
+      section.validate()
+    if (self.loss.agreement_representation == "experts"
+        and not self.model.has_shared_experts):
+      raise ConfigError(
+          "loss.agreement_representation=experts needs shared experts: "
+          "model.backbone mmoe, shared_bottom, or ple with "
+          "model.ple_shared_experts >= 1 (got model.backbone="
+          f"{self.model.backbone}, model.ple_shared_experts="
+          f"{self.model.ple_shared_experts})")
+    if self.uses_alignment and self.train.batch_size < 2:
+      raise ConfigError(f"train.batch_size={self.train.batch_size}: in-batch "
+                        "negatives need a batch of at least 2")
     return self
 
   def to_dict(self) -> dict[str, Any]:
@@ -271,299 +362,11 @@ class Config:
 
   @classmethod
   def from_dict(cls, data: Mapping[str, Any]) -> "Config":
-    return _from_dict(cls, data, "")
+    """The config of a JSON mapping; ConfigError at an unknown key or a
+    value of the wrong type."""
+    from adaftr_tf import overrides  # it reads these dataclasses' types
+    return overrides.from_dict(cls, data)
 
   @classmethod
   def from_json(cls, text: str) -> "Config":
     return cls.from_dict(json.loads(text))
-
-
-def _choice(value, choices, key):
-  if value not in choices:
-    raise ValueError(f"{key}={value!r} is not valid; choose one of {choices}")
-
-
-def _positive(value, key, allow_zero=False):
-  ok = value >= 0 if allow_zero else value > 0
-  if not ok or (isinstance(value, float) and not math.isfinite(value)):
-    raise ValueError(f"{key}={value!r} must be {'>= 0' if allow_zero else '> 0'}")
-
-
-def _validate(config: Config) -> None:
-  d, m, l, t = config.data, config.model, config.loss, config.train
-  _choice(d.source, ("synthetic", "files"), "data.source")
-  s = d.synthetic
-  for key in ("num_train", "num_valid", "num_test", "vocab_size", "latent_dim",
-              "num_shards"):
-    _positive(getattr(s, key), f"data.synthetic.{key}")
-  if s.num_categorical + s.num_numerical < 1:
-    raise ValueError("data.synthetic needs at least one categorical or "
-                     "numerical field")
-  for key in ("click_rate", "cvr_rate"):
-    value = getattr(s, key)
-    if not 0.0 < value < 1.0:
-      raise ValueError(f"data.synthetic.{key}={value} must lie in (0, 1)")
-  _positive(d.shuffle_buffer, "data.shuffle_buffer")
-  _choice(d.non_finite_policy, NON_FINITE_POLICIES, "data.non_finite_policy")
-  _choice(m.name, MODEL_NAMES, "model.name")
-  _choice(m.backbone, BACKBONES, "model.backbone")
-  for key in ("embedding_dim", "num_experts", "ple_levels",
-              "ple_task_experts"):
-    _positive(getattr(m, key), f"model.{key}")
-  for key in ("expert_units", "tower_units"):
-    units = getattr(m, key)
-    if not units or any(u <= 0 for u in units):
-      raise ValueError(f"model.{key}={units} must be a non-empty tuple of "
-                       "positive ints")
-  if not 0.0 <= m.dropout < 1.0:
-    raise ValueError(f"model.dropout={m.dropout} must lie in [0, 1)")
-  _positive(m.embedding_l2, "model.embedding_l2", allow_zero=True)
-  _positive(m.ple_shared_experts, "model.ple_shared_experts", allow_zero=True)
-  _positive(m.aitm_calibration_weight, "model.aitm_calibration_weight",
-            allow_zero=True)
-  _positive(l.contrastive_weight, "loss.contrastive_weight", allow_zero=True)
-  _choice(l.temperature_mode, TEMPERATURE_MODES, "loss.temperature_mode")
-  _choice(l.relatedness_input, RELATEDNESS_INPUTS, "loss.relatedness_input")
-  _choice(l.negatives, NEGATIVES, "loss.negatives")
-  _choice(l.relatedness_signal, RELATEDNESS_SIGNALS, "loss.relatedness_signal")
-  _choice(l.agreement_source, AGREEMENT_SOURCES, "loss.agreement_source")
-  _choice(l.agreement_representation, AGREEMENT_REPRESENTATIONS,
-          "loss.agreement_representation")
-  if l.agreement_representation == "experts" and (
-      m.backbone not in ("mmoe", "ple", "shared_bottom")
-      or (m.backbone == "ple" and m.ple_shared_experts < 1)):
-    raise ValueError(
-        "loss.agreement_representation=experts needs shared experts: "
-        "model.backbone mmoe, shared_bottom, or ple with "
-        f"model.ple_shared_experts >= 1 (got model.backbone={m.backbone}, "
-        f"model.ple_shared_experts={m.ple_shared_experts})")
-  _positive(l.relatedness_loss_weight, "loss.relatedness_loss_weight",
-            allow_zero=True)
-  needs_mode = {"gradient_agreement": "instance", "fixed": "fixed"}.get(
-      l.relatedness_signal)
-  if needs_mode and l.temperature_mode != needs_mode:
-    raise ValueError(f"loss.relatedness_signal={l.relatedness_signal} needs "
-                     f"loss.temperature_mode={needs_mode}, got "
-                     f"{l.temperature_mode}")
-  _positive(l.tau_min, "loss.tau_min")
-  if not l.tau_min < l.tau_max:
-    raise ValueError(f"loss.tau_min={l.tau_min} must be < loss.tau_max="
-                     f"{l.tau_max}")
-  if l.fixed_tau is not None and not l.tau_min <= l.fixed_tau <= l.tau_max:
-    raise ValueError(f"loss.fixed_tau={l.fixed_tau} must lie in [tau_min, "
-                     f"tau_max] = [{l.tau_min}, {l.tau_max}]")
-  for key in ("projection_dim", "projection_hidden"):
-    _positive(getattr(l, key), f"loss.{key}")
-  _positive(t.batch_size, "train.batch_size")
-  _positive(t.eval_batch_size, "train.eval_batch_size")
-  uses_contrastive = m.name == "adaftr" and l.contrastive_weight > 0
-  if uses_contrastive and t.batch_size < 2:
-    raise ValueError(f"train.batch_size={t.batch_size}: in-batch negatives "
-                     "need a batch of at least 2")
-  _positive(t.epochs, "train.epochs")
-  if t.steps_per_epoch is not None:
-    _positive(t.steps_per_epoch, "train.steps_per_epoch")
-  _positive(t.learning_rate, "train.learning_rate")
-  _choice(t.optimizer, OPTIMIZERS, "train.optimizer")
-  _positive(t.steps_per_execution, "train.steps_per_execution")
-  _choice(t.checkpoint_metric, CHECKPOINT_METRICS, "train.checkpoint_metric")
-  _positive(t.early_stopping_patience, "train.early_stopping_patience",
-            allow_zero=True)
-  _choice(t.strategy, STRATEGIES, "train.strategy")
-  _positive(t.checkpoint_every_steps, "train.checkpoint_every_steps",
-            allow_zero=True)
-  _choice(t.mixed_precision, PRECISIONS, "train.mixed_precision")
-  _positive(t.ps_min_shard_bytes, "train.ps_min_shard_bytes")
-  if t.strategy == "parameter_server" and t.mixed_precision == "mixed_float16":
-    raise ValueError("train.mixed_precision=mixed_float16 needs loss scaling, "
-                     "which train.strategy=parameter_server does not support; "
-                     "use mixed_bfloat16 or another strategy")
-  if t.strategy == "parameter_server" and t.deterministic:
-    raise ValueError("train.deterministic=true cannot hold under "
-                     "train.strategy=parameter_server (asynchronous workers); "
-                     "use a synchronous strategy")
-
-
-# --- (de)serialisation and overrides -----------------------------------------
-
-def _field_types(cls) -> dict[str, Any]:
-  return typing.get_type_hints(cls)
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-  """Converts a JSON value or override string to the field's declared type."""
-  origin = typing.get_origin(hint)
-  args = typing.get_args(hint)
-  if dataclasses.is_dataclass(hint):
-    if not isinstance(value, Mapping):
-      raise ValueError(f"{key} must be a mapping, got {value!r}")
-    return _from_dict(hint, value, key + ".")
-  if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-    if value is None or (isinstance(value, str) and value.lower() == "none"):
-      if type(None) in args:
-        return None
-    inner = [a for a in args if a is not type(None)]
-    return _coerce(value, inner[0], key)
-  if origin is tuple:
-    if isinstance(value, str):
-      value = [v for v in value.replace("(", "").replace(")", "").split(",")
-               if v.strip()]
-    if not isinstance(value, (list, tuple)):
-      raise ValueError(f"{key} must be a list, got {value!r}")
-    return tuple(_coerce(v, args[0], key) for v in value)
-  if hint is bool:
-    if isinstance(value, bool):
-      return value
-    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
-      return value.lower() in ("true", "1")
-    raise ValueError(f"{key} must be a bool (true/false), got {value!r}")
-  if hint is int:
-    if isinstance(value, bool):
-      raise ValueError(f"{key} must be an int, got {value!r}")
-    try:
-      if isinstance(value, str):
-        return int(value.replace("_", ""))
-      if isinstance(value, float) and not value.is_integer():
-        raise ValueError
-      return int(value)
-    except ValueError:
-      raise ValueError(f"{key} must be an int, got {value!r}") from None
-  if hint is float:
-    try:
-      if isinstance(value, bool):
-        raise ValueError
-      return float(value)
-    except (TypeError, ValueError):
-      raise ValueError(f"{key} must be a number, got {value!r}") from None
-  if hint is str:
-    if not isinstance(value, str):
-      raise ValueError(f"{key} must be a string, got {value!r}")
-    return value
-  raise ValueError(f"{key}: unsupported field type {hint}")
-
-
-def _from_dict(cls, data: Mapping[str, Any], prefix: str):
-  types = _field_types(cls)
-  unknown = sorted(set(data) - set(types))
-  if unknown:
-    raise ValueError(f"unknown config key(s) {[prefix + k for k in unknown]}; "
-                     f"valid keys under {prefix or 'the top level'}: "
-                     f"{sorted(types)}")
-  return cls(**{k: _coerce(v, types[k], prefix + k) for k, v in data.items()})
-
-
-def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
-  """Returns `config` with `section.field=value` overrides applied.
-
-  Raises:
-    ValueError: an override without `=`, an unknown key (the valid keys are
-      listed) or a value of the wrong type.
-  """
-  for item in overrides:
-    if "=" not in item:
-      raise ValueError(f"override {item!r} must look like key=value, e.g. "
-                       "loss.tau_min=0.05")
-    key, value = (part.strip() for part in item.split("=", 1))
-    config = _replace_path(config, key.split("."), value, key)
-  return config
-
-
-def _replace_path(obj, path, value, full_key):
-  types = _field_types(type(obj))
-  name = path[0]
-  if name not in types:
-    where = full_key.rsplit(".", len(path))[0] if len(path) < len(
-        full_key.split(".")) else "the top level"
-    raise ValueError(f"unknown config key {full_key!r}: {name!r} is not one of "
-                     f"{sorted(types)} (under {where})")
-  if len(path) == 1:
-    if dataclasses.is_dataclass(types[name]):
-      raise ValueError(f"config key {full_key!r} is a section; set one of its "
-                       f"fields: {sorted(_field_types(types[name]))}")
-    return dataclasses.replace(obj, **{name: _coerce(value, types[name], full_key)})
-  child = getattr(obj, name)
-  if not dataclasses.is_dataclass(child):
-    raise ValueError(f"config key {full_key!r}: {name!r} has no sub-fields")
-  return dataclasses.replace(obj, **{name: _replace_path(child, path[1:], value,
-                                                         full_key)})
-
-
-# --- presets -----------------------------------------------------------------
-
-def _tiny() -> Config:
-  """Seconds-long run for tests: a small synthetic log and a small network."""
-  return Config(
-      data=DataConfig(
-          synthetic=SyntheticConfig(num_train=4096, num_valid=1024,
-                                    num_test=1024, num_categorical=4,
-                                    num_numerical=6, vocab_size=50,
-                                    click_rate=0.2, cvr_rate=0.3,
-                                    num_shards=2),
-          shuffle_buffer=4096),
-      model=ModelConfig(embedding_dim=4, num_experts=2, expert_units=(16,),
-                        tower_units=(16, 8)),
-      loss=LossConfig(projection_dim=8, projection_hidden=8,
-                      relatedness_units=(8,)),
-      train=TrainConfig(batch_size=128, eval_batch_size=512, epochs=1,
-                        learning_rate=0.01, steps_per_execution=4))
-
-
-def _bench() -> Config:
-  """The default quality benchmark (pipelines.benchmark_quality).
-
-  Instance-level relatedness can matter here: conversions are sparse (5% click
-  rate, 10% post-click purchase rate: about 0.5% of impressions convert), and
-  the planted relatedness r(x) spreads over [0, 1], so for some instances the
-  purchase is driven by the click's preference (r near 1: aligning the CTR and
-  CVR representations should help) and for others by independent factors
-  (r near 0: alignment should hurt). Smaller than `demo` so that many
-  methods x seeds fit in one sitting on a CPU.
-  """
-  return Config(
-      data=DataConfig(synthetic=SyntheticConfig(num_train=200_000,
-                                                num_valid=40_000,
-                                                num_test=100_000)),
-      train=TrainConfig(epochs=2))
-
-
-def _aliexpress() -> Config:
-  """AliExpress (one country, ~10-30M impressions): converted data only."""
-  return Config(
-      data=DataConfig(source="files", shuffle_buffer=200_000),
-      model=ModelConfig(embedding_dim=16, num_experts=8,
-                        expert_units=(256, 128), tower_units=(64, 32),
-                        dropout=0.2),
-      loss=LossConfig(contrastive_weight=0.1),
-      train=TrainConfig(batch_size=2048, eval_batch_size=16384, epochs=10,
-                        learning_rate=0.001, early_stopping_patience=2))
-
-
-def _aliccp() -> Config:
-  """Ali-CCP (~38M train impressions, long behaviour lists): converted data."""
-  return Config(
-      data=DataConfig(source="files", shuffle_buffer=200_000),
-      model=ModelConfig(embedding_dim=16, num_experts=4,
-                        expert_units=(256, 128), tower_units=(128, 64),
-                        dropout=0.1, embedding_l2=1e-6),
-      loss=LossConfig(contrastive_weight=0.1),
-      train=TrainConfig(batch_size=2048, eval_batch_size=16384, epochs=5,
-                        learning_rate=0.001, early_stopping_patience=1))
-
-
-PRESETS = {
-    # The default synthetic run of `make demo`: a few minutes on 2 CPU cores.
-    "demo": Config,
-    # Same data and backbone without the contrastive loss (the reference).
-    "demo_mmoe": lambda: Config(model=ModelConfig(name="multitask")),
-    "tiny": _tiny,
-    "bench": _bench,
-    "aliexpress": _aliexpress,
-    "aliccp": _aliccp,
-}
-
-
-def get_preset(name: str) -> Config:
-  """Returns the named preset; ValueError lists the valid names."""
-  if name not in PRESETS:
-    raise ValueError(f"unknown preset {name!r}; valid presets: {sorted(PRESETS)}")
-  return PRESETS[name]()

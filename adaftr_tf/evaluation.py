@@ -38,7 +38,7 @@ def collect(model, dataset: tf.data.Dataset) -> dict[str, np.ndarray]:
     dict name -> `[n]` array: every output in COLLECTED_OUTPUTS the model
     gives, the labels and the oracle columns present in the data.
   """
-  probe = getattr(model, "alignment", None) is not None
+  probe = getattr(model, "alignment_task", None) is not None
 
   @tf.function
   def predict(features, labels):

@@ -257,6 +257,14 @@ class FeatureSchema:
     """Feature name -> its default raw value."""
     return {f.name: f.default for f in (*self.categorical, *self.numerical)}
 
+  def default_features(self) -> dict[str, tf.Tensor]:
+    """One row of every feature's default, `[1]` each (builds a model)."""
+    features = {f.name: tf.constant([f.default], tf.int64)
+                for f in self.categorical}
+    features.update({f.name: tf.constant([f.default], tf.float32)
+                     for f in self.numerical})
+    return features
+
   def split_parsed(self, parsed: Mapping[str, tf.Tensor]):
     """Splits a parsed batch into (features, labels, oracle) dicts.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras
 
-from adaftr_tf.config import Config
+from adaftr_tf import choices
 
 
 class LazyAdam(tf_keras.optimizers.Adam):
@@ -46,13 +46,9 @@ class LazyAdam(tf_keras.optimizers.Adam):
         alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), rows))
 
 
-def build_optimizer(config: Config) -> tf_keras.optimizers.Optimizer:
-  """`train.optimizer`: adam | lazy_adam | adagrad, at `train.learning_rate`."""
-  t = config.train
-  if t.optimizer == "adam":
-    return tf_keras.optimizers.Adam(t.learning_rate)
-  if t.optimizer == "lazy_adam":
-    return LazyAdam(t.learning_rate)
-  if t.optimizer == "adagrad":
-    return tf_keras.optimizers.Adagrad(t.learning_rate)
-  raise ValueError(f"unknown optimizer {t.optimizer!r}")
+def build_optimizer(name: str,
+                    learning_rate: float) -> tf_keras.optimizers.Optimizer:
+  """The optimizer `name` (one of `choices.Optimizer`) at `learning_rate`."""
+  choices.check("optimizer", name, choices.Optimizer)
+  return {"adam": tf_keras.optimizers.Adam, "lazy_adam": LazyAdam,
+          "adagrad": tf_keras.optimizers.Adagrad}[name](learning_rate)

@@ -12,7 +12,7 @@ import tensorflow as tf
 import tf_keras
 
 from adaftr_tf import features as F
-from adaftr_tf.config import NON_FINITE_POLICIES
+from adaftr_tf import choices
 
 # The metric counting replaced non-finite numerical values (policy `replace`).
 NON_FINITE_METRIC = "non_finite_replaced"
@@ -25,7 +25,7 @@ class FeatureEncoder(tf_keras.layers.Layer):
   Args:
     schema: `FeatureSchema.to_dict()` (plain JSON, so `get_config` round-trips).
     non_finite: what a NaN or +-Inf numerical value does (one of
-      `config.NON_FINITE_POLICIES`): `error` fails the call with an
+      `choices.NonFinitePolicy`): `error` fails the call with an
       InvalidArgumentError naming the field and the first bad row of the
       batch; `replace` uses the field's schema `default` (the value of a
       missing feature) and adds the number of replaced values to the
@@ -53,10 +53,8 @@ class FeatureEncoder(tf_keras.layers.Layer):
   def __init__(self, schema: Mapping[str, Any], non_finite: str = "error",
                **kwargs):
     super().__init__(**kwargs)
-    if non_finite not in NON_FINITE_POLICIES:
-      raise ValueError(f"non_finite={non_finite!r} is not valid; choose one "
-                       f"of {NON_FINITE_POLICIES}")
-    self.non_finite = non_finite
+    self.non_finite = choices.check("non_finite", non_finite,
+                                    choices.NonFinitePolicy)
     self._schema_dict = dict(schema)
     self.schema = F.FeatureSchema.from_dict(schema)
     if non_finite == "replace":

@@ -44,5 +44,10 @@ def main(argv):
                          FLAGS.signature)))
 
 
+def run():
+  """Console script `adaftr-score`."""
+  cli.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -41,7 +41,7 @@ class ServingModule(tf.Module):
     self._schema = schema
     self._parse_spec = schema.parse_spec(with_labels=False)
     self._outputs = F.SERVING_OUTPUTS + ((F.TAU,) if include_tau else ())
-    if include_tau and getattr(model, "alignment", None) is None:
+    if include_tau and getattr(model, "alignment_task", None) is None:
       raise ValueError("include_tau: this model has no temperature network "
                        "(model.name is not adaftr or contrastive_weight is 0)")
 

@@ -21,6 +21,8 @@ from typing import Callable, Mapping
 
 from adaftr_tf import evaluation
 from adaftr_tf import features as F
+from pipelines.data import datadir
+from pipelines.data import reader
 
 TASKS = (F.CTR, F.CVR, F.CTCVR)
 SPLIT = "valid"
@@ -66,8 +68,6 @@ def evaluate_candidate(model, config, schema: F.FeatureSchema,
   Raises:
     ValueError: the data's schema.json differs from the model's schema.
   """
-  from pipelines.data import reader
-  from pipelines.training import train_lib
   data_schema = F.FeatureSchema.load(data_dir)
   if data_schema != schema:
     raise ValueError(f"the schema of --data_dir {data_dir} differs from the "
@@ -75,7 +75,7 @@ def evaluate_candidate(model, config, schema: F.FeatureSchema,
                      "trained for")
   dataset = reader.make_dataset(
       data_dir, SPLIT, schema, config.train.eval_batch_size, training=False,
-      with_oracle=train_lib._has_oracle(data_dir))
+      with_oracle=datadir.has_oracle(data_dir))
   return evaluation.evaluate(model, dataset)
 
 

@@ -38,13 +38,9 @@ with status 1 if a row failed (the JSON names the error).
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import hashlib
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -97,137 +93,13 @@ cli.define_integer("row_timeout", 900, "Seconds a row may take.")
 cli.define_integer("repeats", 1, "Runs of each core row (interleaved rounds; "
                    "the fastest counts): filters other jobs' load.")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _synthetic_dir(root: str, synthetic) -> str:
-  text = json.dumps(dataclasses.asdict(synthetic), sort_keys=True)
-  digest = hashlib.sha1(text.encode()).hexdigest()[:10]
-  return os.path.join(root, "speed-" + digest)
-
-
-def prepare_data(config, root, data_rows, vocab_rows, scale_data_rows, log):
-  """(main data dir, {total rows: data dir}), generated when missing."""
-  from pipelines.data import synthetic
-  base = config.data.synthetic
-  held_out = min(2048, data_rows)   # valid/test are never read here
-  main = dataclasses.replace(base, num_train=data_rows, num_valid=held_out,
-                             num_test=held_out)
-  wanted = {None: main}
-  if vocab_rows and base.num_categorical < 1:
-    raise ValueError("--vocab_rows needs categorical fields; the preset's "
-                     "data has none (pass --vocab_rows='')")
-  for total in vocab_rows:
-    # Each field has vocab_size ids plus its OOV row.
-    vocab = max(1, total // base.num_categorical - 1)
-    wanted[total] = dataclasses.replace(main, vocab_size=vocab,
-                                        num_train=scale_data_rows)
-  dirs = {}
-  for key, synthetic_config in wanted.items():
-    path = _synthetic_dir(root, synthetic_config)
-    start = time.time()
-    synthetic.ensure_synthetic_dataset(synthetic_config, path,
-                                       log=lambda _: None)
-    log(f"data {'main' if key is None else f'{key} table rows'}: {path} "
-        f"({time.time() - start:.0f}s)")
-    dirs[key] = path
-  return dirs.pop(None), dirs
-
-
-def _run_subprocess(spec, workdir, timeout):
-  spec_path = os.path.join(workdir, "spec.json")
-  out_path = os.path.join(workdir, "result.json")
-  if os.path.exists(out_path):
-    os.remove(out_path)
-  with open(spec_path, "w") as f:
-    json.dump(spec, f)
-  env = {**os.environ, "TF_USE_LEGACY_KERAS": "1",
-         "PYTHONPATH": os.pathsep.join(
-             p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}
-  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  proc = subprocess.run(
-      [sys.executable, "-m", "pipelines.benchmarks.speed.worker", spec_path, out_path],
-      cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-  if proc.returncode != 0 or not os.path.exists(out_path):
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-    raise RuntimeError(f"worker exited with {proc.returncode}: "
-                       + " | ".join(tail))
-  with open(out_path) as f:
-    return json.load(f)
-
-
-def _run_row(row, isolation, workdir, timeout) -> dict:
-  """One measurement of a row: its figures, or {"error": ...}."""
-  try:
-    if isolation == "subprocess":
-      return _run_subprocess(row.spec, workdir, timeout)
-    from pipelines.benchmarks.speed import phases
-    return phases.run_phase(row.spec)
-  except Exception as err:  # pylint: disable=broad-except
-    return {"error": f"{type(err).__name__}: {err}"}
-
-
-def _best(runs: list[dict]) -> dict:
-  """The fastest successful run of a row (all runs' speeds kept beside it)."""
-  ok = [r for r in runs if not r.get("error")]
-  best = dict(max(ok, key=lambda r: r.get("examples_per_s") or 0) if ok
-              else runs[-1])
-  best.setdefault("error", None)
-  best["repeats_examples_per_s"] = [r.get("examples_per_s") for r in runs]
-  best["repeats_peak_rss_mb"] = [r.get("peak_rss_mb") for r in runs]
-  return best
-
-
-def run_rows(rows, isolation, workdir, timeout, log, repeats=1):
-  """Runs every row in order; a failure is recorded, not raised.
-
-  Core rows run `repeats` times, in interleaved rounds (all core rows, then
-  all again), and keep their fastest run: on a shared machine the other
-  jobs' load only ever slows a run down.
-  """
-  schedule = [row for row in rows if row.group == "core"] * (repeats - 1)
-  schedule = list(rows) + schedule
-  runs: dict[str, list[dict]] = {}
-  for index, row in enumerate(schedule):
-    start = time.time()
-    run = _run_row(row, isolation, workdir, timeout)
-    runs.setdefault(row.key, []).append(run)
-    speed = run.get("examples_per_s")
-    log(f"[{index + 1}/{len(schedule)}] {row.key}: " + (
-        run["error"] if run.get("error") else
-        (f"{speed:,.0f} examples/s, " if speed else "")
-        + f"peak {run['peak_rss_mb']:,.0f} MiB")
-        + f" ({time.time() - start:.0f}s)")
-  return {row.key: {"group": row.group, "description": row.description,
-                    "spec": row.spec, **_best(runs[row.key])}
-          for row in rows}
-
-
-def machine() -> dict:
-  """The machine the figures come from (CPU, load, versions)."""
-  model = platform.processor()
-  try:
-    with open("/proc/cpuinfo") as f:
-      names = [line.split(":", 1)[1].strip() for line in f
-               if line.startswith("model name")]
-    model = names[0] if names else model
-  except OSError:
-    pass
-  import tensorflow as tf
-  return {"cpu_count": os.cpu_count(), "cpu_model": model,
-          "platform": platform.platform(), "python": platform.python_version(),
-          "tensorflow": tf.__version__,
-          "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-          "load_average_start": list(os.getloadavg()),
-          "date": datetime.datetime.now().isoformat(timespec="seconds")}
-
-
 def main(argv):
   cli.begin_job(argv, required=("output",))
-  from adaftr_tf import config as config_lib
+  import tensorflow as tf  # heavy imports after the flags
+  from adaftr_tf import choices
+  from pipelines.benchmarks.speed import harness
   from pipelines.benchmarks.speed import prototypes as prototypes_lib
-  config = config_lib.apply_overrides(config_lib.get_preset(FLAGS.preset),
-                                      FLAGS.override).validate()
+  config = cli.config_from_flags(FLAGS.preset, FLAGS.override)
   vocab_rows = plan_lib.parse_int_list(FLAGS.vocab_rows, "vocab_rows")
   settings = plan_lib.Settings(
       preset=FLAGS.preset, overrides=tuple(FLAGS.override), steps=FLAGS.steps,
@@ -241,7 +113,7 @@ def main(argv):
       scale_steps=FLAGS.scale_steps, scale_warmup=FLAGS.scale_warmup,
       scale_steps_per_execution=FLAGS.scale_steps_per_execution,
       scale_optimizers=tuple(plan_lib.parse_names(
-          FLAGS.scale_optimizers, plan_lib.SCALE_OPTIMIZERS,
+          FLAGS.scale_optimizers, choices.options(choices.Optimizer),
           "scale_optimizers")),
       paired=tuple(plan_lib.parse_names(FLAGS.paired, plan_lib.PAIRED,
                                         "paired")),
@@ -252,18 +124,18 @@ def main(argv):
     if getattr(FLAGS, name) < 1:
       raise app.UsageError(f"--{name} must be >= 1")
   log = lambda text: print(text, flush=True)
-  info = machine()
+  info = harness.machine()
   root = FLAGS.data_dir or tempfile.mkdtemp(prefix="speed-data-")
   workdir = tempfile.mkdtemp(prefix="speed-rows-")
   started = time.time()
   try:
-    data_dir, scale_dirs = prepare_data(config, root, FLAGS.data_rows,
+    data_dir, scale_dirs = harness.prepare_data(config, root, FLAGS.data_rows,
                                         vocab_rows, FLAGS.scale_data_rows, log)
     rows = (plan_lib.core_rows(settings, data_dir)
             + plan_lib.extra_rows(settings, data_dir)
             + plan_lib.paired_rows(settings, data_dir)
             + plan_lib.scale_rows(settings, scale_dirs))
-    results = run_rows(rows, FLAGS.isolation, workdir, FLAGS.row_timeout, log,
+    results = harness.run_rows(rows, FLAGS.isolation, workdir, FLAGS.row_timeout, log,
                        repeats=FLAGS.repeats)
   finally:
     shutil.rmtree(workdir, ignore_errors=True)
@@ -278,15 +150,18 @@ def main(argv):
       "settings": {**dataclasses.asdict(settings), "repeats": FLAGS.repeats},
       "config": {"preset": FLAGS.preset, "batch_size": t.batch_size,
                  "steps_per_execution": t.steps_per_execution,
-                 "optimizer": t.optimizer, "jit_compile": t.jit_compile,
+                 "optimizer": t.optimizer,
+                 "jit_compile": config.runtime.jit_compile,
                  "categorical_fields": config.data.synthetic.num_categorical,
                  "numerical_fields": config.data.synthetic.num_numerical,
                  "data_rows": FLAGS.data_rows,
                  "scale_data_rows": FLAGS.scale_data_rows},
       "seconds": time.time() - started, "rows": results}
   result.update(report.summarise(results))
-  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-  with open(FLAGS.output, "w") as f:
+  output_dir = os.path.dirname(FLAGS.output)
+  if output_dir:
+    tf.io.gfile.makedirs(output_dir)
+  with tf.io.gfile.GFile(FLAGS.output, "w") as f:
     json.dump(result, f, indent=1)
   print("\n" + report.markdown(result) + f"\n\nwritten to {FLAGS.output} "
         f"({result['seconds']:.0f}s)", flush=True)
@@ -296,5 +171,10 @@ def main(argv):
     sys.exit(1)
 
 
+def run():
+  """Console script `adaftr-benchmark-speed`."""
+  cli.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

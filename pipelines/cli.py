@@ -1,18 +1,31 @@
-"""Flag helpers for the absl entrypoints (pipelines.*, export.*).
+"""What the entrypoints share (pipelines/*.py, export/*.py mains).
 
-Entrypoints define their flags at import time; tests import several of them
-into one process, where absl refuses a second definition of a shared flag such
-as `--model_dir`. These helpers define a flag only once, and refuse a second
-definition with another type, so shared flags mean the same thing everywhere.
+* Flags: entrypoints define their flags at import time; tests import several
+  of them into one process, where absl refuses a second definition of a
+  shared flag such as `--model_dir`. `define_*` define a flag once, and
+  refuse a second definition with another type, so a shared flag means the
+  same thing everywhere.
+* `run(main)`: `app.run` whose usage errors (a bad flag, an unknown preset,
+  override key or value, a missing required flag) print one line
+  `error: ...` naming the problem and the valid choices, and exit with
+  status 2, without a traceback.
+* `config_from_flags`: the validated config of `--preset` and `--override`.
+
+This module imports absl alone (export.score runs in a TensorFlow-only
+process).
 """
 
 from __future__ import annotations
+
+import sys
+from typing import Callable, Sequence
 
 from absl import app
 from absl import flags
 from absl import logging
 
 FLAGS = flags.FLAGS
+USAGE_EXIT = 2
 
 
 def begin_job(argv, required=(), quiet: bool = True) -> None:
@@ -26,8 +39,48 @@ def begin_job(argv, required=(), quiet: bool = True) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   for name in required:
-    if not FLAGS[name].value:
+    if FLAGS[name].value in (None, ""):
       raise app.UsageError(f"--{name} is required")
+
+
+def config_from_flags(preset: str, overrides: Sequence[str]):
+  """The validated config of a preset plus `key=value` overrides.
+
+  Raises:
+    adaftr_tf.config.ConfigError: an unknown preset or key, a bad value.
+  """
+  from adaftr_tf import experiments
+  return experiments.config_of(preset, overrides)
+
+
+def _parse_flags(argv):
+  try:
+    return FLAGS(argv)
+  except flags.Error as err:
+    _usage_error(str(err))
+
+
+def _usage_error(message: str) -> None:
+  program = sys.argv[0].rsplit("/", 1)[-1]
+  print(f"error: {message} (run {program} --helpfull for every flag)",
+        file=sys.stderr)
+  sys.exit(USAGE_EXIT)
+
+
+def run(main: Callable[[list[str]], int | None]) -> None:
+  """Runs an absl `main`; usage errors become one line and exit status 2."""
+  def guarded(argv):
+    try:
+      return main(argv)
+    except Exception as err:  # noqa: BLE001  (re-raised unless a usage error)
+      # A ConfigError can only come from a loaded adaftr_tf.config: looked
+      # up, not imported, so that a TensorFlow-only main stays so.
+      config = sys.modules.get("adaftr_tf.config")
+      usage = (app.UsageError,) + ((config.ConfigError,) if config else ())
+      if not isinstance(err, usage):
+        raise
+      _usage_error(str(err))
+  app.run(guarded, flags_parser=_parse_flags)
 
 
 def _define(definer, kind: str, name: str, default, help_text: str, **kwargs):

@@ -19,13 +19,12 @@ import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from pipelines import cli  # noqa: E402
 from pipelines.data import formats  # noqa: E402
 
-from adaftr_tf.config import NON_FINITE_POLICIES  # noqa: E402
+from adaftr_tf import choices  # noqa: E402
 
 FORMATS = tuple(formats.LAYOUTS)
 TFDS = formats.tfds_dataset.NAME
@@ -40,7 +39,7 @@ cli.define_string("output_dir", None, "Output folder (must not exist or be "
                     "empty, unless --overwrite).")
 cli.define_bool("skip_bad_rows", False, "Skip and count malformed rows "
                   "instead of stopping at the first.")
-cli.define_enum("non_finite", "error", list(NON_FINITE_POLICIES),
+cli.define_enum("non_finite", "error", list(choices.options(choices.NonFinitePolicy)),
                 "A NaN or Inf numerical value: 'error' makes its row a bad "
                 "row (stop, or skip with --skip_bad_rows); 'replace' keeps "
                 "the row with the field's default 0.0, counted per field in "
@@ -89,5 +88,10 @@ def main(argv):
         "--model_dir=DIR")
 
 
+def run():
+  """Console script `adaftr-convert`."""
+  cli.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

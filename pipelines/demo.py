@@ -22,13 +22,9 @@ import time
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from pipelines import cli  # noqa: E402
-
-import adaftr_tf  # noqa: E402,F401
-from adaftr_tf import config as config_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 cli.define_string("output_dir", "demo_output", "Where the run is written.")
@@ -94,7 +90,8 @@ def results_table(test: dict, serving: dict, timings: dict) -> str:
 def run(config, output_dir: str, data_dir: str | None, verbose: int) -> dict:
   import numpy as np
   from adaftr_tf import evaluation
-  from export import export_savedmodel
+  from export import exporter
+  from pipelines.data import datadir
   from pipelines.data import reader
   from pipelines.data import records
   from pipelines.training import train_lib
@@ -107,11 +104,11 @@ def run(config, output_dir: str, data_dir: str | None, verbose: int) -> dict:
   start = time.time()
   test = evaluation.evaluate(model, reader.make_dataset(
       data_dir, "test", schema, config.train.eval_batch_size, training=False,
-      with_oracle=train_lib._has_oracle(data_dir)))
+      with_oracle=datadir.has_oracle(data_dir)))
   timings["test evaluation"] = time.time() - start
   start = time.time()
   # Validated against the validation split, with warm-up requests.
-  path = export_savedmodel.export(os.path.join(output_dir, "model"),
+  path = exporter.export(os.path.join(output_dir, "model"),
                                   os.path.join(output_dir, "export"),
                                   data_dir=data_dir)
   shard = records.list_shards(data_dir, "test")[0]
@@ -134,8 +131,7 @@ def run(config, output_dir: str, data_dir: str | None, verbose: int) -> dict:
 
 def main(argv):
   cli.begin_job(argv)
-  config = config_lib.apply_overrides(config_lib.get_preset(FLAGS.preset),
-                                      FLAGS.override).validate()
+  config = cli.config_from_flags(FLAGS.preset, FLAGS.override)
   results = run(config, FLAGS.output_dir, FLAGS.data_dir, FLAGS.verbose)
   path = os.path.join(FLAGS.output_dir, "results.json")
   with open(path, "w") as f:
@@ -145,5 +141,10 @@ def main(argv):
   print(f"\nresults written to {os.path.abspath(path)}")
 
 
+def run():
+  """Console script `adaftr-demo`."""
+  cli.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

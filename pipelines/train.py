@@ -1,6 +1,6 @@
 """Train a CTR/CVR model: `python -m pipelines.train --preset=NAME --model_dir=DIR`.
 
-  --preset           a named config (see adaftr_tf.config.PRESETS): demo, tiny, ...
+  --preset           a named config of adaftr_tf/experiments.py: demo, tiny, ...
   --model_dir        where checkpoints, TensorBoard logs and config.json go;
                      rerunning the same command resumes from its last step
                      checkpoint
@@ -8,7 +8,7 @@
                      missing (default: data/synthetic-<hash of the config>)
   --override         key=value, repeatable: e.g. --override=loss.tau_min=0.05
   --strategy         default | mirrored | multi_worker_mirrored |
-                     parameter_server (sets train.strategy); multi-worker
+                     parameter_server (sets runtime.strategy); multi-worker
                      strategies read the cluster from TF_CONFIG
   --num_cpu_devices  split the CPU into N logical devices (try `mirrored`
                      without GPUs)
@@ -27,10 +27,8 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from adaftr_tf import choices  # noqa: E402
 from pipelines import cli  # noqa: E402
-
-import adaftr_tf  # noqa: E402,F401
-from adaftr_tf import config as config_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 cli.define_string("preset", "demo", "Config preset name.")
@@ -38,9 +36,9 @@ cli.define_string("model_dir", None, "Output directory of the run.")
 cli.define_string("data_dir", None, "Data directory (see module docstring).")
 cli.define_multi_string("override", [], "Config override key=value.")
 cli.define_integer("verbose", 1, "Keras fit verbosity (0, 1 or 2).")
-cli.define_enum("strategy", None, list(config_lib.STRATEGIES),
+cli.define_enum("strategy", None, list(choices.options(choices.Strategy)),
                 "tf.distribute strategy (default: the config's "
-                "train.strategy).")
+                "runtime.strategy).")
 cli.define_integer("num_cpu_devices", 0,
                    "Split the host CPU into N logical devices (0: leave it).")
 cli.define_string("devices", None,
@@ -49,14 +47,10 @@ cli.define_string("in_process_cluster", None,
                   "parameter_server only: 'WORKERS,PS' in-process servers.")
 
 
-def config_from_flags() -> config_lib.Config:
+def config_from_flags():
   """The validated config named by --preset, --override and --strategy."""
-  config = config_lib.get_preset(FLAGS.preset)
-  config = config_lib.apply_overrides(config, FLAGS.override)
-  if FLAGS.strategy:
-    config = config_lib.apply_overrides(
-        config, [f"train.strategy={FLAGS.strategy}"])
-  return config.validate()
+  strategy = [f"runtime.strategy={FLAGS.strategy}"] if FLAGS.strategy else []
+  return cli.config_from_flags(FLAGS.preset, FLAGS.override + strategy)
 
 
 def _cluster_sizes(text: str, strategy: str) -> tuple[int, int]:
@@ -71,33 +65,33 @@ def _cluster_sizes(text: str, strategy: str) -> tuple[int, int]:
   return workers, ps
 
 
-def make_strategy(config: config_lib.Config):
+def make_strategy(config):
   """Devices first, then the strategy: both before any other TF work."""
   from pipelines.training import cluster
   from pipelines.training import distribute
-  t = config.train
+  r = config.runtime
   if FLAGS.num_cpu_devices:
     distribute.configure_cpu_devices(FLAGS.num_cpu_devices)
   resolver = None
   if FLAGS.in_process_cluster:
     resolver = cluster.start_in_process_cluster(
-        *_cluster_sizes(FLAGS.in_process_cluster, t.strategy))
+        *_cluster_sizes(FLAGS.in_process_cluster, r.strategy))
   devices = [d for d in (FLAGS.devices or "").split(",") if d.strip()]
-  return distribute.make_strategy(t.strategy, devices=devices or None,
+  return distribute.make_strategy(r.strategy, devices=devices or None,
                                   cluster_resolver=resolver,
-                                  ps_min_shard_bytes=t.ps_min_shard_bytes)
+                                  ps_min_shard_bytes=r.ps_min_shard_bytes)
 
 
 def main(argv):
   cli.begin_job(argv, required=("model_dir",))
   config = config_from_flags()
   from pipelines.training import cluster
-  if cluster.serve_forever_if_server(config.train.strategy):
+  if cluster.serve_forever_if_server(config.runtime.strategy):
     return  # a parameter_server worker/ps task: served until killed
   strategy = make_strategy(config)
   from pipelines.training import train_lib  # heavy imports after validation
   result = train_lib.train(config, FLAGS.model_dir, FLAGS.data_dir,
-                          verbose=FLAGS.verbose, strategy=strategy)
+                           verbose=FLAGS.verbose, strategy=strategy)
   valid = result["valid"]
   if valid is None:
     print(f"worker finished at global step {result['global_step']}; the "
@@ -109,5 +103,10 @@ def main(argv):
         f"{result['global_step']}; model dir {FLAGS.model_dir}")
 
 
+def run():
+  """Console script `adaftr-train`."""
+  cli.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

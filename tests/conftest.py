@@ -33,10 +33,10 @@ def shared_data_dir():
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
   """The `tiny` preset's synthetic data folder (read-only: copy to damage)."""
-  from adaftr_tf import config as config_lib
+  from adaftr_tf import experiments
   from pipelines.data import synthetic
   data_dir = str(tmp_path_factory.mktemp("tiny_data") / "data")
-  synthetic.ensure_synthetic_dataset(config_lib.get_preset("tiny").data.synthetic,
+  synthetic.ensure_synthetic_dataset(experiments.get_preset("tiny").data.synthetic,
                                      data_dir, log=lambda _: None)
   return data_dir
 
@@ -48,11 +48,10 @@ def tiny_run(tmp_path_factory):
   Returns a dict with `config`, `model_dir`, `data_dir`, `schema`, `model` and
   the validation report `valid`.
   """
-  from adaftr_tf import config as config_lib
+  from adaftr_tf import experiments
   from pipelines.training import train_lib
   root = tmp_path_factory.mktemp("tiny_run")
-  config = config_lib.apply_overrides(config_lib.get_preset("tiny"),
-                                      ["train.epochs=2"])
+  config = experiments.config_of("tiny", ["train.epochs=2"])
   result = train_lib.train(config, str(root / "model"), str(root / "data"),
                           verbose=0, log=lambda _: None)
   return {"config": config, "model_dir": str(root / "model"),

@@ -30,7 +30,7 @@ DEVICES = distribute.configure_cpu_devices(2)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from adaftr_tf import config as config_lib  # noqa: E402
+from adaftr_tf import experiments  # noqa: E402
 from adaftr_tf import features as F  # noqa: E402
 from adaftr_tf import models  # noqa: E402
 from adaftr_tf import optimizers  # noqa: E402
@@ -40,10 +40,10 @@ from pipelines.training import train_lib  # noqa: E402
 GLOBAL_BATCH = 64
 
 
-def _config(*overrides):
-  return config_lib.apply_overrides(config_lib.get_preset("tiny"), [
+def _config(*items):
+  return experiments.config_of("tiny", [
       "train.batch_size=64", "train.eval_batch_size=256",
-      "train.steps_per_execution=1", *overrides])
+      "train.steps_per_execution=1", *items])
 
 
 def _batches(data_dir, schema, split, batch, context=None):
@@ -57,7 +57,8 @@ def _model(strategy, config, schema):
   with strategy.scope():
     model = models.build_model(config, schema)
     # Eager fit/evaluate: the same reductions, no minute-long tracing.
-    model.compile(optimizer=models.build_optimizer(config), run_eagerly=True)
+    model.compile(optimizer=models.build_optimizer(
+        config.train.optimizer, config.train.learning_rate), run_eagerly=True)
     return model
 
 
@@ -86,7 +87,7 @@ def check_negatives(data_dir, schema, mirrored, models_out):
   single = tf.distribute.get_strategy()
   agreement = "loss.relatedness_signal=gradient_agreement"
   runs = {"one": (single, _config()), "global": (mirrored, _config()),
-          "local": (mirrored, _config("loss.cross_replica_negatives=false")),
+          "local": (mirrored, _config("runtime.cross_replica_negatives=false")),
           "agreement_one": (single, _config(agreement)),
           "agreement": (mirrored, _config(agreement))}
   results = {}

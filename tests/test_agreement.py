@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from adaftr_tf import config as config_lib
+from adaftr_tf import overrides
+
+from adaftr_tf import experiments
 from adaftr_tf import features as F
 from adaftr_tf import models
 from adaftr_tf.layers import RelatednessNetwork
@@ -13,9 +15,9 @@ from pipelines.data import reader
 from pipelines.data import synthetic
 
 
-def _model_and_batch(*overrides, rows=16):
-  config = config_lib.apply_overrides(config_lib.get_preset("tiny"), [
-      "loss.relatedness_signal=gradient_agreement", *overrides])
+def _model_and_batch(*items, rows=16):
+  config = overrides.apply(experiments.get_preset("tiny"), [
+      "loss.relatedness_signal=gradient_agreement", *items])
   columns = synthetic.generate_split(config.data.synthetic, "train", rows)
   schema = synthetic.synthetic_schema(config.data.synthetic)
   batch = next(iter(reader.in_memory_dataset(columns, schema, rows,
@@ -48,7 +50,7 @@ def test_per_instance_cosine_equals_example_by_example_loop(
       captured = []
       tap = None if representation == "embeddings" else (
           lambda t: captured.append(t) or t)
-      outputs = model._heads(x, x_cvr, False, tap)
+      outputs = model._predict(x, x_cvr, False, tap)
       x = captured[0] if captured else x
       if source == "logits":
         first, second = outputs[F.CTR_LOGIT], outputs[F.CVR_LOGIT]
@@ -72,7 +74,7 @@ def test_loss_cosine_is_the_logit_cosine_signed_by_the_label_pattern():
   x, x_cvr = model._embed(features)
   with tf.GradientTape(persistent=True) as tape:
     tape.watch(x)
-    outputs = model._heads(x, x_cvr, False)
+    outputs = model._predict(x, x_cvr, False)
   ga = tape.gradient(outputs[F.CTR_LOGIT], x).numpy()
   gz = tape.gradient(outputs[F.CTCVR_LOGIT], x).numpy()
   sign = np.sign((outputs[F.CTR].numpy() - labels[F.CLICK].numpy())
@@ -100,7 +102,7 @@ def test_tau_decreases_as_predicted_agreement_increases():
 def test_infonce_does_not_train_the_relatedness_network():
   model, batch = _model_and_batch("loss.relatedness_loss_weight=0",
                                   "loss.contrastive_weight=1.0")
-  relatedness = model.alignment.relatedness
+  relatedness = model.alignment_task.alignment.relatedness
   model.compute_loss(batch, training=True)  # build every variable
   with tf.GradientTape() as tape:
     loss = model.compute_loss(batch, training=True)
@@ -108,7 +110,7 @@ def test_infonce_does_not_train_the_relatedness_network():
   assert relatedness.trainable_variables
   assert all(g is None or not np.any(g.numpy()) for g in grads)
   # With the regression weight on, the same variables do get gradient.
-  model.relatedness_loss_weight = 1.0
+  model.alignment_task.regression_weight = 1.0
   with tf.GradientTape() as tape:
     loss = model.compute_loss(batch, training=True)
   grads = tape.gradient(loss, relatedness.trainable_variables)
@@ -117,7 +119,7 @@ def test_infonce_does_not_train_the_relatedness_network():
 
 def test_contrastive_signal_does_train_the_relatedness_network():
   model, batch = _model_and_batch("loss.relatedness_signal=contrastive")
-  relatedness = model.alignment.relatedness
+  relatedness = model.alignment_task.alignment.relatedness
   model.compute_loss(batch, training=True)
   with tf.GradientTape() as tape:
     loss = model.compute_loss(batch, training=True)
@@ -129,10 +131,10 @@ def test_expert_representation_trains_with_finite_losses():
   model, batch = _model_and_batch("loss.agreement_representation=experts")
   losses = [float(model.train_step(batch)["loss"]) for _ in range(3)]
   assert np.all(np.isfinite(losses))
-  assert model.agreement_tracker.result().numpy() != 0
+  assert model.alignment_task.agreement_tracker.result().numpy() != 0
 
 
-@pytest.mark.parametrize("overrides, message", [
+@pytest.mark.parametrize("items, message", [
     (["loss.agreement_representation=experts",
       "model.backbone=shared_embedding"], "needs shared experts"),
     (["loss.agreement_representation=experts", "model.backbone=ple",
@@ -141,8 +143,8 @@ def test_expert_representation_trains_with_finite_losses():
       "loss.temperature_mode=global"], "needs loss.temperature_mode=instance"),
     (["loss.relatedness_signal=fixed"], "needs loss.temperature_mode=fixed"),
 ])
-def test_contradictory_signal_and_mode_are_rejected(overrides, message):
-  config = config_lib.apply_overrides(config_lib.get_preset("tiny"), overrides)
+def test_contradictory_signal_and_mode_are_rejected(items, message):
+  config = overrides.apply(experiments.get_preset("tiny"), items)
   with pytest.raises(ValueError, match=message):
     config.validate()
 
@@ -157,7 +159,7 @@ def test_predicted_relatedness_tracks_planted_relatedness(tmp_path):
   which every measured trajectory had. The measured agreement itself is not
   reliably positive (-0.005 to +0.38), so it is only checked to be defined."""
   from pipelines.training import train_lib
-  config = config_lib.apply_overrides(config_lib.get_preset("tiny"), [
+  config = overrides.apply(experiments.get_preset("tiny"), [
       "data.synthetic.num_train=40000", "data.synthetic.num_valid=5000",
       "data.synthetic.click_rate=0.3", "data.synthetic.cvr_rate=0.5",
       "data.synthetic.signal_scale=3", "train.epochs=4",

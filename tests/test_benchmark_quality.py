@@ -8,7 +8,9 @@ from absl import flags
 from absl.testing import flagsaver
 import pytest
 
+from adaftr_tf import experiments
 from pipelines import benchmark_quality
+from pipelines.benchmarks import quality
 
 FLAGS = flags.FLAGS
 
@@ -76,8 +78,8 @@ def test_tiny_benchmark_writes_every_file_and_field(tmp_path, tiny_run, capsys):
 
 def test_unknown_method_is_rejected():
   with pytest.raises(ValueError, match="unknown method.*nope.*valid"):
-    benchmark_quality.select_methods("mmoe,nope")
-  assert benchmark_quality.select_methods("") == list(benchmark_quality.METHODS)
+    quality.select_methods("mmoe,nope")
+  assert quality.select_methods("") == experiments.method_names()
 
 
 def test_table_marks_missing_and_undefined_cells():
@@ -87,7 +89,7 @@ def test_table_marks_missing_and_undefined_cells():
           "ctr_auc": {"mean": 0.81, "std": 0.02, "n": 3},
           "spearman_neg_tau_vs_r": {"mean": float("nan"),
                                     "std": float("nan"), "n": 3}}}
-  table = benchmark_quality.markdown_table(
+  table = quality.markdown_table(
       summary, ["mmoe", "adaftr_fixed_tau"],
       ("ctr_auc", "spearman_neg_tau_vs_r", "cvr_auc"))
   assert table.splitlines() == [

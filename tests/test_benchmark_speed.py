@@ -17,10 +17,9 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from adaftr_tf import losses
-from adaftr_tf import models
 from adaftr_tf import tasks
 from pipelines import benchmark_speed
+from pipelines.benchmarks.speed import harness
 from pipelines.benchmarks.speed import memory
 from pipelines.benchmarks.speed import plan as plan_lib
 from pipelines.benchmarks.speed import prototypes
@@ -80,15 +79,15 @@ def test_tiny_run_emits_every_field(tmp_path, capsys):
 
 
 def test_worker_runs_the_paired_phase_in_its_own_process(tmp_path):
-  from adaftr_tf import config as config_lib
-  config = config_lib.get_preset("tiny")
-  data_dir, _ = benchmark_speed.prepare_data(config, str(tmp_path), 512, [],
+  from adaftr_tf import experiments
+  config = experiments.get_preset("tiny")
+  data_dir, _ = harness.prepare_data(config, str(tmp_path), 512, [],
                                              512, log=lambda _: None)
   settings = _settings(preset="tiny", overrides=(
       "train.steps_per_execution=1",), warmup=1, paired=("no_cl", "keras_auc"),
                        paired_rounds=2, paired_steps=1)
   [row] = plan_lib.paired_rows(settings, data_dir)
-  result = benchmark_speed._run_subprocess(row.spec, str(tmp_path), 300)
+  result = harness._run_subprocess(row.spec, str(tmp_path), 300)
   assert list(result["entries"]) == ["adaftr", "no_cl", "keras_auc"]
   for name, entry in result["entries"].items():
     assert entry["examples_per_s"] > 0 and entry["timed_steps"] == 2, name
@@ -102,7 +101,7 @@ def test_worker_failure_names_the_error(tmp_path):
   spec = {"phase": "nope", "preset": "tiny", "overrides": [],
           "data_dir": str(tmp_path), "steps": 1, "warmup": 1}
   row = plan_lib.Row("x", "core", "x", spec)
-  result = benchmark_speed._run_row(row, "in_process", str(tmp_path), 10)
+  result = harness._run_row(row, "in_process", str(tmp_path), 10)
   assert "unknown phase 'nope'" in result["error"]
 
 
@@ -154,7 +153,7 @@ def test_flag_parsing_names_the_bad_value():
   with pytest.raises(ValueError, match="unknown.*nope.*valid"):
     plan_lib.parse_names("a,nope", ("a", "b"), "variants")
   with pytest.raises(ValueError, match="unknown prototype"):
-    prototypes.apply(["nope"])
+    prototypes.check(["nope"])
 
 
 def test_summary_ratios_and_targets():
@@ -192,21 +191,35 @@ def test_memory_readings():
     assert memory.peak_rss_mb() < peak
 
 
-def test_measurement_patches_swap_and_restore():
-  """keras_auc / unfused_info_nce put back what the library replaced."""
-  compiled = tasks.in_batch_symmetric_loss
-  restore = prototypes.apply(["keras_auc", "unfused_info_nce"])
-  try:
-    task = models.ranking_task("ctr")
-    aucs = [m for m in task._ranking_metrics
-            if isinstance(m, tf_keras.metrics.AUC)]
-    assert len(aucs) == 1 and type(aucs[0]) is tf_keras.metrics.AUC
-    assert tasks.in_batch_symmetric_loss not in (
-        compiled, losses.symmetric_in_batch_info_nce)
-  finally:
-    restore()
-  restore = prototypes.apply(["uncompiled_info_nce"])
-  assert tasks.in_batch_symmetric_loss is losses.symmetric_in_batch_info_nce
-  restore()
-  assert tasks.in_batch_symmetric_loss is compiled
-  assert models.ranking_task is tasks.ranking_task
+def test_prototypes_swap_only_their_part_and_keep_the_loss(tiny_data):
+  """Each measurement variant computes the library's loss with another part."""
+  from adaftr_tf import experiments
+  from adaftr_tf import features as F
+  from pipelines.data import reader
+  config = experiments.config_of("tiny")
+  schema = F.FeatureSchema.load(tiny_data)
+  batch = next(iter(reader.make_dataset(tiny_data, "train", schema, 64,
+                                        training=False)))
+
+  def loss_of(names):
+    tf_keras.utils.set_random_seed(1)
+    model = prototypes.build_model(config, schema, names)
+    return model, float(model.compute_loss(batch, training=False))
+
+  library, expected = loss_of([])
+  for names in (["keras_auc"], ["no_metrics"], ["unfused_info_nce"],
+                ["uncompiled_info_nce"], ["keras_auc", "unfused_info_nce"]):
+    model, loss = loss_of(names)
+    assert loss == pytest.approx(expected, rel=1e-5), names
+  keras_auc, _ = loss_of(["keras_auc"])
+  aucs = [m for m in keras_auc.metrics if m.name == "ctr_auc"]
+  assert [type(m) for m in aucs] == [tf_keras.metrics.AUC]
+  assert type(library.alignment_task.contrastive) is tasks.ContrastiveTask
+  unfused, _ = loss_of(["unfused_info_nce"])
+  assert isinstance(unfused.alignment_task.contrastive,
+                    prototypes.UnfusedContrastive)
+  silent, _ = loss_of(["no_metrics"])
+  assert all(float(m.result()) == 0 for m in silent.metrics
+             if m.name.endswith("_auc"))
+  with pytest.raises(ValueError, match="replace the same part twice"):
+    prototypes.check(["keras_auc", "no_metrics"])

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from adaftr_tf import config as config_lib
+from adaftr_tf import overrides
+
+from adaftr_tf import experiments
 from adaftr_tf import features as F
 from pipelines.data import reader
 from pipelines.data import records
@@ -163,7 +165,7 @@ def test_training_job_on_converted_aliccp_raw(tmp_path):
   from pipelines.training import train_lib
   folder = write_aliccp_raw(tmp_path / "raw", samples=120, sessions=6)
   _convert("aliccp_raw", folder, tmp_path / "data", valid_fraction=0.25)
-  config = config_lib.apply_overrides(config_lib.get_preset("tiny"), [
+  config = overrides.apply(experiments.get_preset("tiny"), [
       "train.batch_size=16", "train.eval_batch_size=64",
       "train.steps_per_epoch=3", "train.steps_per_execution=1"])
   result = train_lib.train(config, str(tmp_path / "model"),

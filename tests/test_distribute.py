@@ -18,7 +18,9 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from adaftr_tf import config as config_lib
+from adaftr_tf import overrides
+
+from adaftr_tf import experiments
 from adaftr_tf import features as F
 from adaftr_tf import models
 from pipelines.training import cluster
@@ -35,7 +37,7 @@ FAST = ["train.steps_per_epoch=4", "train.steps_per_execution=1"]
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-  config = config_lib.get_preset("tiny").data.synthetic  # 2 shards per split
+  config = experiments.get_preset("tiny").data.synthetic  # 2 shards per split
   data_dir = str(tmp_path_factory.mktemp("distribute") / "data")
   return data_dir, synthetic.ensure_synthetic_dataset(config, data_dir,
                                                       log=lambda _: None)
@@ -69,7 +71,8 @@ def _json(path):
 
 def test_strategy_errors_name_the_problem(monkeypatch):
   monkeypatch.delenv("TF_CONFIG", raising=False)
-  with pytest.raises(ValueError, match="strategy 'nccl' is not valid"):
+  with pytest.raises(ValueError, match="strategy='nccl' is not valid; choose "
+                     "one of .*'parameter_server'"):
     distribute.make_strategy("nccl")
   with pytest.raises(ValueError, match="needs TF_CONFIG with the job"):
     distribute.make_strategy("multi_worker_mirrored")
@@ -117,11 +120,11 @@ def test_layout_reports_and_checks_batches(data):
     (["--strategy=multi_worker_mirrored"], ValueError, "needs TF_CONFIG"),
     (["--in_process_cluster=2,1"], Exception, "only for --strategy="
      "parameter_server"),
-    (["--override=train.strategy=parameter_server",
-      "--override=train.deterministic=true"], ValueError,
-     "cannot hold under train.strategy=parameter_server"),
-    (["--override=train.mixed_precision=float64"], ValueError,
-     "train.mixed_precision='float64' is not valid"),
+    (["--override=runtime.strategy=parameter_server",
+      "--override=runtime.deterministic=true"], ValueError,
+     "cannot hold under runtime.strategy=parameter_server"),
+    (["--override=runtime.mixed_precision=float64"], ValueError,
+     "runtime.mixed_precision='float64' is not valid"),
 ])
 def test_entrypoint_refuses_before_writing(tmp_path, monkeypatch, argv,
                                            error, message):
@@ -246,7 +249,7 @@ def test_parameter_server_with_sharded_embeddings(data, tmp_path):
   done = subprocess.run(
       _train_command(model_dir, data_dir, "--strategy=parameter_server",
                      "--in_process_cluster=2,2",
-                     overrides=["train.ps_min_shard_bytes=1024"]),
+                     overrides=["runtime.ps_min_shard_bytes=1024"]),
       cwd=ROOT, env=_env(), capture_output=True, text=True,
       timeout=TIMEOUT_S, check=False)
   output = _check(done)
@@ -270,8 +273,8 @@ def _batch(data, size=64):
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_keeps_losses_in_float32(data, policy):
-  config = config_lib.apply_overrides(
-      config_lib.get_preset("tiny"), [f"train.mixed_precision={policy}"])
+  config = overrides.apply(
+      experiments.get_preset("tiny"), [f"runtime.mixed_precision={policy}"])
   previous = tf_keras.mixed_precision.global_policy()
   tf_keras.mixed_precision.set_global_policy(policy)
   try:
@@ -307,8 +310,8 @@ def test_info_nce_similarities_are_float32(data):
 
 
 def test_jit_compile_reaches_keras(data):
-  config = config_lib.apply_overrides(config_lib.get_preset("tiny"),
-                                      ["train.jit_compile=true"])
+  config = overrides.apply(experiments.get_preset("tiny"),
+                                      ["runtime.jit_compile=true"])
   model = models.compile_model(models.build_model(config, data[1]), config)
   assert model._jit_compile is True  # pylint: disable=protected-access
 
@@ -319,7 +322,7 @@ def test_jit_compile_reaches_keras(data):
 def test_xla_and_bfloat16_training_job(data, tmp_path):
   done = subprocess.run(
       _train_command(tmp_path / "model", data[0], overrides=[
-          "train.jit_compile=true", "train.mixed_precision=mixed_bfloat16"]),
+          "runtime.jit_compile=true", "runtime.mixed_precision=mixed_bfloat16"]),
       cwd=ROOT, env=_env(), capture_output=True, text=True,
       timeout=TIMEOUT_S, check=False)
   _check(done)

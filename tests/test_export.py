@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from adaftr_tf import features as F
 from export import export_savedmodel
+from export import exporter
 from export import versions
 from export import requests
 from export import serving
@@ -80,7 +81,7 @@ def _run_main(module, argv):
 def published(tiny_run, tmp_path_factory):
   """A real, validated, warm export (with tau) of the tiny run: version 1."""
   base = str(tmp_path_factory.mktemp("published"))
-  return export_savedmodel.export(tiny_run["model_dir"], base,
+  return exporter.export(tiny_run["model_dir"], base,
                                   data_dir=tiny_run["data_dir"], include_tau=True,
                                   policy=NO_FLOORS, warmup_records=20,
                                   log=lambda _: None)
@@ -231,7 +232,7 @@ def test_injected_failure_leaves_no_numbered_dir(tiny_run, tmp_path, monkeypatch
 
   monkeypatch.setattr(serving, "save", broken_save)
   with pytest.raises(OSError, match="injected"):
-    export_savedmodel.export(tiny_run["model_dir"], base, log=lambda _: None)
+    exporter.export(tiny_run["model_dir"], base, log=lambda _: None)
   assert versions.versions(base) == [] and os.listdir(base) == []
 
 
@@ -242,7 +243,7 @@ def test_failed_warmup_replay_leaves_no_numbered_dir(tiny_run, tmp_path,
   monkeypatch.setattr(verify, "replay", lambda *_, **__: verify.Replay(
       records=1, problems=["record 0: ctr differs (injected)"]))
   with pytest.raises(ValueError, match="failed its warm-up replay"):
-    export_savedmodel.export(tiny_run["model_dir"], base,
+    exporter.export(tiny_run["model_dir"], base,
                              data_dir=tiny_run["data_dir"], policy=NO_FLOORS,
                              warmup_records=2, log=lambda _: None)
   assert versions.versions(base) == [] and os.listdir(base) == []
@@ -273,7 +274,7 @@ def test_refuses_a_worse_model_than_the_published_one(tiny_run, published,
   versions.write_extra(better, {versions.METRICS_FILE: json.dumps(stored)})
   with pytest.raises(validation.ExportRefused,
                      match=r"cvr_auc .* below version 1's .*--max_auc_drop"):
-    export_savedmodel.export(tiny_run["model_dir"], base,
+    exporter.export(tiny_run["model_dir"], base,
                              data_dir=tiny_run["data_dir"], policy=NO_FLOORS,
                              log=lambda _: None)
   assert versions.versions(base) == [1]

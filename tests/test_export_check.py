@@ -12,7 +12,9 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from export import check
+from export import inspection
 from export import export_savedmodel
+from export import exporter
 from export import versions
 from export import requests
 from export import validation
@@ -31,7 +33,7 @@ def export_base(tiny_run, tmp_path_factory):
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(validation, "evaluate_candidate",
                   lambda *_: dict(tiny_run["valid"]))
-    export_savedmodel.export(tiny_run["model_dir"], base,
+    exporter.export(tiny_run["model_dir"], base,
                              data_dir=tiny_run["data_dir"],
                              policy=validation.Policy(min_auc={}),
                              warmup_records=10, log=lambda _: None)
@@ -112,5 +114,5 @@ def test_rest_examples_mean_the_same_records(tiny_run, export_base, capsys):
 def test_table_formats_benchmark_rows():
   rows = [{"signature": "serving_default", "records": 64, "p50_ms": 1.234,
            "p99_ms": 2.5, "mean_ms": 1.3, "records_per_s": 49230.8}]
-  assert check.table(rows).splitlines()[-1] == (
+  assert inspection.table(rows).splitlines()[-1] == (
       "| serving_default | 64 | 1.23 | 2.50 | 49,231 |")

@@ -12,10 +12,10 @@ from adaftr_tf.keras_metrics import BucketedAUC
 def test_bucketed_auc_has_the_keras_auc_state(weighted):
   rng = np.random.default_rng(0)
   logits = rng.normal(-3, 3, size=(500, 1)).astype(np.float32)
-  logits[:20] = np.float32(tasks._AUC_THRESHOLDS[10])   # ties on a threshold
+  logits[:20] = np.float32(tasks.AUC_THRESHOLDS[10])   # ties on a threshold
   labels = (rng.random((500, 1)) < 0.1).astype(np.float32)
   weights = (rng.random((500, 1)) < 0.5).astype(np.float32) if weighted else None
-  thresholds = list(tasks._AUC_THRESHOLDS)
+  thresholds = list(tasks.AUC_THRESHOLDS)
   keras = tf_keras.metrics.AUC(thresholds=thresholds, from_logits=True)
   bucketed = BucketedAUC(thresholds=thresholds, from_logits=True)
   for _ in range(2):   # accumulates across updates

@@ -1,10 +1,14 @@
 """Model: outputs, one train step updates every variable, fit gives every metric."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from adaftr_tf import config as config_lib
+from adaftr_tf import overrides
+
+from adaftr_tf import experiments
 from adaftr_tf import features as F
 from adaftr_tf import models
 from adaftr_tf.losses import ctcvr_bce, info_nce
@@ -16,8 +20,8 @@ EXPECTED_METRICS = {"loss", "ctr_auc", "ctr_logloss", "cvr_auc", "cvr_logloss",
 CONTRASTIVE_METRICS = {"cl_loss", "tau_mean"}
 
 
-def _config(*overrides):
-  return config_lib.apply_overrides(config_lib.get_preset("tiny"), list(overrides))
+def _config(*items):
+  return overrides.apply(experiments.get_preset("tiny"), list(items))
 
 
 def _data(config, rows=512, split="train"):
@@ -104,8 +108,9 @@ def test_loss_equals_independent_composition():
   loss = model.compute_loss(batch, training=False).numpy()
   features, labels = batch
   outputs = model(features, training=False)
-  u = model.alignment.ctr_projection(outputs[F.H_CTR])
-  v = model.alignment.cvr_projection(outputs[F.H_CVR])
+  alignment = model.alignment_task.alignment
+  u = alignment.ctr_projection(outputs[F.H_CTR])
+  v = alignment.cvr_projection(outputs[F.H_CVR])
   ctr = tf.nn.sigmoid_cross_entropy_with_logits(labels[F.CLICK],
                                                 outputs[F.CTR_LOGIT])
   ctcvr = ctcvr_bce(labels[F.CONVERSION], outputs[F.CTR_LOGIT],
@@ -118,9 +123,10 @@ def test_loss_equals_independent_composition():
 def test_unknown_model_name_is_rejected_before_building():
   config = _config()
   schema = synthetic.synthetic_schema(config.data.synthetic)
+  bad = dataclasses.replace(config, model=dataclasses.replace(
+      config.model, name="nope"))
   with pytest.raises(ValueError, match="model.name='nope'.*adaftr"):
-    models.build_model(config_lib.apply_overrides(config, ["model.name=nope"]),
-                       schema)
+    models.build_model(bad, schema)
 
 
 METHODS = [("adaftr", "mmoe"), ("adaftr", "ple"), ("multitask", "mmoe"),
@@ -161,7 +167,7 @@ def test_single_task_shares_no_parameters():
 
 
 def test_aitm_predicts_ctcvr_directly_and_adds_the_calibrator():
-  config = _config("model.name=aitm", "model.aitm_calibration_weight=0.5")
+  config = _config("model.name=aitm", "loss.aitm_calibration_weight=0.5")
   batch, schema = _batch(config, 64)
   model = models.compile_model(models.build_model(config, schema), config)
   features, labels = batch

@@ -5,7 +5,9 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from adaftr_tf import config as config_lib
+from adaftr_tf import overrides
+
+from adaftr_tf import experiments
 from adaftr_tf import optimizers
 
 
@@ -13,18 +15,17 @@ from adaftr_tf import optimizers
                                        ("lazy_adam", optimizers.LazyAdam),
                                        ("adagrad", tf_keras.optimizers.Adagrad)])
 def test_build_optimizer_each_choice(name, cls):
-  config = config_lib.apply_overrides(
-      config_lib.get_preset("tiny"),
-      [f"train.optimizer={name}", "train.learning_rate=0.05"]).validate()
-  optimizer = optimizers.build_optimizer(config)
+  optimizer = optimizers.build_optimizer(name, 0.05)
   assert type(optimizer) is cls
   assert float(optimizer.learning_rate) == pytest.approx(0.05)
 
 
-def test_unknown_optimizer_is_refused_by_the_config():
+def test_unknown_optimizer_is_refused_naming_the_choices():
+  with pytest.raises(ValueError, match=r"optimizer='sgd' is not valid; choose "
+                     r"one of \('adam', 'lazy_adam', 'adagrad'\)"):
+    optimizers.build_optimizer("sgd", 0.1)
   with pytest.raises(ValueError, match="train.optimizer"):
-    config_lib.apply_overrides(config_lib.get_preset("tiny"),
-                               ["train.optimizer=sgd"]).validate()
+    overrides.apply(experiments.get_preset("tiny"), ["train.optimizer=sgd"])
 
 
 def _sparse(values, rows, shape=(5, 2)):

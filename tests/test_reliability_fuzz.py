@@ -17,7 +17,7 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adaftr_tf import config as config_lib
+from adaftr_tf import experiments
 from adaftr_tf import features as F
 from adaftr_tf import models
 from export import serving
@@ -281,10 +281,10 @@ def test_an_enormous_value_is_a_bad_row_not_a_crash(tmp_path):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
   """An (untrained) tiny model exported once: (serve, model, schema)."""
-  config = config_lib.get_preset("tiny")
+  config = experiments.get_preset("tiny")
   schema = synthetic.synthetic_schema(config.data.synthetic)
   model = models.build_model(config, schema)
-  model(train_lib._dummy_features(schema), training=False)
+  model(schema.default_features(), training=False)
   path = str(tmp_path_factory.mktemp("export") / "1")
   serving.save(model, schema, path)
   loaded = tf.saved_model.load(path)

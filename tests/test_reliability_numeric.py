@@ -15,7 +15,9 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from adaftr_tf import config as config_lib
+from adaftr_tf import overrides
+
+from adaftr_tf import experiments
 from adaftr_tf import features as F
 from adaftr_tf import models
 from adaftr_tf.preprocessing import NON_FINITE_METRIC, FeatureEncoder
@@ -24,6 +26,7 @@ from pipelines.data import reader as data_reader
 from pipelines.data import records
 from pipelines.training import resume
 from pipelines.data import synthetic
+from pipelines.data.formats import report as report_lib
 from pipelines.training import train_lib
 from pipelines.data.formats import base
 from pipelines.data.formats import conversion
@@ -33,16 +36,16 @@ pytestmark = pytest.mark.reliability
 NAN_ROWS = (3, 70, 1000)  # train rows whose numerical_2 is NaN / +Inf / -Inf
 
 
-def _tiny(*overrides):
-  return config_lib.apply_overrides(config_lib.get_preset("tiny"), [
+def _tiny(*items):
+  return overrides.apply(experiments.get_preset("tiny"), [
       "train.steps_per_epoch=8", "train.steps_per_execution=2",
-      "train.checkpoint_every_steps=2", *overrides])
+      "train.checkpoint_every_steps=2", *items])
 
 
 @pytest.fixture(scope="module")
 def nan_data(tmp_path_factory):
   """Converted-looking data: the tiny synthetic log with 3 non-finite values."""
-  config = config_lib.get_preset("tiny").data.synthetic
+  config = experiments.get_preset("tiny").data.synthetic
   directory = str(tmp_path_factory.mktemp("nan_data"))
   rows = {}
   for split in ("train", "valid"):
@@ -53,7 +56,7 @@ def nan_data(tmp_path_factory):
     records.write_sharded(columns, directory, split, num_shards=2)
     rows[split] = {"rows": len(columns[F.CLICK])}
   synthetic.synthetic_schema(config).save(directory)
-  with open(os.path.join(directory, train_lib.DATA_REPORT), "w") as f:
+  with open(os.path.join(directory, report_lib.REPORT_FILE), "w") as f:
     json.dump({"splits": rows}, f)
   return directory
 
@@ -104,12 +107,12 @@ def test_replace_policy_uses_the_schema_default_and_counts():
 def test_config_rejects_an_unknown_policy():
   with pytest.raises(ValueError, match="data.non_finite_policy='skip' is not "
                      r"valid; choose one of \('error', 'replace'\)"):
-    config_lib.apply_overrides(config_lib.get_preset("tiny"),
+    overrides.apply(experiments.get_preset("tiny"),
                                ["data.non_finite_policy=skip"]).validate()
 
 
-def _model_and_batches(nan_data, *overrides):
-  config = _tiny("model.name=multitask", *overrides)  # quicker to trace
+def _model_and_batches(nan_data, *items):
+  config = _tiny("model.name=multitask", *items)  # quicker to trace
   schema = F.FeatureSchema.load(nan_data)
   model = models.compile_model(models.build_model(config, schema), config)
   batches = data_reader.make_dataset(nan_data, "train", schema, 512,
@@ -256,7 +259,7 @@ def test_serving_under_replace_answers_nan_with_the_default(tmp_path):
   config = _tiny("model.name=multitask", "data.non_finite_policy=replace")
   schema = synthetic.synthetic_schema(config.data.synthetic)
   model = models.build_model(config, schema)
-  model(train_lib._dummy_features(schema), training=False)
+  model(schema.default_features(), training=False)
   serving.save(model, schema, str(tmp_path / "1"))
   serve = tf.saved_model.load(str(tmp_path / "1")).signatures[
       serving.SIGNATURE_EXAMPLES]

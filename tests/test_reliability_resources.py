@@ -15,23 +15,26 @@ import tf_keras
 from absl import flags
 from absl.testing import flagsaver
 
-from adaftr_tf import config as config_lib
+from adaftr_tf import overrides
+
+from adaftr_tf import experiments
 from pipelines.training import callbacks as cb
 from pipelines.training import distribute
 from pipelines.data import records
 from pipelines.training import resume
 from pipelines import train as train_main
+from pipelines.training import model_dir as model_dir_lib
 from pipelines.training import train_lib
 
 pytestmark = pytest.mark.reliability
 FLAGS = flags.FLAGS
 
 
-def _tiny(*overrides):
-  return config_lib.apply_overrides(config_lib.get_preset("tiny"), [
+def _tiny(*items):
+  return overrides.apply(experiments.get_preset("tiny"), [
       "model.name=multitask", "train.steps_per_epoch=4",
       "train.steps_per_execution=2", "train.checkpoint_every_steps=2",
-      *overrides])
+      *items])
 
 
 @pytest.fixture
@@ -150,27 +153,27 @@ def test_missing_and_corrupt_best_weights_are_named(trained, tmp_path):
   import shutil
   copy = str(tmp_path / "model")
   shutil.copytree(trained, copy)
-  weights = os.path.join(copy, train_lib.BEST_WEIGHTS)
+  weights = os.path.join(copy, model_dir_lib.BEST_WEIGHTS)
   _corrupt(weights)
   with pytest.raises(ValueError, match=f"weights checkpoint {weights} cannot "
                      "be read"):
-    train_lib.load_trained(copy)
+    model_dir_lib.load_trained(copy)
   for name in os.listdir(os.path.dirname(weights)):
     os.remove(os.path.join(os.path.dirname(weights), name))
   with pytest.raises(FileNotFoundError, match=f"no trained weights at "
                      f"{weights}"):
-    train_lib.load_trained(copy)
+    model_dir_lib.load_trained(copy)
   with pytest.raises(FileNotFoundError, match="no config.json in model dir"):
-    train_lib.load_trained(str(tmp_path / "nowhere"))
-  train_lib.load_trained(trained)  # the original is untouched
+    model_dir_lib.load_trained(str(tmp_path / "nowhere"))
+  model_dir_lib.load_trained(trained)  # the original is untouched
 
 
 def test_an_export_that_fails_to_write_keeps_the_published_versions(
     trained, tmp_path, monkeypatch):
-  from export import export_savedmodel
+  from export import exporter
   from export import versions
   base = str(tmp_path / "exports")
-  first = export_savedmodel.export(trained, base, log=lambda _: None)
+  first = exporter.export(trained, base, log=lambda _: None)
   before = sorted(os.listdir(first))
 
   def full(*args, **kwargs):
@@ -180,7 +183,7 @@ def test_an_export_that_fails_to_write_keeps_the_published_versions(
   with pytest.raises(OSError, match=f"cannot write version 2 under {base} "
                      r"[\s\S]*No space left on device[\s\S]*versions present "
                      r"\(\[1\]\) are intact"):
-    export_savedmodel.export(trained, base, log=lambda _: None)
+    exporter.export(trained, base, log=lambda _: None)
   assert versions.versions(base) == [1]
   assert sorted(os.listdir(first)) == before
   assert not [n for n in os.listdir(base) if n.startswith(versions.TMP_PREFIX)]
@@ -285,13 +288,13 @@ def test_contradictory_settings_are_refused_before_training(tmp_path, argv,
 
 def test_a_replica_batch_too_small_for_local_negatives_is_refused():
   layout = distribute.make_layout("mirrored", 2, 1, 2, 2)
-  local = config_lib.apply_overrides(config_lib.get_preset("tiny"), [
-      "train.batch_size=2", "loss.cross_replica_negatives=false"])
+  local = overrides.apply(experiments.get_preset("tiny"), [
+      "train.batch_size=2", "runtime.cross_replica_negatives=false"])
   with pytest.raises(ValueError, match=r"train.batch_size=2 gives the "
                      r"contrastive loss batches of 1 instance\(s\) under "
                      r"--strategy=mirrored \(2 replica\(s\)\)"):
     distribute.check_negatives(layout, local)
-  distribute.check_negatives(layout, config_lib.apply_overrides(
-      local, ["loss.cross_replica_negatives=true"]))  # global batch of 2: ok
-  distribute.check_negatives(layout, config_lib.apply_overrides(
+  distribute.check_negatives(layout, overrides.apply(
+      local, ["runtime.cross_replica_negatives=true"]))  # global batch of 2: ok
+  distribute.check_negatives(layout, overrides.apply(
       local, ["model.name=multitask"]))  # no contrastive loss: ok

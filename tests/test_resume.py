@@ -21,11 +21,13 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from adaftr_tf import config as config_lib
+from adaftr_tf import experiments
 from adaftr_tf import features as F
+from adaftr_tf import overrides
+from paused_training import PAUSED_MESSAGE
 from pipelines.data import reader as data_reader
-from pipelines.training import resume
 from pipelines.data import synthetic
+from pipelines.training import resume
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, EPOCHS, EVERY, PAUSE_AFTER = 8, 2, 2, 11  # pauses at step 12 (epoch 2)
@@ -34,7 +36,7 @@ RUN_TIMEOUT_S = 420
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-  config = config_lib.get_preset("tiny").data.synthetic
+  config = experiments.get_preset("tiny").data.synthetic
   data_dir = str(tmp_path_factory.mktemp("resume") / "data")
   return data_dir, synthetic.ensure_synthetic_dataset(config, data_dir,
                                                       log=lambda _: None)
@@ -191,15 +193,15 @@ def test_other_steps_per_epoch_is_refused(tmp_path):
 
 def test_resuming_with_another_config_is_refused(tmp_path):
   from pipelines.training import train_lib
-  config = config_lib.get_preset("tiny")
+  config = experiments.get_preset("tiny")
   (tmp_path / "config.json").write_text(config.to_json())
   train_lib.check_resumable(config, str(tmp_path))  # no checkpoints: fine
   (tmp_path / resume.STEPS_DIR).mkdir()
   (tmp_path / resume.STEPS_DIR / "checkpoint").write_text("")
-  longer = config_lib.apply_overrides(config, ["train.epochs=5",
-                                               "train.strategy=mirrored"])
+  longer = overrides.apply(config, ["train.epochs=5",
+                                               "runtime.strategy=mirrored"])
   train_lib.check_resumable(longer, str(tmp_path))
-  wider = config_lib.apply_overrides(config, ["model.embedding_dim=16"])
+  wider = overrides.apply(config, ["model.embedding_dim=16"])
   with pytest.raises(ValueError, match="model.embedding_dim: stored 4, now "
                      "16.*fresh --model_dir"):
     train_lib.check_resumable(wider, str(tmp_path))
@@ -207,23 +209,29 @@ def test_resuming_with_another_config_is_refused(tmp_path):
 
 # --- kill and resume, for real ----------------------------------------------
 
+OVERRIDES = [f"train.epochs={EPOCHS}", f"train.steps_per_epoch={STEPS}",
+             "train.steps_per_execution=1", "runtime.deterministic=true",
+             f"train.checkpoint_every_steps={EVERY}"]
+PAUSING_SCRIPT = os.path.join(ROOT, "tests", "paused_training.py")
+
+
 def _command(model_dir, data_dir):
-  overrides = [f"train.epochs={EPOCHS}", f"train.steps_per_epoch={STEPS}",
-               "train.steps_per_execution=1", "train.deterministic=true",
-               f"train.checkpoint_every_steps={EVERY}"]
   return [sys.executable, "-m", "pipelines.train", "--preset=tiny",
           f"--model_dir={model_dir}", f"--data_dir={data_dir}", "--verbose=0",
-          *[f"--override={o}" for o in overrides]]
+          *[f"--override={o}" for o in OVERRIDES]]
+
+
+def _paused_command(model_dir, data_dir, pause_after):
+  """The same job, pausing for good after the checkpoint at `pause_after`."""
+  return [sys.executable, PAUSING_SCRIPT, str(pause_after), model_dir,
+          data_dir, *OVERRIDES]
 
 
 class _Run:
   """A training subprocess whose output is drained by a thread."""
 
-  def __init__(self, command, pause_after=None):
+  def __init__(self, command):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1")
-    env.pop(resume.PAUSE_ENV, None)
-    if pause_after is not None:
-      env[resume.PAUSE_ENV] = str(pause_after)
     self.lines = []
     self.process = subprocess.Popen(command, cwd=ROOT, env=env, text=True,
                                     stdout=subprocess.PIPE,
@@ -273,9 +281,9 @@ def runs(data, tmp_path_factory):
   root = tmp_path_factory.mktemp("kill")
   a_dir, b_dir = str(root / "a"), str(root / "b")
   a = _Run(_command(a_dir, data_dir))
-  b1 = _Run(_command(b_dir, data_dir), pause_after=PAUSE_AFTER)
+  b1 = _Run(_paused_command(b_dir, data_dir, PAUSE_AFTER))
   try:
-    b1.wait_for(resume.PAUSED_MESSAGE, RUN_TIMEOUT_S)
+    b1.wait_for(PAUSED_MESSAGE, RUN_TIMEOUT_S)
     b1.kill()  # SIGKILL: no cleanup, no final checkpoint
     assert b1.process.returncode == -signal.SIGKILL
     b2 = _Run(_command(b_dir, data_dir))
@@ -300,7 +308,7 @@ def _variables(path):
 
 def test_killed_run_resumes_where_it_stopped(runs):
   a_dir, b_dir, b1_output, b2_output = runs
-  assert f"{resume.PAUSED_MESSAGE} 12" in b1_output
+  assert f"{PAUSED_MESSAGE} 12" in b1_output
   assert ("resuming from the checkpoint at global step 12 (epoch 2, 4 of 8 "
           "steps done)") in b2_output
   state_a = _json(os.path.join(a_dir, "train_state.json"))

@@ -6,13 +6,14 @@ from absl import flags
 from absl.testing import flagsaver
 import pytest
 
-from pipelines import benchmark_quality
-from pipelines import sweep
+from adaftr_tf import experiments
+from pipelines import sweep as sweep_main
+from pipelines.benchmarks import sweep
 
 FLAGS = flags.FLAGS
 
 
-@pytest.mark.parametrize("method", list(benchmark_quality.METHODS))
+@pytest.mark.parametrize("method", experiments.method_names())
 def test_every_method_has_a_space_and_equal_budget(method):
   trials = sweep.draw_trials(method, 5, seed=1)
   assert len(trials) == 5
@@ -20,12 +21,12 @@ def test_every_method_has_a_space_and_equal_budget(method):
   assert trials == sweep.draw_trials(method, 5, seed=1)  # seeded
   assert trials[0] == []  # the method as defined is always a trial
   keys = {o.split("=")[0] for o in trials[1]}
-  assert set(sweep.SHARED_SPACE) <= keys
+  assert set(experiments.SHARED_SPACE) <= keys
 
 
 def test_unknown_method_has_no_space():
-  with pytest.raises(ValueError, match="no search space for method 'nope'"):
-    sweep.search_space("nope")
+  with pytest.raises(ValueError, match="unknown method 'nope'"):
+    sweep.draw_trials("nope", 2, seed=0)
 
 
 def test_tiny_sweep_selects_on_validation(tmp_path, tiny_run, capsys):
@@ -34,7 +35,7 @@ def test_tiny_sweep_selects_on_validation(tmp_path, tiny_run, capsys):
     FLAGS(["sweep", "--preset=tiny", "--method=mmoe", "--budget=2",
            f"--output_dir={tmp_path}", f"--data_dir={tiny_run['data_dir']}",
            "--override=train.steps_per_epoch=3"])
-    sweep.main(["sweep"])
+    sweep_main.main(["sweep"])
   result = json.loads((tmp_path / "sweep.json").read_text())
   assert len(result["trials"]) == 2
   best = max(t["score"] for t in result["trials"])
@@ -49,22 +50,3 @@ def test_tiny_sweep_selects_on_validation(tmp_path, tiny_run, capsys):
   expected = (" ".join(f"--override={o}" for o in result["winner"]["overrides"])
               or "the method as defined (no overrides)")
   assert f"winner (validation): {expected}" in capsys.readouterr().out
-
-
-def test_tuned_winners_are_valid_for_every_method():
-  """Each sweep winner applies to its methods, before their definition."""
-  from adaftr_tf import config as config_lib
-  from pipelines import tuned
-  assert set(tuned.TUNED) <= set(benchmark_quality.METHODS)
-  base = config_lib.get_preset("bench")
-  for method, definition in benchmark_quality.METHODS.items():
-    knobs = tuned.tuned_overrides(method)
-    space = sweep.search_space(method)
-    assert {o.split("=")[0] for o in knobs} <= set(space), method
-    config_lib.apply_overrides(base, knobs + definition).validate()
-  assert tuned.tuned_overrides("adaftr_tower_input") == tuned.TUNED["adaftr"]
-  # The ablation's own setting wins over the tuned one.
-  config = config_lib.apply_overrides(
-      base, tuned.tuned_overrides("adaftr_tower_input")
-      + benchmark_quality.METHODS["adaftr_tower_input"])
-  assert config.loss.relatedness_input == "towers_detached"

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from adaftr_tf import config as config_lib
+
+from adaftr_tf import overrides
+
+from adaftr_tf import experiments
 from pipelines import train as train_main
+from pipelines.training import model_dir as model_dir_lib
 from pipelines.training import train_lib
 
 FLAGS = flags.FLAGS
@@ -67,9 +72,9 @@ def test_valid_report_has_metrics_tau_and_oracle(tiny_run):
 
 
 def test_load_trained_restores_the_best_weights(tiny_run):
-  model, config, schema = train_lib.load_trained(tiny_run["model_dir"])
+  model, config, schema = model_dir_lib.load_trained(tiny_run["model_dir"])
   assert config == tiny_run["config"]
-  features = train_lib._dummy_features(schema)
+  features = schema.default_features()
   np.testing.assert_allclose(model(features)["ctr"],
                              tiny_run["model"](features)["ctr"], rtol=1e-6)
 
@@ -103,7 +108,7 @@ def test_bad_config_fails_before_anything_is_written(tmp_path, argv, message):
 
 
 def test_missing_converted_data_is_a_clear_error(tmp_path):
-  config = config_lib.apply_overrides(config_lib.get_preset("tiny"),
+  config = overrides.apply(experiments.get_preset("tiny"),
                                       ["data.source=files"])
   with pytest.raises(FileNotFoundError, match="holds no converted data"):
     train_lib.train(config, str(tmp_path / "model"), str(tmp_path / "missing"),

@@ -10,11 +10,9 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras
 
+from adaftr_tf import choices
 from adaftr_tf.layers.relatedness import RelatednessNetwork
 from adaftr_tf.layers.towers import ProjectionHead
-
-RELATEDNESS_INPUTS = ("embeddings", "towers_detached")
-
 
 @tf_keras.utils.register_keras_serializable(package="adaftr_tf")
 class TaskAlignment(tf_keras.layers.Layer):
@@ -40,9 +38,8 @@ class TaskAlignment(tf_keras.layers.Layer):
                relatedness_input: str = "embeddings",
                relatedness_stop_gradient: bool = True, seed: int = 0, **kwargs):
     super().__init__(**kwargs)
-    if relatedness_input not in RELATEDNESS_INPUTS:
-      raise ValueError(f"relatedness_input={relatedness_input!r}; valid: "
-                       f"{RELATEDNESS_INPUTS}")
+    choices.check("relatedness_input", relatedness_input,
+                  choices.RelatednessInput)
     self._config = dict(
         projection_hidden=projection_hidden, projection_dim=projection_dim,
         relatedness_units=tuple(relatedness_units), tau_min=tau_min,
@@ -68,22 +65,26 @@ class TaskAlignment(tf_keras.layers.Layer):
     return tf.stop_gradient(tf.concat([h_ctr, h_cvr], axis=-1))
 
   def temperature(self, embeddings: tf.Tensor, h_ctr: tf.Tensor,
-                  h_cvr: tf.Tensor, training=None) -> tf.Tensor:
-    """tau `[batch]` from embeddings `[batch, e]` or towers `[batch, d]` x2."""
-    return self.relatedness(self.relatedness_input(embeddings, h_ctr, h_cvr),
-                            training=training)
+                  h_cvr: tf.Tensor, training=None):
+    """(tau `[batch]` float32, relatedness logit f `[batch]` or None).
 
-  def relatedness_logit(self, embeddings, h_ctr, h_cvr, training=None):
-    """f(x) `[batch]`; tau = relatedness.tau_from_logit(f)."""
-    return self.relatedness.relatedness_logit(
-        self.relatedness_input(embeddings, h_ctr, h_cvr), training=training)
+    The one path to tau: `tau = relatedness.tau_from_logit(f)`; in fixed mode
+    tau is the constant and there is no f (None).
+    """
+    x = self.relatedness_input(embeddings, h_ctr, h_cvr)
+    relatedness = self.relatedness
+    if relatedness.mode == "fixed":
+      return relatedness(x, training=training), None
+    logit = relatedness.relatedness_logit(x, training=training)
+    return relatedness.tau_from_logit(logit), logit
 
   def call(self, embeddings, h_ctr, h_cvr, training=None):
-    """Returns (u `[batch, p]`, v `[batch, p]`, tau `[batch]`), float32."""
+    """Returns (u `[batch, p]`, v `[batch, p]`, tau `[batch]`, f `[batch]` or
+    None), float32."""
     u = self.ctr_projection(h_ctr)
     v = self.cvr_projection(h_cvr)
-    tau = self.temperature(embeddings, h_ctr, h_cvr, training=training)
-    return u, v, tau
+    tau, logit = self.temperature(embeddings, h_ctr, h_cvr, training=training)
+    return u, v, tau, logit
 
   def get_config(self):
     return {**super().get_config(), **self._config}

@@ -4,13 +4,13 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from adaftr_tf import choices
 from adaftr_tf.layers.mlp import derive_seed
 from adaftr_tf.layers.mlp import validate_non_negative
 from adaftr_tf.layers.mlp import validate_positive_int
 from adaftr_tf.layers.mlp import validate_seed
 from adaftr_tf.layers.mlp import validate_units
 
-COMBINERS = ("mean", "sum", "sqrtn")
 
 
 @tf_keras.utils.register_keras_serializable(package="adaftr_tf")
@@ -54,7 +54,7 @@ class FieldEmbedding(tf_keras.layers.Layer):
       embedding_dim: width of every field embedding, >= 1.
       l2: weight of the batch-row L2 penalty, >= 0.
       seed: int seed of the table and numerical weights.
-      combiner: pooling of a ragged field's rows; one of COMBINERS.
+      combiner: pooling of a ragged field's rows; one of `choices.Combiner`.
       **kwargs: standard Layer arguments.
 
     Raises:
@@ -75,10 +75,7 @@ class FieldEmbedding(tf_keras.layers.Layer):
     self.embedding_dim = validate_positive_int("embedding_dim", embedding_dim)
     self.l2 = validate_non_negative("l2", l2)
     self.seed = validate_seed(seed)
-    if combiner not in COMBINERS:
-      raise ValueError(f"combiner={combiner!r} is not valid; choose one of "
-                       f"{COMBINERS}")
-    self.combiner = combiner
+    self.combiner = choices.check("combiner", combiner, choices.Combiner)
     self._offsets = np.concatenate(
         [[0], np.cumsum(self.categorical_sizes[:-1], dtype=np.int64)]
     ).astype(np.int64) if self.categorical_sizes else np.zeros([0], np.int64)

@@ -5,13 +5,11 @@ import math
 import tensorflow as tf
 import tf_keras
 
+from adaftr_tf import choices
 from adaftr_tf.layers.mlp import MLP
 from adaftr_tf.layers.mlp import derive_seed
 from adaftr_tf.layers.mlp import validate_seed
 from adaftr_tf.layers.mlp import validate_units
-
-MODES = ("instance", "global", "fixed")
-
 
 def _check_float(name, value):
   if (isinstance(value, bool) or not isinstance(value, (int, float)) or
@@ -54,7 +52,7 @@ class RelatednessNetwork(tf_keras.layers.Layer):
         ignored otherwise.
       tau_min: lower bound of tau, finite and > 0.
       tau_max: upper bound, finite and > tau_min (>= tau_min in fixed mode).
-      mode: one of MODES.
+      mode: one of `choices.TemperatureMode`.
       fixed_tau: fixed-mode temperature, in [tau_min, tau_max]; None means
         sqrt(tau_min * tau_max). Only used in fixed mode.
       seed: int seed of f's initial weights.
@@ -64,8 +62,7 @@ class RelatednessNetwork(tf_keras.layers.Layer):
       ValueError: naming the argument that is invalid.
     """
     super().__init__(**kwargs)
-    if mode not in MODES:
-      raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    choices.check("mode", mode, choices.TemperatureMode)
     self.mode = mode
     self.units = validate_units("units", units, allow_empty=True)
     self.tau_min = _check_float("tau_min", tau_min)

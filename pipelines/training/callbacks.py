@@ -56,11 +56,9 @@ class TauHistogram(tf_keras.callbacks.Callback):
       return {}
     tau = np.asarray(tau, np.float64).reshape(-1)
     values = {"tau": tau}
-    bounds = getattr(getattr(self.model, "alignment", None), "relatedness",
-                     None)
-    tau_min = getattr(bounds, "tau_min", None)
-    tau_max = getattr(bounds, "tau_max", None)
-    if tau_min is not None and tau_max is not None and tau_max > tau_min:
+    alignment = getattr(self.model, "alignment_task", None)
+    if alignment is not None:
+      tau_min, tau_max = alignment.tau_bounds
       values["predicted_relatedness"] = (tau_max - tau) / (tau_max - tau_min)
     if self._labels is not None:
       values["agreement"] = np.asarray(self.model.gradient_agreement(

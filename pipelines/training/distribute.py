@@ -1,6 +1,6 @@
 """tf.distribute strategies, logical CPU devices, batch layout and the chief.
 
-Strategies (`--strategy`, `train.strategy`):
+Strategies (`--strategy`, `runtime.strategy`):
   default                one device (TensorFlow's default strategy).
   mirrored               synchronous data parallelism over the local devices:
                          every GPU, else every logical CPU
@@ -10,7 +10,7 @@ Strategies (`--strategy`, `train.strategy`):
   parameter_server       asynchronous: this process is the coordinator
                          (`TF_CONFIG` task `chief`); `worker` and `ps` tasks
                          run `cluster.serve_forever_if_server`. Variables above
-                         `train.ps_min_shard_bytes` (the embedding table) are
+                         `runtime.ps_min_shard_bytes` (the embedding table) are
                          sharded across the parameter servers.
 
 Only the chief writes the model directory; the others write what a collective
@@ -24,7 +24,7 @@ import tempfile
 
 import tensorflow as tf
 
-from adaftr_tf.config import STRATEGIES
+from adaftr_tf import choices
 from pipelines.training import cluster
 from pipelines.data import records
 
@@ -64,7 +64,7 @@ def make_strategy(name: str, devices: list[str] | None = None,
   """Creates the named strategy; create it before other TensorFlow work.
 
   Args:
-    name: one of STRATEGIES.
+    name: one of `choices.Strategy`.
     devices: `mirrored` only: device names (default: all GPUs, else all
       logical CPUs).
     cluster_resolver: multi-worker strategies: overrides `TF_CONFIG` (e.g. an
@@ -75,9 +75,7 @@ def make_strategy(name: str, devices: list[str] | None = None,
     ValueError: an unknown name, a device that does not exist, or a missing
       or incomplete cluster description.
   """
-  if name not in STRATEGIES:
-    raise ValueError(f"strategy {name!r} is not valid; choose one of "
-                     f"{STRATEGIES}")
+  choices.check("strategy", name, choices.Strategy)
   if devices and name != "mirrored":
     raise ValueError(f"--devices is only for --strategy=mirrored, not {name}")
   if name == "default":
@@ -151,7 +149,7 @@ class Layout:
   """How a strategy splits the batches (all counts are per global step).
 
   Attributes:
-    strategy: the strategy's name (one of STRATEGIES).
+    strategy: the strategy's name (one of `choices.Strategy`).
     replicas: replicas in sync (1 under parameter_server: workers step
       asynchronously, each on a whole `batch_size` batch).
     pipelines: input pipelines (one per worker process).
@@ -190,17 +188,18 @@ def _jobs(strategy: tf.distribute.Strategy) -> dict:
 
 
 def strategy_name(strategy: tf.distribute.Strategy) -> str:
-  """The STRATEGIES name of a strategy object."""
+  """The `choices.Strategy` name of a strategy object."""
   if isinstance(strategy, tf.distribute.ParameterServerStrategy):
     return PS
   if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
     return MWMS
   if isinstance(strategy, tf.distribute.MirroredStrategy):
     return "mirrored"
-  if type(strategy).__name__ == "_DefaultDistributionStrategy":
+  if not tf.distribute.has_strategy() and (
+      strategy is tf.distribute.get_strategy()):
     return "default"
   raise ValueError(f"unsupported strategy {type(strategy).__name__}; use one "
-                   f"of {STRATEGIES}")
+                   f"of {choices.options(choices.Strategy)}")
 
 
 def make_layout(name: str, replicas: int, workers: int, batch_size: int,
@@ -242,7 +241,7 @@ def layout(strategy: tf.distribute.Strategy, batch_size: int,
 def check_negatives(plan: Layout, config) -> None:
   """In-batch negatives need two instances in the batch the loss sees.
 
-  With `loss.cross_replica_negatives` (and `in_batch` negatives) the loss
+  With `runtime.cross_replica_negatives` (and `in_batch` negatives) the loss
   sees the global batch; otherwise each replica's (parameter_server: each
   worker's) batch.
 
@@ -250,9 +249,10 @@ def check_negatives(plan: Layout, config) -> None:
     ValueError: naming the batch and what to change.
   """
   l = config.loss
-  if config.model.name != "adaftr" or l.contrastive_weight <= 0:
+  if not config.uses_alignment:
     return
-  global_negatives = (l.cross_replica_negatives and l.negatives == "in_batch"
+  global_negatives = (config.runtime.cross_replica_negatives
+                      and l.negatives == "in_batch"
                       and plan.strategy != PS)
   seen = plan.global_batch if global_negatives else plan.per_replica_batch
   if seen < 2:

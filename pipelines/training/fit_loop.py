@@ -18,14 +18,12 @@ import tf_keras
 from adaftr_tf import features as F
 from adaftr_tf import models
 from adaftr_tf.config import Config
+from pipelines.data import datadir
+from pipelines.data import reader
 from pipelines.training import callbacks as cb
 from pipelines.training import distribute
-from pipelines.data import reader
+from pipelines.training import model_dir as model_dir_lib
 from pipelines.training import resume
-from pipelines.data import synthetic
-
-BEST_WEIGHTS = os.path.join("best", "weights")
-
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
@@ -44,7 +42,7 @@ class Plan:
   @property
   def best_weights(self) -> str:
     """Where this process saves the best epoch's weights."""
-    return os.path.join(self.out_dir, BEST_WEIGHTS)
+    return os.path.join(self.out_dir, model_dir_lib.BEST_WEIGHTS)
 
 
 def _valid_input(plan: Plan, strategy):
@@ -119,20 +117,20 @@ def sharding_report(model) -> list[str]:
           for name, devices in sorted(shards.items())]
 
 
-def _callbacks(plan: Plan, sample_batch, best, step_checkpoint):
+def _callbacks(plan: Plan, sample_batch, best, step_checkpoint, extra):
   # The guard first: it raises at a NaN/Inf loss before anything saves.
   guard = cb.NonFiniteGuard(
       plan.steps, os.path.join(plan.model_dir, resume.STEPS_DIR),
       check_batches=plan.layout.strategy != distribute.PS)
-  callbacks = [guard,
-               cb.EpochWeights(os.path.join(plan.out_dir, "checkpoints"))]
+  callbacks = [guard, cb.EpochWeights(
+      os.path.join(plan.out_dir, model_dir_lib.EPOCH_WEIGHTS_DIR))]
   if plan.chief:  # summaries need no collective: only the chief writes them
-    log_dir = os.path.join(plan.model_dir, "tensorboard")
+    log_dir = os.path.join(plan.model_dir, model_dir_lib.TENSORBOARD_DIR)
     # No graph: a subclassed model has none worth showing, and it costs time.
     callbacks += [tf_keras.callbacks.TensorBoard(log_dir=log_dir,
                                                  write_graph=False),
                   cb.TauHistogram(log_dir, sample_batch)]
-  return callbacks + [best, step_checkpoint]
+  return callbacks + [best, step_checkpoint, *extra]
 
 
 @dataclasses.dataclass
@@ -161,28 +159,28 @@ def _restore(plan: Plan, model, log):
 
 
 def fit(plan: Plan, strategy: tf.distribute.Strategy, verbose: int,
-        log) -> Fitted:
+        log, extra_callbacks=()) -> Fitted:
   """Trains under `strategy` from the newest step checkpoint to the end.
 
   Each process saves the best weights to `plan.best_weights` (the chief's are
-  the model directory's).
+  the model directory's). `extra_callbacks` run after the job's own.
   """
   t = plan.config.train
   tf_keras.utils.set_random_seed(t.seed)
-  if t.deterministic:
+  if plan.config.runtime.deterministic:
     tf.config.experimental.enable_op_determinism()
   # One fixed validation batch for the relatedness summaries (with the
   # synthetic oracle columns when the data has them).
   sample_batch = next(iter(reader.make_dataset(
       plan.data_dir, "valid", plan.schema, t.eval_batch_size, training=False,
-      with_oracle=tf.io.gfile.exists(os.path.join(
-          plan.data_dir, synthetic.SYNTHETIC_FILE)))))
+      with_oracle=datadir.has_oracle(plan.data_dir))))
   valid_input = _valid_input(plan, strategy)
   model = _build(plan, strategy, valid_input)
   if plan.layout.strategy == distribute.PS:
     sharded = sharding_report(model)
     log("sharded across the parameter servers: " + ("; ".join(sharded) or
-        f"nothing (no variable above {t.ps_min_shard_bytes} bytes)"))
+        f"nothing (no variable above {plan.config.runtime.ps_min_shard_bytes} "
+        "bytes)"))
   checkpoints, progress = _restore(plan, model, log)
   resumed_from = progress.step
   best = cb.BestEpoch(t.checkpoint_metric, plan.best_weights,
@@ -191,7 +189,8 @@ def fit(plan: Plan, strategy: tf.distribute.Strategy, verbose: int,
   asynchronous = plan.layout.strategy == distribute.PS
   every = 0 if asynchronous else t.checkpoint_every_steps
   step_checkpoint = resume.StepCheckpoint(checkpoints, progress, best, every)
-  callbacks = _callbacks(plan, sample_batch, best, step_checkpoint)
+  callbacks = _callbacks(plan, sample_batch, best, step_checkpoint,
+                         extra_callbacks)
   if asynchronous:
     tf.random.set_seed(None)  # every worker shuffles in its own order
   for initial_epoch, end_epoch, skip in resume.fit_segments(

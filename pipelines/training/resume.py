@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from typing import Callable
 
 import tensorflow as tf
@@ -37,10 +36,6 @@ from pipelines.training.callbacks import write_checkpoint
 
 STEPS_DIR = "steps"
 CHECKPOINT_NAME = "step"
-# Fault injection for tests and drills: after saving a mid-epoch checkpoint at
-# a step >= this value, print a line and sleep until killed.
-PAUSE_ENV = "ADAFTR_PAUSE_AFTER_STEP"
-PAUSED_MESSAGE = "paused after checkpoint at step"
 
 
 @dataclasses.dataclass
@@ -204,7 +199,6 @@ class StepCheckpoint(tf_keras.callbacks.Callback):
     if step // self.every > self.progress.step // self.every:
       self.progress.step = step
       self.checkpoints.save(self.progress)
-      _maybe_pause(step)
 
   def on_epoch_end(self, epoch, logs=None):
     history = self.progress.history
@@ -213,11 +207,3 @@ class StepCheckpoint(tf_keras.callbacks.Callback):
     self.progress.best = self.best.state()
     self.progress.step = (epoch + 1) * self.steps
     self.checkpoints.save(self.progress)
-
-
-def _maybe_pause(step: int) -> None:
-  limit = os.environ.get(PAUSE_ENV)
-  if limit and step >= int(limit):
-    print(f"{PAUSED_MESSAGE} {step}", flush=True)
-    while True:
-      time.sleep(60)

@@ -20,25 +20,21 @@ import dataclasses
 import itertools
 import time
 
-from adaftr_tf import config as config_lib
+from adaftr_tf import overrides
 from pipelines.benchmarks.speed import phases
-from pipelines.benchmarks.speed import prototypes as prototypes_lib
 
 
 def _entry_step(spec, base, schema, entry):
-  """The entry's traced reference step and its batch cycle (patched build)."""
-  config = config_lib.apply_overrides(base, entry.get("overrides", ()))
-  restore = prototypes_lib.apply(entry.get("prototypes", ()))
-  try:   # patches act when the model is built and when the step is traced
-    step, batches = phases.reference_step(
-        config.validate(), schema, spec["data_dir"],
-        spec.get("reference_batches", 4), clear_session=False)
-    cycle = itertools.cycle(batches)
-    for _ in range(spec["warmup"]):
-      loss = step(next(cycle))
-    float(loss)
-  finally:
-    restore()
+  """The entry's traced reference step and its batch cycle."""
+  config = overrides.apply(base, entry.get("overrides", ()))
+  step, batches = phases.reference_step(
+      config.validate(), schema, spec["data_dir"],
+      spec.get("reference_batches", 4), entry.get("prototypes", ()),
+      clear_session=False)
+  cycle = itertools.cycle(batches)
+  for _ in range(spec["warmup"]):
+    loss = step(next(cycle))
+  float(loss)
   return step, cycle, config.train.batch_size
 
 

@@ -38,19 +38,19 @@ import tensorflow as tf
 import tf_keras
 
 from adaftr_tf import config as config_lib
+from adaftr_tf import experiments
 from adaftr_tf import features as F
 from adaftr_tf import models
-from pipelines.data import reader
 from pipelines.benchmarks.speed import memory
 from pipelines.benchmarks.speed import prototypes as prototypes_lib
+from pipelines.data import reader
 
 PHASES = ("input", "fit", "fit_cached", "reference", "paired")
 
 
 def phase_config(spec) -> config_lib.Config:
   """The validated config of a spec: preset + overrides."""
-  config = config_lib.get_preset(spec["preset"])
-  return config_lib.apply_overrides(config, spec.get("overrides", ())).validate()
+  return experiments.config_of(spec["preset"], spec.get("overrides", ()))
 
 
 def _train_batches(config, schema, data_dir) -> tf.data.Dataset:
@@ -124,11 +124,12 @@ class _StepTimer(tf_keras.callbacks.Callback):
     self.marks.append((batch + 1, time.perf_counter(), time.process_time()))
 
 
-def _build(config, schema, clear_session=True):
+def _build(config, schema, prototypes=(), clear_session=True):
   if clear_session:
     tf_keras.backend.clear_session()
   tf_keras.utils.set_random_seed(config.train.seed)
-  return models.compile_model(models.build_model(config, schema), config)
+  return models.compile_model(
+      prototypes_lib.build_model(config, schema, prototypes), config)
 
 
 def _create_variables(model, batch) -> None:
@@ -162,7 +163,7 @@ def _cached_batches(config, schema, data_dir, count) -> tf.data.Dataset:
 def measure_fit(spec, config, schema, cached: bool = False) -> dict:
   """Keras `fit` on make_dataset (or, `cached`, on pre-parsed batches in
   memory); throughput after the warm-up steps."""
-  model = _build(config, schema)
+  model = _build(config, schema, spec.get("prototypes", ()))
   _create_variables(model, _one_batch(config, schema, spec["data_dir"]))
   timer = _StepTimer()
   if cached:
@@ -187,19 +188,20 @@ def measure_fit(spec, config, schema, cached: bool = False) -> dict:
   return result
 
 
-def reference_step(config, schema, data_dir, count, clear_session=True):
+def reference_step(config, schema, data_dir, count, prototypes=(),
+                   clear_session=True):
   """(step, batches): the minimal training step and its pre-parsed batches.
 
   `step(batch)` computes `model.compute_loss` under a GradientTape and
   applies the model's optimizer (a `tf.function`, XLA if configured).
   """
-  model = _build(config, schema, clear_session)
+  model = _build(config, schema, prototypes, clear_session)
   batches = list(itertools.islice(
       _train_batches(config, schema, data_dir), max(1, count)))
   optimizer = model.optimizer
   _create_variables(model, batches[0])
 
-  @tf.function(jit_compile=config.train.jit_compile)
+  @tf.function(jit_compile=config.runtime.jit_compile)
   def step(batch):
     with tf.GradientTape() as tape:
       loss = model.compute_loss(batch, training=True)
@@ -213,7 +215,8 @@ def reference_step(config, schema, data_dir, count, clear_session=True):
 def measure_reference(spec, config, schema) -> dict:
   """The same model and optimizer in a minimal hand-written training loop."""
   step, batches = reference_step(config, schema, spec["data_dir"],
-                                 spec.get("reference_batches", 4))
+                                 spec.get("reference_batches", 4),
+                                 spec.get("prototypes", ()))
   cycle = itertools.cycle(batches)
   for _ in range(spec["warmup"]):
     loss = step(next(cycle))
@@ -243,18 +246,15 @@ def run_phase(spec) -> dict:
   started = time.perf_counter()
   config = phase_config(spec)
   schema = F.FeatureSchema.load(spec["data_dir"])
-  restore = prototypes_lib.apply(spec.get("prototypes", ()))
-  try:
-    memory.reset_peak()
-    rss_before = memory.current_rss_mb()
-    from pipelines.benchmarks.speed import paired   # it imports this module
-    measure = {"input": measure_input, "fit": measure_fit,
-               "fit_cached": lambda *a: measure_fit(*a, cached=True),
-               "reference": measure_reference,
-               "paired": paired.measure_paired}[spec["phase"]]
-    result = measure(spec, config, schema)
-  finally:
-    restore()
+  prototypes_lib.check(spec.get("prototypes", ()))
+  memory.reset_peak()
+  rss_before = memory.current_rss_mb()
+  from pipelines.benchmarks.speed import paired   # it imports this module
+  measure = {"input": measure_input, "fit": measure_fit,
+             "fit_cached": lambda *a: measure_fit(*a, cached=True),
+             "reference": measure_reference,
+             "paired": paired.measure_paired}[spec["phase"]]
+  result = measure(spec, config, schema)
   result.update(
       peak_rss_mb=memory.peak_rss_mb(), rss_before_mb=rss_before,
       table_rows=sum(schema.categorical_sizes),

@@ -10,7 +10,7 @@ Rows (key: what runs):
   reference/no_cl       the same without the contrastive loss
   variant/<name>        real/adaftr with one config change (VARIANTS)
   prototype/<name>      real/adaftr (or the reference) with a measurement
-                        patch of pipelines/benchmarks/speed/prototypes.py
+                        variant of pipelines/benchmarks/speed/prototypes.py
   paired/reference      reference steps of AdaFTR and of PAIRED entries,
                         interleaved in one process (steady ratios)
   scale/<rows>/<opt>    real/adaftr on data whose embedding table has <rows>
@@ -22,13 +22,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
+from adaftr_tf import choices
+
 ADAFTR = ["model.name=adaftr"]
 NO_CL = ["model.name=multitask"]
 
 # name -> (description, overrides on top of real/adaftr).
 VARIANTS = {
     "spe1": ("steps_per_execution=1", ["train.steps_per_execution=1"]),
-    "jit": ("XLA (jit_compile=true)", ["train.jit_compile=true"]),
+    "jit": ("XLA (jit_compile=true)", ["runtime.jit_compile=true"]),
     "adagrad": ("Adagrad (sparse updates)", ["train.optimizer=adagrad"]),
     "lazy_adam": ("LazyAdam (sparse rows only)", ["train.optimizer=lazy_adam"]),
     "random_one": ("one random negative (loss.negatives=random_one)",
@@ -38,7 +40,6 @@ VARIANTS = {
     "gradient_agreement": ("relatedness from per-instance gradient agreement",
                            ["loss.relatedness_signal=gradient_agreement"]),
 }
-SCALE_OPTIMIZERS = ("adam", "lazy_adam", "adagrad")
 # Entries of the paired row (pipelines/benchmarks/speed/paired.py): name -> (overrides,
 # prototypes) on top of AdaFTR; "adaftr" (the baseline) always runs first.
 PAIRED = {
@@ -46,7 +47,7 @@ PAIRED = {
     "random_one": (["loss.negatives=random_one"], []),
     "asymmetric": (["loss.symmetric=false"], []),
     "gradient_agreement": (["loss.relatedness_signal=gradient_agreement"], []),
-    "jit": (["train.jit_compile=true"], []),
+    "jit": (["runtime.jit_compile=true"], []),
     "lazy_adam": (["train.optimizer=lazy_adam"], []),
     "no_metrics": ([], ["no_metrics"]),
     "keras_auc": ([], ["keras_auc"]),
@@ -81,7 +82,7 @@ class Settings:
   scale_steps: int
   scale_warmup: int
   scale_steps_per_execution: int
-  scale_optimizers: tuple[str, ...] = SCALE_OPTIMIZERS
+  scale_optimizers: tuple[str, ...] = choices.options(choices.Optimizer)
   paired: tuple[str, ...] = ()
   paired_rounds: int = 4
   paired_steps: int = 5

@@ -19,7 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from adaftr_tf.config import NON_FINITE_POLICIES
+from adaftr_tf import choices
 from pipelines.data.records import RaggedColumn
 
 # Kinds of bad rows (report keys).
@@ -51,7 +51,7 @@ class BadRows:
   Args:
     skip: record bad rows instead of raising `BadRowError`.
     max_examples: how many `path:line: detail` examples the report keeps.
-    non_finite: a NaN or +-Inf numerical value (`config.NON_FINITE_POLICIES`):
+    non_finite: a NaN or +-Inf numerical value (`choices.NonFinitePolicy`):
       `error` makes its row a bad row of kind NON_FINITE (raised, or skipped
       and counted with `skip`); `replace` keeps the row with the value
       replaced by the schema default of a numerical feature (counted per
@@ -60,9 +60,7 @@ class BadRows:
 
   def __init__(self, skip: bool, max_examples: int = 10,
                non_finite: str = "error"):
-    if non_finite not in NON_FINITE_POLICIES:
-      raise ValueError(f"--non_finite={non_finite!r} is not valid; choose one "
-                       f"of {NON_FINITE_POLICIES}")
+    choices.check("--non_finite", non_finite, choices.NonFinitePolicy)
     self.non_finite = non_finite
     self.skip = skip
     self.max_examples = max_examples

@@ -24,7 +24,7 @@ from typing import Callable
 import tensorflow as tf
 
 from adaftr_tf import features as F
-from adaftr_tf.config import NON_FINITE_POLICIES
+from adaftr_tf import choices
 from pipelines.data import files
 from pipelines.data import formats
 from pipelines.data import records
@@ -55,9 +55,7 @@ class Options:
   tfds_data_dir: str | None = None  # --format=tfds only (None: TFDS's own)
 
   def validate(self) -> "Options":
-    if self.non_finite not in NON_FINITE_POLICIES:
-      raise ValueError(f"--non_finite={self.non_finite!r} is not valid; "
-                       f"choose one of {NON_FINITE_POLICIES}")
+    choices.check("--non_finite", self.non_finite, choices.NonFinitePolicy)
     for key in ("min_count", "shard_rows", "buffer_values"):
       if getattr(self, key) < 1:
         raise ValueError(f"--{key}={getattr(self, key)} must be >= 1")

@@ -1,50 +1,19 @@
-"""Loss and metric bundles, one per objective (TFRS Task style).
-
-* `ranking_task(prefix)`: a `tfrs.tasks.Ranking` over logits with a per-example
-  BCE (reduction NONE, so the model averages over the *global* batch under
-  tf.distribute), AUC and log loss metrics named `{prefix}_auc`,
-  `{prefix}_logloss`.
-* `ContrastiveTask`: the adaptive-temperature InfoNCE with in-batch negatives
-  gathered across replicas (or one random negative), plus `cl_loss` and `tau`
-  statistics as metrics.
-"""
+"""The adaptive-temperature InfoNCE between the CTR and CVR representations."""
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
-import tensorflow_recommenders as tfrs
 import tf_keras
 
-from adaftr_tf.keras_metrics import BucketedAUC
-from adaftr_tf.losses import info_nce, random_negative_info_nce
+from adaftr_tf import choices
+from adaftr_tf.losses import info_nce
+from adaftr_tf.losses import random_negative_info_nce
 from adaftr_tf.losses import symmetric_in_batch_info_nce
 
-NEGATIVES = ("in_batch", "random_one")
-
 # The local-batch symmetric InfoNCE, compiled by XLA: the divides, exps and
-# reductions over the [b, b] similarities fuse into a few loops (the loss and
-# its gradient take ~0.7x the time of the uncompiled graph at b = 2048 on CPU).
-in_batch_symmetric_loss = tf.function(symmetric_in_batch_info_nce,
-                                      jit_compile=True)
-
-# AUC thresholds spread uniformly in logit space: CTCVR probabilities sit far
-# below 0.01, where Keras's default linear thresholds have no resolution.
-_AUC_THRESHOLDS = list(1.0 / (1.0 + np.exp(-np.linspace(-16.0, 10.0, 999))))
-
-
-def ranking_task(prefix: str) -> tfrs.tasks.Ranking:
-  """Per-example BCE from logits `[batch, 1]` with AUC and log loss metrics."""
-  return tfrs.tasks.Ranking(
-      loss=tf_keras.losses.BinaryCrossentropy(
-          from_logits=True, reduction=tf_keras.losses.Reduction.NONE),
-      metrics=[
-          BucketedAUC(thresholds=_AUC_THRESHOLDS, from_logits=True,
-                      name=f"{prefix}_auc"),
-          tf_keras.metrics.BinaryCrossentropy(from_logits=True,
-                                              name=f"{prefix}_logloss"),
-      ],
-      name=f"{prefix}_task")
+# reductions over the [b, b] similarities fuse into a few loops.
+_in_batch_symmetric_loss = tf.function(symmetric_in_batch_info_nce,
+                                       jit_compile=True)
 
 
 class ContrastiveTask(tf_keras.layers.Layer):
@@ -68,10 +37,8 @@ class ContrastiveTask(tf_keras.layers.Layer):
   def __init__(self, symmetric: bool = True, negatives: str = "in_batch",
                cross_replica: bool = True, seed: int = 0, **kwargs):
     super().__init__(**kwargs)
-    if negatives not in NEGATIVES:
-      raise ValueError(f"negatives={negatives!r}; valid: {NEGATIVES}")
     self.symmetric = symmetric
-    self.negatives = negatives
+    self.negatives = choices.check("negatives", negatives, choices.Negatives)
     self.cross_replica = cross_replica
     self.seed = seed
     self.loss_tracker = tf_keras.metrics.Mean(name="cl_loss")
@@ -107,7 +74,7 @@ class ContrastiveTask(tf_keras.layers.Layer):
         loss = 0.5 * (loss + random_negative_info_nce(
             v, u, tau, seed=(self.seed, step_seed)))
     elif self.symmetric and not self._gathers():
-      loss = in_batch_symmetric_loss(u, v, tau)   # one shared u v^T
+      loss = self.local_symmetric_loss(u, v, tau)
     else:
       u_all, v_all, positive = self._candidates(u, v)
       loss = info_nce(u, v_all, tau, positive)
@@ -116,6 +83,11 @@ class ContrastiveTask(tf_keras.layers.Layer):
     self.loss_tracker.update_state(loss)
     self.tau_tracker.update_state(tau)
     return loss
+
+  def local_symmetric_loss(self, u, v, tau):
+    """Both in-batch directions on one replica `[b]`: one shared u v^T,
+    XLA-compiled (losses/info_nce.py `symmetric_in_batch_info_nce`)."""
+    return _in_batch_symmetric_loss(u, v, tau)
 
   def get_config(self):
     return {**super().get_config(), "symmetric": self.symmetric,

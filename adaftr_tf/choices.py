@@ -1,0 +1,51 @@
+"""Every named choice of adaftr-tf as a `Literal` type: the one list of each.
+
+Config fields are annotated with these types (so `Config.validate` and the
+override parser know the valid values), and the layers that take one of
+these strings check it with `check`. `options(T)` gives the tuple of values.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Literal
+
+DataSource = Literal["synthetic", "files"]
+NonFinitePolicy = Literal["error", "replace"]
+ModelName = Literal["adaftr", "multitask", "aitm"]
+Backbone = Literal["mmoe", "ple", "shared_bottom", "shared_embedding",
+                   "single_task"]
+TemperatureMode = Literal["instance", "global", "fixed"]
+RelatednessInput = Literal["embeddings", "towers_detached"]
+Negatives = Literal["in_batch", "random_one"]
+RelatednessSignal = Literal["contrastive", "gradient_agreement", "fixed"]
+# What the gradient-agreement cosine compares (adaftr_tf/losses/agreement.py).
+AgreementSource = Literal["losses", "logits"]
+# With respect to what it is taken: the instance embeddings, or the tensor
+# every task reads inside the backbone (layers/experts.py `tap`).
+AgreementRepresentation = Literal["embeddings", "experts"]
+Optimizer = Literal["adam", "lazy_adam", "adagrad"]
+CheckpointMetric = Literal["val_ctcvr_auc", "val_ctr_auc", "val_cvr_auc",
+                           "val_loss"]
+Strategy = Literal["default", "mirrored", "multi_worker_mirrored",
+                   "parameter_server"]
+Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]
+Combiner = Literal["mean", "sum", "sqrtn"]
+
+
+def options(choice) -> tuple[str, ...]:
+  """The valid values of a Literal choice type, in declaration order."""
+  return typing.get_args(choice)
+
+
+def is_choice(hint) -> bool:
+  """Whether a type annotation is one of these Literal choice types."""
+  return typing.get_origin(hint) is Literal
+
+
+def check(name: str, value, choice) -> str:
+  """Returns `value`; ValueError naming `name` and the valid values if not one."""
+  valid = options(choice)
+  if value not in valid:
+    raise ValueError(f"{name}={value!r} is not valid; choose one of {valid}")
+  return value

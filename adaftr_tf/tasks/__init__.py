@@ -1,0 +1,27 @@
+"""Objectives, one each (TFRS Task style): a loss and its metrics.
+
+* `FunnelTask` (ranking.py): the CTR -> CTCVR funnel, the model's main task.
+* `AlignmentTask` (alignment.py): AdaFTR's adaptive InfoNCE alignment, with
+  `ContrastiveTask` (contrastive.py) for the loss and its negatives.
+* `CalibrationTask` (calibration.py): AITM's behavioural calibrator.
+* `AgreementProbe` (agreement.py): the measured per-instance gradient
+  agreement some objectives and diagnostics read.
+
+Auxiliary objectives share one interface (see `models.CtrCvrModel`):
+`objective(embeddings, outputs, labels, agreement=, step=, training=)` ->
+(per-example loss `[batch]`, extra outputs), `inference_outputs(...)` and a
+`needs_agreement` flag.
+"""
+
+from adaftr_tf.tasks.agreement import AgreementProbe
+from adaftr_tf.tasks.alignment import AlignmentTask
+from adaftr_tf.tasks.calibration import CalibrationTask
+from adaftr_tf.tasks.contrastive import ContrastiveTask
+from adaftr_tf.tasks.ranking import AUC_THRESHOLDS
+from adaftr_tf.tasks.ranking import FunnelTask
+from adaftr_tf.tasks.ranking import ranking_metrics
+from adaftr_tf.tasks.ranking import ranking_task
+
+__all__ = ["AgreementProbe", "AlignmentTask", "AUC_THRESHOLDS",
+           "CalibrationTask", "ContrastiveTask", "FunnelTask",
+           "ranking_metrics", "ranking_task"]

@@ -1,0 +1,88 @@
+"""AdaFTR's alignment objective: InfoNCE between the task representations
+with a per-instance temperature from the relatedness network."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tf_keras
+
+from adaftr_tf import choices
+from adaftr_tf import features as F
+from adaftr_tf.layers.alignment import TaskAlignment
+from adaftr_tf.losses import relatedness_regression_loss
+from adaftr_tf.tasks.contrastive import ContrastiveTask
+
+
+class AlignmentTask(tf_keras.layers.Layer):
+  """`weight * InfoNCE(g(h_ctr), g'(h_cvr); tau_i)` per impression.
+
+  tau_i comes from `alignment` (projection heads g, g' and the relatedness
+  network f, layers/alignment.py) on one path for training and inference
+  (`TaskAlignment.temperature`). What trains f is `signal`:
+    contrastive: the InfoNCE itself (the paper reading);
+    gradient_agreement: a regression of sigmoid(-f) on the measured
+      per-instance gradient agreement (`AgreementProbe`, passed in by the
+      model), weighted by `regression_weight`; InfoNCE then sees a
+      stop-gradient tau;
+    fixed: nothing (tau is constant).
+
+  Args:
+    alignment: TaskAlignment.
+    contrastive: ContrastiveTask (the InfoNCE and its negatives).
+    weight: lambda.
+    signal: one of `choices.RelatednessSignal`.
+    regression_weight: weight of the agreement regression.
+
+  Call:
+    embeddings: `[batch, e]` the flattened instance embeddings.
+    outputs: the model's outputs (`h_ctr`, `h_cvr` `[batch, d]`).
+    labels: unused.
+    agreement: `[batch]` measured agreement (gradient_agreement only).
+    step: the optimizer step (seeds the random negative), or None.
+
+  Returns:
+    (loss `[batch]`, {"tau": `[batch]`}).
+  """
+
+  def __init__(self, alignment: TaskAlignment, contrastive: ContrastiveTask,
+               weight: float, signal: str = "contrastive",
+               regression_weight: float = 1.0, **kwargs):
+    super().__init__(**kwargs)
+    self.alignment = alignment
+    self.contrastive = contrastive
+    self.weight = float(weight)
+    self.signal = choices.check("relatedness_signal", signal,
+                                choices.RelatednessSignal)
+    self.regression_weight = float(regression_weight)
+    self.needs_agreement = signal == "gradient_agreement"
+    if self.needs_agreement:
+      self.agreement_tracker = tf_keras.metrics.Mean(name="agreement_mean")
+
+  @property
+  def tau_bounds(self) -> tuple[float, float]:
+    """(tau_min, tau_max)."""
+    relatedness = self.alignment.relatedness
+    return relatedness.tau_min, relatedness.tau_max
+
+  def call(self, embeddings, outputs, labels=None, agreement=None, step=None,
+           training=None):
+    del labels
+    u, v, tau, logit = self.alignment(embeddings, outputs[F.H_CTR],
+                                      outputs[F.H_CVR], training=training)
+    if not self.needs_agreement:
+      return self.weight * self.contrastive(u, v, tau, step=step), {F.TAU: tau}
+    if agreement is None:
+      raise ValueError("relatedness_signal=gradient_agreement needs the "
+                       "measured agreement (the model's AgreementProbe)")
+    self.agreement_tracker.update_state(agreement)
+    tau = tf.stop_gradient(tau)   # f learns the agreement, not the InfoNCE
+    regression = self.regression_weight * relatedness_regression_loss(
+        agreement, logit)
+    return (regression + self.weight * self.contrastive(u, v, tau, step=step),
+            {F.TAU: tau})
+
+  def inference_outputs(self, embeddings, outputs, training=None):
+    """{"tau": `[batch]`} without the projections."""
+    tau, _ = self.alignment.temperature(embeddings, outputs[F.H_CTR],
+                                        outputs[F.H_CVR], training=training)
+    return {F.TAU: tau}

@@ -1,0 +1,89 @@
+"""The prediction objectives: per-task BCE with AUC and log-loss metrics.
+
+* `ranking_task(prefix)`: a `tfrs.tasks.Ranking` over logits with a
+  per-example BCE (reduction NONE: the model averages over the *global* batch
+  under tf.distribute) and metrics `{prefix}_auc`, `{prefix}_logloss`.
+* `FunnelTask`: the CTR -> CVR funnel (ESMM's entire-space objective).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+import tf_keras
+
+from adaftr_tf import features as F
+from adaftr_tf.keras_metrics import BucketedAUC
+from adaftr_tf.losses import bce_with_logits
+
+# AUC thresholds spread uniformly in logit space: CTCVR probabilities sit far
+# below 0.01, where Keras's default linear thresholds have no resolution.
+AUC_THRESHOLDS = tuple(1.0 / (1.0 + np.exp(-np.linspace(-16.0, 10.0, 999))))
+
+
+def ranking_metrics(prefix: str) -> list[tf_keras.metrics.Metric]:
+  """`{prefix}_auc` (bucketed, over logits) and `{prefix}_logloss`."""
+  return [BucketedAUC(thresholds=list(AUC_THRESHOLDS), from_logits=True,
+                      name=f"{prefix}_auc"),
+          tf_keras.metrics.BinaryCrossentropy(from_logits=True,
+                                              name=f"{prefix}_logloss")]
+
+
+def ranking_task(prefix: str,
+                 metrics: list | None = None) -> tfrs.tasks.Ranking:
+  """Per-example BCE from logits `[batch, 1]` with `ranking_metrics`."""
+  return tfrs.tasks.Ranking(
+      loss=tf_keras.losses.BinaryCrossentropy(
+          from_logits=True, reduction=tf_keras.losses.Reduction.NONE),
+      metrics=ranking_metrics(prefix) if metrics is None else metrics,
+      name=f"{prefix}_task")
+
+
+class FunnelTask(tf_keras.layers.Layer):
+  """The click -> conversion funnel objective (ESMM, entire space).
+
+  `L_i = BCE(click_i, p_ctr_i) + BCE(conversion_i, p_ctcvr_i)` over every
+  impression, from the logits (`p_ctcvr` in log space, layers/heads.py);
+  the CVR metrics read clicked impressions only (`click` as the weight).
+
+  Call:
+    labels: {click, conversion} `[batch]` float.
+    outputs: the model's outputs (`ctr_logit`, `cvr_logit`, `ctcvr_logit`
+      `[batch]`).
+
+  Returns:
+    (ctr_loss `[batch]`, ctcvr_loss `[batch]`): the two tasks' per-example
+    losses (their sum is the objective), with the metrics updated.
+  """
+
+  def __init__(self, **kwargs):
+    super().__init__(**kwargs)
+    self.ctr_task = self.make_task("ctr")
+    self.ctcvr_task = self.make_task("ctcvr")
+    self.cvr_metrics = self.make_metrics("cvr")
+
+  def make_task(self, prefix: str) -> tfrs.tasks.Ranking:
+    """One task's loss and metrics (a subclass may measure other metrics)."""
+    return ranking_task(prefix, self.make_metrics(prefix))
+
+  def make_metrics(self, prefix: str) -> list[tf_keras.metrics.Metric]:
+    return ranking_metrics(prefix)
+
+  def call(self, labels: Mapping[str, tf.Tensor],
+           outputs: Mapping[str, tf.Tensor]):
+    click = labels[F.CLICK][:, None]
+    conversion = labels[F.CONVERSION][:, None]
+    ctr_loss = self.ctr_task(click, outputs[F.CTR_LOGIT][:, None])
+    ctcvr_loss = self.ctcvr_task(conversion, outputs[F.CTCVR_LOGIT][:, None])
+    for metric in self.cvr_metrics:
+      metric.update_state(conversion, outputs[F.CVR_LOGIT][:, None],
+                          sample_weight=click)
+    return ctr_loss, ctcvr_loss
+
+  def plain_losses(self, labels, outputs):
+    """The two per-example losses `[batch]` without touching any metric."""
+    return (bce_with_logits(labels[F.CLICK], outputs[F.CTR_LOGIT]),
+            bce_with_logits(labels[F.CONVERSION], outputs[F.CTCVR_LOGIT]))

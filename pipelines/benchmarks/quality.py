@@ -1,0 +1,239 @@
+"""The quality benchmark: methods x seeds on identical splits.
+
+Every run goes through the training job (`train_lib.train`): same data
+directory, best epoch chosen on the validation split, then one pass over the
+test split. A finished run is saved as `runs/METHOD-seedN/run.json` (+
+`tau.npz`) the moment it ends; a rerun skips the runs whose saved config
+matches, so an interrupted benchmark resumes. `results.json`/`results.md`
+are rewritten after every run ("complete": false until the last).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import time
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from adaftr_tf import evaluation
+from adaftr_tf import experiments
+from adaftr_tf import features as F
+from adaftr_tf.config import Config
+from pipelines.benchmarks import plots
+from pipelines.data import datadir
+from pipelines.data import reader
+from pipelines.training import train_lib
+
+RUN_FILE = "run.json"
+TAU_FILE = "tau.npz"
+TABLE_METRICS = ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_logloss", "cvr_logloss",
+                 "ctcvr_logloss", "ctr_ece", "cvr_ece", "ctcvr_ece",
+                 "ctr_pred_obs_ratio", "cvr_pred_obs_ratio",
+                 "ctcvr_pred_obs_ratio", "tau_mean", "agreement_mean",
+                 "spearman_neg_tau_vs_r", "spearman_agreement_vs_r")
+# The short table (README): AUCs, CTCVR log loss and the relatedness columns.
+HEADLINE_METRICS = ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctcvr_logloss",
+                    "cvr_pred_obs_ratio", "tau_mean", "spearman_neg_tau_vs_r",
+                    "spearman_agreement_vs_r")
+ORACLE_METRICS = ("oracle_ctr_auc", "oracle_cvr_auc", "oracle_ctcvr_auc")
+
+
+class MixedOutputError(ValueError):
+  """The output folder holds a run made with another config."""
+
+
+def select_methods(names: str) -> list[str]:
+  """The registry methods named in a comma list (all when empty)."""
+  chosen = [n.strip() for n in names.split(",") if n.strip()]
+  for name in chosen:
+    experiments.get_method(name)   # ConfigError lists the valid ones
+  return chosen or experiments.method_names()
+
+
+def plan_runs(base: Config, methods: Sequence[str], seeds: int,
+              tuned: bool = True) -> list[tuple[str, int, Config]]:
+  """(method, seed index, validated config) of every run, in order.
+
+  Seed index k trains with `train.seed = base.train.seed + k`.
+  """
+  plan = []
+  for method in methods:
+    config = experiments.method_config(method, base, tuned=tuned)
+    for seed in range(seeds):
+      seeded = experiments.replace_fields(
+          config, train={"seed": base.train.seed + seed})
+      plan.append((method, seed, seeded.validate()))
+  return plan
+
+
+def run_one(config: Config, run_dir: str, data_dir: str | None):
+  """Trains one config; returns (test report, collected test arrays, data_dir)."""
+  trained = train_lib.train(config, run_dir, data_dir, verbose=0,
+                            log=lambda _: None)
+  data_dir = trained["data_dir"]
+  collected = evaluation.collect(trained["model"], reader.make_dataset(
+      data_dir, "test", trained["schema"], config.train.eval_batch_size,
+      training=False, with_oracle=datadir.has_oracle(data_dir)))
+  report = evaluation.report(collected)
+  report["best_epoch"] = trained["valid"]["best_epoch"]
+  return report, collected, data_dir
+
+
+def tau_pair(collected) -> tuple[np.ndarray, np.ndarray] | None:
+  """(tau, planted r) of a run's test arrays, when it has both."""
+  if F.TAU in collected and F.ORACLE_RELATEDNESS in collected:
+    return collected[F.TAU], collected[F.ORACLE_RELATEDNESS]
+  return None
+
+
+def aggregate(runs: list[dict]) -> dict[str, dict[str, dict]]:
+  """Per method: mean and std (over seeds) of every numeric report key."""
+  by_method: dict[str, list[dict]] = {}
+  for run in runs:
+    by_method.setdefault(run["method"], []).append(run["test"])
+  summary = {}
+  for method, reports in by_method.items():
+    keys = [k for k, v in reports[0].items() if isinstance(v, (int, float))]
+    summary[method] = {}
+    for key in keys:
+      values = np.array([r[key] for r in reports], dtype=np.float64)
+      summary[method][key] = {"mean": float(np.mean(values)),
+                              "std": float(np.std(values)),
+                              "n": int(len(values))}
+  return summary
+
+
+def markdown_table(summary: dict, methods: list[str],
+                   metrics: tuple[str, ...] = TABLE_METRICS) -> str:
+  """Mean ± std per method of `metrics`; oracle AUCs as a last row when
+  present. A metric no method has is left out; a method without it gets —;
+  an undefined one (NaN: a Spearman correlation of a constant, e.g. a fixed
+  tau) gets `undefined`."""
+  columns = [m for m in metrics if any(m in summary[x] for x in methods)]
+  lines = ["| method | " + " | ".join(columns) + " |",
+           "| --- |" + " --- |" * len(columns)]
+  for method in methods:
+    cells = []
+    for column in columns:
+      stat = summary[method].get(column)
+      if stat is None:
+        cells.append("—")
+      elif math.isnan(stat["mean"]):
+        cells.append("undefined")
+      else:
+        cells.append(f"{stat['mean']:.4f} ± {stat['std']:.4f}")
+    lines.append(f"| {method} | " + " | ".join(cells) + " |")
+  first = summary[methods[0]]
+  if all(k in first for k in ORACLE_METRICS):
+    oracle = {c.replace("oracle_", ""): first[c]["mean"] for c in ORACLE_METRICS}
+    lines.append("| oracle (true probabilities) | " + " | ".join(
+        f"{oracle[c]:.4f}" if c in oracle else "" for c in columns) + " |")
+  return "\n".join(lines)
+
+
+def _write_text(path: str, text: str) -> None:
+  """Writes `path` under a temporary name, then renames it (atomic)."""
+  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+    f.write(text)
+  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
+def save_run(run_dir: str, run: dict, taus) -> None:
+  """Writes one finished run (report + config) and its tau arrays, atomically."""
+  tf.io.gfile.makedirs(run_dir)
+  if taus is not None:
+    tmp = os.path.join(run_dir, "tau.tmp.npz")
+    buffer = io.BytesIO()   # a zip archive: written with seeks, in memory
+    np.savez(buffer, tau=taus[0], relatedness=taus[1])
+    with tf.io.gfile.GFile(tmp, "wb") as f:
+      f.write(buffer.getvalue())
+    tf.io.gfile.rename(tmp, os.path.join(run_dir, TAU_FILE), overwrite=True)
+  _write_text(os.path.join(run_dir, RUN_FILE),
+              json.dumps(run, indent=1, sort_keys=True))
+
+
+def load_run(run_dir: str, config: Config):
+  """(run, tau pair or None) of a finished run with this exact config, else None.
+
+  A run whose saved config differs (another preset, override or code default)
+  is a MixedOutputError: a resumed benchmark never mixes configurations, and
+  a finished run is never overwritten.
+  """
+  path = os.path.join(run_dir, RUN_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    run = json.load(f)
+  if run.get("config") != json.loads(json.dumps(config.to_dict())):
+    raise MixedOutputError(f"{path} was made with another config; use another "
+                     "--output_dir (or remove that run folder to redo it)")
+  tau_path = os.path.join(run_dir, TAU_FILE)
+  taus = None
+  if tf.io.gfile.exists(tau_path):
+    with tf.io.gfile.GFile(tau_path, "rb") as f:
+      with np.load(io.BytesIO(f.read())) as arrays:
+        taus = (arrays["tau"], arrays["relatedness"])
+  return run, taus
+
+
+def write_outputs(output_dir: str, results: dict, runs: list[dict],
+                  methods: list[str], taus: dict, final: bool) -> str:
+  """results.json and results.md (after every run), plots at the end.
+
+  `results` holds the benchmark's settings; the summary, runs and tables are
+  added here. Returns the tables.
+  """
+  present = [m for m in methods if any(r["method"] == m for r in runs)]
+  summary = aggregate(runs)
+  table = (markdown_table(summary, present, HEADLINE_METRICS) + "\n\n"
+           + markdown_table(summary, present))
+  results = {**results, "complete": final, "summary": summary, "runs": runs}
+  _write_text(os.path.join(output_dir, "results.json"),
+              json.dumps(results, indent=1, sort_keys=True))
+  _write_text(os.path.join(output_dir, "results.md"), table + "\n")
+  if final:
+    plots.metric_bars(summary, methods, os.path.join(output_dir, "metrics.png"))
+    if taus:
+      plots.tau_plots(taus, os.path.join(output_dir, "tau.png"))
+  return table
+
+
+def run_benchmark(plan, output_dir: str, data_dir: str | None,
+                  settings: dict, log=print) -> str:
+  """Trains every run of `plan` not done before; returns the tables."""
+  methods = list(dict.fromkeys(method for method, _, _ in plan))
+  tf.io.gfile.makedirs(output_dir)
+  run_dir = lambda method, seed: os.path.join(output_dir, "runs",
+                                              f"{method}-seed{seed}")
+  for method, seed, config in plan:   # refuse a mixed folder before training
+    load_run(run_dir(method, seed), config)
+  runs, taus, start = [], {}, time.time()
+  for index, (method, seed, config) in enumerate(plan):
+    done = load_run(run_dir(method, seed), config)
+    header = f"[run {index + 1}/{len(plan)}] {method} seed {seed}"
+    if done is not None:
+      log(f"{header}: done before, read {RUN_FILE}")
+      run, pair = done
+      data_dir = data_dir or run.get("data_dir")
+    else:
+      log(f"{header} ({time.time() - start:.0f}s elapsed)")
+      report, collected, data_dir = run_one(config, run_dir(method, seed),
+                                            data_dir)
+      run = {"method": method, "seed": seed, "test": report,
+             "config": config.to_dict(), "data_dir": os.path.abspath(data_dir)}
+      pair = tau_pair(collected)
+      save_run(run_dir(method, seed), run, pair)
+    runs.append(run)
+    if pair is not None and method not in taus:
+      taus[method] = pair
+    results = {**settings, "methods": methods,
+               "data_dir": os.path.abspath(data_dir) if data_dir else None,
+               "elapsed_s": time.time() - start}
+    table = write_outputs(output_dir, results, runs, methods, taus,
+                          final=index == len(plan) - 1)
+  return table

@@ -1,0 +1,211 @@
+"""Tests of adaftr_tf.config: per-section validation, JSON round trip."""
+
+import dataclasses
+import re
+
+import pytest
+
+from adaftr_tf import choices
+from adaftr_tf import config as C
+from adaftr_tf import overrides
+
+
+def _default():
+  return C.Config()
+
+
+def _invalid(items, pattern):
+  config = overrides.apply(_default(), items)
+  with pytest.raises(C.ConfigError, match=pattern):
+    config.validate()
+
+
+def test_default_config_validates():
+  assert C.Config().validate() == C.Config()
+
+
+def test_config_error_is_a_value_error():
+  assert issubclass(C.ConfigError, ValueError)
+
+
+def test_config_is_frozen():
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    _default().train.batch_size = 3  # type: ignore[misc]
+
+
+def test_sections_are_data_model_loss_train_runtime():
+  assert [f.name for f in dataclasses.fields(C.Config)] == [
+      "data", "model", "loss", "train", "runtime"]
+
+
+@pytest.mark.parametrize("section, expected", [
+    (C.DataConfig, "source"), (C.ModelConfig, "backbone"),
+    (C.LossConfig, "tau_min"), (C.TrainConfig, "batch_size"),
+    (C.RuntimeConfig, "strategy")])
+def test_every_section_validates_itself(section, expected):
+  assert expected in {f.name for f in dataclasses.fields(section)}
+  section().validate()   # the defaults of each section are valid
+
+
+@pytest.mark.parametrize("items, pattern", [
+    (["loss.tau_min=0.5", "loss.tau_max=0.5"],
+     r"loss\.tau_min=0\.5 must be < loss\.tau_max=0\.5"),
+    (["loss.tau_min=2.0", "loss.tau_max=1.0"], r"loss\.tau_min=2\.0 must be <"),
+    (["loss.tau_min=0"], r"loss\.tau_min=0\.0 must be > 0"),
+    (["loss.fixed_tau=2.0"],
+     r"loss\.fixed_tau=2\.0 must lie in \[tau_min, tau_max\] = \[0\.05, 1\.0\]"),
+    (["loss.fixed_tau=0.01"], r"loss\.fixed_tau=0\.01 must lie in"),
+    (["train.batch_size=1"], r"train\.batch_size=1: in-batch negatives need a "
+     "batch of at least 2"),
+    (["train.batch_size=0"], r"train\.batch_size=0 must be > 0"),
+    (["train.learning_rate=-0.1"], r"train\.learning_rate=-0\.1 must be > 0"),
+    (["train.learning_rate=0"], r"train\.learning_rate=0\.0 must be > 0"),
+    (["train.learning_rate=inf"], r"train\.learning_rate=inf must be > 0"),
+    (["train.learning_rate=nan"], r"train\.learning_rate=nan must be > 0"),
+    (["model.dropout=1.0"], r"model\.dropout=1\.0 must lie in \[0, 1\)"),
+    (["model.embedding_l2=-1"], r"model\.embedding_l2=-1\.0 must be >= 0"),
+    (["model.expert_units=()"], r"model\.expert_units=\(\) must be a non-empty"),
+    (["model.tower_units=(8,0)"], r"model\.tower_units=\(8, 0\) must be"),
+    (["model.projection_dim=0"], r"model\.projection_dim=0 must be > 0"),
+    (["model.relatedness_units=(8,-1)"], r"model\.relatedness_units=\(8, -1\) "
+     "must hold positive ints"),
+    (["loss.contrastive_weight=-0.5"], r"loss\.contrastive_weight=-0\.5 must be "
+     ">= 0"),
+    (["loss.aitm_calibration_weight=-1"], r"loss\.aitm_calibration_weight=-1\.0 "
+     "must be >= 0"),
+    (["data.synthetic.click_rate=1.0"], r"data\.synthetic\.click_rate=1\.0 must "
+     r"lie in \(0, 1\)"),
+    (["data.synthetic.num_train=0"], r"data\.synthetic\.num_train=0 must be > 0"),
+    (["data.synthetic.num_categorical=0", "data.synthetic.num_numerical=0"],
+     "at least one categorical or numerical field"),
+    (["train.epochs=0"], r"train\.epochs=0 must be > 0"),
+    (["train.steps_per_epoch=0"], r"train\.steps_per_epoch=0 must be > 0"),
+    (["train.early_stopping_patience=-1"], r"early_stopping_patience=-1 must be "
+     ">= 0"),
+    (["runtime.ps_min_shard_bytes=0"], r"runtime\.ps_min_shard_bytes=0 must be "
+     "> 0"),
+    (["loss.relatedness_signal=gradient_agreement",
+      "loss.temperature_mode=global"], "needs loss.temperature_mode=instance"),
+    (["loss.relatedness_signal=fixed"], "needs loss.temperature_mode=fixed"),
+    (["loss.agreement_representation=experts",
+      "model.backbone=shared_embedding"], "needs shared experts"),
+    (["runtime.strategy=parameter_server",
+      "runtime.mixed_precision=mixed_float16"], "needs loss scaling"),
+    (["runtime.strategy=parameter_server", "runtime.deterministic=true"],
+     "cannot hold under runtime.strategy=parameter_server"),
+])
+def test_contradictory_or_out_of_range_settings(items, pattern):
+  _invalid(items, pattern)
+
+
+def test_fixed_tau_on_the_bounds_is_valid():
+  for tau in ("0.05", "1.0"):
+    overrides.apply(_default(), [f"loss.fixed_tau={tau}"]).validate()
+
+
+def test_batch_size_one_is_fine_without_the_alignment():
+  overrides.apply(_default(), ["train.batch_size=1",
+                               "model.name=multitask"]).validate()
+  overrides.apply(_default(), ["train.batch_size=1",
+                               "loss.contrastive_weight=0"]).validate()
+
+
+@pytest.mark.parametrize("key, value, choice", [
+    ("model.name", "esmm", choices.ModelName),
+    ("model.backbone", "transformer", choices.Backbone),
+    ("train.optimizer", "sgd", choices.Optimizer),
+    ("loss.temperature_mode", "learned", choices.TemperatureMode),
+    ("loss.relatedness_input", "towers", choices.RelatednessInput),
+    ("loss.negatives", "hard", choices.Negatives),
+    ("train.checkpoint_metric", "val_auc", choices.CheckpointMetric),
+    ("data.source", "bigquery", choices.DataSource),
+    ("runtime.strategy", "tpu", choices.Strategy),
+])
+def test_a_choice_set_directly_is_checked_by_validate(key, value, choice):
+  section, field = key.split(".")
+  config = dataclasses.replace(_default(), **{section: dataclasses.replace(
+      getattr(_default(), section), **{field: value})})
+  with pytest.raises(C.ConfigError, match=re.escape(
+      f"{key}={value!r} is not valid")) as info:
+    config.validate()
+  assert str(choices.options(choice)) in str(info.value)
+
+
+@pytest.mark.parametrize("items, uses_alignment, uses_transfer", [
+    ([], True, False),
+    (["loss.contrastive_weight=0"], False, False),
+    (["model.name=multitask"], False, False),
+    (["model.name=aitm"], False, True),
+])
+def test_method_predicates(items, uses_alignment, uses_transfer):
+  config = overrides.apply(_default(), items)
+  assert config.uses_alignment is uses_alignment
+  assert config.uses_transfer is uses_transfer
+
+
+@pytest.mark.parametrize("backbone, shared_experts, expected", [
+    ("mmoe", 2, True), ("shared_bottom", 2, True), ("ple", 1, True),
+    ("ple", 0, False), ("shared_embedding", 2, False),
+    ("single_task", 2, False)])
+def test_has_shared_experts(backbone, shared_experts, expected):
+  model = C.ModelConfig(backbone=backbone, ple_shared_experts=shared_experts)
+  assert model.has_shared_experts is expected
+
+
+# --------------------------------------------------------------- JSON
+
+def test_json_round_trip_keeps_none_and_changed_values():
+  config = overrides.apply(_default(), [
+      "loss.fixed_tau=0.2", "loss.temperature_mode=fixed",
+      "train.steps_per_epoch=7", "model.tower_units=(8, 4)"])
+  restored = C.Config.from_json(config.to_json())
+  assert restored == config
+  assert restored.loss.fixed_tau == 0.2
+  assert restored.train.steps_per_epoch == 7
+  assert restored.model.tower_units == (8, 4)
+  assert isinstance(restored.model.relatedness_units, tuple)
+  default = C.Config.from_json(_default().to_json())
+  assert default.loss.fixed_tau is None
+  assert default.train.steps_per_epoch is None
+
+
+def test_from_dict_unknown_top_level_key_lists_valid_keys():
+  with pytest.raises(C.ConfigError, match=r"unknown config key\(s\) "
+                     r"\['optim'\]") as info:
+    C.Config.from_dict({"optim": {}})
+  assert "['data', 'loss', 'model', 'runtime', 'train']" in str(info.value)
+
+
+def test_from_dict_unknown_nested_key_has_full_path():
+  with pytest.raises(C.ConfigError, match=r"\['loss\.tau'\]; valid keys under "
+                     r"loss:") as info:
+    C.Config.from_dict({"loss": {"tau": 0.1}})
+  assert "tau_min" in str(info.value)
+
+
+def test_from_dict_partial_uses_defaults():
+  config = C.Config.from_dict({"train": {"batch_size": 64}})
+  assert config.train.batch_size == 64
+  assert config.train.learning_rate == C.TrainConfig().learning_rate
+  assert config.model == C.ModelConfig()
+
+
+@pytest.mark.parametrize("data, pattern", [
+    ({"train": 3}, r"train must be a mapping, got 3"),
+    ({"train": {"batch_size": True}}, r"train\.batch_size must be an int"),
+    ({"train": {"batch_size": 2.5}}, r"train\.batch_size must be an int"),
+    ({"loss": {"symmetric": "yes"}}, r"loss\.symmetric must be a bool"),
+    ({"model": {"name": 3}}, r"model\.name=3 is not valid; choose one of"),
+    ({"model": {"expert_units": 3}}, r"model\.expert_units must be a list"),
+    ({"loss": {"tau_min": True}}, r"loss\.tau_min must be a number"),
+])
+def test_from_dict_wrong_types(data, pattern):
+  with pytest.raises(C.ConfigError, match=pattern):
+    C.Config.from_dict(data)
+
+
+def test_from_dict_accepts_integral_float_for_int_and_int_for_float():
+  config = C.Config.from_dict({"train": {"batch_size": 64.0,
+                                         "learning_rate": 1}})
+  assert config.train.batch_size == 64 and type(config.train.batch_size) is int
+  assert type(config.train.learning_rate) is float
