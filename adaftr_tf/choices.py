@@ -43,6 +43,17 @@ def is_choice(hint) -> bool:
   return typing.get_origin(hint) is Literal
 
 
+def check_fields(section, error: type[ValueError], prefix: str) -> None:
+  """Every Literal-typed field of the dataclass `section` holds one of its
+  values; `error` names the first that does not (as `prefix.field`)."""
+  for name, hint in typing.get_type_hints(type(section)).items():
+    if is_choice(hint):
+      value = getattr(section, name)
+      if value not in options(hint):
+        raise error(f"{prefix}.{name}={value!r} is not valid; choose one of "
+                    f"{options(hint)}")
+
+
 def check(name: str, value, choice) -> str:
   """Returns `value`; ValueError naming `name` and the valid values if not one."""
   valid = options(choice)

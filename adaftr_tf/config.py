@@ -1,13 +1,10 @@
 """Run configuration: frozen dataclasses, one validator per section.
 
-A run is described by one `Config` with five sections: `data` (where the
-rows come from), `model` (the architecture), `loss` (the objective), `train`
-(optimisation and checkpoints) and `runtime` (devices, distribution,
-precision). Choice fields are typed with the Literal types of
-`adaftr_tf.choices`, the one list of their valid values. Named configs live
-in `adaftr_tf.experiments`, `key=value` overrides in `adaftr_tf.overrides`.
-The final config of a run is written as JSON (`Config.to_json`) next to its
-checkpoints and into the SavedModel's assets.
+`Config` has five sections: `data`, `model`, `loss`, `train` (optimisation,
+checkpoints) and `runtime` (devices, distribution, precision). Choice fields
+have the Literal types of `adaftr_tf.choices`. Named configs: experiments.py;
+`key=value` overrides: overrides.py. A run's final config is written as JSON
+next to its checkpoints and into the SavedModel's assets.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import typing
 from typing import Any, Mapping
 
 from adaftr_tf import choices as C
@@ -25,44 +21,34 @@ class ConfigError(ValueError):
   """An invalid or contradictory setting, an unknown key or experiment."""
 
 
-def _positive(value, key: str, allow_zero: bool = False) -> None:
-  ok = value >= 0 if allow_zero else value > 0
-  if not ok or (isinstance(value, float) and not math.isfinite(value)):
-    raise ConfigError(f"{key}={value!r} must be "
-                      f"{'>= 0' if allow_zero else '> 0'}")
+def _positive(section, prefix: str, *keys: str,
+              allow_zero: bool = False) -> None:
+  """Each named field of `section` is > 0 (>= 0 with allow_zero), finite."""
+  for key in keys:
+    value = getattr(section, key)
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok or (isinstance(value, float) and not math.isfinite(value)):
+      raise ConfigError(f"{prefix}.{key}={value!r} must be "
+                        f"{'>= 0' if allow_zero else '> 0'}")
 
 
-def _units(value, key: str) -> None:
-  if not value or any(u <= 0 for u in value):
-    raise ConfigError(f"{key}={value} must be a non-empty tuple of positive "
-                      "ints")
-
-
-def _check_choices(section, prefix: str) -> None:
-  """Every Literal-typed field of `section` holds one of its values."""
-  for name, hint in typing.get_type_hints(type(section)).items():
-    if C.is_choice(hint):
-      value = getattr(section, name)
-      if value not in C.options(hint):
-        raise ConfigError(f"{prefix}.{name}={value!r} is not valid; choose "
-                          f"one of {C.options(hint)}")
+def _units(section, prefix: str, *keys: str, allow_empty=False) -> None:
+  """Each named field of `section` is a tuple of positive ints."""
+  for key in keys:
+    value = getattr(section, key)
+    if (not value and not allow_empty) or any(u <= 0 for u in value):
+      raise ConfigError(f"{prefix}.{key}={value} must be a "
+                        f"{'' if allow_empty else 'non-empty '}tuple of "
+                        "positive ints")
 
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticConfig:
-  """The embedded synthetic impression log (pipelines/data/synthetic.py).
-
-  Attributes:
-    num_train, num_valid, num_test: rows per split.
-    num_categorical, num_numerical: field counts (AliExpress: 16 + 63).
-    vocab_size: raw ids per categorical field.
-    click_rate: mean click probability.
-    cvr_rate: mean purchase probability given a click.
-    latent_dim: size of the hidden preference vectors.
-    signal_scale: preference signal in both logits (higher: more learnable).
-    num_shards: TFRecord files per split.
-    seed: generation seed (the whole log is a function of it).
-  """
+  """The embedded synthetic impression log (pipelines/data/synthetic.py):
+  rows per split, field counts (AliExpress: 16 + 63), raw ids per field, the
+  mean click and post-click purchase rates, the latent preference size, the
+  signal strength in both logits (higher: more learnable), TFRecord files per
+  split and the seed the whole log is a function of."""
 
   num_train: int = 400_000
   num_valid: int = 50_000
@@ -78,11 +64,10 @@ class SyntheticConfig:
   seed: int = 7
 
   def validate(self, prefix: str = "data.synthetic") -> None:
-    for key in ("num_train", "num_valid", "num_test", "vocab_size",
-                "latent_dim", "num_shards"):
-      _positive(getattr(self, key), f"{prefix}.{key}")
-    for key in ("num_categorical", "num_numerical"):
-      _positive(getattr(self, key), f"{prefix}.{key}", allow_zero=True)
+    _positive(self, prefix, "num_train", "num_valid", "num_test",
+              "vocab_size", "latent_dim", "num_shards")
+    _positive(self, prefix, "num_categorical", "num_numerical",
+              allow_zero=True)
     if self.num_categorical + self.num_numerical < 1:
       raise ConfigError(f"{prefix} needs at least one categorical or "
                         "numerical field")
@@ -111,9 +96,9 @@ class DataConfig:
   non_finite_policy: C.NonFinitePolicy = "error"
 
   def validate(self) -> None:
-    _check_choices(self, "data")
+    C.check_fields(self, ConfigError, "data")
     self.synthetic.validate()
-    _positive(self.shuffle_buffer, "data.shuffle_buffer")
+    _positive(self, "data", "shuffle_buffer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,12 +110,10 @@ class ModelConfig:
       alone, entire-space losses) or `aitm` (AIT unit + calibrator).
     backbone: `mmoe`, `ple`, `shared_bottom`, `shared_embedding` (ESMM: one
       MLP per task on shared embeddings) or `single_task` (no sharing).
-    embedding_dim: per-field embedding width.
-    num_experts: MMoE experts.
+    embedding_dim, num_experts: per-field embedding width; MMoE experts.
     expert_units: each expert's (MMoE, PLE) or bottom MLP's hidden layers.
     tower_units: each tower's hidden layers; the last gives h_ctr / h_cvr.
-    dropout: dropout rate in experts and towers.
-    embedding_l2: L2 on the embedding rows used in a batch.
+    dropout, embedding_l2: in experts and towers; on the batch's rows.
     ple_levels, ple_shared_experts, ple_task_experts: PLE layout.
     projection_dim, projection_hidden: the alignment's projection heads.
     relatedness_units: hidden layers of the relatedness network.
@@ -152,20 +135,15 @@ class ModelConfig:
   relatedness_units: tuple[int, ...] = (32,)
 
   def validate(self) -> None:
-    _check_choices(self, "model")
-    for key in ("embedding_dim", "num_experts", "ple_levels",
-                "ple_task_experts", "projection_dim", "projection_hidden"):
-      _positive(getattr(self, key), f"model.{key}")
-    _positive(self.ple_shared_experts, "model.ple_shared_experts",
+    C.check_fields(self, ConfigError, "model")
+    _positive(self, "model", "embedding_dim", "num_experts", "ple_levels",
+              "ple_task_experts", "projection_dim", "projection_hidden")
+    _positive(self, "model", "ple_shared_experts", "embedding_l2",
               allow_zero=True)
-    _units(self.expert_units, "model.expert_units")
-    _units(self.tower_units, "model.tower_units")
-    if any(u <= 0 for u in self.relatedness_units):
-      raise ConfigError(f"model.relatedness_units={self.relatedness_units} "
-                        "must hold positive ints")
+    _units(self, "model", "expert_units", "tower_units")
+    _units(self, "model", "relatedness_units", allow_empty=True)
     if not 0.0 <= self.dropout < 1.0:
       raise ConfigError(f"model.dropout={self.dropout} must lie in [0, 1)")
-    _positive(self.embedding_l2, "model.embedding_l2", allow_zero=True)
 
   @property
   def has_shared_experts(self) -> bool:
@@ -181,16 +159,16 @@ class LossConfig:
   Attributes:
     contrastive_weight: lambda; 0 disables the alignment objective.
     temperature_mode: `instance` (relatedness network), `global` or `fixed`.
-    tau_min, tau_max: bounds of tau.
-    fixed_tau: tau of `fixed` mode (None: the geometric mean of the bounds).
+    tau_min, tau_max, fixed_tau: bounds of tau; tau of `fixed` mode (None:
+      the geometric mean of the bounds).
     relatedness_input: the relatedness network reads the instance
       `embeddings` or `towers_detached` (stop_gradient([h_ctr, h_cvr])).
     relatedness_stop_gradient: its gradient does not reach the embeddings.
     symmetric: average the CTR->CVR and CVR->CTR InfoNCE directions.
     negatives: `in_batch` (every other instance) or `random_one`.
-    relatedness_signal: what trains the relatedness network: `contrastive`
-      (InfoNCE), `gradient_agreement` (losses/agreement.py) or `fixed`.
-    relatedness_loss_weight: weight of the agreement regression.
+    relatedness_signal, relatedness_loss_weight: what trains the relatedness
+      network (`contrastive`: InfoNCE, `gradient_agreement`: a regression of
+      that weight, losses/agreement.py, or `fixed`).
     agreement_source: the agreement is the cosine of the gradients of the
       CTR and CVR `logits` or of the CTR and CTCVR `losses`,
     agreement_representation: with respect to the `embeddings` or the
@@ -214,17 +192,16 @@ class LossConfig:
   aitm_calibration_weight: float = 0.6
 
   def validate(self) -> None:
-    _check_choices(self, "loss")
-    for key in ("contrastive_weight", "relatedness_loss_weight",
-                "aitm_calibration_weight"):
-      _positive(getattr(self, key), f"loss.{key}", allow_zero=True)
+    C.check_fields(self, ConfigError, "loss")
+    _positive(self, "loss", "contrastive_weight", "relatedness_loss_weight",
+              "aitm_calibration_weight", allow_zero=True)
     needs_mode = {"gradient_agreement": "instance", "fixed": "fixed"}.get(
         self.relatedness_signal)
     if needs_mode and self.temperature_mode != needs_mode:
       raise ConfigError(f"loss.relatedness_signal={self.relatedness_signal} "
                         f"needs loss.temperature_mode={needs_mode}, got "
                         f"{self.temperature_mode}")
-    _positive(self.tau_min, "loss.tau_min")
+    _positive(self, "loss", "tau_min")
     if not self.tau_min < self.tau_max:
       raise ConfigError(f"loss.tau_min={self.tau_min} must be < "
                         f"loss.tau_max={self.tau_max}")
@@ -240,20 +217,19 @@ class TrainConfig:
   """Optimisation, epochs and checkpoints.
 
   Attributes:
-    batch_size: global training batch (remainders dropped).
-    eval_batch_size: batch of validation and test passes.
+    batch_size, eval_batch_size: global training batch (remainders
+      dropped); batch of validation and test passes.
     epochs: maximum epochs; the best on `checkpoint_metric` is kept.
     steps_per_epoch: cap on steps per epoch (None: the whole train split).
     learning_rate: optimizer step size.
-    optimizer: `adam`, `lazy_adam` (updates only the batch's embedding rows)
-      or `adagrad`.
+    optimizer: `adam`, `lazy_adam` (sparse row updates) or `adagrad`.
     steps_per_execution: steps per tf.function call.
     checkpoint_metric: validation metric that selects the best epoch.
-    early_stopping_patience: epochs without improvement before stopping
-      (0: never stop early).
+    early_stopping_patience: epochs without improvement before stopping (0:
+      never).
     seed: initialisation and shuffling seed.
     checkpoint_every_steps: step checkpoints for exact resume (0: at epoch
-      ends only), checked after each `steps_per_execution` group.
+      ends), checked after each `steps_per_execution` group.
   """
 
   batch_size: int = 1024
@@ -269,14 +245,13 @@ class TrainConfig:
   checkpoint_every_steps: int = 100
 
   def validate(self) -> None:
-    _check_choices(self, "train")
-    for key in ("batch_size", "eval_batch_size", "epochs", "learning_rate",
-                "steps_per_execution"):
-      _positive(getattr(self, key), f"train.{key}")
+    C.check_fields(self, ConfigError, "train")
+    _positive(self, "train", "batch_size", "eval_batch_size", "epochs",
+              "learning_rate", "steps_per_execution")
     if self.steps_per_epoch is not None:
-      _positive(self.steps_per_epoch, "train.steps_per_epoch")
-    for key in ("early_stopping_patience", "checkpoint_every_steps"):
-      _positive(getattr(self, key), f"train.{key}", allow_zero=True)
+      _positive(self, "train", "steps_per_epoch")
+    _positive(self, "train", "early_stopping_patience",
+              "checkpoint_every_steps", allow_zero=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,8 +264,7 @@ class RuntimeConfig:
       from the global batch (all-gathered: the same loss as one device).
     mixed_precision: Keras dtype policy; losses stay float32.
     jit_compile: compile the train and test steps with XLA.
-    deterministic: op determinism (identical runs for identical seeds);
-      process-wide, it stays on after the run.
+    deterministic: op determinism (same seeds, same runs); process-wide.
     ps_min_shard_bytes: `parameter_server` shards larger variables.
   """
 
@@ -302,15 +276,15 @@ class RuntimeConfig:
   ps_min_shard_bytes: int = 256 << 10
 
   def validate(self) -> None:
-    _check_choices(self, "runtime")
-    _positive(self.ps_min_shard_bytes, "runtime.ps_min_shard_bytes")
-    if self.strategy == "parameter_server" and (
-        self.mixed_precision == "mixed_float16"):
+    C.check_fields(self, ConfigError, "runtime")
+    _positive(self, "runtime", "ps_min_shard_bytes")
+    if self.strategy != "parameter_server":
+      return
+    if self.mixed_precision == "mixed_float16":
       raise ConfigError("runtime.mixed_precision=mixed_float16 needs loss "
                         "scaling, which runtime.strategy=parameter_server "
-                        "does not support; use mixed_bfloat16 or another "
-                        "strategy")
-    if self.strategy == "parameter_server" and self.deterministic:
+                        "lacks; use mixed_bfloat16 or another strategy")
+    if self.deterministic:
       raise ConfigError("runtime.deterministic=true cannot hold under "
                         "runtime.strategy=parameter_server (asynchronous "
                         "workers); use a synchronous strategy")
@@ -362,9 +336,8 @@ class Config:
 
   @classmethod
   def from_dict(cls, data: Mapping[str, Any]) -> "Config":
-    """The config of a JSON mapping; ConfigError at an unknown key or a
-    value of the wrong type."""
-    from adaftr_tf import overrides  # it reads these dataclasses' types
+    """ConfigError at an unknown key or a value of the wrong type."""
+    from adaftr_tf import overrides  # it imports this module
     return overrides.from_dict(cls, data)
 
   @classmethod

@@ -37,19 +37,15 @@ class CtrCvrModel(tfrs.models.Model):
   """Embed -> backbone -> heads -> outputs, trained on a task plus objectives.
 
   Args:
-    encoder: raw features -> (ids, numerical).
-    embedding: FieldEmbedding.
-    backbone: x `[B, F*D]` (or, with `cvr_embedding`, [x, x_cvr]) -> the two
-      task inputs; takes `tap` (layers/experts.py).
-    heads: TaskHeads.
+    encoder, embedding: FeatureEncoder, FieldEmbedding.
+    backbone: x `[B, F*D]` (with `cvr_embedding`: [x, x_cvr]) -> the two task
+      inputs; takes `tap` (layers/experts.py). heads: TaskHeads.
     task: the main objective (FunnelTask): (labels, outputs) -> the two
       tasks' per-example losses, summed into the loss.
     objectives: auxiliary objectives (tasks/__init__.py), each adding its
       per-example loss and extra outputs (AlignmentTask: tau).
-    probe: AgreementProbe: the per-instance gradient agreement of the two
-      tasks, measured for the objectives that need it and for diagnostics.
-    cvr_embedding: a second FieldEmbedding for the CVR task (single-task:
-      no shared parameters at all), or None.
+    probe: AgreementProbe, measured for the objectives that need it and for
+      diagnostics. cvr_embedding: single-task's CVR FieldEmbedding, or None.
   """
 
   def __init__(self, encoder, embedding, backbone, heads, task,
@@ -116,31 +112,24 @@ class CtrCvrModel(tfrs.models.Model):
     return first, second, outputs, x, agreement
 
   def gradient_agreement(self, features, labels) -> tf.Tensor:
-    """Measured agreement per instance `[b]` (diagnostics, inference mode).
-
-    Touches no metric and no variable, so it may run in any context.
-    """
+    """Measured agreement per instance `[b]` (diagnostics, inference mode):
+    touches no metric and no variable, so it may run in any context."""
     return self._task_losses(features, labels, False, True,
                              self.task.plain_losses)[-1]
 
-  def _per_example_losses(self, inputs, training: bool):
-    """Per-example total loss `[b]` (unscaled) and the local outputs."""
+  def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+    """Scalar loss for this replica: sum / global batch + scaled regularisers."""
     features, labels = inputs[0], inputs[1]
     measure = any(o.needs_agreement for o in self.objectives)
     first, second, outputs, x, agreement = self._task_losses(
         features, labels, training, measure)
-    total = first + second
+    per_example = first + second
     step = self.optimizer.iterations if training else None
     for objective in self.objectives:
       loss, extra = objective(x, outputs, labels, agreement=agreement,
                               step=step, training=training)
-      total += loss
+      per_example += loss
       outputs.update(extra)
-    return total, outputs
-
-  def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
-    """Scalar loss for this replica: sum / global batch + scaled regularisers."""
-    per_example, _ = self._per_example_losses(inputs, training)
     regularization = tf.add_n(self.losses) if self.losses else 0.0
     self.loss_tracker.update_state(per_example + regularization)
     return (tf.nn.compute_average_loss(per_example)
@@ -205,7 +194,7 @@ def build_model(config: Config, schema: F.FeatureSchema,
   """The model `config` describes, for `schema`.
 
   `objectives` and `task` replace the ones `config` asks for (benchmark
-  variants, pipelines/benchmarks/speed/variants.py).
+  variants, pipelines/benchmarks/speed/prototypes.py).
   """
   config.validate()
   m, seed = config.model, config.train.seed

@@ -19,7 +19,6 @@ See versions.py for the directory layout.
 from __future__ import annotations
 
 import json
-import shutil
 from typing import Callable
 
 from absl import logging
@@ -90,10 +89,10 @@ def export(model_dir: str, export_base: str, *, data_dir: str | None = None,
     _write(model, schema, tmp, include_tau, assets, examples)
     final = versions.publish(tmp, export_base, version)
   except FileExistsError:
-    shutil.rmtree(tmp, ignore_errors=True)
+    versions.remove(tmp)
     raise
   except (OSError, tf.errors.OpError) as err:  # e.g. a full or read-only disk
-    shutil.rmtree(tmp, ignore_errors=True)
+    versions.remove(tmp)
     raise OSError(
         callbacks.os_errno(err),
         f"cannot write version {version} under {export_base} (in {tmp}): "
@@ -101,7 +100,7 @@ def export(model_dir: str, export_base: str, *, data_dir: str | None = None,
         f"nothing was published, the versions present ({present}) are "
         "intact") from err
   except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
+    versions.remove(tmp)
     raise
   if keep:
     removed = versions.prune(export_base, keep, protect=version)

@@ -7,16 +7,17 @@
   <export_base>/.tmp-export-*/             an export in progress (TF Serving
                                            ignores names that are not numbers)
 
-A version directory only ever appears by `os.rename` of a complete temporary
+A version directory only ever appears by a rename of a complete temporary
 directory, and only disappears by a rename to a temporary name followed by its
-removal, so a numbered directory is always whole.
+removal, so a numbered directory is always whole (on local disks and HDFS,
+where a folder rename is atomic; object stores such as `gs://` rename object
+by object). Every operation goes through `tf.io.gfile`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import uuid
 
 import tensorflow as tf
@@ -95,11 +96,19 @@ def publish(tmp: str, export_base: str, version: int) -> str:
     FileExistsError: the version appeared meanwhile (a concurrent export).
   """
   final = version_dir(export_base, version)
-  if os.path.exists(final):
+  if tf.io.gfile.exists(final):
     raise FileExistsError(f"version directory {final} already exists "
                           "(another export ran concurrently); nothing published")
-  os.rename(tmp, final)
+  tf.io.gfile.rename(tmp, final)
   return final
+
+
+def remove(path: str) -> None:
+  """Deletes the folder `path` with its contents; nothing if it is missing."""
+  try:
+    tf.io.gfile.rmtree(path)
+  except tf.errors.NotFoundError:
+    pass
 
 
 def prune(export_base: str, keep: int, protect: int) -> list[int]:
@@ -122,6 +131,6 @@ def prune(export_base: str, keep: int, protect: int) -> list[int]:
     # Rename first, so TF Serving never sees a half-deleted version.
     doomed = os.path.join(export_base, f"{REMOVING_PREFIX}{version}-"
                                        f"{uuid.uuid4().hex[:8]}")
-    os.rename(version_dir(export_base, version), doomed)
-    shutil.rmtree(doomed)
+    tf.io.gfile.rename(version_dir(export_base, version), doomed)
+    remove(doomed)
   return removed

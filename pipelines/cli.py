@@ -67,8 +67,10 @@ def _usage_error(message: str) -> None:
   sys.exit(USAGE_EXIT)
 
 
-def run(main: Callable[[list[str]], int | None]) -> None:
-  """Runs an absl `main`; usage errors become one line and exit status 2."""
+def run(main: Callable[[list[str]], int | None],
+        argv: Sequence[str] | None = None) -> None:
+  """Runs an absl `main` on `argv` (default: sys.argv); usage errors become
+  one line on stderr and exit status 2."""
   def guarded(argv):
     try:
       return main(argv)
@@ -80,7 +82,11 @@ def run(main: Callable[[list[str]], int | None]) -> None:
       if not isinstance(err, usage):
         raise
       _usage_error(str(err))
-  app.run(guarded, flags_parser=_parse_flags)
+  main_module = sys.modules["__main__"]
+  if main_module.__doc__ is None:   # a console script: show the job's usage
+    main_module.__doc__ = sys.modules[main.__module__].__doc__
+  app.run(guarded, argv=None if argv is None else list(argv),
+          flags_parser=_parse_flags)
 
 
 def _define(definer, kind: str, name: str, default, help_text: str, **kwargs):

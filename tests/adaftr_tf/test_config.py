@@ -68,7 +68,7 @@ def test_every_section_validates_itself(section, expected):
     (["model.tower_units=(8,0)"], r"model\.tower_units=\(8, 0\) must be"),
     (["model.projection_dim=0"], r"model\.projection_dim=0 must be > 0"),
     (["model.relatedness_units=(8,-1)"], r"model\.relatedness_units=\(8, -1\) "
-     "must hold positive ints"),
+     "must be a tuple of positive ints"),
     (["loss.contrastive_weight=-0.5"], r"loss\.contrastive_weight=-0\.5 must be "
      ">= 0"),
     (["loss.aitm_calibration_weight=-1"], r"loss\.aitm_calibration_weight=-1\.0 "
