@@ -13,6 +13,7 @@ from adaftr_tf.layers import RelatednessNetwork
 from adaftr_tf.losses import bce_with_logits, ctcvr_bce
 from pipelines.data import reader
 from pipelines.data import synthetic
+from tests.helpers.data import in_memory_dataset
 
 
 def _model_and_batch(*items, rows=16):
@@ -20,7 +21,7 @@ def _model_and_batch(*items, rows=16):
       "loss.relatedness_signal=gradient_agreement", *items])
   columns = synthetic.generate_split(config.data.synthetic, "train", rows)
   schema = synthetic.synthetic_schema(config.data.synthetic)
-  batch = next(iter(reader.in_memory_dataset(columns, schema, rows,
+  batch = next(iter(in_memory_dataset(columns, schema, rows,
                                                  training=False)))
   model = models.compile_model(models.build_model(config, schema), config)
   return model, batch

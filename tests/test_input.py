@@ -8,6 +8,7 @@ from adaftr_tf import features as F
 from adaftr_tf.config import SyntheticConfig
 from pipelines.data import reader
 from pipelines.data import synthetic
+from tests.helpers.data import in_memory_dataset
 
 CONFIG = SyntheticConfig(num_train=500, num_valid=203, num_test=64,
                          num_categorical=4, num_numerical=6, vocab_size=40,
@@ -45,7 +46,7 @@ def test_element_spec_matches_in_memory(data, training, with_oracle):
   data_dir, schema = data
   files = reader.make_dataset(data_dir, "train", schema, BATCH,
                                  training=training, with_oracle=with_oracle)
-  memory = reader.in_memory_dataset(
+  memory = in_memory_dataset(
       synthetic.generate_split(CONFIG, "train"), schema, BATCH,
       training=training, with_oracle=with_oracle)
   assert files.element_spec == memory.element_spec
@@ -83,7 +84,7 @@ def test_eval_is_deterministic_and_complete(data, make):
     if make == "files":
       return reader.make_dataset(data_dir, "valid", schema, BATCH,
                                     training=False, with_oracle=True)
-    return reader.in_memory_dataset(written, schema, BATCH, training=False,
+    return in_memory_dataset(written, schema, BATCH, training=False,
                                        with_oracle=True)
   sizes = [len(b[1][F.CLICK]) for b in dataset()]
   assert sum(sizes) == CONFIG.num_valid
@@ -142,10 +143,10 @@ def test_in_memory_rejects_missing_columns(data):
   _, schema = data
   columns = synthetic.generate_split(CONFIG, "test")
   del columns[F.ORACLE_P_CVR]
-  reader.in_memory_dataset(columns, schema, BATCH, training=True)
+  in_memory_dataset(columns, schema, BATCH, training=True)
   with pytest.raises(ValueError, match=F.ORACLE_P_CVR):
-    reader.in_memory_dataset(columns, schema, BATCH, training=True,
+    in_memory_dataset(columns, schema, BATCH, training=True,
                                 with_oracle=True)
   with pytest.raises(ValueError, match="batch_size"):
-    reader.in_memory_dataset(columns, schema, 0, training=True)
+    in_memory_dataset(columns, schema, 0, training=True)
 

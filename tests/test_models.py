@@ -14,6 +14,7 @@ from adaftr_tf import models
 from adaftr_tf.losses import ctcvr_bce, info_nce
 from pipelines.data import reader
 from pipelines.data import synthetic
+from tests.helpers.data import in_memory_dataset
 
 EXPECTED_METRICS = {"loss", "ctr_auc", "ctr_logloss", "cvr_auc", "cvr_logloss",
                     "ctcvr_auc", "ctcvr_logloss"}
@@ -32,7 +33,7 @@ def _data(config, rows=512, split="train"):
 
 def _batch(config, rows=256):
   columns, schema = _data(config, rows)
-  dataset = reader.in_memory_dataset(columns, schema, rows, training=False)
+  dataset = in_memory_dataset(columns, schema, rows, training=False)
   return next(iter(dataset)), schema
 
 
@@ -76,7 +77,7 @@ def test_mmoe_model_has_no_alignment_variables():
 def test_fit_gives_finite_losses_and_every_metric(name):
   config = _config(f"model.name={name}")
   columns, schema = _data(config, 1024)
-  train = reader.in_memory_dataset(columns, schema, 128, training=True)
+  train = in_memory_dataset(columns, schema, 128, training=True)
   model = models.compile_model(models.build_model(config, schema), config)
   history = model.fit(train, validation_data=train, epochs=2, verbose=0)
   expected = EXPECTED_METRICS | (CONTRASTIVE_METRICS if name == "adaftr" else set())
@@ -90,10 +91,10 @@ def test_tau_stays_within_bounds_after_training():
   config = _config("train.learning_rate=0.05", "loss.tau_min=0.1",
                    "loss.tau_max=0.5", "loss.contrastive_weight=5.0")
   columns, schema = _data(config, 1024)
-  train = reader.in_memory_dataset(columns, schema, 128, training=True)
+  train = in_memory_dataset(columns, schema, 128, training=True)
   model = models.compile_model(models.build_model(config, schema), config)
   model.fit(train, epochs=3, verbose=0)
-  features = next(iter(reader.in_memory_dataset(columns, schema, 1024,
+  features = next(iter(in_memory_dataset(columns, schema, 1024,
                                                     training=False)))[0]
   tau = model(features, training=False)[F.TAU].numpy()
   assert tau.min() >= 0.1 and tau.max() <= 0.5

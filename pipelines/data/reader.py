@@ -1,7 +1,7 @@
-"""tf.data readers: TFRecord shards or in-memory arrays -> batched model inputs.
+"""tf.data readers: TFRecord shards -> batched model inputs.
 
-Both readers yield identical elements (same `element_spec`):
-`(features, labels)`, or `(features, labels, oracle)` with `with_oracle`, where
+The readers yield `(features, labels)`, or `(features, labels, oracle)` with
+`with_oracle`, where
   features: name -> [batch] int64 (categorical) / float32 (numerical),
   labels:   LABEL_KEYS -> [batch] float32,
   oracle:   ORACLE_KEYS -> [batch] float32 (synthetic data only).
@@ -10,10 +10,7 @@ The batch dimension is static when remainders are dropped (training default).
 
 from __future__ import annotations
 
-from typing import Mapping
-
 from adaftr_tf import features as F
-import numpy as np
 import tensorflow as tf
 
 from pipelines.data import records
@@ -201,49 +198,3 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
   # an uninterrupted run).
   ds = ds.filter(lambda _: True)
   return _parsed(ds, schema, with_oracle=False)
-
-
-def in_memory_dataset(columns: Mapping[str, np.ndarray],
-                      schema: F.FeatureSchema, batch_size: int, *,
-                      training: bool, with_oracle: bool = False, seed: int = 0,
-                      drop_remainder: bool | None = None) -> tf.data.Dataset:
-  """Batches arrays (e.g. `synthetic.generate_split`) like `make_dataset`.
-
-  Rows are shuffled by index (seeded, full-length, reshuffled every epoch) and
-  gathered per batch, which avoids a per-row shuffle buffer of 80+ tensors.
-
-  Args:
-    columns: name -> [rows] array holding every schema feature, LABEL_KEYS
-      and, with `with_oracle`, ORACLE_KEYS; other columns are ignored.
-    schema, batch_size, training, with_oracle, seed, drop_remainder: as in
-      `make_dataset`.
-
-  Returns:
-    A dataset with exactly `make_dataset`'s element_spec.
-
-  Raises:
-    ValueError: a needed column is missing or the lengths differ.
-  """
-  if batch_size < 1:
-    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-  drop_remainder = training if drop_remainder is None else drop_remainder
-  spec = schema.parse_spec(with_oracle=with_oracle)
-  missing = [k for k in spec if k not in columns]
-  if missing:
-    raise ValueError(f"in_memory_dataset: columns {missing} are missing; "
-                     f"available: {sorted(columns)}")
-  lengths = {k: len(columns[k]) for k in spec}
-  if len(set(lengths.values())) > 1:
-    raise ValueError(f"in_memory_dataset: column lengths differ: {lengths}")
-  rows = next(iter(lengths.values()))
-  tensors = {k: tf.constant(np.asarray(columns[k]), dtype=s.dtype)
-             for k, s in spec.items()}
-  ds = tf.data.Dataset.range(rows)
-  if training:
-    ds = ds.shuffle(max(rows, 1), seed=seed, reshuffle_each_iteration=True)
-  ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-  split_fn = _split(schema, with_oracle)
-  ds = ds.map(lambda idx: split_fn({k: tf.gather(t, idx)
-                                    for k, t in tensors.items()}),
-              num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
-  return ds.prefetch(tf.data.AUTOTUNE)

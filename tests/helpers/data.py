@@ -1,0 +1,82 @@
+"""Synthetic data in memory: the tiny preset's columns, batches and configs."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import tensorflow as tf
+
+from adaftr_tf import experiments
+from adaftr_tf import features as F
+from adaftr_tf import overrides
+from pipelines.data import synthetic
+
+
+def in_memory_dataset(columns: Mapping[str, np.ndarray],
+                      schema: F.FeatureSchema, batch_size: int, *,
+                      training: bool, with_oracle: bool = False, seed: int = 0,
+                      drop_remainder: bool | None = None) -> tf.data.Dataset:
+  """Batches arrays (e.g. `synthetic.generate_split`) like `reader.make_dataset`.
+
+  Rows are shuffled by index (seeded, full-length, reshuffled every epoch) and
+  gathered per batch, which avoids a per-row shuffle buffer of 80+ tensors.
+
+  Args:
+    columns: name -> [rows] array holding every schema feature, LABEL_KEYS
+      and, with `with_oracle`, ORACLE_KEYS; other columns are ignored.
+    schema, batch_size, training, with_oracle, seed, drop_remainder: as in
+      `reader.make_dataset`.
+
+  Returns:
+    A dataset with exactly `reader.make_dataset`'s element_spec.
+
+  Raises:
+    ValueError: a needed column is missing or the lengths differ.
+  """
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  drop_remainder = training if drop_remainder is None else drop_remainder
+  spec = schema.parse_spec(with_oracle=with_oracle)
+  missing = [k for k in spec if k not in columns]
+  if missing:
+    raise ValueError(f"in_memory_dataset: columns {missing} are missing; "
+                     f"available: {sorted(columns)}")
+  lengths = {k: len(columns[k]) for k in spec}
+  if len(set(lengths.values())) > 1:
+    raise ValueError(f"in_memory_dataset: column lengths differ: {lengths}")
+  rows = next(iter(lengths.values()))
+  tensors = {k: tf.constant(np.asarray(columns[k]), dtype=s.dtype)
+             for k, s in spec.items()}
+
+  def split(parsed):
+    features, labels, oracle = schema.split_parsed(parsed)
+    return (features, labels, oracle) if with_oracle else (features, labels)
+
+  ds = tf.data.Dataset.range(rows)
+  if training:
+    ds = ds.shuffle(max(rows, 1), seed=seed, reshuffle_each_iteration=True)
+  ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+  ds = ds.map(lambda idx: split({k: tf.gather(t, idx)
+                                 for k, t in tensors.items()}),
+              num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def tiny_config(*items):
+  """The `tiny` preset with `key=value` overrides."""
+  return overrides.apply(experiments.get_preset("tiny"), list(items))
+
+
+def synthetic_columns(config, rows=512, split="train"):
+  """(columns, schema): `rows` synthetic rows of the config's data."""
+  columns = synthetic.generate_split(config.data.synthetic, split, rows)
+  schema = synthetic.synthetic_schema(config.data.synthetic)
+  return columns, schema
+
+
+def synthetic_batch(config, rows=256):
+  """((features, labels), schema): one unshuffled batch of `rows` rows."""
+  columns, schema = synthetic_columns(config, rows)
+  dataset = in_memory_dataset(columns, schema, rows, training=False)
+  return next(iter(dataset)), schema
