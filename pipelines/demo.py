@@ -87,7 +87,9 @@ def results_table(test: dict, serving: dict, timings: dict) -> str:
   return "\n".join(lines)
 
 
-def run(config, output_dir: str, data_dir: str | None, verbose: int) -> dict:
+def run_demo(config, output_dir: str, data_dir: str | None,
+             verbose: int) -> dict:
+  """Steps 1-4 of the module docstring; returns the results dict."""
   import numpy as np
   from adaftr_tf import evaluation
   from export import exporter
@@ -132,7 +134,7 @@ def run(config, output_dir: str, data_dir: str | None, verbose: int) -> dict:
 def main(argv):
   cli.begin_job(argv)
   config = cli.config_from_flags(FLAGS.preset, FLAGS.override)
-  results = run(config, FLAGS.output_dir, FLAGS.data_dir, FLAGS.verbose)
+  results = run_demo(config, FLAGS.output_dir, FLAGS.data_dir, FLAGS.verbose)
   path = os.path.join(FLAGS.output_dir, "results.json")
   with open(path, "w") as f:
     json.dump(results, f, indent=1, sort_keys=True, default=float)
