@@ -10,7 +10,7 @@ import pytest
 from pipelines.data.formats import base
 from pipelines.data.formats import conversion
 
-from test_convert_samples import (aliccp_raw_lines, aliexpress_raw_lines,
+from tests.helpers.samples import (aliccp_raw_lines, aliexpress_raw_lines,
                                   feature_list, write_lines)
 
 BAD_ROW = 3  # 0-based data row that gets corrupted (in the train split)

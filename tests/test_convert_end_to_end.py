@@ -17,7 +17,7 @@ from pipelines.data import reader
 from pipelines.data import records
 from pipelines.data.formats import conversion
 
-from test_convert_samples import (aliccp_raw_lines, aliexpress_raw_lines,
+from tests.helpers.samples import (aliccp_raw_lines, aliexpress_raw_lines,
                                   write_aliccp_raw, write_aliexpress_raw)
 
 QUIET = dict(progress=False)

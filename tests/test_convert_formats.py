@@ -13,7 +13,7 @@ import pytest
 from pipelines.data import formats
 from pipelines.data.formats import base
 
-from test_convert_samples import write_aliccp_raw, write_aliexpress_raw
+from tests.helpers.samples import write_aliccp_raw, write_aliexpress_raw
 
 
 def _read_all(layout, path, split="train"):

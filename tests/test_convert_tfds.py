@@ -25,7 +25,7 @@ from pipelines.data.formats import conversion
 from pipelines.data.formats import tfds_dataset
 from pipelines.data.tfds import common
 
-from tests.test_convert_samples import feature_list, write_lines
+from tests.helpers.samples import feature_list, write_lines
 
 # Ali-CCP user-side fields: they go to the common features file.
 COMMON = {"101", "121", "122", "124", "125", "126", "127", "128", "129",

@@ -145,7 +145,7 @@ def mirrored(data, tmp_path_factory):
   data_dir, _ = data
   model_dir = str(tmp_path_factory.mktemp("mirrored") / "model")
   done = subprocess.run(
-      [sys.executable, os.path.join(ROOT, "tests", "mirrored_checks.py"),
+      [sys.executable, os.path.join(ROOT, "tests", "helpers", "mirrored_checks.py"),
        data_dir, model_dir], cwd=ROOT, env=_env(), capture_output=True,
       text=True, timeout=TIMEOUT_S, check=False)
   output = _check(done)

@@ -24,7 +24,7 @@ import tf_keras
 from adaftr_tf import experiments
 from adaftr_tf import features as F
 from adaftr_tf import overrides
-from paused_training import PAUSED_MESSAGE
+from tests.helpers.paused_training import PAUSED_MESSAGE
 from pipelines.data import reader as data_reader
 from pipelines.data import synthetic
 from pipelines.training import resume
@@ -212,7 +212,7 @@ def test_resuming_with_another_config_is_refused(tmp_path):
 OVERRIDES = [f"train.epochs={EPOCHS}", f"train.steps_per_epoch={STEPS}",
              "train.steps_per_execution=1", "runtime.deterministic=true",
              f"train.checkpoint_every_steps={EVERY}"]
-PAUSING_SCRIPT = os.path.join(ROOT, "tests", "paused_training.py")
+PAUSING_SCRIPT = os.path.join(ROOT, "tests", "helpers", "paused_training.py")
 
 
 def _command(model_dir, data_dir):

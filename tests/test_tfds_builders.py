@@ -7,8 +7,8 @@ import pipelines.data.tfds  # noqa: F401  (registers the builders)
 from pipelines.data.formats import base
 from pipelines.data.formats import conversion
 
-from test_convert_samples import aliccp_raw_lines, write_aliccp_raw
-from test_convert_samples import write_aliexpress_raw, write_lines
+from tests.helpers.samples import aliccp_raw_lines, write_aliccp_raw
+from tests.helpers.samples import write_aliexpress_raw, write_lines
 
 
 def _prepare(name, manual_dir, data_dir):

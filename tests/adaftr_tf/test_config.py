@@ -7,6 +7,7 @@ import pytest
 
 from adaftr_tf import choices
 from adaftr_tf import config as C
+from adaftr_tf import experiments
 from adaftr_tf import overrides
 
 
@@ -209,3 +210,26 @@ def test_from_dict_accepts_integral_float_for_int_and_int_for_float():
                                          "learning_rate": 1}})
   assert config.train.batch_size == 64 and type(config.train.batch_size) is int
   assert type(config.train.learning_rate) is float
+
+
+@pytest.mark.parametrize("items, message", [
+    (["loss.agreement_representation=experts",
+      "model.backbone=shared_embedding"], "needs shared experts"),
+    (["loss.agreement_representation=experts", "model.backbone=ple",
+      "model.ple_shared_experts=0"], "needs shared experts"),
+    (["loss.relatedness_signal=gradient_agreement",
+      "loss.temperature_mode=global"], "needs loss.temperature_mode=instance"),
+    (["loss.relatedness_signal=fixed"], "needs loss.temperature_mode=fixed"),
+])
+def test_contradictory_signal_and_mode_are_rejected(items, message):
+  config = overrides.apply(experiments.get_preset("tiny"), items)
+  with pytest.raises(ValueError, match=message):
+    config.validate()
+
+
+@pytest.mark.reliability
+def test_config_rejects_an_unknown_policy():
+  with pytest.raises(ValueError, match="data.non_finite_policy='skip' is not "
+                     r"valid; choose one of \('error', 'replace'\)"):
+    overrides.apply(experiments.get_preset("tiny"),
+                               ["data.non_finite_policy=skip"]).validate()

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from adaftr_tf import experiments
 from adaftr_tf import features as F
+from adaftr_tf import models
 from adaftr_tf import overrides
 from pipelines.data import synthetic
 
@@ -17,7 +18,7 @@ def in_memory_dataset(columns: Mapping[str, np.ndarray],
                       schema: F.FeatureSchema, batch_size: int, *,
                       training: bool, with_oracle: bool = False, seed: int = 0,
                       drop_remainder: bool | None = None) -> tf.data.Dataset:
-  """Batches arrays (e.g. `synthetic.generate_split`) like `reader.make_dataset`.
+  """Batches arrays (`synthetic.generate_split`) like `reader.make_dataset`.
 
   Rows are shuffled by index (seeded, full-length, reshuffled every epoch) and
   gathered per batch, which avoids a per-row shuffle buffer of 80+ tensors.
@@ -80,3 +81,12 @@ def synthetic_batch(config, rows=256):
   columns, schema = synthetic_columns(config, rows)
   dataset = in_memory_dataset(columns, schema, rows, training=False)
   return next(iter(dataset)), schema
+
+
+def agreement_model(*items, rows=16):
+  """(compiled model, one batch of `rows`) of the tiny preset under
+  `loss.relatedness_signal=gradient_agreement` and the overrides `items`."""
+  config = tiny_config("loss.relatedness_signal=gradient_agreement", *items)
+  batch, schema = synthetic_batch(config, rows)
+  model = models.compile_model(models.build_model(config, schema), config)
+  return model, batch

@@ -1,10 +1,11 @@
 """Checks that need 2 logical CPU devices, run in a fresh process.
 
-  python tests/mirrored_checks.py DATA_DIR MODEL_DIR
+  python tests/helpers/mirrored_checks.py DATA_DIR MODEL_DIR
 
 Logical devices must be configured before TensorFlow initialises, so these
-checks cannot run inside the pytest process; tests/test_distribute.py runs this
-script once and asserts on the JSON it prints as its last line:
+checks cannot run inside the pytest process;
+tests/pipelines/training/test_distribute.py runs this script once and asserts
+on the JSON it prints as its last line:
   negatives:  max |diff| of loss and gradients, 2 replicas x 32 vs 1 x 64, with
               global and with local negatives (same initial weights), and
               with the gradient-agreement relatedness (per-replica agreement);
@@ -21,7 +22,8 @@ import time
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
 
 from pipelines.training import distribute  # noqa: E402
 

@@ -1,6 +1,7 @@
 """A training job that pauses for good after a step checkpoint (fault drills).
 
-  python tests/paused_training.py PAUSE_AFTER MODEL_DIR DATA_DIR OVERRIDE...
+  python tests/helpers/paused_training.py PAUSE_AFTER MODEL_DIR DATA_DIR \
+      OVERRIDE...
 
 Trains the `tiny` preset with the overrides, like `python -m pipelines.train`,
 plus `PauseAfterCheckpoint`: once a step checkpoint at a global step >=
@@ -13,7 +14,8 @@ import sys
 import time
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
 
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402

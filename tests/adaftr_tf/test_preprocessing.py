@@ -1,11 +1,23 @@
-"""Tests of adaftr_tf.preprocessing.FeatureEncoder."""
+"""Tests of adaftr_tf.preprocessing.FeatureEncoder, with its non-finite policy:
+a NaN or Inf numerical value stops with an error naming the field, or becomes
+the schema default and is counted (`non_finite_replaced` training metric)."""
+
+import json
+import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from adaftr_tf import experiments
 from adaftr_tf import features as F
-from adaftr_tf.preprocessing import FeatureEncoder
+from adaftr_tf import models
+from adaftr_tf.preprocessing import NON_FINITE_METRIC, FeatureEncoder
+from pipelines.data import reader as data_reader
+from pipelines.data import records
+from pipelines.data import synthetic
+from pipelines.data.formats import report as report_lib
+from tests.helpers.data import tiny_config
 
 VOCAB = (100, 200, 300, -7)
 
@@ -266,3 +278,108 @@ def test_multivalent_serving_signature_saved_model(tmp_path):
   outputs = tf.saved_model.load(path).serve(batch)
   for key in expected:
     np.testing.assert_array_equal(outputs[key].numpy(), expected[key].numpy())
+
+
+# ------------------------------------------------------- non-finite values
+
+
+NAN_ROWS = (3, 70, 1000)  # train rows whose numerical_2 is NaN / +Inf / -Inf
+
+
+def _tiny(*items):
+  return tiny_config("train.steps_per_epoch=8", "train.steps_per_execution=2",
+                     "train.checkpoint_every_steps=2", *items)
+
+
+@pytest.fixture(scope="module")
+def nan_data(tmp_path_factory):
+  """Converted-looking data: the tiny synthetic log with 3 non-finite values."""
+  config = experiments.get_preset("tiny").data.synthetic
+  directory = str(tmp_path_factory.mktemp("nan_data"))
+  rows = {}
+  for split in ("train", "valid"):
+    columns = synthetic.generate_split(config, split)
+    if split == "train":
+      for row, value in zip(NAN_ROWS, (np.nan, np.inf, -np.inf)):
+        columns["numerical_2"][row] = value
+    records.write_sharded(columns, directory, split, num_shards=2)
+    rows[split] = {"rows": len(columns[F.CLICK])}
+  synthetic.synthetic_schema(config).save(directory)
+  with open(os.path.join(directory, report_lib.REPORT_FILE), "w") as f:
+    json.dump({"splits": rows}, f)
+  return directory
+
+
+def _encoder(policy):
+  schema = F.FeatureSchema((F.CategoricalFeature("c", 5),),
+                           (F.NumericalFeature("x", mean=1.0, std=2.0,
+                                               default=3.0),
+                            F.NumericalFeature("y")))
+  return FeatureEncoder(schema.to_dict(), non_finite=policy)
+
+
+def _features(x):
+  return {"c": tf.constant([1, 2, 3], tf.int64),
+          "x": tf.constant(x, tf.float32),
+          "y": tf.constant([0.0, 1.0, 2.0], tf.float32)}
+
+
+@pytest.mark.reliability
+def test_error_policy_names_the_field_and_the_row():
+  encoder = _encoder("error")
+  _, numerical = encoder(_features([1.0, 2.0, 5.0]))  # finite: unchanged
+  np.testing.assert_allclose(numerical[:, 0], [0.0, 0.5, 2.0])
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"numerical feature x holds a non-finite value"
+                           r" \(NaN or Inf\) at batch row\W*1\W[\s\S]*inf"):
+    encoder(_features([1.0, np.inf, np.nan]))
+  graph = tf.function(lambda f: encoder(f)[1])
+  with pytest.raises(tf.errors.InvalidArgumentError, match="feature x holds"):
+    graph(_features([np.nan, 1.0, 1.0]))
+
+
+@pytest.mark.reliability
+def test_replace_policy_uses_the_schema_default_and_counts():
+  encoder = _encoder("replace")
+  _, numerical = encoder(_features([np.nan, 5.0, -np.inf]))
+  # default 3.0 -> (3 - 1) / 2 = 1.0
+  np.testing.assert_allclose(numerical[:, 0], [1.0, 2.0, 1.0])
+  assert encoder.replaced.result().numpy() == 2
+  encoder(_features([np.inf, 1.0, 1.0]), training=False)  # serving: no count
+  assert encoder.replaced.result().numpy() == 2
+  restored = FeatureEncoder.from_config(encoder.get_config())
+  assert restored.non_finite == "replace"
+  with pytest.raises(ValueError, match="non_finite='drop' is not valid"):
+    _encoder("drop")
+
+
+def _model_and_batches(nan_data, *items):
+  config = _tiny("model.name=multitask", *items)  # quicker to trace
+  schema = F.FeatureSchema.load(nan_data)
+  model = models.compile_model(models.build_model(config, schema), config)
+  batches = data_reader.make_dataset(nan_data, "train", schema, 512,
+                                   training=False)  # every row once: 8 steps
+  return model, batches
+
+
+@pytest.mark.reliability
+@pytest.mark.slow  # a model trained on 8 steps
+def test_training_batches_with_nan_features_fail_naming_the_field(nan_data):
+  model, batches = _model_and_batches(nan_data)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match="numerical feature numerical_2 holds a non-finite "
+                           r"value \(NaN or Inf\) at batch row\W*\d+\W"):
+    model.fit(batches, steps_per_epoch=8, verbose=0)
+
+
+@pytest.mark.reliability
+@pytest.mark.slow  # a model trained and evaluated on 8 steps
+def test_training_with_replace_counts_the_replacements(nan_data):
+  model, batches = _model_and_batches(nan_data,
+                                      "data.non_finite_policy=replace")
+  history = model.fit(batches, steps_per_epoch=8, validation_data=batches,
+                      validation_steps=8, verbose=0).history
+  assert history[NON_FINITE_METRIC] == [len(NAN_ROWS)]  # once per epoch
+  assert history["val_" + NON_FINITE_METRIC] == [len(NAN_ROWS)]
+  assert np.isfinite(history["loss"]).all()
+  assert np.isfinite(history["val_loss"]).all()

@@ -1,46 +1,34 @@
-"""Model: outputs, one train step updates every variable, fit gives every metric."""
+"""Tests of adaftr_tf.models: outputs, one train step updates every variable,
+fit gives every metric; mixed precision and XLA options."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from adaftr_tf import overrides
+import tf_keras
 
 from adaftr_tf import experiments
 from adaftr_tf import features as F
 from adaftr_tf import models
+from adaftr_tf import overrides
 from adaftr_tf.losses import ctcvr_bce, info_nce
 from pipelines.data import reader
 from pipelines.data import synthetic
 from tests.helpers.data import in_memory_dataset
+from tests.helpers.data import synthetic_batch
+from tests.helpers.data import synthetic_columns
+from tests.helpers.data import tiny_config
 
 EXPECTED_METRICS = {"loss", "ctr_auc", "ctr_logloss", "cvr_auc", "cvr_logloss",
                     "ctcvr_auc", "ctcvr_logloss"}
 CONTRASTIVE_METRICS = {"cl_loss", "tau_mean"}
 
 
-def _config(*items):
-  return overrides.apply(experiments.get_preset("tiny"), list(items))
-
-
-def _data(config, rows=512, split="train"):
-  columns = synthetic.generate_split(config.data.synthetic, split, rows)
-  schema = synthetic.synthetic_schema(config.data.synthetic)
-  return columns, schema
-
-
-def _batch(config, rows=256):
-  columns, schema = _data(config, rows)
-  dataset = in_memory_dataset(columns, schema, rows, training=False)
-  return next(iter(dataset)), schema
-
-
 @pytest.mark.parametrize("name", ["adaftr", "multitask"])
 def test_outputs_shapes_and_ctcvr_product(name):
-  config = _config(f"model.name={name}")
-  (features, _), schema = _batch(config, 64)
+  config = tiny_config(f"model.name={name}")
+  (features, _), schema = synthetic_batch(config, 64)
   model = models.build_model(config, schema)
   outputs = model(features, training=False)
   for key in (F.CTR, F.CVR, F.CTCVR, F.CTR_LOGIT, F.CVR_LOGIT, F.CTCVR_LOGIT):
@@ -52,8 +40,8 @@ def test_outputs_shapes_and_ctcvr_product(name):
 
 
 def test_one_train_step_changes_every_trainable_variable():
-  config = _config("train.learning_rate=0.01")
-  batch, schema = _batch(config)
+  config = tiny_config("train.learning_rate=0.01")
+  batch, schema = synthetic_batch(config)
   model = models.compile_model(models.build_model(config, schema), config)
   model.train_step(batch)  # creates the optimizer slots and every variable
   before = [v.numpy().copy() for v in model.trainable_variables]
@@ -65,8 +53,8 @@ def test_one_train_step_changes_every_trainable_variable():
 
 
 def test_mmoe_model_has_no_alignment_variables():
-  config = _config("model.name=multitask")
-  batch, schema = _batch(config)
+  config = tiny_config("model.name=multitask")
+  batch, schema = synthetic_batch(config)
   model = models.compile_model(models.build_model(config, schema), config)
   model.train_step(batch)
   names = [v.name for v in model.trainable_variables]
@@ -75,8 +63,8 @@ def test_mmoe_model_has_no_alignment_variables():
 
 @pytest.mark.parametrize("name", ["adaftr", "multitask"])
 def test_fit_gives_finite_losses_and_every_metric(name):
-  config = _config(f"model.name={name}")
-  columns, schema = _data(config, 1024)
+  config = tiny_config(f"model.name={name}")
+  columns, schema = synthetic_columns(config, 1024)
   train = in_memory_dataset(columns, schema, 128, training=True)
   model = models.compile_model(models.build_model(config, schema), config)
   history = model.fit(train, validation_data=train, epochs=2, verbose=0)
@@ -88,9 +76,9 @@ def test_fit_gives_finite_losses_and_every_metric(name):
 
 
 def test_tau_stays_within_bounds_after_training():
-  config = _config("train.learning_rate=0.05", "loss.tau_min=0.1",
+  config = tiny_config("train.learning_rate=0.05", "loss.tau_min=0.1",
                    "loss.tau_max=0.5", "loss.contrastive_weight=5.0")
-  columns, schema = _data(config, 1024)
+  columns, schema = synthetic_columns(config, 1024)
   train = in_memory_dataset(columns, schema, 128, training=True)
   model = models.compile_model(models.build_model(config, schema), config)
   model.fit(train, epochs=3, verbose=0)
@@ -103,8 +91,8 @@ def test_tau_stays_within_bounds_after_training():
 
 def test_loss_equals_independent_composition():
   """compute_loss = mean(BCE_ctr + BCE_ctcvr + λ·InfoNCE) from the parts."""
-  config = _config("loss.contrastive_weight=0.3", "loss.symmetric=false")
-  batch, schema = _batch(config, 64)
+  config = tiny_config("loss.contrastive_weight=0.3", "loss.symmetric=false")
+  batch, schema = synthetic_batch(config, 64)
   model = models.compile_model(models.build_model(config, schema), config)
   loss = model.compute_loss(batch, training=False).numpy()
   features, labels = batch
@@ -122,7 +110,7 @@ def test_loss_equals_independent_composition():
 
 
 def test_unknown_model_name_is_rejected_before_building():
-  config = _config()
+  config = tiny_config()
   schema = synthetic.synthetic_schema(config.data.synthetic)
   bad = dataclasses.replace(config, model=dataclasses.replace(
       config.model, name="nope"))
@@ -138,9 +126,9 @@ METHODS = [("adaftr", "mmoe"), ("adaftr", "ple"), ("multitask", "mmoe"),
 
 @pytest.mark.parametrize("name, backbone", METHODS)
 def test_every_method_trains_and_updates_every_variable(name, backbone):
-  config = _config(f"model.name={name}", f"model.backbone={backbone}",
+  config = tiny_config(f"model.name={name}", f"model.backbone={backbone}",
                    "train.learning_rate=0.01")
-  batch, schema = _batch(config)
+  batch, schema = synthetic_batch(config)
   model = models.compile_model(models.build_model(config, schema), config)
   model.train_step(batch)
   before = [v.numpy().copy() for v in model.trainable_variables]
@@ -154,8 +142,8 @@ def test_every_method_trains_and_updates_every_variable(name, backbone):
 
 
 def test_single_task_shares_no_parameters():
-  config = _config("model.name=multitask", "model.backbone=single_task")
-  batch, schema = _batch(config, 32)
+  config = tiny_config("model.name=multitask", "model.backbone=single_task")
+  batch, schema = synthetic_batch(config, 32)
   model = models.build_model(config, schema)
   features = batch[0]
   with tf.GradientTape() as tape:
@@ -168,8 +156,8 @@ def test_single_task_shares_no_parameters():
 
 
 def test_aitm_predicts_ctcvr_directly_and_adds_the_calibrator():
-  config = _config("model.name=aitm", "loss.aitm_calibration_weight=0.5")
-  batch, schema = _batch(config, 64)
+  config = tiny_config("model.name=aitm", "loss.aitm_calibration_weight=0.5")
+  batch, schema = synthetic_batch(config, 64)
   model = models.compile_model(models.build_model(config, schema), config)
   features, labels = batch
   outputs = model(features, training=False)
@@ -184,3 +172,50 @@ def test_aitm_predicts_ctcvr_directly_and_adds_the_calibrator():
                      + 0.5 * np.maximum(p_ctcvr - p_ctr, 0))
   np.testing.assert_allclose(model.compute_loss(batch).numpy(), expected,
                              rtol=1e-4)
+
+
+# --- options: mixed precision, XLA ------------------------------------------
+
+@pytest.fixture
+def data(tiny_data):
+  """(data_dir, schema) of the tiny preset's synthetic data."""
+  return tiny_data, F.FeatureSchema.load(tiny_data)
+
+
+def _batch(data, size=64):
+  data_dir, schema = data
+  return next(iter(reader.make_dataset(data_dir, "train", schema, size,
+                                          training=False)))
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_keeps_losses_in_float32(data, policy):
+  config = overrides.apply(
+      experiments.get_preset("tiny"), [f"runtime.mixed_precision={policy}"])
+  previous = tf_keras.mixed_precision.global_policy()
+  tf_keras.mixed_precision.set_global_policy(policy)
+  try:
+    model = models.compile_model(models.build_model(config, data[1]), config)
+    batch = _batch(data)
+    outputs = model(batch[0])
+    before = [v.numpy() for v in model.trainable_variables]
+    model.train_step(batch)  # eager: builds, scales the loss if float16
+    loss = model.compute_loss(batch, training=True)
+  finally:
+    tf_keras.mixed_precision.set_global_policy(previous)
+  assert outputs[F.H_CTR].dtype == tf.as_dtype(policy.split("_")[1])
+  assert loss.dtype == tf.float32 and np.isfinite(loss.numpy())
+  if policy == "mixed_float16":
+    assert isinstance(model.optimizer,
+                      tf_keras.mixed_precision.LossScaleOptimizer)
+  after = model.trainable_variables
+  assert all(v.dtype == tf.float32 for v in after)
+  assert sum(not np.array_equal(b, a.numpy())
+             for b, a in zip(before, after)) > len(after) // 2
+
+
+def test_jit_compile_reaches_keras(data):
+  config = overrides.apply(experiments.get_preset("tiny"),
+                                      ["runtime.jit_compile=true"])
+  model = models.compile_model(models.build_model(config, data[1]), config)
+  assert model._jit_compile is True  # pylint: disable=protected-access

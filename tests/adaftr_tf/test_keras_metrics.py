@@ -36,9 +36,3 @@ def test_bucketed_auc_on_probabilities_and_reset():
   metric.reset_state()
   metric.update_state(labels, np.array([0.1, 0.2, 0.8, 0.9], np.float32))
   assert metric.result().numpy() == pytest.approx(1.0)
-
-
-def test_ranking_task_uses_bucketed_auc():
-  task = tasks.ranking_task("ctr")
-  names = {m.name: type(m) for m in task._ranking_metrics}
-  assert names["ctr_auc"] is BucketedAUC
