@@ -28,7 +28,7 @@ from adaftr_tf import choices
 from pipelines.training import cluster
 from pipelines.data import records
 
-PS = "parameter_server"
+PS = cluster.PS
 MWMS = "multi_worker_mirrored"
 
 
