@@ -61,6 +61,7 @@ def test_mmoe_model_has_no_alignment_variables():
   assert not any("alignment" in n or "relatedness" in n for n in names)
 
 
+@pytest.mark.slow  # 2 epochs of fit and evaluation (~4-6 s)
 @pytest.mark.parametrize("name", ["adaftr", "multitask"])
 def test_fit_gives_finite_losses_and_every_metric(name):
   config = tiny_config(f"model.name={name}")
@@ -75,6 +76,7 @@ def test_fit_gives_finite_losses_and_every_metric(name):
     assert np.all(np.isfinite(values)), (key, values)
 
 
+@pytest.mark.slow  # 3 epochs of fit (~4 s)
 def test_tau_stays_within_bounds_after_training():
   config = tiny_config("train.learning_rate=0.05", "loss.tau_min=0.1",
                    "loss.tau_max=0.5", "loss.contrastive_weight=5.0")

@@ -1,14 +1,18 @@
-"""Converter helpers: quiet conversions, TFDS preparation, record comparison."""
+"""Converter helpers: quiet conversions, parsed blocks, TFDS preparation and
+record comparison."""
 
 import json
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from adaftr_tf import features as F
+from pipelines.data import formats
 from pipelines.data import records
+from pipelines.data.formats import base
 from pipelines.data.formats import conversion
 
 
@@ -55,3 +59,15 @@ def assert_same_conversion(tfds_out, raw_out, tfds_report, raw_report):
         raw_report["splits"][split]["rows"] > 0
     assert sorted_records(tfds_out, split) == sorted_records(raw_out,
                                                              split), split
+
+
+def read_blocks(layout, path, split="train"):
+  """(source, every parsed block) of `split` of a layout's input."""
+  source = formats.get(layout).sources(path)[split]
+  blocks = list(source.blocks(base.BadRows(skip=False), None))
+  return source, blocks
+
+
+def concat_column(blocks, name, kind):
+  """Column `name` of the blocks' `kind` ("ids", "values") end to end."""
+  return np.concatenate([getattr(b, kind)[name] for b in blocks])

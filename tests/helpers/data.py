@@ -11,7 +11,14 @@ from adaftr_tf import experiments
 from adaftr_tf import features as F
 from adaftr_tf import models
 from adaftr_tf import overrides
+from adaftr_tf.config import SyntheticConfig
 from pipelines.data import synthetic
+
+
+# A small synthetic log (2 shards per split), for quick file-system tests.
+SMALL_SYNTHETIC = SyntheticConfig(num_train=300, num_valid=120, num_test=80,
+                                  num_categorical=3, num_numerical=5,
+                                  vocab_size=50, num_shards=2, seed=3)
 
 
 def in_memory_dataset(columns: Mapping[str, np.ndarray],

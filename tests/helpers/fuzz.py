@@ -8,7 +8,7 @@ FUZZ = settings(max_examples=40, deadline=2000, derandomize=True,
                                        HealthCheck.function_scoped_fixture])
 
 
-def cells(line: bytes):
+def split_cells(line: bytes):
   """The comma-separated cells of a line, 'blank', or None (not UTF-8)."""
   try:
     text = line.decode("utf-8")

@@ -1,0 +1,174 @@
+"""Tests of pipelines/training/train_lib.py: the training job on the tiny
+preset (artifacts, validation report), the model directory checks, a full disk,
+converted multivalent data, and the XLA + bfloat16 job."""
+
+import errno
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from adaftr_tf import config as config_lib
+from adaftr_tf import experiments
+from adaftr_tf import overrides
+from pipelines.training import callbacks as cb
+from pipelines.training import resume
+from pipelines.training import train_lib
+from tests.helpers.conversion import convert
+from tests.helpers.data import tiny_config
+from tests.helpers.jobs import (ROOT, TIMEOUT_S, check, env, read_json,
+                                train_command)
+from tests.helpers.samples import write_aliccp_raw
+
+
+def test_tiny_run_writes_every_artifact(tiny_run):
+  model_dir = tiny_run["model_dir"]
+  for name in ("config.json", "schema.json", "history.json",
+               "valid_metrics.json", "best/weights.index"):
+    assert os.path.exists(os.path.join(model_dir, name)), name
+  checkpoints = os.listdir(os.path.join(model_dir, "checkpoints"))
+  assert {"epoch-001.index", "epoch-002.index"} <= set(checkpoints)
+  events = [f for _, _, files in os.walk(os.path.join(model_dir, "tensorboard"))
+            for f in files if f.startswith("events.out.tfevents")]
+  assert len(events) >= 3  # train, validation, tau histogram
+  with open(os.path.join(model_dir, "config.json")) as f:
+    assert config_lib.Config.from_json(f.read()) == tiny_run["config"]
+  with open(os.path.join(model_dir, "history.json")) as f:
+    history = json.load(f)
+  assert len(history["loss"]) == 2
+  assert all(np.isfinite(history["val_ctcvr_auc"]))
+
+
+def test_valid_report_has_metrics_tau_and_oracle(tiny_run):
+  valid = tiny_run["valid"]
+  for key in ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_logloss", "cvr_logloss",
+              "ctcvr_logloss", "ctr_ece", "tau_mean", "tau_p5", "tau_p95",
+              "oracle_ctr_auc", "oracle_cvr_auc", "oracle_ctcvr_auc",
+              "spearman_neg_tau_vs_r", "best_epoch"):
+    assert key in valid, key
+  config = tiny_run["config"]
+  assert config.loss.tau_min <= valid["tau_p5"] <= valid["tau_p95"] <= config.loss.tau_max
+  assert valid["best_epoch"] in (1, 2)
+  assert valid["ctr_auc"] > 0.5  # learns something on 2 epochs of 4k rows
+
+
+def test_resuming_with_another_config_is_refused(tmp_path):
+  config = experiments.get_preset("tiny")
+  (tmp_path / "config.json").write_text(config.to_json())
+  train_lib.check_resumable(config, str(tmp_path))  # no checkpoints: fine
+  (tmp_path / resume.STEPS_DIR).mkdir()
+  (tmp_path / resume.STEPS_DIR / "checkpoint").write_text("")
+  longer = overrides.apply(config, ["train.epochs=5",
+                                               "runtime.strategy=mirrored"])
+  train_lib.check_resumable(longer, str(tmp_path))
+  wider = overrides.apply(config, ["model.embedding_dim=16"])
+  with pytest.raises(ValueError, match="model.embedding_dim: stored 4, now "
+                     "16.*fresh --model_dir"):
+    train_lib.check_resumable(wider, str(tmp_path))
+
+
+# --- model directory, full disk -----------------------------------------------
+
+def _tiny(*items):
+  return tiny_config("model.name=multitask", "train.steps_per_epoch=4",
+                     "train.steps_per_execution=2",
+                     "train.checkpoint_every_steps=2", *items)
+
+
+@pytest.fixture
+def data(tiny_data):
+  return tiny_data
+
+
+@pytest.mark.reliability
+def test_a_model_dir_under_a_file_is_refused_before_any_work(tmp_path, data):
+  blocker = tmp_path / "file"
+  blocker.write_text("not a directory")
+  model_dir = str(blocker / "model")
+  with pytest.raises(OSError, match=f"--model_dir {model_dir} is not "
+                     "writable"):
+    train_lib.train(_tiny(), model_dir, str(tmp_path / "fresh_data"),
+                   verbose=0, log=lambda _: None)
+  assert not os.path.exists(tmp_path / "fresh_data")  # refused before data
+
+
+@pytest.mark.reliability
+def test_a_read_only_model_dir_is_refused(tmp_path, data):
+  model_dir = tmp_path / "model"
+  model_dir.mkdir()
+  model_dir.chmod(0o555)
+  try:
+    if os.access(model_dir, os.W_OK):
+      pytest.skip("running as root: permissions do not block writes (the "
+                  "file-as-parent test covers the same check)")
+    with pytest.raises(PermissionError, match=f"--model_dir {model_dir} is "
+                       "not writable"):
+      train_lib.train(_tiny(), str(model_dir), data, verbose=0,
+                     log=lambda _: None)
+  finally:
+    model_dir.chmod(0o755)
+
+
+def _disk_full(*args, **kwargs):
+  raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.reliability
+@pytest.mark.slow  # trains until the disk fills
+def test_a_full_disk_during_training_stops_naming_the_path(tmp_path, data,
+                                                           monkeypatch):
+  model_dir = tmp_path / "model"
+  real_write = tf.train.Checkpoint._write
+
+  def full_after_two(self, prefix, *args, **kwargs):
+    if "step-4" in prefix or "epoch-" in prefix or "best" in prefix:
+      return _disk_full()
+    return real_write(self, prefix, *args, **kwargs)
+
+  monkeypatch.setattr(tf.train.Checkpoint, "_write", full_after_two)
+  with pytest.raises(cb.CheckpointWriteError,
+                     match=r"cannot write the (epoch weights|best-epoch "
+                           r"weights|step checkpoint) .*" + str(model_dir)):
+    train_lib.train(_tiny(), str(model_dir), data, verbose=0,
+                   log=lambda _: None)
+  monkeypatch.undo()
+  steps = str(model_dir / resume.STEPS_DIR)
+  assert tf.train.latest_checkpoint(steps).endswith("step-2")
+  tf.train.load_checkpoint(tf.train.latest_checkpoint(steps))  # readable
+
+
+# --- converted data, XLA ------------------------------------------------------
+
+@pytest.mark.slow  # converts, then trains 3 steps
+def test_training_job_on_converted_aliccp_raw(tmp_path):
+  """Multivalent lists go through fit, evaluation and the model's outputs."""
+  folder = write_aliccp_raw(tmp_path / "raw", samples=120, sessions=6)
+  convert("aliccp_raw", folder, tmp_path / "data", valid_fraction=0.25)
+  config = overrides.apply(experiments.get_preset("tiny"), [
+      "train.batch_size=16", "train.eval_batch_size=64",
+      "train.steps_per_epoch=3", "train.steps_per_execution=1"])
+  result = train_lib.train(config, str(tmp_path / "model"),
+                          str(tmp_path / "data"), verbose=0,
+                          log=lambda _: None)
+  schema = result["schema"]
+  assert schema.has_multivalent and "f110_14" in schema.feature_names
+  assert result["valid"]["num_examples"] == 30
+  assert np.isfinite(result["valid"]["ctr_logloss"])
+
+
+@pytest.mark.slow  # a training subprocess
+@pytest.mark.skipif(not os.environ.get("ADAFTR_SLOW_TESTS"),
+                    reason="XLA compilation takes minutes on 2 CPU cores; "
+                    "set ADAFTR_SLOW_TESTS=1")
+def test_xla_and_bfloat16_training_job(tiny_data, tmp_path):
+  done = subprocess.run(
+      train_command(tmp_path / "model", tiny_data, overrides=[
+          "runtime.jit_compile=true", "runtime.mixed_precision=mixed_bfloat16"]),
+      cwd=ROOT, env=env(), capture_output=True, text=True,
+      timeout=TIMEOUT_S, check=False)
+  check(done)
+  valid = read_json(tmp_path / "model" / "valid_metrics.json")
+  assert np.isfinite(valid["ctcvr_logloss"])
