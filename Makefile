@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test reliability clean
+.PHONY: demo test check reliability clean
 
 $(STAMP): setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,14 @@ $(STAMP): setup.py
 demo: $(STAMP)
 	TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pipelines.demo --output_dir=demo_output
 
+# Every test (what CI runs).
 test: $(STAMP)
 	TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q tests
+
+# The fast tests, the loop while editing: all but those marked `slow`
+# (subprocesses, clusters, kill-and-resume, whole benchmarks, > ~3 s).
+check: $(STAMP)
+	TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -m "not slow" tests
 
 # The fault suite alone (tests marked `reliability`; `make test` runs them too).
 reliability: $(STAMP)
