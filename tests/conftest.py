@@ -15,8 +15,9 @@ import pytest  # noqa: E402
 
 def pytest_configure(config):
   config.addinivalue_line(
-      "markers", "slow: starts processes, clusters or whole jobs; `make "
-      "check` leaves these out, `make test` runs them")
+      "markers", "slow: starts processes, clusters or whole jobs (kill and "
+      "resume, benchmarks), or takes more than ~3 s; `make check` leaves "
+      "these out, `make test` runs them")
   config.addinivalue_line(
       "markers", "reliability: fault-injection tests (bad input, numerical, "
       "disk and configuration faults); `make reliability` runs only these")
