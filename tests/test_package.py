@@ -10,6 +10,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_import_with_keras3_raises_import_error_saying_what_to_set():
   env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
   env["TF_USE_LEGACY_KERAS"] = "0"
@@ -21,6 +22,7 @@ def test_import_with_keras3_raises_import_error_saying_what_to_set():
   assert "TF_USE_LEGACY_KERAS=1" in done.stderr
 
 
+@pytest.mark.slow
 def test_import_first_sets_legacy_keras():
   env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
   code = ("import adaftr_tf, tensorflow as tf; "
@@ -36,6 +38,7 @@ ENTRYPOINTS = ("pipelines.train", "pipelines.demo", "pipelines.convert",
                "export.score")
 
 
+@pytest.mark.slow
 def test_every_entrypoint_imports_into_one_process_in_any_order():
   """Tests import several entrypoints into one pytest process; a flag that two
   of them define must go through pipelines.cli, or absl refuses the second."""
