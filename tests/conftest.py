@@ -23,15 +23,15 @@ def pytest_configure(config):
       "disk and configuration faults); `make reliability` runs only these")
 
 
-# Real public sample rows live in ../shared/data beside the checkout.
-SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
+# Real public sample rows (test fixtures; tests/data/samples/README.md says
+# where each file comes from and its terms), copied from ../shared/data so
+# that the tests need nothing outside the checkout.
+SAMPLE_DATA = os.path.join(ROOT, "tests", "data", "samples")
 
 
 @pytest.fixture
 def shared_data_dir():
-  if not os.path.isdir(SHARED_DATA):
-    pytest.skip(f"shared sample data not found at {SHARED_DATA}")
-  return SHARED_DATA
+  return SAMPLE_DATA
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ Used by the converter, TFDS and entrypoint tests: AliExpress raw
 joined on the search id) and Ali-CCP raw (`sample_skeleton_*.csv`,
 `common_features_*.csv`, feature lists of `field\\x02id\\x03value` tokens
 joined by `\\x01`), generated (`*_raw_lines`) or holding the real sample rows
-of ../shared/data (`*_from_sample`).
+of tests/data/samples (`*_from_sample`).
 """
 
 import os

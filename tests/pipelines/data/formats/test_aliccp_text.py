@@ -1,5 +1,5 @@
 """Tests of formats/aliccp_text.py (the PaddleRec layout): the real sample rows
-in ../shared/data, and fuzzed lines against an independent reference parse."""
+in tests/data/samples, and fuzzed lines against an independent reference parse."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""Tests of formats/aliexpress_csv.py on the real sample rows in ../shared/data,
+"""Tests of formats/aliexpress_csv.py on the real sample rows in tests/data/samples,
 against an independent reading with the csv module."""
 
 import csv

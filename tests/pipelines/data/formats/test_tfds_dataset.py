@@ -1,5 +1,5 @@
 """Tests of formats/tfds_dataset.py (`--format=tfds`): a prepared TFDS dataset
-converts exactly like its raw files. The real sample rows (../shared/data) are
+converts exactly like its raw files. The real sample rows (tests/data/samples) are
 rewritten in the raw Tianchi layouts the builders read, each builder is
 prepared from them, and its conversion is compared with the raw-layout
 conversion of the same files: same vocabularies and normalisation, same
