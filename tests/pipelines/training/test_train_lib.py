@@ -160,9 +160,10 @@ def test_training_job_on_converted_aliccp_raw(tmp_path):
 
 
 @pytest.mark.slow  # a training subprocess
-@pytest.mark.skipif(not os.environ.get("ADAFTR_SLOW_TESTS"),
-                    reason="XLA compilation takes minutes on 2 CPU cores; "
-                    "set ADAFTR_SLOW_TESTS=1")
+@pytest.mark.xfail(strict=True, reason="issue 16: runtime.jit_compile=true "
+                   "fails (the feature encoder's non-finite check gathers "
+                   "field-name strings, which XLA cannot compile); strict, so "
+                   "the fix turns this into a failure until the mark goes")
 def test_xla_and_bfloat16_training_job(tiny_data, tmp_path):
   done = subprocess.run(
       train_command(tmp_path / "model", tiny_data, overrides=[
