@@ -19,6 +19,17 @@ TemperatureMode = Literal["instance", "global", "fixed"]
 RelatednessInput = Literal["embeddings", "towers_detached"]
 Negatives = Literal["in_batch", "random_one"]
 RelatednessSignal = Literal["contrastive", "gradient_agreement", "fixed"]
+# Where tau comes from: the relatedness `network`, or (synthetic data only,
+# training only) the planted relatedness r read from the oracle columns:
+# `oracle` (small tau where related), `anti_oracle` (the reverse),
+# `shuffled_oracle` (the oracle's values permuted within the batch), or a
+# consistent tau unrelated to r (`field_hash`: a hash of one field's id).
+TauSource = Literal["network", "oracle", "anti_oracle", "shuffled_oracle",
+                    "field_hash"]
+# The synthetic world's relatedness: `planted` (r(x) spread over [0, 1]),
+# `one` (r = 1: the purchase logit is the click logit) or `zero` (r = 0:
+# independent).
+RelatednessWorld = Literal["planted", "one", "zero"]
 # What the gradient-agreement cosine compares (adaftr_tf/losses/agreement.py).
 AgreementSource = Literal["losses", "logits"]
 # With respect to what it is taken: the instance embeddings, or the tensor

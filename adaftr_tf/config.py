@@ -1,10 +1,9 @@
 """Run configuration: frozen dataclasses, one validator per section.
 
-`Config` has five sections: `data`, `model`, `loss`, `train` (optimisation,
-checkpoints) and `runtime` (devices, distribution, precision). Choice fields
-have the Literal types of `adaftr_tf.choices`. Named configs: experiments.py;
-`key=value` overrides: overrides.py. A run's final config is written as JSON
-next to its checkpoints and into the SavedModel's assets.
+`Config` has five sections: `data`, `model`, `loss`, `train` and `runtime`.
+Choice fields have the Literal types of `adaftr_tf.choices`. Named configs:
+experiments.py; `key=value` overrides: overrides.py. A run's final config is
+written as JSON next to its checkpoints and into the SavedModel's assets.
 """
 
 from __future__ import annotations
@@ -48,7 +47,8 @@ class SyntheticConfig:
   rows per split, field counts (AliExpress: 16 + 63), raw ids per field, the
   mean click and post-click purchase rates, the latent preference size, the
   signal strength in both logits (higher: more learnable), TFRecord files per
-  split and the seed the whole log is a function of."""
+  split, the seed the whole log is a function of, and the world's task
+  relatedness (`planted`, or the controls r = 1 `one`, r = 0 `zero`)."""
 
   num_train: int = 400_000
   num_valid: int = 50_000
@@ -62,8 +62,10 @@ class SyntheticConfig:
   signal_scale: float = 2.0
   num_shards: int = 4
   seed: int = 7
+  relatedness: C.RelatednessWorld = "planted"
 
   def validate(self, prefix: str = "data.synthetic") -> None:
+    C.check_fields(self, ConfigError, prefix)
     _positive(self, prefix, "num_train", "num_valid", "num_test",
               "vocab_size", "latent_dim", "num_shards")
     _positive(self, prefix, "num_categorical", "num_numerical",
@@ -106,17 +108,14 @@ class ModelConfig:
   """The architecture.
 
   Attributes:
-    name: `adaftr` (backbone + alignment objective), `multitask` (backbone
-      alone, entire-space losses) or `aitm` (AIT unit + calibrator).
-    backbone: `mmoe`, `ple`, `shared_bottom`, `shared_embedding` (ESMM: one
-      MLP per task on shared embeddings) or `single_task` (no sharing).
+    name, backbone: the method family and the shared part (choices.py).
     embedding_dim, num_experts: per-field embedding width; MMoE experts.
     expert_units: each expert's (MMoE, PLE) or bottom MLP's hidden layers.
     tower_units: each tower's hidden layers; the last gives h_ctr / h_cvr.
     dropout, embedding_l2: in experts and towers; on the batch's rows.
     ple_levels, ple_shared_experts, ple_task_experts: PLE layout.
-    projection_dim, projection_hidden: the alignment's projection heads.
-    relatedness_units: hidden layers of the relatedness network.
+    projection_dim, projection_hidden, relatedness_units: the alignment's
+      projection heads and relatedness network.
   """
 
   name: C.ModelName = "adaftr"
@@ -158,22 +157,20 @@ class LossConfig:
 
   Attributes:
     contrastive_weight: lambda; 0 disables the alignment objective.
-    temperature_mode: `instance` (relatedness network), `global` or `fixed`.
-    tau_min, tau_max, fixed_tau: bounds of tau; tau of `fixed` mode (None:
-      the geometric mean of the bounds).
-    relatedness_input: the relatedness network reads the instance
-      `embeddings` or `towers_detached` (stop_gradient([h_ctr, h_cvr])).
-    relatedness_stop_gradient: its gradient does not reach the embeddings.
-    symmetric: average the CTR->CVR and CVR->CTR InfoNCE directions.
-    negatives: `in_batch` (every other instance) or `random_one`.
+    temperature_mode, tau_min, tau_max, fixed_tau: tau per `instance`, one
+      `global` or `fixed` (None: the bounds' geometric mean), in the bounds.
+    relatedness_input, relatedness_stop_gradient: what the relatedness
+      network reads (choices.py) and whether its gradient reaches it.
+    symmetric, negatives: both InfoNCE directions; which negatives.
     relatedness_signal, relatedness_loss_weight: what trains the relatedness
-      network (`contrastive`: InfoNCE, `gradient_agreement`: a regression of
-      that weight, losses/agreement.py, or `fixed`).
-    agreement_source: the agreement is the cosine of the gradients of the
-      CTR and CVR `logits` or of the CTR and CTCVR `losses`,
-    agreement_representation: with respect to the `embeddings` or the
-      backbone's shared `experts` outputs.
+      network and the weight of the agreement regression (losses/agreement.py).
+    agreement_source, agreement_representation: the agreement is the cosine
+      of the CTR and CVR `logits`' or CTCVR `losses`' gradients with respect
+      to the `embeddings` or the shared `experts` outputs.
     aitm_calibration_weight: weight of AITM's behavioural calibrator.
+    tau_source, tau_field: where tau comes from (choices.py: the relatedness
+      network, or a training-only control from the planted r); `field_hash`
+      hashes the id of the categorical field `tau_field`.
   """
 
   contrastive_weight: float = 0.1
@@ -190,9 +187,18 @@ class LossConfig:
   agreement_source: C.AgreementSource = "losses"
   agreement_representation: C.AgreementRepresentation = "embeddings"
   aitm_calibration_weight: float = 0.6
+  tau_source: C.TauSource = "network"
+  tau_field: str = "categorical_1"
 
   def validate(self) -> None:
     C.check_fields(self, ConfigError, "loss")
+    if self.tau_source != "network" and (
+        self.temperature_mode != "instance"
+        or self.relatedness_signal != "contrastive"):
+      raise ConfigError(f"loss.tau_source={self.tau_source} sets tau per "
+                        "instance without the relatedness network: it needs "
+                        "loss.temperature_mode=instance and "
+                        "loss.relatedness_signal=contrastive (the defaults)")
     _positive(self, "loss", "contrastive_weight", "relatedness_loss_weight",
               "aitm_calibration_weight", allow_zero=True)
     needs_mode = {"gradient_agreement": "instance", "fixed": "fixed"}.get(
@@ -217,15 +223,12 @@ class TrainConfig:
   """Optimisation, epochs and checkpoints.
 
   Attributes:
-    batch_size, eval_batch_size: global training batch (remainders
-      dropped); batch of validation and test passes.
-    epochs: maximum epochs; the best on `checkpoint_metric` is kept.
-    steps_per_epoch: cap on steps per epoch (None: the whole train split).
-    learning_rate: optimizer step size.
-    optimizer: `adam`, `lazy_adam` (sparse row updates) or `adagrad`.
+    batch_size, eval_batch_size: training (remainders dropped), evaluation.
+    epochs, steps_per_epoch: at most; steps capped (None: the whole split).
+    learning_rate, optimizer: `lazy_adam` updates only the batch's rows.
     steps_per_execution: steps per tf.function call.
-    checkpoint_metric: validation metric that selects the best epoch.
-    early_stopping_patience: epochs without improvement before stopping (0:
+    checkpoint_metric, early_stopping_patience: the validation metric that
+      picks the best epoch; epochs without improvement before stopping (0:
       never).
     seed: initialisation and shuffling seed.
     checkpoint_every_steps: step checkpoints for exact resume (0: at epoch
@@ -262,8 +265,8 @@ class RuntimeConfig:
     strategy: the tf.distribute engine (pipelines/training/distribute.py).
     cross_replica_negatives: synchronous replicas draw `in_batch` negatives
       from the global batch (all-gathered: the same loss as one device).
-    mixed_precision: Keras dtype policy; losses stay float32.
-    jit_compile: compile the train and test steps with XLA.
+    mixed_precision, jit_compile: Keras dtype policy (losses stay float32);
+      XLA for the train and test steps.
     deterministic: op determinism (same seeds, same runs); process-wide.
     ps_min_shard_bytes: `parameter_server` shards larger variables.
   """
@@ -306,6 +309,11 @@ class Config:
     return self.model.name == "adaftr" and self.loss.contrastive_weight > 0
 
   @property
+  def needs_oracle(self) -> bool:
+    """The loss reads the oracle columns (tau from the planted r)."""
+    return self.uses_alignment and "oracle" in self.loss.tau_source
+
+  @property
   def uses_transfer(self) -> bool:
     """AITM: the CVR tower reads the CTR tower, plus the calibrator."""
     return self.model.name == "aitm"
@@ -319,10 +327,8 @@ class Config:
         and not self.model.has_shared_experts):
       raise ConfigError(
           "loss.agreement_representation=experts needs shared experts: "
-          "model.backbone mmoe, shared_bottom, or ple with "
-          "model.ple_shared_experts >= 1 (got model.backbone="
-          f"{self.model.backbone}, model.ple_shared_experts="
-          f"{self.model.ple_shared_experts})")
+          "model.backbone mmoe, shared_bottom, or ple with ple_shared_experts"
+          f" >= 1 (got {self.model.backbone}, {self.model.ple_shared_experts})")
     if self.uses_alignment and self.train.batch_size < 2:
       raise ConfigError(f"train.batch_size={self.train.batch_size}: in-batch "
                         "negatives need a batch of at least 2")
@@ -336,9 +342,8 @@ class Config:
 
   @classmethod
   def from_dict(cls, data: Mapping[str, Any]) -> "Config":
-    """ConfigError at an unknown key or a value of the wrong type."""
     from adaftr_tf import overrides  # it imports this module
-    return overrides.from_dict(cls, data)
+    return overrides.from_dict(cls, data)  # ConfigError at a bad key/value
 
   @classmethod
   def from_json(cls, text: str) -> "Config":

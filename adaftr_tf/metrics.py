@@ -103,3 +103,24 @@ def distribution(values, prefix: str) -> dict[str, float]:
   for q in (5, 25, 50, 75, 95):
     stats[f"{prefix}_p{q}"] = float(np.percentile(values, q))
   return stats
+
+
+# Two-sided 95% quantiles of Student's t by degrees of freedom (1..30).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262,
+         2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101,
+         2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052,
+         2.048, 2.045, 2.042)
+
+
+def paired_interval(differences) -> tuple[float, float, float]:
+  """(mean, low, high): the mean of paired differences and its 95% t interval.
+
+  `differences` `[n]` (one per seed); with n = 1 the interval is (nan, nan).
+  """
+  d = np.asarray(differences, np.float64)
+  mean = float(d.mean())
+  if len(d) < 2:
+    return mean, float("nan"), float("nan")
+  t = _T975[len(d) - 2] if len(d) - 1 <= len(_T975) else 1.96
+  half = t * float(d.std(ddof=1)) / np.sqrt(len(d))
+  return mean, mean - half, mean + half

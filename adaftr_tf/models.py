@@ -120,6 +120,7 @@ class CtrCvrModel(tfrs.models.Model):
   def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
     """Scalar loss for this replica: sum / global batch + scaled regularisers."""
     features, labels = inputs[0], inputs[1]
+    oracle = inputs[2] if len(inputs) > 2 else None   # synthetic data only
     measure = any(o.needs_agreement for o in self.objectives)
     first, second, outputs, x, agreement = self._task_losses(
         features, labels, training, measure)
@@ -127,7 +128,8 @@ class CtrCvrModel(tfrs.models.Model):
     step = self.optimizer.iterations if training else None
     for objective in self.objectives:
       loss, extra = objective(x, outputs, labels, agreement=agreement,
-                              step=step, training=training)
+                              step=step, training=training,
+                              features=features, oracle=oracle)
       per_example += loss
       outputs.update(extra)
     regularization = tf.add_n(self.losses) if self.losses else 0.0
@@ -174,7 +176,8 @@ def build_objectives(config: Config) -> list[tf_keras.layers.Layer]:
   if config.uses_alignment:
     alignment = TaskAlignment(
         m.projection_hidden, m.projection_dim, tuple(m.relatedness_units),
-        l.tau_min, l.tau_max, temperature_mode=l.temperature_mode,
+        l.tau_min, l.tau_max, temperature_mode=(
+            l.temperature_mode if l.tau_source == "network" else "fixed"),
         fixed_tau=l.fixed_tau, relatedness_input=l.relatedness_input,
         relatedness_stop_gradient=l.relatedness_stop_gradient, seed=seed,
         name="alignment")
@@ -184,7 +187,8 @@ def build_objectives(config: Config) -> list[tf_keras.layers.Layer]:
         name="contrastive")
     objectives.append(AlignmentTask(
         alignment, contrastive, l.contrastive_weight, l.relatedness_signal,
-        l.relatedness_loss_weight, name="alignment_task"))
+        l.relatedness_loss_weight, tau_source=l.tau_source,
+        tau_field=l.tau_field, seed=seed, name="alignment_task"))
   return objectives
 
 
@@ -198,6 +202,11 @@ def build_model(config: Config, schema: F.FeatureSchema,
   """
   config.validate()
   m, seed = config.model, config.train.seed
+  fields = [f.name for f in schema.categorical]
+  if config.loss.tau_source == "field_hash" and (
+      config.loss.tau_field not in fields):
+    raise ValueError(f"loss.tau_field={config.loss.tau_field!r} is not a "
+                     f"categorical field of the data; choose one of {fields}")
   encoder = FeatureEncoder(schema.to_dict(),
                            non_finite=config.data.non_finite_policy,
                            name="feature_encoder")

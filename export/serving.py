@@ -41,9 +41,11 @@ class ServingModule(tf.Module):
     self._schema = schema
     self._parse_spec = schema.parse_spec(with_labels=False)
     self._outputs = F.SERVING_OUTPUTS + ((F.TAU,) if include_tau else ())
-    if include_tau and getattr(model, "alignment_task", None) is None:
+    alignment = getattr(model, "alignment_task", None)
+    if include_tau and (alignment is None or alignment.tau_source != "network"):
       raise ValueError("include_tau: this model has no temperature network "
-                       "(model.name is not adaftr or contrastive_weight is 0)")
+                       "(model.name is not adaftr, contrastive_weight is 0, "
+                       "or loss.tau_source is a training-only control)")
 
   def _predict(self, features):
     outputs = self.model(features, training=False)

@@ -8,7 +8,8 @@
   agreement some objectives and diagnostics read.
 
 Auxiliary objectives share one interface (see `models.CtrCvrModel`):
-`objective(embeddings, outputs, labels, agreement=, step=, training=)` ->
+`objective(embeddings, outputs, labels, agreement=, step=, training=,
+features=, oracle=)` ->
 (per-example loss `[batch]`, extra outputs), `inference_outputs(...)` and a
 `needs_agreement` flag.
 """

@@ -10,6 +10,7 @@ from adaftr_tf import choices
 from adaftr_tf import features as F
 from adaftr_tf.layers.alignment import TaskAlignment
 from adaftr_tf.losses import relatedness_regression_loss
+from adaftr_tf.tasks import controls
 from adaftr_tf.tasks.contrastive import ContrastiveTask
 
 
@@ -32,6 +33,10 @@ class AlignmentTask(tf_keras.layers.Layer):
     weight: lambda.
     signal: one of `choices.RelatednessSignal`.
     regression_weight: weight of the agreement regression.
+    tau_source: `network` (the above), or a control (tasks/controls.py) that
+      sets tau from the planted relatedness or a field, in training only.
+    tau_field: the categorical field of `field_hash`.
+    seed: seed of `shuffled_oracle`'s permutations (with the step).
 
   Call:
     embeddings: `[batch, e]` the flattened instance embeddings.
@@ -39,6 +44,7 @@ class AlignmentTask(tf_keras.layers.Layer):
     labels: unused.
     agreement: `[batch]` measured agreement (gradient_agreement only).
     step: the optimizer step (seeds the random negative), or None.
+    features, oracle: the batch's raw features and oracle columns (controls).
 
   Returns:
     (loss `[batch]`, {"tau": `[batch]`}).
@@ -46,7 +52,8 @@ class AlignmentTask(tf_keras.layers.Layer):
 
   def __init__(self, alignment: TaskAlignment, contrastive: ContrastiveTask,
                weight: float, signal: str = "contrastive",
-               regression_weight: float = 1.0, **kwargs):
+               regression_weight: float = 1.0, tau_source: str = "network",
+               tau_field: str = "categorical_1", seed: int = 0, **kwargs):
     super().__init__(**kwargs)
     self.alignment = alignment
     self.contrastive = contrastive
@@ -54,6 +61,9 @@ class AlignmentTask(tf_keras.layers.Layer):
     self.signal = choices.check("relatedness_signal", signal,
                                 choices.RelatednessSignal)
     self.regression_weight = float(regression_weight)
+    self.tau_source = choices.check("tau_source", tau_source,
+                                    choices.TauSource)
+    self.tau_field, self.seed = tau_field, int(seed)
     self.needs_agreement = signal == "gradient_agreement"
     if self.needs_agreement:
       self.agreement_tracker = tf_keras.metrics.Mean(name="agreement_mean")
@@ -65,10 +75,15 @@ class AlignmentTask(tf_keras.layers.Layer):
     return relatedness.tau_min, relatedness.tau_max
 
   def call(self, embeddings, outputs, labels=None, agreement=None, step=None,
-           training=None):
+           training=None, features=None, oracle=None):
     del labels
     u, v, tau, logit = self.alignment(embeddings, outputs[F.H_CTR],
                                       outputs[F.H_CVR], training=training)
+    if self.tau_source != "network":
+      step_seed = tf.cast(0 if step is None else step, tf.int64)
+      tau = controls.control_tau(
+          self.tau_source, *self.tau_bounds, features, oracle, self.tau_field,
+          seed=tf.stack([tf.constant(self.seed, tf.int64), step_seed]))
     if not self.needs_agreement:
       return self.weight * self.contrastive(u, v, tau, step=step), {F.TAU: tau}
     if agreement is None:
@@ -82,7 +97,10 @@ class AlignmentTask(tf_keras.layers.Layer):
             {F.TAU: tau})
 
   def inference_outputs(self, embeddings, outputs, training=None):
-    """{"tau": `[batch]`} without the projections."""
+    """{"tau": `[batch]`} without the projections ({} for a control source,
+    whose tau exists in training only)."""
+    if self.tau_source != "network":
+      return {}
     tau, _ = self.alignment.temperature(embeddings, outputs[F.H_CTR],
                                         outputs[F.H_CVR], training=training)
     return {F.TAU: tau}

@@ -27,8 +27,8 @@ class CalibrationTask(tf_keras.layers.Layer):
     self.needs_agreement = False
 
   def call(self, embeddings, outputs, labels=None, agreement=None, step=None,
-           training=None):
-    del embeddings, labels, agreement, step, training
+           training=None, features=None, oracle=None):
+    del embeddings, labels, agreement, step, training, features, oracle
     return self.weight * behavioural_calibration(
         outputs[F.CTR_LOGIT], outputs[F.CTCVR_LOGIT]), {}
 

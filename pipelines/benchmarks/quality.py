@@ -23,6 +23,7 @@ import tensorflow as tf
 from adaftr_tf import evaluation
 from adaftr_tf import experiments
 from adaftr_tf import features as F
+from adaftr_tf import metrics
 from adaftr_tf.config import Config
 from pipelines.benchmarks import plots
 from pipelines.data import datadir
@@ -48,11 +49,16 @@ class MixedOutputError(ValueError):
 
 
 def select_methods(names: str) -> list[str]:
-  """The registry methods named in a comma list (all when empty)."""
-  chosen = [n.strip() for n in names.split(",") if n.strip()]
-  for name in chosen:
-    experiments.get_method(name)   # ConfigError lists the valid ones
-  return chosen or experiments.method_names()
+  """The registry methods named in a comma list, `@group` for a group of
+  them (experiments.group_names); the `core` group when empty."""
+  chosen = []
+  for name in (n.strip() for n in names.split(",")):
+    if name.startswith("@"):
+      chosen += experiments.group_members(name[1:])
+    elif name:
+      experiments.get_method(name)   # ConfigError lists the valid ones
+      chosen.append(name)
+  return list(dict.fromkeys(chosen)) or experiments.group_members("core")
 
 
 def plan_runs(base: Config, methods: Sequence[str], seeds: int,
@@ -136,6 +142,52 @@ def markdown_table(summary: dict, methods: list[str],
   return "\n".join(lines)
 
 
+PAIRED_METRICS = ("cvr_auc", "ctcvr_auc", "ctr_auc")
+
+
+def paired_differences(runs: list[dict]) -> dict[str, dict]:
+  """Per method with a registered baseline among the runs: the paired (same
+  seed) test differences method - baseline of PAIRED_METRICS, with 95% t
+  intervals, and (with `adaftr_<B>_oracle` among the runs) the fraction of
+  the oracle's mean CVR AUC gain it recovers."""
+  by = {(r["method"], r["seed"]): r["test"] for r in runs}
+  paired = {}
+  for name in dict.fromkeys(r["method"] for r in runs):
+    baseline = experiments.get_method(name).baseline
+    seeds = sorted(s for (m, s) in by if m == name and (baseline, s) in by)
+    if not seeds:
+      continue
+    entry = {"baseline": baseline, "seeds": seeds}
+    for key in PAIRED_METRICS:
+      diffs = [by[(name, s)][key] - by[(baseline, s)][key] for s in seeds]
+      entry[key] = dict(zip(("mean", "low", "high"),
+                            metrics.paired_interval(diffs)))
+    paired[name] = entry
+  for name, entry in paired.items():
+    oracle = paired.get(f"adaftr_{entry['baseline']}_oracle")
+    gain = oracle["cvr_auc"]["mean"] if oracle else float("nan")
+    entry["fraction_of_oracle_cvr_gain"] = (
+        entry["cvr_auc"]["mean"] / gain if oracle and gain > 0
+        else float("nan"))
+  return paired
+
+
+def paired_table(paired: dict[str, dict]) -> str:
+  """The paired differences as a markdown table."""
+  cell = lambda d: (f"{d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+                    if math.isfinite(d["low"]) else f"{d['mean']:+.4f}")
+  lines = ["| method | baseline | seeds | Δ CVR AUC [95% CI] | Δ CTCVR AUC "
+           "[95% CI] | Δ CTR AUC [95% CI] | share of oracle CVR gain |",
+           "| --- | --- | ---: | --- | --- | --- | ---: |"]
+  for name, e in paired.items():
+    share = e["fraction_of_oracle_cvr_gain"]
+    cells = [name, e["baseline"], str(len(e["seeds"]))]
+    cells += [cell(e[key]) for key in PAIRED_METRICS]
+    cells.append(f"{share:.2f}" if math.isfinite(share) else "—")
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
 def _write_text(path: str, text: str) -> None:
   """Writes `path` under a temporary name, then renames it (atomic)."""
   with tf.io.gfile.GFile(path + ".tmp", "w") as f:
@@ -189,10 +241,14 @@ def write_outputs(output_dir: str, results: dict, runs: list[dict],
   added here. Returns the tables.
   """
   present = [m for m in methods if any(r["method"] == m for r in runs)]
-  summary = aggregate(runs)
-  table = (markdown_table(summary, present, HEADLINE_METRICS) + "\n\n"
-           + markdown_table(summary, present))
-  results = {**results, "complete": final, "summary": summary, "runs": runs}
+  summary, paired = aggregate(runs), paired_differences(runs)
+  table = markdown_table(summary, present, HEADLINE_METRICS) + "\n\n"
+  if paired:
+    table += ("Paired differences against the baseline (test split, same "
+              "seeds):\n\n" + paired_table(paired) + "\n\n")
+  table += markdown_table(summary, present)
+  results = {**results, "complete": final, "summary": summary,
+             "paired": paired, "runs": runs}
   _write_text(os.path.join(output_dir, "results.json"),
               json.dumps(results, indent=1, sort_keys=True))
   _write_text(os.path.join(output_dir, "results.md"), table + "\n")

@@ -141,8 +141,8 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
                         batch_size: int, *, steps_per_epoch: int,
                         first_epoch: int, end_epoch: int, skip_steps: int = 0,
                         seed: int = 0, shuffle_buffer: int = 100_000,
-                        input_context: tf.distribute.InputContext | None = None
-                        ) -> tf.data.Dataset:
+                        input_context: tf.distribute.InputContext | None = None,
+                        with_oracle: bool = False) -> tf.data.Dataset:
   """Training batches of epochs `[first_epoch, end_epoch)`, resumable exactly.
 
   Every epoch is an independent pass whose order depends only on
@@ -154,15 +154,15 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
   batching and before parsing.
 
   Args:
-    data_dir, split, schema, batch_size, shuffle_buffer, input_context: as in
-      `make_dataset` (`batch_size` is the global batch).
+    data_dir, split, schema, batch_size, shuffle_buffer, input_context,
+      with_oracle: as in `make_dataset` (`batch_size` is the global batch).
     steps_per_epoch: global steps per epoch.
     first_epoch, end_epoch: the epochs to yield, 0-based, end excluded.
     skip_steps: global steps of `first_epoch` already done.
     seed: base shuffle seed.
 
   Returns:
-    A dataset of `(features, labels)` yielding, per pipeline, exactly
+    A dataset of `(features, labels[, oracle])` yielding, per pipeline, exactly
     `(steps_per_epoch * (end_epoch - first_epoch) - skip_steps) *
     batches_per_step(input_context)` per-replica batches.
 
@@ -197,4 +197,4 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
   # An unknown cardinality keeps Keras on the one iterator (same batches as
   # an uninterrupted run).
   ds = ds.filter(lambda _: True)
-  return _parsed(ds, schema, with_oracle=False)
+  return _parsed(ds, schema, with_oracle=with_oracle)

@@ -175,15 +175,21 @@ def _sigmoid(x):
   return 1.0 / (1.0 + np.exp(-x))
 
 
-def _probabilities(world: _World, raw, signal_scale: float, b_click: float,
-                   b_cvr: float):
-  """Raw scores -> (r, p_click, p_cvr, click logit, purchase logit w/o bias)."""
+def _probabilities(world: _World, raw, config: SyntheticConfig,
+                   b_click: float, b_cvr: float):
+  """Raw scores -> (r, p_click, p_cvr, click logit, purchase logit w/o bias).
+
+  `config.relatedness` `one` / `zero` replace the planted r(x) by a constant
+  (the control worlds: the purchase logit is the click logit / independent).
+  """
   (c, q, r_raw), moments = raw, world.moments
   c = (c - moments[0][0]) / moments[0][1]
   q = (q - moments[1][0]) / moments[1][1]
   r = _sigmoid(_R_SHARPNESS * (r_raw - moments[2][0]) / moments[2][1])
+  if config.relatedness != "planted":
+    r = np.full_like(r, 1.0 if config.relatedness == "one" else 0.0)
   mix = (r * c + (1 - r) * q) / np.sqrt(r ** 2 + (1 - r) ** 2)
-  click_logit, buy_logit = signal_scale * c, signal_scale * mix
+  click_logit, buy_logit = config.signal_scale * c, config.signal_scale * mix
   return r, _sigmoid(click_logit + b_click), _sigmoid(buy_logit + b_cvr), \
       click_logit, buy_logit
 
@@ -198,8 +204,8 @@ def _calibrated_world(config: SyntheticConfig) -> _World:
   world = dataclasses.replace(
       world, moments=tuple((float(s.mean()), float(s.std()) or 1.0)
                            for s in raw))
-  _, _, _, click_logit, buy_logit = _probabilities(
-      world, raw, config.signal_scale, 0.0, 0.0)
+  _, _, _, click_logit, buy_logit = _probabilities(world, raw, config, 0.0,
+                                                   0.0)
   b_click = _bisect(lambda b: _sigmoid(click_logit + b).mean(),
                     config.click_rate)
   p_click = _sigmoid(click_logit + b_click)
@@ -233,6 +239,15 @@ def synthetic_schema(config: SyntheticConfig,
   return F.FeatureSchema(schema.categorical, numerical)
 
 
+def relatedness_fields(config: SyntheticConfig) -> tuple[str, ...]:
+  """The feature names the planted relatedness r(x) is a function of."""
+  world = _make_world(config)
+  schema = synthetic_schema(config)
+  related = np.flatnonzero(np.abs(world.rho).sum(axis=1) > 0)
+  return (tuple(schema.categorical[i].name for i in related)
+          + tuple(schema.numerical[j].name for j in world.r_fields))
+
+
 def split_rows(config: SyntheticConfig, split: str) -> int:
   """Configured row count of `split`."""
   counts = dict(zip(F.SPLITS, (config.num_train, config.num_valid,
@@ -262,8 +277,8 @@ def generate_split(config: SyntheticConfig, split: str,
   rng = _rng(config, f"split/{split}")
   all_numerical = np.arange(config.num_numerical)
   ids, x, raw = _draw(world, rng, rows, all_numerical)
-  r, p_click, p_cvr, _, _ = _probabilities(world, raw, config.signal_scale,
-                                           world.b_click, world.b_cvr)
+  r, p_click, p_cvr, _, _ = _probabilities(world, raw, config, world.b_click,
+                                           world.b_cvr)
   click = rng.random(rows) < p_click
   purchase = rng.random(rows) < p_cvr
   schema = synthetic_schema(config)
@@ -361,9 +376,11 @@ def write_synthetic_dataset(config: SyntheticConfig, data_dir: str,
 
 
 def _config_diff(stored, config: SyntheticConfig) -> list[str]:
-  # A JSON round trip makes tuples/lists and ints/floats compare alike.
+  # A JSON round trip makes tuples/lists and ints/floats compare alike; a
+  # field added since the data was written counts at its default.
   wanted = json.loads(json.dumps(dataclasses.asdict(config)))
-  stored = stored if isinstance(stored, dict) else {}
+  defaults = json.loads(json.dumps(dataclasses.asdict(SyntheticConfig())))
+  stored = {**defaults, **stored} if isinstance(stored, dict) else {}
   return [f"{k}: stored {stored.get(k)!r}, requested {wanted.get(k)!r}"
           for k in sorted(set(wanted) | set(stored))
           if stored.get(k) != wanted.get(k)]

@@ -55,7 +55,8 @@ def _valid_input(plan: Plan, strategy):
   def valid_fn(context):
     return reader.make_dataset(
         plan.data_dir, "valid", plan.schema, t.eval_batch_size,
-        training=False, input_context=context, repeat=repeat)
+        training=False, input_context=context, repeat=repeat,
+        with_oracle=plan.config.needs_oracle)
 
   if plan.layout.strategy == distribute.PS:
     return tf_keras.utils.experimental.DatasetCreator(valid_fn)
@@ -72,7 +73,7 @@ def _train_input(plan: Plan, strategy, initial_epoch: int, end_epoch: int,
       return reader.make_dataset(
           plan.data_dir, "train", plan.schema, t.batch_size, training=True,
           input_context=context, shuffle_buffer=c.data.shuffle_buffer,
-          seed=None, repeat=True)
+          seed=None, repeat=True, with_oracle=c.needs_oracle)
     return tf_keras.utils.experimental.DatasetCreator(ps_train_fn)
 
   def train_fn(context):
@@ -80,7 +81,8 @@ def _train_input(plan: Plan, strategy, initial_epoch: int, end_epoch: int,
         plan.data_dir, "train", plan.schema, t.batch_size,
         steps_per_epoch=plan.steps, first_epoch=initial_epoch,
         end_epoch=end_epoch, skip_steps=skip, seed=t.seed,
-        shuffle_buffer=c.data.shuffle_buffer, input_context=context)
+        shuffle_buffer=c.data.shuffle_buffer, input_context=context,
+        with_oracle=c.needs_oracle)
 
   return strategy.distribute_datasets_from_function(train_fn)
 

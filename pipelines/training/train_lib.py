@@ -114,6 +114,11 @@ def train(config: Config, model_dir: str, data_dir: str | None = None,
     ensure_writable(model_dir)
   schema, data_dir = datadir.resolve(config, data_dir, log=log,
                                      wait_for_chief=not chief)
+  if config.needs_oracle and not datadir.has_oracle(data_dir):
+    raise ValueError(f"loss.tau_source={config.loss.tau_source} reads the "
+                     f"planted relatedness, which only synthetic data has; "
+                     f"{data_dir} is converted data: use loss.tau_source="
+                     "network")
   layout = distribute.layout(strategy, t.batch_size, t.eval_batch_size)
   distribute.check_negatives(layout, config)
   distribute.check_shards(layout, data_dir, ("train", "valid"))

@@ -233,3 +233,30 @@ def test_config_rejects_an_unknown_policy():
                      r"valid; choose one of \('error', 'replace'\)"):
     overrides.apply(experiments.get_preset("tiny"),
                                ["data.non_finite_policy=skip"]).validate()
+
+
+@pytest.mark.parametrize("items", [
+    ["loss.tau_source=oracle", "loss.temperature_mode=global"],
+    ["loss.tau_source=field_hash", "loss.relatedness_signal=gradient_agreement"],
+])
+def test_a_control_tau_source_refuses_a_relatedness_network_setting(items):
+  _invalid(items, r"loss\.tau_source=\w+ sets tau per instance without the "
+           "relatedness network")
+
+
+@pytest.mark.parametrize("source, needs", [
+    ("network", False), ("oracle", True), ("anti_oracle", True),
+    ("shuffled_oracle", True), ("field_hash", False)])
+def test_needs_oracle(source, needs):
+  config = overrides.apply(_default(), [f"loss.tau_source={source}"])
+  assert config.validate().needs_oracle is needs
+  assert overrides.apply(config, ["model.name=multitask"]).needs_oracle is False
+
+
+def test_the_synthetic_world_choice_is_validated():
+  config = dataclasses.replace(_default(), data=dataclasses.replace(
+      _default().data, synthetic=dataclasses.replace(
+          _default().data.synthetic, relatedness="half")))
+  with pytest.raises(C.ConfigError, match="data.synthetic.relatedness='half' "
+                     "is not valid; choose one of"):
+    config.validate()

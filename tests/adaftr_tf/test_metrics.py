@@ -195,3 +195,19 @@ def test_binary_report():
       M.expected_calibration_error(labels, probs))
   assert report["ctr_pred_obs_ratio"] == pytest.approx(2.55 / 3)
   assert report["ctr_count"] == 5 and isinstance(report["ctr_count"], int)
+
+
+def test_paired_interval_is_the_t_interval_of_the_mean_difference():
+  mean, low, high = M.paired_interval([1.0, 2.0, 3.0])
+  # mean 2, sd 1, n 3: half-width t(0.975, 2) / sqrt(3) = 4.303 / 1.732.
+  assert mean == pytest.approx(2.0)
+  assert (low, high) == pytest.approx((2.0 - 4.303 / 3 ** 0.5,
+                                       2.0 + 4.303 / 3 ** 0.5), rel=1e-6)
+  mean, low, high = M.paired_interval([0.01] * 5 + [0.03] * 5)
+  half = 2.262 * np.std([0.01] * 5 + [0.03] * 5, ddof=1) / 10 ** 0.5
+  assert (low, high) == pytest.approx((0.02 - half, 0.02 + half))
+  mean, low, high = M.paired_interval([0.5])
+  assert mean == 0.5 and np.isnan(low) and np.isnan(high)
+  _, low, high = M.paired_interval(np.arange(100.0))   # large n: normal
+  assert high - 49.5 == pytest.approx(1.96 * np.std(np.arange(100.0),
+                                                    ddof=1) / 10)

@@ -68,3 +68,65 @@ def test_predicted_relatedness_tracks_planted_relatedness(tmp_path):
   assert valid["spearman_neg_tau_vs_r"] > 0.0, valid
   assert np.isfinite(valid["spearman_agreement_vs_r"]), valid
   assert valid["tau_std"] > 0.01   # not collapsed to one value
+
+
+def _control_model(source, rows=32):
+  """(model, (features, labels, oracle)) with tau from a control source."""
+  from adaftr_tf import models
+  from tests.helpers.data import in_memory_dataset
+  from tests.helpers.data import synthetic_columns
+  from tests.helpers.data import tiny_config
+  config = tiny_config(f"loss.tau_source={source}", "loss.symmetric=false",
+                       "loss.contrastive_weight=0.5")
+  columns, schema = synthetic_columns(config, rows)
+  batch = next(iter(in_memory_dataset(columns, schema, rows, training=False,
+                                      with_oracle=True)))
+  return models.compile_model(models.build_model(config, schema), config), \
+      batch
+
+
+@pytest.mark.parametrize("source", ["oracle", "anti_oracle", "field_hash"])
+def test_a_control_source_sets_the_infonce_temperature(source):
+  from adaftr_tf import features as F
+  from adaftr_tf.losses import info_nce
+  from adaftr_tf.tasks import controls
+  model, (features, labels, oracle) = _control_model(source)
+  task = model.alignment_task
+  assert not task.alignment.relatedness.trainable_variables   # no network
+  x, _ = model._embed(features)
+  outputs = model._predict(x, None, False)
+  loss, extra = task(x, outputs, labels, step=None, training=False,
+                     features=features, oracle=oracle)
+  r = oracle[F.ORACLE_RELATEDNESS].numpy()
+  expected_tau = {
+      "oracle": 1.0 - 0.95 * r, "anti_oracle": 0.05 + 0.95 * r,
+      "field_hash": 0.05 + 0.95 * controls.field_hash(
+          features["categorical_1"]).numpy()}[source]
+  np.testing.assert_allclose(extra[F.TAU].numpy(), expected_tau, rtol=1e-5)
+  u = task.alignment.ctr_projection(outputs[F.H_CTR])
+  v = task.alignment.cvr_projection(outputs[F.H_CVR])
+  np.testing.assert_allclose(loss.numpy(), 0.5 * info_nce(
+      u, v, tf.constant(expected_tau, tf.float32)).numpy(), rtol=1e-5)
+  # The control tau exists in training only: no tau at inference.
+  assert F.TAU not in model(features, training=False)
+
+
+def test_the_oracle_reaches_the_loss_only_through_the_batch():
+  model, (features, labels, oracle) = _control_model("oracle")
+  loss = float(model.compute_loss((features, labels, oracle)))
+  assert np.isfinite(loss)
+  with pytest.raises(ValueError, match="needs the oracle columns"):
+    model.compute_loss((features, labels))
+  shuffled, batch = _control_model("shuffled_oracle")
+  assert np.isfinite(float(shuffled.compute_loss(batch, training=True)))
+
+
+def test_a_hashed_field_missing_from_the_data_is_refused_at_build():
+  from adaftr_tf import models
+  from tests.helpers.data import synthetic_columns
+  from tests.helpers.data import tiny_config
+  config = tiny_config("loss.tau_source=field_hash", "loss.tau_field=nope")
+  _, schema = synthetic_columns(config, 8)
+  with pytest.raises(ValueError, match="loss.tau_field='nope' is not a "
+                     r"categorical field of the data; choose one of \["):
+    models.build_model(config, schema)

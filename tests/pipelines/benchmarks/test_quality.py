@@ -1,5 +1,6 @@
 """Tests of pipelines/benchmarks/quality.py: methods and the results table."""
 
+import numpy as np
 import pytest
 
 from adaftr_tf import experiments
@@ -9,7 +10,46 @@ from pipelines.benchmarks import quality
 def test_unknown_method_is_rejected():
   with pytest.raises(ValueError, match="unknown method.*nope.*valid"):
     quality.select_methods("mmoe,nope")
-  assert quality.select_methods("") == experiments.method_names()
+  assert quality.select_methods("") == experiments.group_members("core")
+
+
+def test_methods_and_groups_are_selected_in_order_once():
+  assert quality.select_methods("@ladder_esmm,esmm,mmoe") == (
+      experiments.group_members("ladder_esmm") + ["mmoe"])
+  with pytest.raises(ValueError, match="unknown method group 'nope'"):
+    quality.select_methods("@nope")
+
+
+def _run(method, seed, cvr, ctcvr=0.92, ctr=0.85):
+  return {"method": method, "seed": seed,
+          "test": {"cvr_auc": cvr, "ctcvr_auc": ctcvr, "ctr_auc": ctr}}
+
+
+def test_paired_differences_pair_by_seed_with_t_intervals():
+  from adaftr_tf import metrics
+  esmm = [0.72, 0.73, 0.71]
+  oracle = [0.76, 0.765, 0.75]
+  network = [0.70, 0.705, 0.69]
+  runs = ([_run("esmm", s, v) for s, v in enumerate(esmm)]
+          + [_run("adaftr_esmm_oracle", s, v) for s, v in enumerate(oracle)]
+          + [_run("adaftr_esmm", s, v) for s, v in enumerate(network)]
+          + [_run("adaftr_mmoe", 0, 0.7)])      # no mmoe run: not paired
+  paired = quality.paired_differences(runs)
+  assert set(paired) == {"adaftr_esmm_oracle", "adaftr_esmm"}
+  diffs = np.subtract(oracle, esmm)
+  mean, low, high = metrics.paired_interval(diffs)
+  entry = paired["adaftr_esmm_oracle"]
+  assert entry["baseline"] == "esmm" and entry["seeds"] == [0, 1, 2]
+  assert entry["cvr_auc"] == pytest.approx(
+      {"mean": mean, "low": low, "high": high})
+  assert entry["fraction_of_oracle_cvr_gain"] == pytest.approx(1.0)
+  share = np.mean(np.subtract(network, esmm)) / mean
+  assert paired["adaftr_esmm"]["fraction_of_oracle_cvr_gain"] == (
+      pytest.approx(share))
+  table = quality.paired_table(paired)
+  assert f"| adaftr_esmm_oracle | esmm | 3 | {mean:+.4f} [{low:+.4f}, " \
+      f"{high:+.4f}] |" in table
+  assert f"| {share:.2f} |" in table
 
 
 def test_table_marks_missing_and_undefined_cells():

@@ -182,6 +182,20 @@ def test_epochs_dataset_skips_exactly_the_steps_done(tiny):
   assert not np.array_equal(full[0], full[5])  # epochs differ
 
 
+def test_epochs_dataset_carries_the_oracle_columns_in_the_same_order(tiny):
+  data_dir, schema = tiny
+  make = lambda oracle: list(reader.make_epochs_dataset(
+      data_dir, "train", schema, 64, steps_per_epoch=3, first_epoch=0,
+      end_epoch=1, seed=3, shuffle_buffer=512, with_oracle=oracle))
+  plain, with_oracle = make(False), make(True)
+  assert len(plain[0]) == 2 and len(with_oracle[0]) == 3
+  assert set(with_oracle[0][2]) == set(F.ORACLE_KEYS)
+  for a, b in zip(plain, with_oracle):
+    np.testing.assert_array_equal(a[1][F.CLICK].numpy(),
+                                  b[1][F.CLICK].numpy())
+    assert b[2][F.ORACLE_RELATEDNESS].shape == (64,)
+
+
 def test_epochs_dataset_with_seed_zero_under_global_seed_zero(tiny):
   """train.seed=0 sets the global seed 0; tf.data then compares the op seed
   with 0 in Python, so the per-epoch seeds must not be tensors."""

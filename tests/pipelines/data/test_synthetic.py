@@ -217,3 +217,61 @@ def test_synthetic_dataset_on_ram(ram_synthetic_dir, ram_dir):
   synthetic.ensure_synthetic_dataset(TINY, ram_synthetic_dir,
                                      log=logged.append)
   assert logged == [f"using synthetic dataset in {ram_synthetic_dir}"]
+
+
+@pytest.mark.parametrize("world, r_value", [("one", 1.0), ("zero", 0.0)])
+def test_control_worlds_hold_the_relatedness_constant(world, r_value):
+  """r = 1: the purchase logit is the click logit (an affine function of it
+  after the biases); r = 0: the two are independent draws."""
+  config = dataclasses.replace(SyntheticConfig(), relatedness=world)
+  columns = synthetic.generate_split(config, "test", num_rows=20_000)
+  assert np.all(columns[F.ORACLE_RELATEDNESS] == r_value)
+  corr = np.corrcoef(_logit(columns[F.ORACLE_P_CLICK]),
+                     _logit(columns[F.ORACLE_P_CVR]))[0, 1]
+  if world == "one":
+    assert corr > 0.999
+  else:
+    assert abs(corr) < 0.05
+  planted = synthetic.generate_split(SyntheticConfig(), "test",
+                                     num_rows=20_000)
+  # The same world otherwise: features and click probabilities agree.
+  np.testing.assert_array_equal(columns["categorical_1"],
+                                planted["categorical_1"])
+  np.testing.assert_allclose(columns[F.ORACLE_P_CLICK],
+                             planted[F.ORACLE_P_CLICK], rtol=1e-6)
+  rates = columns[F.CONVERSION].sum() / max(columns[F.CLICK].sum(), 1)
+  assert rates == pytest.approx(config.cvr_rate, rel=0.25)
+
+
+def test_relatedness_fields_are_those_r_depends_on():
+  config = SyntheticConfig(num_train=10, num_valid=10, num_test=10)
+  fields = synthetic.relatedness_fields(config)
+  assert len(fields) == 5   # 3 categorical fields and 2 numerical ones
+  assert "categorical_1" not in fields
+  columns = synthetic.generate_split(config, "test", num_rows=4000)
+  # Rows equal on those fields have equal r, whatever their other fields.
+  key = np.stack([columns[f] for f in fields], axis=1)
+  _, first = np.unique(key, axis=0, return_index=True)
+  r = columns[F.ORACLE_RELATEDNESS]
+  for i in first[:50]:
+    same = np.all(key == key[i], axis=1)
+    assert np.allclose(r[same], r[i])
+
+
+def test_data_written_before_the_world_choice_existed_is_reused(tmp_path):
+  data_dir = str(tmp_path / "synth")
+  synthetic.ensure_synthetic_dataset(TINY, data_dir, log=lambda _: None)
+  path = os.path.join(data_dir, synthetic.SYNTHETIC_FILE)
+  with open(path) as f:
+    meta = json.load(f)
+  del meta["config"]["relatedness"]   # as written by an older version
+  with open(path, "w") as f:
+    json.dump(meta, f)
+  lines = []
+  synthetic.ensure_synthetic_dataset(TINY, data_dir, log=lines.append)
+  assert lines == [f"using synthetic dataset in {data_dir}"]
+  with pytest.raises(ValueError, match="relatedness: stored 'planted', "
+                     "requested 'zero'"):
+    synthetic.ensure_synthetic_dataset(
+        dataclasses.replace(TINY, relatedness="zero"), data_dir,
+        log=lines.append)

@@ -159,6 +159,33 @@ def test_training_job_on_converted_aliccp_raw(tmp_path):
   assert np.isfinite(result["valid"]["ctr_logloss"])
 
 
+def test_tau_from_the_planted_relatedness_trains_on_synthetic_data(
+    tiny_data, tmp_path):
+  """The oracle columns flow from the files into the loss (train and valid
+  batches); the trained model's outputs carry no tau."""
+  config = tiny_config("loss.tau_source=oracle", "train.steps_per_epoch=4",
+                       "train.steps_per_execution=2")
+  result = train_lib.train(config, str(tmp_path / "model"), tiny_data,
+                           verbose=0, log=lambda _: None)
+  history = read_json(tmp_path / "model" / "history.json")
+  assert np.isfinite(history["cl_loss"][0]) and history["cl_loss"][0] > 0
+  assert np.isfinite(history["val_cl_loss"][0])
+  # The batches' tau: the oracle's, between the bounds, spread with r.
+  assert 0.05 < history["tau_mean"][0] < 1.0
+  assert "tau_mean" not in result["valid"]   # no tau at inference
+
+
+def test_tau_from_the_planted_relatedness_refuses_converted_data(tmp_path):
+  folder = write_aliccp_raw(tmp_path / "raw", samples=40, sessions=4)
+  convert("aliccp_raw", folder, tmp_path / "data", valid_fraction=0.25)
+  config = tiny_config("loss.tau_source=shuffled_oracle")
+  with pytest.raises(ValueError, match="loss.tau_source=shuffled_oracle reads "
+                     "the planted relatedness, which only synthetic data has"):
+    train_lib.train(config, str(tmp_path / "model"), str(tmp_path / "data"),
+                    verbose=0, log=lambda _: None)
+  assert not (tmp_path / "model" / "steps").exists()
+
+
 @pytest.mark.slow  # a training subprocess
 @pytest.mark.xfail(strict=True, reason="issue 16: runtime.jit_compile=true "
                    "fails (the feature encoder's non-finite check gathers "

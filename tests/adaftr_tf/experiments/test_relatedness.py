@@ -1,0 +1,56 @@
+"""Tests of adaftr_tf/experiments/relatedness.py: presets, AdaFTR(B) and its
+control sources, groups."""
+
+import pytest
+
+from adaftr_tf import experiments
+from adaftr_tf import overrides
+from adaftr_tf.experiments import relatedness
+
+
+def test_presets_have_million_row_evaluation_splits():
+  bench = experiments.get_preset("bench")
+  for name in ("relatedness", "bench_large"):
+    config = experiments.get_preset(name)
+    synthetic = config.data.synthetic
+    assert (synthetic.num_valid, synthetic.num_test) == (1_000_000, 1_000_000)
+    assert synthetic.seed == bench.data.synthetic.seed   # the same world
+    assert config.model == bench.model and config.train == bench.train
+  assert experiments.get_preset("relatedness").data.synthetic.num_train == (
+      bench.data.synthetic.num_train)
+  large = experiments.get_preset("bench_large").data.synthetic
+  # >= 5,000 training conversions at the world's ~0.5% conversion rate.
+  assert large.num_train * large.click_rate * large.cvr_rate >= 5_000
+
+
+@pytest.mark.parametrize("base", list(relatedness.BACKBONES))
+@pytest.mark.parametrize("source", ("network",) + relatedness.CONTROL_SOURCES)
+def test_adaftr_on_a_backbone_differs_from_it_by_the_alignment_alone(
+    base, source):
+  name = f"adaftr_{base}" + ("" if source == "network" else f"_{source}")
+  preset = experiments.get_preset("relatedness")
+  config = experiments.method_config(name, preset)
+  paired = experiments.method_config(base, preset)
+  assert experiments.get_method(name).baseline == base
+  assert config.model.name == "adaftr" and config.uses_alignment
+  assert config.loss.tau_source == source
+  assert config.needs_oracle == ("oracle" in source)
+  # Everything else, tuned knobs included, is the baseline's.
+  assert overrides.apply(config, ["model.name=multitask",
+                                  "loss.tau_source=network"]) == paired
+
+
+def test_groups():
+  assert experiments.group_members("ladder_esmm") == [
+      "esmm", "adaftr_esmm", "adaftr_esmm_oracle", "adaftr_esmm_anti_oracle",
+      "adaftr_esmm_shuffled_oracle", "adaftr_esmm_field_hash"]
+  assert experiments.group_members("plugin") == [
+      "esmm", "adaftr_esmm", "shared_bottom", "adaftr_shared_bottom", "mmoe",
+      "adaftr_mmoe", "ple", "adaftr_ple"]
+
+
+def test_the_hashed_field_does_not_enter_the_planted_relatedness():
+  from pipelines.data import synthetic
+  config = experiments.get_preset("relatedness")
+  related = synthetic.relatedness_fields(config.data.synthetic)
+  assert related and config.loss.tau_field not in related
