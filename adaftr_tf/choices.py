@@ -18,7 +18,11 @@ Backbone = Literal["mmoe", "ple", "shared_bottom", "shared_embedding",
 TemperatureMode = Literal["instance", "global", "fixed"]
 RelatednessInput = Literal["embeddings", "towers_detached"]
 Negatives = Literal["in_batch", "random_one"]
-RelatednessSignal = Literal["contrastive", "gradient_agreement", "fixed"]
+# What trains the relatedness network: InfoNCE itself, a regression on the
+# measured gradient agreement, the conversion labels through the predictive
+# transfer gate (tasks/transfer_gate.py), or nothing (tau fixed).
+RelatednessSignal = Literal["contrastive", "gradient_agreement", "fixed",
+                            "transfer_gate"]
 # Where tau comes from: the relatedness `network`, or (synthetic data only,
 # training only) the planted relatedness r read from the oracle columns:
 # `oracle` (small tau where related), `anti_oracle` (the reverse),

@@ -1,14 +1,17 @@
 """Quality benchmark: methods x seeds on identical splits, selected on validation.
 
   python -m pipelines.benchmark_quality --preset=bench --seeds=3 --output_dir=DIR
-      [--methods=adaftr,mmoe,...] [--override=key=value ...] [--notuned]
+      [--methods=adaftr,mmoe,@ladder_esmm,...] [--override=key=value ...]
+      [--notuned]
 
-Each method (adaftr_tf/experiments.py) is the preset, then its sweep winner
+Each method (adaftr_tf/experiments/) is the preset, then its sweep winner
 (`experiments.TUNED`, chosen on validation by pipelines.sweep), then its
 definition. Writes into DIR (pipelines/benchmarks/quality.py):
   results.json   every run's test report and the per-method mean/std
   results.md     the headline table (AUCs, CTCVR log loss, relatedness),
-                 then every metric (mean ± std over seeds)
+                 the paired differences of each method with a registered
+                 baseline among the runs (same seeds, 95% t intervals, share
+                 of the oracle's CVR gain), then every metric (mean ± std)
   metrics.png    AUC bars with error bars
   tau.png        for AdaFTR runs: distribution of tau and tau vs planted r
   runs/METHOD-seedN/run.json (+ tau.npz)  each finished run, written as it
@@ -31,8 +34,8 @@ FLAGS = flags.FLAGS
 cli.define_string("preset", "bench", "Config preset the methods start from.")
 cli.define_integer("seeds", 3, "Seeds per method.")
 cli.define_string("output_dir", None, "Where results go.")
-cli.define_string("methods", "", "Comma-separated subset of the registry's "
-                  "methods (default all).")
+cli.define_string("methods", "", "Comma-separated methods of the registry, "
+                  "@GROUP for a group of them (default: @core).")
 cli.define_string("data_dir", None, "Data directory (default: per config).")
 cli.define_multi_string("override", [], "Config override key=value (all runs).")
 cli.define_bool("tuned", True, "Start each method from its sweep winner "

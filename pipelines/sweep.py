@@ -4,7 +4,7 @@
       --output_dir=DIR [--seed=0] [--override=key=value ...]
 
 Trial 1 is the method as defined, the others are seeded draws from its
-search space (adaftr_tf/experiments.py SWEEP_SPACES); pipelines/benchmarks/
+search space (adaftr_tf/experiments/tuning.py SWEEP_SPACES); pipelines/benchmarks/
 sweep.py runs them. Writes DIR/sweep.json (every trial, the winner) and
 DIR/sweep.md (the trials, best first), and prints the winner as `--override`
 flags, ready for `experiments.TUNED`.
@@ -23,7 +23,7 @@ from pipelines import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 cli.define_string("preset", "bench", "Config preset the trials start from.")
-cli.define_string("method", "adaftr", "A method of adaftr_tf/experiments.py.")
+cli.define_string("method", "adaftr", "A method of adaftr_tf/experiments/.")
 cli.define_integer("budget", 8, "Trials for the method.")
 cli.define_integer("seed", 0, "Seed of the random search.")
 cli.define_string("output_dir", None, "Where sweep.json goes.")

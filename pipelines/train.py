@@ -1,6 +1,6 @@
 """Train a CTR/CVR model: `python -m pipelines.train --preset=NAME --model_dir=DIR`.
 
-  --preset           a named config of adaftr_tf/experiments.py: demo, tiny, ...
+  --preset           a named config of adaftr_tf/experiments/: demo, tiny, ...
   --model_dir        where checkpoints, TensorBoard logs and config.json go;
                      rerunning the same command resumes from its last step
                      checkpoint

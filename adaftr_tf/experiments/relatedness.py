@@ -7,10 +7,12 @@
   plug-in on B (the relatedness network trained through InfoNCE), and
   `adaftr_B_<source>` the same alignment with tau from a control source
   (loss.tau_source: the planted relatedness, its reverse, its shuffle, or a
-  field hash; training only). Each is paired with B in the benchmark and
-  starts from B's tuned knobs, so the pair differs by the alignment alone.
-* Groups: `ladder_B` (B, AdaFTR(B) and the four controls), `plugin` (every
-  B with its AdaFTR(B)).
+  field hash; training only), `adaftr_B_<signal>` with the relatedness
+  network trained by a learned signal (loss.relatedness_signal:
+  transfer_gate). Each is paired with B in the benchmark and starts from
+  B's tuned knobs, so the pair differs by the alignment alone.
+* Groups: `ladder_B` (B, AdaFTR(B), the four controls and the learned
+  signals), `plugin` (every B with its AdaFTR(B)).
 
 The control worlds are the `data.synthetic.relatedness` override (`one`,
 `zero`) on any of these presets.
@@ -28,6 +30,7 @@ from adaftr_tf.experiments.presets import bench
 BACKBONES = {"esmm": "shared_embedding", "shared_bottom": "shared_bottom",
              "mmoe": "mmoe", "ple": "ple"}
 CONTROL_SOURCES = ("oracle", "anti_oracle", "shuffled_oracle", "field_hash")
+LEARNED_SIGNALS = ("transfer_gate",)
 MILLION = 1_000_000
 
 
@@ -48,21 +51,24 @@ def bench_large() -> Config:
   return _with_synthetic(relatedness(), num_train=1_200_000)
 
 
-def _adaftr_on(backbone: str, source: str):
+def _adaftr_on(backbone: str, **loss):
   def define(config: Config) -> Config:
     return replace_fields(config, model={"name": "adaftr",
                                          "backbone": BACKBONES[backbone]},
-                          loss={"tau_source": source})
+                          loss=loss)
   return define
 
 
 for _base in BACKBONES:
   method(f"adaftr_{_base}", "adaftr", tuned_as=_base, baseline=_base)(
-      _adaftr_on(_base, "network"))
+      _adaftr_on(_base, tau_source="network"))
   for _source in CONTROL_SOURCES:
     method(f"adaftr_{_base}_{_source}", "adaftr", tuned_as=_base,
-           baseline=_base)(_adaftr_on(_base, _source))
+           baseline=_base)(_adaftr_on(_base, tau_source=_source))
+  for _signal in LEARNED_SIGNALS:
+    method(f"adaftr_{_base}_{_signal}", "adaftr", tuned_as=_base,
+           baseline=_base)(_adaftr_on(_base, relatedness_signal=_signal))
   group(f"ladder_{_base}", [_base, f"adaftr_{_base}"]
-        + [f"adaftr_{_base}_{s}" for s in CONTROL_SOURCES])
+        + [f"adaftr_{_base}_{s}" for s in CONTROL_SOURCES + LEARNED_SIGNALS])
 group("plugin", [name for base in BACKBONES
                  for name in (base, f"adaftr_{base}")])

@@ -11,6 +11,7 @@ from adaftr_tf import features as F
 from adaftr_tf.layers.alignment import TaskAlignment
 from adaftr_tf.losses import relatedness_regression_loss
 from adaftr_tf.tasks import controls
+from adaftr_tf.tasks import transfer_gate
 from adaftr_tf.tasks.contrastive import ContrastiveTask
 
 
@@ -25,7 +26,11 @@ class AlignmentTask(tf_keras.layers.Layer):
       per-instance gradient agreement (`AgreementProbe`, passed in by the
       model), weighted by `regression_weight`; InfoNCE then sees a
       stop-gradient tau;
-    fixed: nothing (tau is constant).
+    fixed: nothing (tau is constant);
+    transfer_gate: the conversion labels, through a probe whose per-instance
+      slope g = softplus(f) of conversions on the CTR logit sets tau
+      (tasks/transfer_gate.py), weighted by `regression_weight`; InfoNCE
+      sees a stop-gradient tau.
 
   Args:
     alignment: TaskAlignment.
@@ -67,6 +72,12 @@ class AlignmentTask(tf_keras.layers.Layer):
     self.needs_agreement = signal == "gradient_agreement"
     if self.needs_agreement:
       self.agreement_tracker = tf_keras.metrics.Mean(name="agreement_mean")
+    if signal == "transfer_gate":
+      self.gate_intercept = self.add_weight(
+          "gate_intercept", shape=[], dtype=tf.float32,
+          initializer=tf_keras.initializers.Constant(
+              transfer_gate.INITIAL_INTERCEPT))
+      self.slope_tracker = tf_keras.metrics.Mean(name="gate_slope_mean")
 
   @property
   def tau_bounds(self) -> tuple[float, float]:
@@ -74,11 +85,28 @@ class AlignmentTask(tf_keras.layers.Layer):
     relatedness = self.alignment.relatedness
     return relatedness.tau_min, relatedness.tau_max
 
+  def _network_tau(self, tau, logit):
+    """The relatedness network's tau `[batch]` (mapped from the slope under
+    transfer_gate): the one function of (tau, f) for training and inference."""
+    if self.signal != "transfer_gate":
+      return tau
+    return transfer_gate.gate_tau(transfer_gate.slope(logit),
+                                  *self.tau_bounds)
+
   def call(self, embeddings, outputs, labels=None, agreement=None, step=None,
            training=None, features=None, oracle=None):
-    del labels
     u, v, tau, logit = self.alignment(embeddings, outputs[F.H_CTR],
                                       outputs[F.H_CVR], training=training)
+    tau = self._network_tau(tau, logit)
+    if self.signal == "transfer_gate":
+      g = transfer_gate.slope(logit)
+      self.slope_tracker.update_state(g)
+      probe = self.regression_weight * transfer_gate.probe_loss(
+          g, outputs[F.CTR_LOGIT], labels[F.CLICK], labels[F.CONVERSION],
+          self.gate_intercept)
+      tau = tf.stop_gradient(tau)
+      return (probe + self.weight * self.contrastive(u, v, tau, step=step),
+              {F.TAU: tau})
     if self.tau_source != "network":
       step_seed = tf.cast(0 if step is None else step, tf.int64)
       tau = controls.control_tau(
@@ -101,6 +129,6 @@ class AlignmentTask(tf_keras.layers.Layer):
     whose tau exists in training only)."""
     if self.tau_source != "network":
       return {}
-    tau, _ = self.alignment.temperature(embeddings, outputs[F.H_CTR],
-                                        outputs[F.H_CVR], training=training)
-    return {F.TAU: tau}
+    tau, logit = self.alignment.temperature(
+        embeddings, outputs[F.H_CTR], outputs[F.H_CVR], training=training)
+    return {F.TAU: self._network_tau(tau, logit)}

@@ -40,10 +40,22 @@ def test_adaftr_on_a_backbone_differs_from_it_by_the_alignment_alone(
                                   "loss.tau_source=network"]) == paired
 
 
+@pytest.mark.parametrize("base", list(relatedness.BACKBONES))
+def test_a_learned_signal_on_a_backbone(base):
+  preset = experiments.get_preset("relatedness")
+  config = experiments.method_config(f"adaftr_{base}_transfer_gate", preset)
+  assert config.loss.relatedness_signal == "transfer_gate"
+  assert config.loss.tau_source == "network" and not config.needs_oracle
+  assert overrides.apply(config, [
+      "model.name=multitask", "loss.relatedness_signal=contrastive"]) == (
+          experiments.method_config(base, preset))
+
+
 def test_groups():
   assert experiments.group_members("ladder_esmm") == [
       "esmm", "adaftr_esmm", "adaftr_esmm_oracle", "adaftr_esmm_anti_oracle",
-      "adaftr_esmm_shuffled_oracle", "adaftr_esmm_field_hash"]
+      "adaftr_esmm_shuffled_oracle", "adaftr_esmm_field_hash",
+      "adaftr_esmm_transfer_gate"]
   assert experiments.group_members("plugin") == [
       "esmm", "adaftr_esmm", "shared_bottom", "adaftr_shared_bottom", "mmoe",
       "adaftr_mmoe", "ple", "adaftr_ple"]

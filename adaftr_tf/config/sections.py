@@ -1,44 +1,14 @@
-"""Run configuration: frozen dataclasses, one validator per section.
-
-`Config` has five sections: `data`, `model`, `loss`, `train` and `runtime`.
-Choice fields have the Literal types of `adaftr_tf.choices`. Named configs:
-experiments.py; `key=value` overrides: overrides.py. A run's final config is
-written as JSON next to its checkpoints and into the SavedModel's assets.
-"""
+"""The config sections but the loss: data (and its synthetic log), model,
+train, runtime. Each validates itself; choices come from adaftr_tf.choices."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-from typing import Any, Mapping
 
 from adaftr_tf import choices as C
-
-
-class ConfigError(ValueError):
-  """An invalid or contradictory setting, an unknown key or experiment."""
-
-
-def _positive(section, prefix: str, *keys: str,
-              allow_zero: bool = False) -> None:
-  """Each named field of `section` is > 0 (>= 0 with allow_zero), finite."""
-  for key in keys:
-    value = getattr(section, key)
-    ok = value >= 0 if allow_zero else value > 0
-    if not ok or (isinstance(value, float) and not math.isfinite(value)):
-      raise ConfigError(f"{prefix}.{key}={value!r} must be "
-                        f"{'>= 0' if allow_zero else '> 0'}")
-
-
-def _units(section, prefix: str, *keys: str, allow_empty=False) -> None:
-  """Each named field of `section` is a tuple of positive ints."""
-  for key in keys:
-    value = getattr(section, key)
-    if (not value and not allow_empty) or any(u <= 0 for u in value):
-      raise ConfigError(f"{prefix}.{key}={value} must be a "
-                        f"{'' if allow_empty else 'non-empty '}tuple of "
-                        "positive ints")
+from adaftr_tf.config.checks import ConfigError
+from adaftr_tf.config.checks import positive as _positive
+from adaftr_tf.config.checks import units as _units
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,73 +122,6 @@ class ModelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class LossConfig:
-  """The objective `L = L_ctr + L_ctcvr + contrastive_weight * L_cl (+ ...)`.
-
-  Attributes:
-    contrastive_weight: lambda; 0 disables the alignment objective.
-    temperature_mode, tau_min, tau_max, fixed_tau: tau per `instance`, one
-      `global` or `fixed` (None: the bounds' geometric mean), in the bounds.
-    relatedness_input, relatedness_stop_gradient: what the relatedness
-      network reads (choices.py) and whether its gradient reaches it.
-    symmetric, negatives: both InfoNCE directions; which negatives.
-    relatedness_signal, relatedness_loss_weight: what trains the relatedness
-      network and the weight of the agreement regression (losses/agreement.py).
-    agreement_source, agreement_representation: the agreement is the cosine
-      of the CTR and CVR `logits`' or CTCVR `losses`' gradients with respect
-      to the `embeddings` or the shared `experts` outputs.
-    aitm_calibration_weight: weight of AITM's behavioural calibrator.
-    tau_source, tau_field: where tau comes from (choices.py: the relatedness
-      network, or a training-only control from the planted r); `field_hash`
-      hashes the id of the categorical field `tau_field`.
-  """
-
-  contrastive_weight: float = 0.1
-  temperature_mode: C.TemperatureMode = "instance"
-  tau_min: float = 0.05
-  tau_max: float = 1.0
-  fixed_tau: float | None = None
-  relatedness_input: C.RelatednessInput = "embeddings"
-  relatedness_stop_gradient: bool = True
-  symmetric: bool = True
-  negatives: C.Negatives = "in_batch"
-  relatedness_signal: C.RelatednessSignal = "contrastive"
-  relatedness_loss_weight: float = 1.0
-  agreement_source: C.AgreementSource = "losses"
-  agreement_representation: C.AgreementRepresentation = "embeddings"
-  aitm_calibration_weight: float = 0.6
-  tau_source: C.TauSource = "network"
-  tau_field: str = "categorical_1"
-
-  def validate(self) -> None:
-    C.check_fields(self, ConfigError, "loss")
-    if self.tau_source != "network" and (
-        self.temperature_mode != "instance"
-        or self.relatedness_signal != "contrastive"):
-      raise ConfigError(f"loss.tau_source={self.tau_source} sets tau per "
-                        "instance without the relatedness network: it needs "
-                        "loss.temperature_mode=instance and "
-                        "loss.relatedness_signal=contrastive (the defaults)")
-    _positive(self, "loss", "contrastive_weight", "relatedness_loss_weight",
-              "aitm_calibration_weight", allow_zero=True)
-    needs_mode = {"gradient_agreement": "instance", "fixed": "fixed"}.get(
-        self.relatedness_signal)
-    if needs_mode and self.temperature_mode != needs_mode:
-      raise ConfigError(f"loss.relatedness_signal={self.relatedness_signal} "
-                        f"needs loss.temperature_mode={needs_mode}, got "
-                        f"{self.temperature_mode}")
-    _positive(self, "loss", "tau_min")
-    if not self.tau_min < self.tau_max:
-      raise ConfigError(f"loss.tau_min={self.tau_min} must be < "
-                        f"loss.tau_max={self.tau_max}")
-    if self.fixed_tau is not None and not (
-        self.tau_min <= self.fixed_tau <= self.tau_max):
-      raise ConfigError(f"loss.fixed_tau={self.fixed_tau} must lie in "
-                        f"[tau_min, tau_max] = [{self.tau_min}, "
-                        f"{self.tau_max}]")
-
-
-@dataclasses.dataclass(frozen=True)
 class TrainConfig:
   """Optimisation, epochs and checkpoints.
 
@@ -291,60 +194,3 @@ class RuntimeConfig:
       raise ConfigError("runtime.deterministic=true cannot hold under "
                         "runtime.strategy=parameter_server (asynchronous "
                         "workers); use a synchronous strategy")
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-  """One run: data, model, loss, train and runtime sections."""
-
-  data: DataConfig = DataConfig()
-  model: ModelConfig = ModelConfig()
-  loss: LossConfig = LossConfig()
-  train: TrainConfig = TrainConfig()
-  runtime: RuntimeConfig = RuntimeConfig()
-
-  @property
-  def uses_alignment(self) -> bool:
-    """AdaFTR's alignment objective is on (model `adaftr`, lambda > 0)."""
-    return self.model.name == "adaftr" and self.loss.contrastive_weight > 0
-
-  @property
-  def needs_oracle(self) -> bool:
-    """The loss reads the oracle columns (tau from the planted r)."""
-    return self.uses_alignment and "oracle" in self.loss.tau_source
-
-  @property
-  def uses_transfer(self) -> bool:
-    """AITM: the CVR tower reads the CTR tower, plus the calibrator."""
-    return self.model.name == "aitm"
-
-  def validate(self) -> "Config":
-    """Returns self; ConfigError names the first invalid setting."""
-    for section in (self.data, self.model, self.loss, self.train,
-                    self.runtime):
-      section.validate()
-    if (self.loss.agreement_representation == "experts"
-        and not self.model.has_shared_experts):
-      raise ConfigError(
-          "loss.agreement_representation=experts needs shared experts: "
-          "model.backbone mmoe, shared_bottom, or ple with ple_shared_experts"
-          f" >= 1 (got {self.model.backbone}, {self.model.ple_shared_experts})")
-    if self.uses_alignment and self.train.batch_size < 2:
-      raise ConfigError(f"train.batch_size={self.train.batch_size}: in-batch "
-                        "negatives need a batch of at least 2")
-    return self
-
-  def to_dict(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
-
-  def to_json(self) -> str:
-    return json.dumps(self.to_dict(), indent=1, sort_keys=True)
-
-  @classmethod
-  def from_dict(cls, data: Mapping[str, Any]) -> "Config":
-    from adaftr_tf import overrides  # it imports this module
-    return overrides.from_dict(cls, data)  # ConfigError at a bad key/value
-
-  @classmethod
-  def from_json(cls, text: str) -> "Config":
-    return cls.from_dict(json.loads(text))

@@ -1,0 +1,82 @@
+"""The loss section: the objective's weights, the temperature and what sets
+it, the relatedness signal."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from adaftr_tf import choices as C
+from adaftr_tf.config.checks import ConfigError
+from adaftr_tf.config.checks import positive as _positive
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  """The objective `L = L_ctr + L_ctcvr + contrastive_weight * L_cl (+ ...)`.
+
+  Attributes:
+    contrastive_weight: lambda; 0 disables the alignment objective.
+    temperature_mode, tau_min, tau_max, fixed_tau: tau per `instance`, one
+      `global` or `fixed` (None: the bounds' geometric mean), in the bounds.
+    relatedness_input, relatedness_stop_gradient: what the relatedness
+      network reads (choices.py) and whether its gradient reaches it.
+    symmetric, negatives: both InfoNCE directions; which negatives.
+    relatedness_signal, relatedness_loss_weight: what trains the relatedness
+      network and the weight of the agreement regression (losses/agreement.py).
+    agreement_source, agreement_representation: the agreement is the cosine
+      of the CTR and CVR `logits`' or CTCVR `losses`' gradients with respect
+      to the `embeddings` or the shared `experts` outputs.
+    aitm_calibration_weight: weight of AITM's behavioural calibrator.
+    tau_source, tau_field: where tau comes from (choices.py: the relatedness
+      network, or a training-only control from the planted r); `field_hash`
+      hashes the id of the categorical field `tau_field`.
+  """
+
+  contrastive_weight: float = 0.1
+  temperature_mode: C.TemperatureMode = "instance"
+  tau_min: float = 0.05
+  tau_max: float = 1.0
+  fixed_tau: float | None = None
+  relatedness_input: C.RelatednessInput = "embeddings"
+  relatedness_stop_gradient: bool = True
+  symmetric: bool = True
+  negatives: C.Negatives = "in_batch"
+  relatedness_signal: C.RelatednessSignal = "contrastive"
+  relatedness_loss_weight: float = 1.0
+  agreement_source: C.AgreementSource = "losses"
+  agreement_representation: C.AgreementRepresentation = "embeddings"
+  aitm_calibration_weight: float = 0.6
+  tau_source: C.TauSource = "network"
+  tau_field: str = "categorical_1"
+
+  def validate(self) -> None:
+    C.check_fields(self, ConfigError, "loss")
+    if self.relatedness_signal == "transfer_gate" and (
+        self.relatedness_input != "embeddings"):
+      raise ConfigError("loss.relatedness_signal=transfer_gate needs "
+                        "loss.relatedness_input=embeddings (a network that "
+                        "reads the CTR tower could mimic the CTR logit)")
+    if self.tau_source != "network" and (
+        self.temperature_mode != "instance"
+        or self.relatedness_signal != "contrastive"):
+      raise ConfigError(f"loss.tau_source={self.tau_source} sets tau per "
+                        "instance without the relatedness network: it needs "
+                        "loss.temperature_mode=instance and "
+                        "loss.relatedness_signal=contrastive (the defaults)")
+    _positive(self, "loss", "contrastive_weight", "relatedness_loss_weight",
+              "aitm_calibration_weight", allow_zero=True)
+    needs_mode = {"gradient_agreement": "instance", "fixed": "fixed",
+                  "transfer_gate": "instance"}.get(self.relatedness_signal)
+    if needs_mode and self.temperature_mode != needs_mode:
+      raise ConfigError(f"loss.relatedness_signal={self.relatedness_signal} "
+                        f"needs loss.temperature_mode={needs_mode}, got "
+                        f"{self.temperature_mode}")
+    _positive(self, "loss", "tau_min")
+    if not self.tau_min < self.tau_max:
+      raise ConfigError(f"loss.tau_min={self.tau_min} must be < "
+                        f"loss.tau_max={self.tau_max}")
+    if self.fixed_tau is not None and not (
+        self.tau_min <= self.fixed_tau <= self.tau_max):
+      raise ConfigError(f"loss.fixed_tau={self.fixed_tau} must lie in "
+                        f"[tau_min, tau_max] = [{self.tau_min}, "
+                        f"{self.tau_max}]")

@@ -1,0 +1,72 @@
+"""Tests of adaftr_tf/config/loss.py: the loss section's validation."""
+
+import dataclasses
+import re
+
+import pytest
+
+from adaftr_tf import choices
+from adaftr_tf import config as C
+from adaftr_tf import experiments
+from adaftr_tf import overrides
+
+
+def _default():
+  return C.Config()
+
+
+def _invalid(items, pattern):
+  config = overrides.apply(_default(), items)
+  with pytest.raises(C.ConfigError, match=pattern):
+    config.validate()
+
+
+@pytest.mark.parametrize("items, pattern", [
+    (["loss.tau_min=0.5", "loss.tau_max=0.5"],
+     r"loss\.tau_min=0\.5 must be < loss\.tau_max=0\.5"),
+    (["loss.tau_min=2.0", "loss.tau_max=1.0"], r"loss\.tau_min=2\.0 must be <"),
+    (["loss.tau_min=0"], r"loss\.tau_min=0\.0 must be > 0"),
+    (["loss.fixed_tau=2.0"],
+     r"loss\.fixed_tau=2\.0 must lie in \[tau_min, tau_max\] = \[0\.05, 1\.0\]"),
+    (["loss.fixed_tau=0.01"], r"loss\.fixed_tau=0\.01 must lie in"),
+    (["loss.contrastive_weight=-0.5"], r"loss\.contrastive_weight=-0\.5 must be "
+     ">= 0"),
+    (["loss.aitm_calibration_weight=-1"], r"loss\.aitm_calibration_weight=-1\.0 "
+     "must be >= 0"),
+    (["loss.relatedness_signal=gradient_agreement",
+      "loss.temperature_mode=global"], "needs loss.temperature_mode=instance"),
+    (["loss.relatedness_signal=fixed"], "needs loss.temperature_mode=fixed"),
+    (["loss.agreement_representation=experts",
+      "model.backbone=shared_embedding"], "needs shared experts"),
+])
+def test_out_of_range_or_contradictory_loss_settings(items, pattern):
+  _invalid(items, pattern)
+
+
+def test_fixed_tau_on_the_bounds_is_valid():
+  for tau in ("0.05", "1.0"):
+    overrides.apply(_default(), [f"loss.fixed_tau={tau}"]).validate()
+
+
+@pytest.mark.parametrize("items, message", [
+    (["loss.agreement_representation=experts",
+      "model.backbone=shared_embedding"], "needs shared experts"),
+    (["loss.agreement_representation=experts", "model.backbone=ple",
+      "model.ple_shared_experts=0"], "needs shared experts"),
+    (["loss.relatedness_signal=gradient_agreement",
+      "loss.temperature_mode=global"], "needs loss.temperature_mode=instance"),
+    (["loss.relatedness_signal=fixed"], "needs loss.temperature_mode=fixed"),
+])
+def test_contradictory_signal_and_mode_are_rejected(items, message):
+  config = overrides.apply(experiments.get_preset("tiny"), items)
+  with pytest.raises(ValueError, match=message):
+    config.validate()
+
+
+@pytest.mark.parametrize("items", [
+    ["loss.tau_source=oracle", "loss.temperature_mode=global"],
+    ["loss.tau_source=field_hash", "loss.relatedness_signal=gradient_agreement"],
+])
+def test_a_control_tau_source_refuses_a_relatedness_network_setting(items):
+  _invalid(items, r"loss\.tau_source=\w+ sets tau per instance without the "
+           "relatedness network")

@@ -1,0 +1,113 @@
+"""Tests of adaftr_tf/tasks/transfer_gate.py: the probe's loss and gradients,
+that it estimates slopes, and the slope-to-tau map; its use in the model."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from adaftr_tf import features as F
+from adaftr_tf.tasks import transfer_gate as gate
+
+
+def _bce(y, z):
+  return np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+
+
+def test_probe_loss_is_the_clicked_rows_bce_around_the_clicked_mean():
+  rng = np.random.default_rng(0)
+  a = rng.normal(size=8).astype(np.float32)
+  g = rng.uniform(0, 2, size=8).astype(np.float32)
+  click = np.array([1, 0, 1, 1, 0, 1, 0, 1], np.float32)
+  conversion = np.array([1, 0, 0, 1, 0, 0, 0, 1], np.float32)
+  loss = gate.probe_loss(tf.constant(g), tf.constant(a), tf.constant(click),
+                         tf.constant(conversion), tf.constant(-1.5)).numpy()
+  a_bar = a[click == 1].mean()
+  expected = click * _bce(conversion, -1.5 + g * (a - a_bar))
+  np.testing.assert_allclose(loss, expected, rtol=1e-5, atol=1e-7)
+  assert np.all(loss[click == 0] == 0)
+
+
+def test_probe_gradients_reach_the_slope_only():
+  g = tf.Variable([0.5, 1.0, 0.2])
+  a = tf.Variable([1.0, -1.0, 2.0])
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(gate.probe_loss(g, a, tf.constant([1.0, 1.0, 0.0]),
+                                         tf.constant([1.0, 0.0, 0.0]),
+                                         tf.constant(0.0)))
+  grad_g, grad_a = tape.gradient(loss, [g, a])
+  assert grad_a is None   # the CTR logit is stop-gradient
+  assert np.all(grad_g.numpy()[:2] != 0) and grad_g.numpy()[2] == 0
+
+
+def test_the_probe_recovers_the_order_of_planted_slopes():
+  """Two groups whose conversions follow the click logit with slopes 0.2
+  and 1.0: fitting one g per group by the probe loss ranks them right."""
+  rng = np.random.default_rng(1)
+  n = 20_000
+  group = rng.integers(0, 2, n)
+  a = rng.normal(size=n).astype(np.float32)
+  true = np.where(group == 1, 1.0, 0.2)
+  conversion = (rng.random(n) < 1 / (1 + np.exp(-(-1.0 + true * a)))).astype(
+      np.float32)
+  f = tf.Variable([0.0, 0.0])
+  intercept = tf.Variable(0.0)
+  for _ in range(300):
+    with tf.GradientTape() as tape:
+      g = gate.slope(tf.gather(f, group))
+      loss = tf.reduce_mean(gate.probe_loss(g, a, tf.ones(n), conversion,
+                                            intercept))
+    for var, grad in zip((f, intercept), tape.gradient(loss, [f, intercept])):
+      var.assign_sub(0.5 * tf.convert_to_tensor(grad))
+  slopes = gate.slope(f).numpy()
+  assert slopes[1] > slopes[0] + 0.4
+  np.testing.assert_allclose(slopes, [0.2, 1.0], atol=0.15)
+
+
+def test_tau_follows_the_slope_rank_and_stays_weak_before_it_spreads():
+  g = tf.constant(np.linspace(0.0, 1.0, 101), tf.float32)
+  tau = gate.gate_tau(g, 0.05, 1.0).numpy()
+  assert np.all(np.diff(tau) <= 0)               # higher slope, smaller tau
+  assert tau[0] == pytest.approx(1.0) and tau[-1] == pytest.approx(0.05)
+  low, high = 0.05, 0.95   # the 5% and 95% quantiles (floor index)
+  rho = np.clip((g.numpy() - low) / (high - low), 0, 1)
+  np.testing.assert_allclose(tau, 1.0 - 0.95 * rho, rtol=1e-5, atol=1e-6)
+  # Slopes that have not spread: tau stays near tau_max (weak alignment).
+  flat = gate.gate_tau(tf.constant([0.30, 0.31, 0.305, 0.30]), 0.05, 1.0)
+  assert np.all(flat.numpy() > 1.0 - 0.95 * (0.01 / gate.MIN_SPREAD) - 1e-6)
+
+
+def test_the_alignment_objective_adds_the_probe_to_infonce():
+  from adaftr_tf import models
+  from adaftr_tf.losses import info_nce
+  from tests.helpers.data import synthetic_batch
+  from tests.helpers.data import tiny_config
+  config = tiny_config("loss.relatedness_signal=transfer_gate",
+                       "loss.symmetric=false", "loss.contrastive_weight=0.5",
+                       "loss.relatedness_loss_weight=2.0")
+  (features, labels), schema = synthetic_batch(config, 64)
+  model = models.build_model(config, schema)
+  task = model.alignment_task
+  x, _ = model._embed(features)
+  outputs = model._predict(x, None, False)
+  loss, extra = task(x, outputs, labels, training=False)
+  _, f = task.alignment.temperature(x, outputs[F.H_CTR], outputs[F.H_CVR])
+  g = gate.slope(f)
+  tau = gate.gate_tau(g, 0.05, 1.0)
+  np.testing.assert_allclose(extra[F.TAU].numpy(), tau.numpy(), rtol=1e-6)
+  u = task.alignment.ctr_projection(outputs[F.H_CTR])
+  v = task.alignment.cvr_projection(outputs[F.H_CVR])
+  expected = 2.0 * gate.probe_loss(
+      g, outputs[F.CTR_LOGIT], labels[F.CLICK], labels[F.CONVERSION],
+      gate.INITIAL_INTERCEPT) + 0.5 * info_nce(u, v, tau)
+  np.testing.assert_allclose(loss.numpy(), expected.numpy(), rtol=1e-5)
+  inferred = model(features, training=False)[F.TAU]
+  np.testing.assert_allclose(inferred.numpy(), tau.numpy(), rtol=1e-6)
+
+
+def test_the_gate_needs_a_network_on_the_embeddings():
+  from adaftr_tf.config import ConfigError
+  from tests.helpers.data import tiny_config
+  with pytest.raises(ConfigError, match="transfer_gate needs "
+                     "loss.relatedness_input=embeddings"):
+    tiny_config("loss.relatedness_signal=transfer_gate",
+                "loss.relatedness_input=towers_detached").validate()
