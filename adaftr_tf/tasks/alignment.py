@@ -37,7 +37,8 @@ class AlignmentTask(tf_keras.layers.Layer):
     contrastive: ContrastiveTask (the InfoNCE and its negatives).
     weight: lambda.
     signal: one of `choices.RelatednessSignal`.
-    regression_weight: weight of the agreement regression.
+    regression_weight: weight of the agreement regression or of the
+      transfer gate's probe.
     tau_source: `network` (the above), or a control (tasks/controls.py) that
       sets tau from the planted relatedness or a field, in training only.
     tau_field: the categorical field of `field_hash`.
@@ -46,7 +47,7 @@ class AlignmentTask(tf_keras.layers.Layer):
   Call:
     embeddings: `[batch, e]` the flattened instance embeddings.
     outputs: the model's outputs (`h_ctr`, `h_cvr` `[batch, d]`).
-    labels: unused.
+    labels: click, conversion `[batch]` (transfer_gate only).
     agreement: `[batch]` measured agreement (gradient_agreement only).
     step: the optimizer step (seeds the random negative), or None.
     features, oracle: the batch's raw features and oracle columns (controls).
