@@ -86,6 +86,8 @@ class ModelConfig:
     ple_levels, ple_shared_experts, ple_task_experts: PLE layout.
     projection_dim, projection_hidden, relatedness_units: the alignment's
       projection heads and relatedness network.
+    click_gate: the CVR logit adds the stop-gradient CTR logit times an
+      instance-specific learned slope (layers/heads.py); not with `aitm`.
   """
 
   name: C.ModelName = "adaftr"
@@ -102,6 +104,7 @@ class ModelConfig:
   projection_dim: int = 16
   projection_hidden: int = 32
   relatedness_units: tuple[int, ...] = (32,)
+  click_gate: bool = False
 
   def validate(self) -> None:
     C.check_fields(self, ConfigError, "model")
@@ -113,6 +116,10 @@ class ModelConfig:
     _units(self, "model", "relatedness_units", allow_empty=True)
     if not 0.0 <= self.dropout < 1.0:
       raise ConfigError(f"model.dropout={self.dropout} must lie in [0, 1)")
+    if self.click_gate and self.name == "aitm":
+      raise ConfigError("model.click_gate=true needs the ESMM heads; "
+                        "model.name=aitm predicts CTCVR directly (choose "
+                        "model.name=multitask or adaftr)")
 
   @property
   def has_shared_experts(self) -> bool:

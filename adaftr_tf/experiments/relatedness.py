@@ -11,8 +11,12 @@
   network trained by a learned signal (loss.relatedness_signal:
   transfer_gate). Each is paired with B in the benchmark and starts from
   B's tuned knobs, so the pair differs by the alignment alone.
+* `B_click_gate` is B whose CVR logit adds the stop-gradient CTR logit with
+  a learned instance-specific slope (model.click_gate): the transfer gate's
+  estimate of relatedness used in prediction rather than as a temperature.
 * Groups: `ladder_B` (B, AdaFTR(B), the four controls and the learned
-  signals), `plugin` (every B with its AdaFTR(B)).
+  signals), `plugin` (every B with its AdaFTR(B)), `click_gate` (every B
+  with B_click_gate).
 
 The control worlds are the `data.synthetic.relatedness` override (`one`,
 `zero`) on any of these presets.
@@ -21,6 +25,7 @@ The control worlds are the `data.synthetic.relatedness` override (`one`,
 import dataclasses
 
 from adaftr_tf.config import Config
+from adaftr_tf.experiments.registry import get_method
 from adaftr_tf.experiments.registry import group
 from adaftr_tf.experiments.registry import method
 from adaftr_tf.experiments.registry import preset
@@ -59,7 +64,18 @@ def _adaftr_on(backbone: str, **loss):
   return define
 
 
+def _click_gate_on(backbone: str):
+  def define(config: Config) -> Config:
+    return replace_fields(config, model={"name": "multitask",
+                                         "backbone": BACKBONES[backbone],
+                                         "click_gate": True})
+  return define
+
+
 for _base in BACKBONES:
+  method(f"{_base}_click_gate", get_method(_base).space, tuned_as=_base,
+         baseline=_base)(
+      _click_gate_on(_base))
   method(f"adaftr_{_base}", "adaftr", tuned_as=_base, baseline=_base)(
       _adaftr_on(_base, tau_source="network"))
   for _source in CONTROL_SOURCES:
@@ -70,5 +86,7 @@ for _base in BACKBONES:
            baseline=_base)(_adaftr_on(_base, relatedness_signal=_signal))
   group(f"ladder_{_base}", [_base, f"adaftr_{_base}"]
         + [f"adaftr_{_base}_{s}" for s in CONTROL_SOURCES + LEARNED_SIGNALS])
+group("click_gate", [name for base in BACKBONES
+                     for name in (base, f"{base}_click_gate")])
 group("plugin", [name for base in BACKBONES
                  for name in (base, f"adaftr_{base}")])

@@ -61,6 +61,22 @@ def test_mmoe_model_has_no_alignment_variables():
   assert not any("alignment" in n or "relatedness" in n for n in names)
 
 
+def test_click_gate_model_trains_its_gate_from_the_task_losses():
+  config = tiny_config("model.name=multitask", "model.click_gate=true",
+                       "train.learning_rate=0.01")
+  batch, schema = synthetic_batch(config)
+  model = models.compile_model(models.build_model(config, schema), config)
+  model.train_step(batch)
+  gate = [v for v in model.trainable_variables if "click_gate" in v.name]
+  assert len(gate) == 2   # kernel and bias
+  before = [v.numpy().copy() for v in gate]
+  model.train_step(batch)
+  assert all(not np.array_equal(v.numpy(), old) for v, old in zip(gate, before))
+  outputs = model(batch[0], training=False)
+  np.testing.assert_allclose(outputs[F.CTCVR], outputs[F.CTR] * outputs[F.CVR],
+                             rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.slow  # 2 epochs of fit and evaluation (~4-6 s)
 @pytest.mark.parametrize("name", ["adaftr", "multitask"])
 def test_fit_gives_finite_losses_and_every_metric(name):

@@ -51,6 +51,16 @@ def test_a_learned_signal_on_a_backbone(base):
           experiments.method_config(base, preset))
 
 
+@pytest.mark.parametrize("base", list(relatedness.BACKBONES))
+def test_click_gate_on_a_backbone_differs_from_it_by_the_gate_alone(base):
+  preset = experiments.get_preset("relatedness")
+  config = experiments.method_config(f"{base}_click_gate", preset)
+  assert experiments.get_method(f"{base}_click_gate").baseline == base
+  assert config.model.click_gate and not config.uses_alignment
+  assert overrides.apply(config, ["model.click_gate=false"]) == (
+      experiments.method_config(base, preset))
+
+
 def test_groups():
   assert experiments.group_members("ladder_esmm") == [
       "esmm", "adaftr_esmm", "adaftr_esmm_oracle", "adaftr_esmm_anti_oracle",
@@ -59,6 +69,9 @@ def test_groups():
   assert experiments.group_members("plugin") == [
       "esmm", "adaftr_esmm", "shared_bottom", "adaftr_shared_bottom", "mmoe",
       "adaftr_mmoe", "ple", "adaftr_ple"]
+  assert experiments.group_members("click_gate") == [
+      "esmm", "esmm_click_gate", "shared_bottom", "shared_bottom_click_gate",
+      "mmoe", "mmoe_click_gate", "ple", "ple_click_gate"]
 
 
 def test_the_hashed_field_does_not_enter_the_planted_relatedness():

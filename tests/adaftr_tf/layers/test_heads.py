@@ -44,9 +44,36 @@ def test_aitm_layout_predicts_ctcvr_and_implies_the_cvr():
   assert not np.allclose(h_cvr, heads.cvr_tower.hidden(cvr_in))
 
 
-@pytest.mark.parametrize("transfer", [False, True])
-def test_config_round_trip(transfer):
-  heads = TaskHeads((8, 4), dropout=0.1, transfer=transfer, seed=3)
+def test_click_gate_adds_a_gated_stop_gradient_ctr_logit():
+  heads = TaskHeads((8, 4), seed=4, click_gate=True)
+  ctr_in, cvr_in = inputs(0), inputs(1)
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch(ctr_in)
+    (a, b, z), (h_ctr, h_cvr) = heads(ctr_in, cvr_in)
+  # b = tower logit + softplus(w . h_cvr + c) * a, computed directly.
+  kernel, bias = (w.numpy() for w in heads.gate.weights)
+  g = np.log1p(np.exp(np.asarray(h_cvr) @ kernel[:, 0] + bias[0]))
+  tower_b = heads.cvr_tower(cvr_in)[0]
+  np.testing.assert_allclose(b, tower_b + g * np.asarray(a), rtol=1e-5,
+                             atol=1e-6)
+  assert g.std() > 0   # instance-specific
+  np.testing.assert_allclose(_sigmoid(z), _sigmoid(a) * _sigmoid(b),
+                             rtol=1e-5)
+  # The CTR logit enters the CVR logit behind a stop-gradient.
+  assert tape.gradient(b, ctr_in) is None
+  assert tape.gradient(a, ctr_in) is not None
+
+
+def test_click_gate_needs_the_esmm_layout():
+  with pytest.raises(ValueError, match="click_gate"):
+    TaskHeads((4,), transfer=True, click_gate=True)
+
+
+@pytest.mark.parametrize("transfer,click_gate", [(False, False), (True, False),
+                                                 (False, True)])
+def test_config_round_trip(transfer, click_gate):
+  heads = TaskHeads((8, 4), dropout=0.1, transfer=transfer, seed=3,
+                    click_gate=click_gate)
   ctr_in, cvr_in = inputs(0), inputs(1)
   logits, hidden = heads(ctr_in, cvr_in)
   config = heads.get_config()
