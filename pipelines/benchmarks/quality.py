@@ -25,6 +25,7 @@ from adaftr_tf import experiments
 from adaftr_tf import features as F
 from adaftr_tf import metrics
 from adaftr_tf.config import Config
+from adaftr_tf.config import ConfigError
 from pipelines.benchmarks import plots
 from pipelines.data import datadir
 from pipelines.data import reader
@@ -214,14 +215,19 @@ def load_run(run_dir: str, config: Config):
 
   A run whose saved config differs (another preset, override or code default)
   is a MixedOutputError: a resumed benchmark never mixes configurations, and
-  a finished run is never overwritten.
+  a finished run is never overwritten. A key the saved config lacks takes
+  its default (a field added later, whose default keeps the old behaviour).
   """
   path = os.path.join(run_dir, RUN_FILE)
   if not tf.io.gfile.exists(path):
     return None
   with tf.io.gfile.GFile(path) as f:
     run = json.load(f)
-  if run.get("config") != json.loads(json.dumps(config.to_dict())):
+  try:
+    saved = Config.from_dict(run.get("config") or {})
+  except ConfigError:
+    saved = None
+  if saved != config:
     raise MixedOutputError(f"{path} was made with another config; use another "
                      "--output_dir (or remove that run folder to redo it)")
   tau_path = os.path.join(run_dir, TAU_FILE)

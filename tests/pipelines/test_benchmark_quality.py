@@ -67,6 +67,13 @@ def test_tiny_benchmark_writes_every_file_and_field(tmp_path, tiny_run, capsys):
   for before, after in zip(results["runs"], resumed["runs"]):
     if (before["method"], before["seed"]) != ("mmoe", 1):
       assert before == after
+  # A run saved before a field existed takes the field's default.
+  saved = out / "runs" / "mmoe-seed0" / "run.json"
+  run = json.loads(saved.read_text())
+  del run["config"]["model"]["click_gate"]
+  saved.write_text(json.dumps(run))
+  _bench(out, tiny_run["data_dir"])
+  assert capsys.readouterr().out.count("done before") == 4
   with pytest.raises(app.UsageError, match="mmoe-seed0.*another config"):
     _bench(out, tiny_run["data_dir"], seeds=1, methods="mmoe", steps=3)
   assert "[run" not in capsys.readouterr().out
