@@ -29,6 +29,7 @@ from adaftr_tf.config import ConfigError
 from pipelines.benchmarks import plots
 from pipelines.data import datadir
 from pipelines.data import reader
+from pipelines.training import model_dir
 from pipelines.training import train_lib
 
 RUN_FILE = "run.json"
@@ -79,7 +80,8 @@ def plan_runs(base: Config, methods: Sequence[str], seeds: int,
 
 
 def run_one(config: Config, run_dir: str, data_dir: str | None):
-  """Trains one config; returns (test report, collected test arrays, data_dir)."""
+  """Trains one config; returns (test report, collected test arrays,
+  data_dir, validation report of the selected epoch)."""
   trained = train_lib.train(config, run_dir, data_dir, verbose=0,
                             log=lambda _: None)
   data_dir = trained["data_dir"]
@@ -88,7 +90,17 @@ def run_one(config: Config, run_dir: str, data_dir: str | None):
       training=False, with_oracle=datadir.has_oracle(data_dir)))
   report = evaluation.report(collected)
   report["best_epoch"] = trained["valid"]["best_epoch"]
-  return report, collected, data_dir
+  return report, collected, data_dir, trained["valid"]
+
+
+def saved_valid_report(run_dir: str) -> dict | None:
+  """The selected epoch's validation report a run's model dir holds (runs
+  saved before run.json carried it), or None."""
+  path = os.path.join(run_dir, model_dir.VALID_METRICS)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
 
 
 def tau_pair(collected) -> tuple[np.ndarray, np.ndarray] | None:
@@ -146,12 +158,14 @@ def markdown_table(summary: dict, methods: list[str],
 PAIRED_METRICS = ("cvr_auc", "ctcvr_auc", "ctr_auc")
 
 
-def paired_differences(runs: list[dict]) -> dict[str, dict]:
+def paired_differences(runs: list[dict], split: str = "test"
+                       ) -> dict[str, dict]:
   """Per method with a registered baseline among the runs: the paired (same
-  seed) test differences method - baseline of PAIRED_METRICS, with 95% t
-  intervals, and (with `adaftr_<B>_oracle` among the runs) the fraction of
-  the oracle's mean CVR AUC gain it recovers."""
-  by = {(r["method"], r["seed"]): r["test"] for r in runs}
+  seed) differences method - baseline on `split` (`test`, or `valid`: the
+  selected epoch's validation report, what selection may read) of
+  PAIRED_METRICS, with 95% t intervals, and (with `adaftr_<B>_oracle` among
+  the runs) the fraction of the oracle's mean CVR AUC gain it recovers."""
+  by = {(r["method"], r["seed"]): r[split] for r in runs if r.get(split)}
   paired = {}
   for name in dict.fromkeys(r["method"] for r in runs):
     baseline = experiments.get_method(name).baseline
@@ -248,13 +262,18 @@ def write_outputs(output_dir: str, results: dict, runs: list[dict],
   """
   present = [m for m in methods if any(r["method"] == m for r in runs)]
   summary, paired = aggregate(runs), paired_differences(runs)
+  paired_valid = paired_differences(runs, "valid")
   table = markdown_table(summary, present, HEADLINE_METRICS) + "\n\n"
   if paired:
     table += ("Paired differences against the baseline (test split, same "
               "seeds):\n\n" + paired_table(paired) + "\n\n")
+  if paired_valid:
+    table += ("The same on the validation split (the selected epochs; what "
+              "a choice between methods may read):\n\n"
+              + paired_table(paired_valid) + "\n\n")
   table += markdown_table(summary, present)
   results = {**results, "complete": final, "summary": summary,
-             "paired": paired, "runs": runs}
+             "paired": paired, "paired_valid": paired_valid, "runs": runs}
   _write_text(os.path.join(output_dir, "results.json"),
               json.dumps(results, indent=1, sort_keys=True))
   _write_text(os.path.join(output_dir, "results.md"), table + "\n")
@@ -281,12 +300,14 @@ def run_benchmark(plan, output_dir: str, data_dir: str | None,
     if done is not None:
       log(f"{header}: done before, read {RUN_FILE}")
       run, pair = done
+      if "valid" not in run:
+        run["valid"] = saved_valid_report(run_dir(method, seed))
       data_dir = data_dir or run.get("data_dir")
     else:
       log(f"{header} ({time.time() - start:.0f}s elapsed)")
-      report, collected, data_dir = run_one(config, run_dir(method, seed),
-                                            data_dir)
-      run = {"method": method, "seed": seed, "test": report,
+      report, collected, data_dir, valid = run_one(
+          config, run_dir(method, seed), data_dir)
+      run = {"method": method, "seed": seed, "test": report, "valid": valid,
              "config": config.to_dict(), "data_dir": os.path.abspath(data_dir)}
       pair = tau_pair(collected)
       save_run(run_dir(method, seed), run, pair)

@@ -52,6 +52,7 @@ def test_tiny_benchmark_writes_every_file_and_field(tmp_path, tiny_run, capsys):
   for run in results["runs"]:
     assert (out / "runs" / f"{run['method']}-seed{run['seed']}" /
             "run.json").exists()
+    assert 0 < run["valid"]["cvr_auc"] < 1 and "best_epoch" in run["valid"]
 
   # Resume: runs with a saved run.json of the same config are not redone; a
   # missing one is; a changed config is refused before any run (a finished
@@ -67,13 +68,17 @@ def test_tiny_benchmark_writes_every_file_and_field(tmp_path, tiny_run, capsys):
   for before, after in zip(results["runs"], resumed["runs"]):
     if (before["method"], before["seed"]) != ("mmoe", 1):
       assert before == after
-  # A run saved before a field existed takes the field's default.
+  # A run saved before a field existed takes the field's default; one saved
+  # without its validation report gets the one its model dir holds.
   saved = out / "runs" / "mmoe-seed0" / "run.json"
   run = json.loads(saved.read_text())
   del run["config"]["model"]["click_gate"]
+  valid = run.pop("valid")
   saved.write_text(json.dumps(run))
   _bench(out, tiny_run["data_dir"])
   assert capsys.readouterr().out.count("done before") == 4
+  again = json.loads((out / "results.json").read_text())["runs"][0]
+  assert again["method"] == "mmoe" and again["valid"] == valid
   with pytest.raises(app.UsageError, match="mmoe-seed0.*another config"):
     _bench(out, tiny_run["data_dir"], seeds=1, methods="mmoe", steps=3)
   assert "[run" not in capsys.readouterr().out

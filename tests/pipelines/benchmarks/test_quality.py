@@ -20,9 +20,26 @@ def test_methods_and_groups_are_selected_in_order_once():
     quality.select_methods("@nope")
 
 
-def _run(method, seed, cvr, ctcvr=0.92, ctr=0.85):
-  return {"method": method, "seed": seed,
-          "test": {"cvr_auc": cvr, "ctcvr_auc": ctcvr, "ctr_auc": ctr}}
+def _run(method, seed, cvr, ctcvr=0.92, ctr=0.85, valid_cvr=None):
+  run = {"method": method, "seed": seed,
+         "test": {"cvr_auc": cvr, "ctcvr_auc": ctcvr, "ctr_auc": ctr}}
+  if valid_cvr is not None:
+    run["valid"] = {"cvr_auc": valid_cvr, "ctcvr_auc": ctcvr, "ctr_auc": ctr}
+  return run
+
+
+def test_paired_differences_on_the_validation_split():
+  runs = [_run("esmm", 0, 0.72, valid_cvr=0.70),
+          _run("esmm", 1, 0.73, valid_cvr=0.71),
+          _run("esmm_click_gate", 0, 0.74, valid_cvr=0.75),
+          _run("esmm_click_gate", 1, 0.75, valid_cvr=0.77),
+          _run("adaftr_esmm", 0, 0.70)]   # saved without a validation report
+  valid = quality.paired_differences(runs, "valid")
+  assert set(valid) == {"esmm_click_gate"}
+  assert valid["esmm_click_gate"]["cvr_auc"]["mean"] == pytest.approx(0.055)
+  test = quality.paired_differences(runs)
+  assert test["esmm_click_gate"]["cvr_auc"]["mean"] == pytest.approx(0.02)
+  assert test["adaftr_esmm"]["seeds"] == [0]
 
 
 def test_paired_differences_pair_by_seed_with_t_intervals():
