@@ -9,8 +9,11 @@
   (loss.tau_source: the planted relatedness, its reverse, its shuffle, or a
   field hash; training only), `adaftr_B_<signal>` with the relatedness
   network trained by a learned signal (loss.relatedness_signal:
-  transfer_gate). Each is paired with B in the benchmark and starts from
-  B's tuned knobs, so the pair differs by the alignment alone.
+  transfer_gate), `adaftr_B_transfer_gate_embeddings` with the gate's
+  probe also training the shared embeddings (relatedness_stop_gradient off,
+  so the slope it learns is written into what the towers read). Each is
+  paired with B in the benchmark and starts from B's tuned knobs, so the pair
+  differs by the alignment alone.
 * `B_click_gate` is B whose CVR logit adds the stop-gradient CTR logit with
   a learned instance-specific slope (model.click_gate): the transfer gate's
   estimate of relatedness used in prediction rather than as a temperature.
@@ -84,6 +87,9 @@ for _base in BACKBONES:
   for _signal in LEARNED_SIGNALS:
     method(f"adaftr_{_base}_{_signal}", "adaftr", tuned_as=_base,
            baseline=_base)(_adaftr_on(_base, relatedness_signal=_signal))
+  method(f"adaftr_{_base}_transfer_gate_embeddings", "adaftr", tuned_as=_base,
+         baseline=_base)(_adaftr_on(_base, relatedness_signal="transfer_gate",
+                                    relatedness_stop_gradient=False))
   group(f"ladder_{_base}", [_base, f"adaftr_{_base}"]
         + [f"adaftr_{_base}_{s}" for s in CONTROL_SOURCES + LEARNED_SIGNALS])
 group("click_gate", [name for base in BACKBONES

@@ -49,6 +49,10 @@ def test_a_learned_signal_on_a_backbone(base):
   assert overrides.apply(config, [
       "model.name=multitask", "loss.relatedness_signal=contrastive"]) == (
           experiments.method_config(base, preset))
+  shared = experiments.method_config(
+      f"adaftr_{base}_transfer_gate_embeddings", preset)
+  assert overrides.apply(shared, ["loss.relatedness_stop_gradient=true"]) == (
+      config)
 
 
 @pytest.mark.parametrize("base", list(relatedness.BACKBONES))

@@ -111,3 +111,29 @@ def test_the_gate_needs_a_network_on_the_embeddings():
                      "loss.relatedness_input=embeddings"):
     tiny_config("loss.relatedness_signal=transfer_gate",
                 "loss.relatedness_input=towers_detached").validate()
+
+
+@pytest.mark.parametrize("stop_gradient", [True, False])
+def test_the_probe_trains_the_embeddings_only_without_the_stop_gradient(
+    stop_gradient):
+  from adaftr_tf import models
+  from tests.helpers.data import synthetic_batch
+  from tests.helpers.data import tiny_config
+  config = tiny_config("loss.relatedness_signal=transfer_gate",
+                       "loss.contrastive_weight=0.5",
+                       f"loss.relatedness_stop_gradient={stop_gradient}")
+  (features, labels), schema = synthetic_batch(config, 256)
+  model = models.build_model(config, schema)
+  task = model.alignment_task
+  x, _ = model._embed(features)
+  outputs = model._predict(x, None, False)
+  with tf.GradientTape() as tape:
+    x, _ = model._embed(features)
+    _, f = task.alignment.temperature(x, outputs[F.H_CTR], outputs[F.H_CVR])
+    probe = tf.reduce_sum(gate.probe_loss(
+        gate.slope(f), outputs[F.CTR_LOGIT], labels[F.CLICK],
+        labels[F.CONVERSION], task.gate_intercept))
+  grads = tape.gradient(probe, model.embedding.trainable_variables)
+  reached = any(g is not None and np.any(tf.convert_to_tensor(g).numpy())
+                for g in grads)
+  assert reached == (not stop_gradient)
