@@ -188,7 +188,8 @@ def build_objectives(config: Config) -> list[tf_keras.layers.Layer]:
     objectives.append(AlignmentTask(
         alignment, contrastive, l.contrastive_weight, l.relatedness_signal,
         l.relatedness_loss_weight, tau_source=l.tau_source,
-        tau_field=l.tau_field, seed=seed, name="alignment_task"))
+        tau_field=l.tau_field, seed=seed, one_way=l.one_way,
+        name="alignment_task"))
   return objectives
 
 

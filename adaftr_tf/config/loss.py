@@ -21,6 +21,8 @@ class LossConfig:
     relatedness_input, relatedness_stop_gradient: what the relatedness
       network reads (choices.py) and whether its gradient reaches it.
     symmetric, negatives: both InfoNCE directions; which negatives.
+    one_way: the CTR representation enters the alignment behind a
+      stop-gradient, so only the CVR side (and both projections) move.
     relatedness_signal, relatedness_loss_weight: what trains the relatedness
       network and the weight of the agreement regression (losses/agreement.py).
     agreement_source, agreement_representation: the agreement is the cosine
@@ -41,6 +43,7 @@ class LossConfig:
   relatedness_stop_gradient: bool = True
   symmetric: bool = True
   negatives: C.Negatives = "in_batch"
+  one_way: bool = False
   relatedness_signal: C.RelatednessSignal = "contrastive"
   relatedness_loss_weight: float = 1.0
   agreement_source: C.AgreementSource = "losses"

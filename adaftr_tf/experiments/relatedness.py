@@ -17,7 +17,10 @@
 * `B_click_gate` is B whose CVR logit adds the stop-gradient CTR logit with
   a learned instance-specific slope (model.click_gate): the transfer gate's
   estimate of relatedness used in prediction rather than as a temperature.
-* Groups: `ladder_B` (B, AdaFTR(B), the four controls and the learned
+* Alignment forms with the oracle tau, `adaftr_B_oracle_<form>` (FORMS):
+  one-way (the CTR side behind a stop-gradient), one InfoNCE direction, one
+  random negative, lambda 0.03 or 0.3 instead of 0.1, tau in [0.2, 1].
+* Groups: `forms_B` (B, its oracle and the oracle's forms), `ladder_B` (B, AdaFTR(B), the four controls and the learned
   signals), `plugin` (every B with its AdaFTR(B)), `click_gate` (every B
   with B_click_gate).
 
@@ -39,6 +42,11 @@ BACKBONES = {"esmm": "shared_embedding", "shared_bottom": "shared_bottom",
              "mmoe": "mmoe", "ple": "ple"}
 CONTROL_SOURCES = ("oracle", "anti_oracle", "shuffled_oracle", "field_hash")
 LEARNED_SIGNALS = ("transfer_gate",)
+FORMS = {"one_way": {"one_way": True}, "asymmetric": {"symmetric": False},
+         "random_negative": {"negatives": "random_one"},
+         "lambda_0.03": {"contrastive_weight": 0.03},
+         "lambda_0.3": {"contrastive_weight": 0.3},
+         "tau_min_0.2": {"tau_min": 0.2}}
 MILLION = 1_000_000
 
 
@@ -90,6 +98,11 @@ for _base in BACKBONES:
   method(f"adaftr_{_base}_transfer_gate_embeddings", "adaftr", tuned_as=_base,
          baseline=_base)(_adaftr_on(_base, relatedness_signal="transfer_gate",
                                     relatedness_stop_gradient=False))
+  for _form, _loss in FORMS.items():
+    method(f"adaftr_{_base}_oracle_{_form}", "adaftr", tuned_as=_base,
+           baseline=_base)(_adaftr_on(_base, tau_source="oracle", **_loss))
+  group(f"forms_{_base}", [_base, f"adaftr_{_base}_oracle"]
+        + [f"adaftr_{_base}_oracle_{form}" for form in FORMS])
   group(f"ladder_{_base}", [_base, f"adaftr_{_base}"]
         + [f"adaftr_{_base}_{s}" for s in CONTROL_SOURCES + LEARNED_SIGNALS])
 group("click_gate", [name for base in BACKBONES

@@ -43,6 +43,7 @@ class AlignmentTask(tf_keras.layers.Layer):
       sets tau from the planted relatedness or a field, in training only.
     tau_field: the categorical field of `field_hash`.
     seed: seed of `shuffled_oracle`'s permutations (with the step).
+    one_way: h_ctr enters behind a stop-gradient (only the CVR side moves).
 
   Call:
     embeddings: `[batch, e]` the flattened instance embeddings.
@@ -59,7 +60,8 @@ class AlignmentTask(tf_keras.layers.Layer):
   def __init__(self, alignment: TaskAlignment, contrastive: ContrastiveTask,
                weight: float, signal: str = "contrastive",
                regression_weight: float = 1.0, tau_source: str = "network",
-               tau_field: str = "categorical_1", seed: int = 0, **kwargs):
+               tau_field: str = "categorical_1", seed: int = 0,
+               one_way: bool = False, **kwargs):
     super().__init__(**kwargs)
     self.alignment = alignment
     self.contrastive = contrastive
@@ -70,6 +72,7 @@ class AlignmentTask(tf_keras.layers.Layer):
     self.tau_source = choices.check("tau_source", tau_source,
                                     choices.TauSource)
     self.tau_field, self.seed = tau_field, int(seed)
+    self.one_way = bool(one_way)
     self.needs_agreement = signal == "gradient_agreement"
     if self.needs_agreement:
       self.agreement_tracker = tf_keras.metrics.Mean(name="agreement_mean")
@@ -96,8 +99,11 @@ class AlignmentTask(tf_keras.layers.Layer):
 
   def call(self, embeddings, outputs, labels=None, agreement=None, step=None,
            training=None, features=None, oracle=None):
-    u, v, tau, logit = self.alignment(embeddings, outputs[F.H_CTR],
-                                      outputs[F.H_CVR], training=training)
+    h_ctr = outputs[F.H_CTR]
+    if self.one_way:
+      h_ctr = tf.stop_gradient(h_ctr)
+    u, v, tau, logit = self.alignment(embeddings, h_ctr, outputs[F.H_CVR],
+                                      training=training)
     tau = self._network_tau(tau, logit)
     if self.signal == "transfer_gate":
       g = transfer_gate.slope(logit)

@@ -1,6 +1,8 @@
 """Tests of adaftr_tf/experiments/relatedness.py: presets, AdaFTR(B) and its
 control sources, groups."""
 
+import dataclasses
+
 import pytest
 
 from adaftr_tf import experiments
@@ -63,6 +65,19 @@ def test_click_gate_on_a_backbone_differs_from_it_by_the_gate_alone(base):
   assert config.model.click_gate and not config.uses_alignment
   assert overrides.apply(config, ["model.click_gate=false"]) == (
       experiments.method_config(base, preset))
+
+
+@pytest.mark.parametrize("form", list(relatedness.FORMS))
+def test_an_alignment_form_changes_the_oracle_in_one_loss_knob(form):
+  preset = experiments.get_preset("relatedness")
+  oracle = experiments.method_config("adaftr_esmm_oracle", preset)
+  config = experiments.method_config(f"adaftr_esmm_oracle_{form}", preset)
+  changed = {k for k in dataclasses.asdict(config.loss)
+             if getattr(config.loss, k) != getattr(oracle.loss, k)}
+  assert changed == set(relatedness.FORMS[form])
+  assert config.model == oracle.model and config.train == oracle.train
+  assert f"adaftr_esmm_oracle_{form}" in experiments.group_members(
+      "forms_esmm")
 
 
 def test_groups():

@@ -130,3 +130,29 @@ def test_a_hashed_field_missing_from_the_data_is_refused_at_build():
   with pytest.raises(ValueError, match="loss.tau_field='nope' is not a "
                      r"categorical field of the data; choose one of \["):
     models.build_model(config, schema)
+
+
+@pytest.mark.parametrize("one_way", [False, True])
+def test_one_way_alignment_leaves_the_ctr_tower_alone(one_way):
+  from adaftr_tf import features as F
+  from adaftr_tf import models
+  from tests.helpers.data import synthetic_batch
+  from tests.helpers.data import tiny_config
+  config = tiny_config("loss.contrastive_weight=1.0",
+                       f"loss.one_way={str(one_way).lower()}")
+  (features, labels), schema = synthetic_batch(config, 64)
+  model = models.build_model(config, schema)
+  task = model.alignment_task
+  assert task.one_way == one_way
+  model(features)   # builds every variable
+  towers = {name: getattr(model.heads, name).trainable_variables
+            for name in ("ctr_tower", "cvr_tower")}
+  with tf.GradientTape() as tape:
+    x, _ = model._embed(features)
+    outputs = model._predict(x, None, True)
+    loss, _ = task(x, outputs, labels, training=True)
+    loss = tf.reduce_sum(loss)
+  grads = tape.gradient(loss, towers)
+  moved = {name: any(g is not None and np.any(g.numpy()) for g in gs)
+           for name, gs in grads.items()}
+  assert moved == {"ctr_tower": not one_way, "cvr_tower": True}
