@@ -34,3 +34,48 @@ def test_demo_trains_reports_exports_and_reloads(tmp_path, tiny_data, capsys):
   assert (out / "export" / "1" / "saved_model.pb").exists()
   assert "reloaded in a fresh process" in printed
   assert "tau: mean" in printed
+  # AdaFTR and its backbone, the export chosen on validation.
+  candidates = results["candidates"]
+  assert set(candidates) == {"adaftr", "multitask (backbone alone)"}
+  key = "ctcvr_auc"   # the tiny preset's checkpoint metric is val_ctcvr_auc
+  best = max(candidates, key=lambda name: candidates[name]["valid"][key])
+  assert results["exported"] == best
+  assert f"exported: {best} (the higher validation {key})" in printed
+  backbone = json.loads((out / "backbone" / "config.json").read_text())
+  assert backbone["model"]["name"] == "multitask"
+  assert {k: v for k, v in backbone.items() if k != "model"} == {
+      k: v for k, v in results["config"].items() if k != "model"}
+
+
+def test_validation_choice_reads_the_checkpoint_metric_only():
+  candidates = {"adaftr": {"valid": {"ctcvr_auc": 0.90, "cvr_auc": 0.80}},
+                "multitask": {"valid": {"ctcvr_auc": 0.91, "cvr_auc": 0.70}}}
+  assert demo.validation_choice(candidates, "val_ctcvr_auc") == "multitask"
+  assert demo.validation_choice(candidates, "val_cvr_auc") == "adaftr"
+
+
+def test_the_backbone_is_the_config_without_the_alignment():
+  from adaftr_tf import experiments
+  config = experiments.get_preset("demo")
+  backbone = demo.backbone_of(config)
+  assert backbone.model.name == "multitask" and not backbone.uses_alignment
+  assert backbone == experiments.get_preset("demo_mmoe")
+  assert demo.backbone_of(backbone) is None
+
+
+@pytest.mark.slow
+def test_demo_without_the_backbone_comparison(tmp_path, tiny_data, capsys):
+  out = tmp_path / "demo"
+  with flagsaver.flagsaver():
+    flags.FLAGS.unparse_flags()
+    with pytest.raises(SystemExit) as exit_info:
+      cli.run(demo.main, argv=[
+          "demo", "--preset=tiny", f"--output_dir={out}",
+          f"--data_dir={tiny_data}", "--verbose=0", "--nocompare_backbone",
+          "--override=train.epochs=1"])
+  assert exit_info.value.code in (None, 0)
+  results = json.loads((out / "results.json").read_text())
+  assert list(results["candidates"]) == ["adaftr"]
+  assert results["exported"] == "adaftr" and "comparison" not in results
+  assert not (out / "backbone").exists()
+  assert "exported:" not in capsys.readouterr().out
