@@ -47,6 +47,7 @@ PAIRED = {
     "random_one": (["loss.negatives=random_one"], []),
     "asymmetric": (["loss.symmetric=false"], []),
     "gradient_agreement": (["loss.relatedness_signal=gradient_agreement"], []),
+    "transfer_gate": (["loss.relatedness_signal=transfer_gate"], []),
     "jit": (["runtime.jit_compile=true"], []),
     "lazy_adam": (["train.optimizer=lazy_adam"], []),
     "no_metrics": ([], ["no_metrics"]),

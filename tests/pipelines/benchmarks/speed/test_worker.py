@@ -16,11 +16,13 @@ def test_worker_runs_the_paired_phase_in_its_own_process(tmp_path):
   data_dir, _ = harness.prepare_data(config, str(tmp_path), 512, [],
                                              512, log=lambda _: None)
   settings = speed_settings(preset="tiny", overrides=(
-      "train.steps_per_execution=1",), warmup=1, paired=("no_cl", "keras_auc"),
-                       paired_rounds=2, paired_steps=1)
+      "train.steps_per_execution=1",), warmup=1,
+      paired=("no_cl", "transfer_gate", "keras_auc"),
+      paired_rounds=2, paired_steps=1)
   [row] = plan_lib.paired_rows(settings, data_dir)
   result = harness._run_subprocess(row.spec, str(tmp_path), 300)
-  assert list(result["entries"]) == ["adaftr", "no_cl", "keras_auc"]
+  assert list(result["entries"]) == ["adaftr", "no_cl", "transfer_gate",
+                                     "keras_auc"]
   for name, entry in result["entries"].items():
     assert entry["examples_per_s"] > 0 and entry["timed_steps"] == 2, name
     assert entry["relative_per_cpu"] > 0, name
