@@ -21,6 +21,7 @@ import tf_keras
 
 from adaftr_tf import evaluation
 from adaftr_tf.config import Config
+from adaftr_tf.config import ConfigError
 from pipelines.data import datadir
 from pipelines.data import reader
 from pipelines.data import records
@@ -49,6 +50,9 @@ def _flat(tree: dict, prefix: str = "") -> dict:
 def check_resumable(config: Config, model_dir: str) -> None:
   """A model dir with step checkpoints resumes only under the same config.
 
+  A key the stored config lacks takes its default (a field added after the
+  run started, whose default keeps the old behaviour).
+
   Raises:
     ValueError: naming the settings that differ from the stored config.
   """
@@ -57,7 +61,12 @@ def check_resumable(config: Config, model_dir: str) -> None:
   if not (tf.io.gfile.exists(path) and tf.io.gfile.exists(state)):
     return
   with tf.io.gfile.GFile(path) as f:
-    stored = _flat(json.loads(f.read()))
+    stored_tree = json.loads(f.read())
+  try:
+    stored_tree = Config.from_dict(stored_tree).to_dict()
+  except ConfigError:
+    pass   # a key this version does not know: compared as stored
+  stored = _flat(json.loads(json.dumps(stored_tree)))
   wanted = _flat(json.loads(config.to_json()))
   diff = [f"{k}: stored {stored.get(k)!r}, now {wanted.get(k)!r}"
           for k in sorted(set(stored) | set(wanted))

@@ -68,6 +68,14 @@ def test_resuming_with_another_config_is_refused(tmp_path):
   with pytest.raises(ValueError, match="model.embedding_dim: stored 4, now "
                      "16.*fresh --model_dir"):
     train_lib.check_resumable(wider, str(tmp_path))
+  # A field added after the run started takes its default.
+  older = json.loads(config.to_json())
+  del older["loss"]["one_way"]
+  (tmp_path / "config.json").write_text(json.dumps(older))
+  train_lib.check_resumable(config, str(tmp_path))
+  with pytest.raises(ValueError, match="loss.one_way: stored False, now True"):
+    train_lib.check_resumable(overrides.apply(config, ["loss.one_way=true"]),
+                              str(tmp_path))
 
 
 # --- model directory, full disk -----------------------------------------------
