@@ -60,8 +60,16 @@ def collect(model, dataset: tf.data.Dataset) -> dict[str, np.ndarray]:
   return {k: np.concatenate(v) for k, v in chunks.items()}
 
 
-def report(collected: Mapping[str, np.ndarray]) -> dict[str, float]:
-  """Metrics of collected arrays (see the module docstring)."""
+def tau_bounds(model) -> tuple[float, float] | None:
+  """(tau_min, tau_max) of a model with the alignment objective, else None."""
+  alignment = getattr(model, "alignment_task", None)
+  return None if alignment is None else alignment.tau_bounds
+
+
+def report(collected: Mapping[str, np.ndarray],
+           bounds: tuple[float, float] | None = None) -> dict[str, float]:
+  """Metrics of collected arrays (see the module docstring); with the tau
+  `bounds`, the fractions of instances at each (`tau_at_min`, `tau_at_max`)."""
   click = collected[F.CLICK]
   conversion = collected[F.CONVERSION]
   clicked = click > 0.5
@@ -74,6 +82,8 @@ def report(collected: Mapping[str, np.ndarray]) -> dict[str, float]:
   result.update(M.binary_report(conversion, collected[F.CTCVR], "ctcvr"))
   if F.TAU in collected:
     result.update(M.distribution(collected[F.TAU], "tau"))
+    if bounds is not None:
+      result.update(M.at_bounds(collected[F.TAU], *bounds, "tau"))
   if AGREEMENT in collected:
     result.update(M.distribution(collected[AGREEMENT], "agreement"))
   if F.ORACLE_P_CLICK in collected:
@@ -92,5 +102,5 @@ def report(collected: Mapping[str, np.ndarray]) -> dict[str, float]:
 
 
 def evaluate(model, dataset: tf.data.Dataset) -> dict[str, float]:
-  """`report(collect(model, dataset))`."""
-  return report(collect(model, dataset))
+  """`report(collect(model, dataset), tau_bounds(model))`."""
+  return report(collect(model, dataset), tau_bounds(model))

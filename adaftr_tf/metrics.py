@@ -105,6 +105,17 @@ def distribution(values, prefix: str) -> dict[str, float]:
   return stats
 
 
+def at_bounds(values, low: float, high: float, prefix: str,
+              tolerance: float = 0.01) -> dict[str, float]:
+  """Fractions of `values` `[n]` at the bounds: within `tolerance` of the
+  range (high - low) from `low` (`<prefix>_at_min`) and from `high`
+  (`<prefix>_at_max`)."""
+  values = np.asarray(values, np.float64).reshape(-1)
+  margin = tolerance * (high - low)
+  return {f"{prefix}_at_min": float(np.mean(values <= low + margin)),
+          f"{prefix}_at_max": float(np.mean(values >= high - margin))}
+
+
 # Two-sided 95% quantiles of Student's t by degrees of freedom (1..30).
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262,
          2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101,

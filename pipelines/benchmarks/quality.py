@@ -37,7 +37,8 @@ TAU_FILE = "tau.npz"
 TABLE_METRICS = ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_logloss", "cvr_logloss",
                  "ctcvr_logloss", "ctr_ece", "cvr_ece", "ctcvr_ece",
                  "ctr_pred_obs_ratio", "cvr_pred_obs_ratio",
-                 "ctcvr_pred_obs_ratio", "tau_mean", "agreement_mean",
+                 "ctcvr_pred_obs_ratio", "tau_mean", "tau_at_min",
+                 "tau_at_max", "agreement_mean",
                  "spearman_neg_tau_vs_r", "spearman_agreement_vs_r")
 # The short table (README): AUCs, CTCVR log loss and the relatedness columns.
 HEADLINE_METRICS = ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctcvr_logloss",
@@ -88,7 +89,8 @@ def run_one(config: Config, run_dir: str, data_dir: str | None):
   collected = evaluation.collect(trained["model"], reader.make_dataset(
       data_dir, "test", trained["schema"], config.train.eval_batch_size,
       training=False, with_oracle=datadir.has_oracle(data_dir)))
-  report = evaluation.report(collected)
+  report = evaluation.report(collected,
+                             evaluation.tau_bounds(trained["model"]))
   report["best_epoch"] = trained["valid"]["best_epoch"]
   return report, collected, data_dir, trained["valid"]
 

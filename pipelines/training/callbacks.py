@@ -37,7 +37,9 @@ class TauHistogram(tf_keras.callbacks.Callback):
   measured per-instance gradient agreement (`model.gradient_agreement`, for
   every relatedness signal); with the synthetic oracle column `r`, the
   Spearman correlation of rho_hat (equivalently -tau) and of the agreement
-  with r. A model without the alignment block writes nothing.
+  with r; the fractions of the batch at each tau bound (`tau_at_min`,
+  `tau_at_max`), also added to the epoch's logs (so to history.json). A
+  model without the alignment block writes nothing.
   """
 
   def __init__(self, log_dir: str, sample):
@@ -70,7 +72,13 @@ class TauHistogram(tf_keras.callbacks.Callback):
     values = self._summaries()
     if not values:
       return
+    alignment = self.model.alignment_task
+    fractions = M.at_bounds(values["tau"], *alignment.tau_bounds, "tau")
+    if logs is not None:
+      logs.update(fractions)
     with self._writer.as_default():
+      for name, value in fractions.items():
+        tf.summary.scalar(name, value, step=epoch)
       for name, value in values.items():
         tf.summary.histogram(name, value, step=epoch)
         tf.summary.scalar(f"{name}_mean", float(value.mean()), step=epoch)

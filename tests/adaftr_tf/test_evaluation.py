@@ -84,6 +84,11 @@ def test_report_tau_without_oracle():
   assert result["tau_p50"] == pytest.approx(0.35)
   assert {"tau_std", "tau_p5", "tau_p25", "tau_p75", "tau_p95"} <= set(result)
   assert not any(k.startswith(("oracle_", "spearman")) for k in result)
+  assert "tau_at_min" not in result   # no bounds given
+  # tau 0.1 .. 0.6 within [0.1, 0.6]: one row at each bound.
+  bounded = E.report(_collected(with_tau=True), bounds=(0.1, 0.6))
+  assert bounded["tau_at_min"] == pytest.approx(1 / 6)
+  assert bounded["tau_at_max"] == pytest.approx(1 / 6)
 
 
 def test_report_oracle_without_tau():

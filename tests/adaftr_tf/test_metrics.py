@@ -170,6 +170,16 @@ def test_spearman_constant_input_is_nan():
 
 # ---------------------------------------------------------------- reports
 
+def test_at_bounds_counts_values_within_a_tolerance_of_each_bound():
+  values = np.array([0.05, 0.0509, 0.06, 0.5, 0.995, 1.0])
+  # Range 0.95, tolerance 1% -> margin 0.0095.
+  stats = M.at_bounds(values, 0.05, 1.0, "tau")
+  assert stats == {"tau_at_min": pytest.approx(2 / 6),
+                   "tau_at_max": pytest.approx(2 / 6)}
+  assert M.at_bounds(values, 0.05, 1.0, "tau", tolerance=0.02)[
+      "tau_at_min"] == pytest.approx(3 / 6)
+
+
 def test_distribution():
   values = np.random.default_rng(7).random(101) * 3.0
   stats = M.distribution(values, "tau")

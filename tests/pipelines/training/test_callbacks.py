@@ -310,8 +310,14 @@ def test_tensorboard_has_the_relatedness_diagnostics(tiny_run):
         tags.setdefault(value.tag, []).append(event.step)
   for tag in ("tau", "predicted_relatedness", "agreement", "tau_mean",
               "predicted_relatedness_mean", "agreement_mean",
-              "spearman_neg_tau_vs_r", "spearman_agreement_vs_r"):
+              "spearman_neg_tau_vs_r", "spearman_agreement_vs_r",
+              "tau_at_min", "tau_at_max"):
     assert sorted(tags.get(tag, [])) == [0, 1], (tag, sorted(tags))
+  # The fractions at the bounds are in the epoch history too.
+  with open(os.path.join(tiny_run["model_dir"], "history.json")) as f:
+    history = json.load(f)
+  for key in ("tau_at_min", "tau_at_max"):
+    assert len(history[key]) == 2 and all(0 <= v <= 1 for v in history[key])
 
 
 # --- a NaN loss in a training job ---------------------------------------------
