@@ -78,6 +78,16 @@ def predicted_observed_ratio(labels, probs) -> float:
   return float(np.sum(probs) / total) if total > 0 else float("nan")
 
 
+def observed_rate(labels) -> tuple[float, float]:
+  """(rate, its binomial standard error sqrt(rate (1 - rate) / n)) of 0/1
+  `labels` `[n]`; (NaN, NaN) when empty."""
+  labels = np.asarray(labels, dtype=np.float64).reshape(-1)
+  if labels.size == 0:
+    return float("nan"), float("nan")
+  rate = float(labels.mean())
+  return rate, float(np.sqrt(rate * (1.0 - rate) / labels.size))
+
+
 def spearman(x, y) -> float:
   """Spearman rank correlation; NaN when either input is constant."""
   rx, ry = _rank(np.asarray(x, np.float64)), _rank(np.asarray(y, np.float64))
@@ -87,11 +97,20 @@ def spearman(x, y) -> float:
 
 
 def binary_report(labels, probs, prefix: str) -> dict[str, float]:
-  """AUC, log loss, ECE and predicted/observed ratio under `{prefix}_*` keys."""
+  """AUC, log loss, ECE, predicted/observed ratio, the observed rate with its
+  standard error, and that error carried to the ratio
+  (`ratio * se / rate`: the precision to which the ratio is meaningful),
+  under `{prefix}_*` keys."""
+  ratio = predicted_observed_ratio(labels, probs)
+  rate, se = observed_rate(labels)
   return {f"{prefix}_auc": auc(labels, probs),
           f"{prefix}_logloss": log_loss(labels, probs),
           f"{prefix}_ece": expected_calibration_error(labels, probs),
-          f"{prefix}_pred_obs_ratio": predicted_observed_ratio(labels, probs),
+          f"{prefix}_pred_obs_ratio": ratio,
+          f"{prefix}_observed_rate": rate,
+          f"{prefix}_observed_rate_se": se,
+          f"{prefix}_pred_obs_ratio_se": (ratio * se / rate if rate > 0
+                                          else float("nan")),
           f"{prefix}_count": int(len(np.asarray(labels).reshape(-1)))}
 
 

@@ -73,13 +73,15 @@ def in_memory_scores(model, schema, records: str) -> dict:
 
 
 def results_table(test: dict, serving: dict, timings: dict) -> str:
-  rows = [("task", "AUC", "oracle AUC", "log loss", "ECE", "pred/obs")]
+  rows = [("task", "AUC", "oracle AUC", "log loss", "ECE",
+           "pred/obs ± s.e.")]
   for task, scope in (("ctr", "all impressions"), ("cvr", "clicked only"),
                       ("ctcvr", "all impressions")):
     rows.append((f"{task.upper()} ({scope})", f"{test[f'{task}_auc']:.4f}",
                  f"{test.get(f'oracle_{task}_auc', float('nan')):.4f}",
                  f"{test[f'{task}_logloss']:.4f}", f"{test[f'{task}_ece']:.4f}",
-                 f"{test[f'{task}_pred_obs_ratio']:.3f}"))
+                 f"{test[f'{task}_pred_obs_ratio']:.3f} ± "
+                 f"{test[f'{task}_pred_obs_ratio_se']:.3f}"))
   widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
   lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
   lines.insert(1, "  ".join("-" * w for w in widths))

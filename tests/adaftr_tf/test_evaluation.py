@@ -31,7 +31,8 @@ def _collected(with_tau=False, with_oracle=False):
   return data
 
 
-BINARY_SUFFIXES = ("auc", "logloss", "ece", "pred_obs_ratio", "count")
+BINARY_SUFFIXES = ("auc", "logloss", "ece", "pred_obs_ratio", "count",
+                   "observed_rate", "observed_rate_se", "pred_obs_ratio_se")
 
 
 def test_report_basic_keys_and_rates():

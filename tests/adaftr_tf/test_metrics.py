@@ -180,6 +180,15 @@ def test_at_bounds_counts_values_within_a_tolerance_of_each_bound():
       "tau_at_min"] == pytest.approx(3 / 6)
 
 
+def test_observed_rate_and_its_standard_error():
+  rate, se = M.observed_rate(np.r_[np.ones(50), np.zeros(950)])
+  assert rate == pytest.approx(0.05)
+  assert se == pytest.approx(np.sqrt(0.05 * 0.95 / 1000))
+  assert all(np.isnan(M.observed_rate(np.array([]))))
+  report = M.binary_report(np.zeros(4), np.full(4, 0.1), "cvr")
+  assert np.isnan(report["cvr_pred_obs_ratio_se"])
+
+
 def test_distribution():
   values = np.random.default_rng(7).random(101) * 3.0
   stats = M.distribution(values, "tau")
@@ -198,7 +207,12 @@ def test_binary_report():
   probs = np.array([0.1, 0.4, 0.35, 0.8, 0.9])
   report = M.binary_report(labels, probs, "ctr")
   assert set(report) == {"ctr_auc", "ctr_logloss", "ctr_ece",
-                         "ctr_pred_obs_ratio", "ctr_count"}
+                         "ctr_pred_obs_ratio", "ctr_count", "ctr_observed_rate",
+                         "ctr_observed_rate_se", "ctr_pred_obs_ratio_se"}
+  se = np.sqrt(0.6 * 0.4 / 5)
+  assert report["ctr_observed_rate"] == pytest.approx(0.6)
+  assert report["ctr_observed_rate_se"] == pytest.approx(se)
+  assert report["ctr_pred_obs_ratio_se"] == pytest.approx(2.55 / 3 * se / 0.6)
   assert report["ctr_auc"] == pytest.approx(brute_force_auc(labels, probs))
   assert report["ctr_logloss"] == pytest.approx(M.log_loss(labels, probs))
   assert report["ctr_ece"] == pytest.approx(
