@@ -208,6 +208,11 @@ def build_model(config: Config, schema: F.FeatureSchema,
       config.loss.tau_field not in fields):
     raise ValueError(f"loss.tau_field={config.loss.tau_field!r} is not a "
                      f"categorical field of the data; choose one of {fields}")
+  hashed = [f.name for f in schema.categorical if f.encoding == "hash"]
+  if config.runtime.jit_compile and hashed:
+    raise ValueError(f"runtime.jit_compile=true cannot compile the string "
+                     f"hash of the hash-encoded fields {hashed}; train "
+                     "without XLA, or convert the data with vocabularies")
   encoder = FeatureEncoder(schema.to_dict(),
                            non_finite=config.data.non_finite_policy,
                            name="feature_encoder")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -59,14 +60,15 @@ class FeatureEncoder(tf_keras.layers.Layer):
     self.schema = F.FeatureSchema.from_dict(schema)
     if non_finite == "replace":
       self.replaced = tf_keras.metrics.Sum(name=NON_FINITE_METRIC)
-    self._tables = {}
+    # Vocabulary lookup by binary search over the sorted raw ids (XLA
+    # compiles it; a hash table would not): field -> (sorted ids, their rows).
+    self._vocabularies = {}
     for feature in self.schema.categorical:
       if feature.encoding == "vocabulary":
-        initializer = tf.lookup.KeyValueTensorInitializer(
-            tf.constant(feature.vocabulary, tf.int64),
-            tf.range(feature.vocab_size, dtype=tf.int64))
-        self._tables[feature.name] = tf.lookup.StaticHashTable(
-            initializer, default_value=feature.oov_index)
+        ids = np.asarray(feature.vocabulary, np.int64)
+        order = np.argsort(ids, kind="stable")
+        self._vocabularies[feature.name] = (tf.constant(ids[order]),
+                                            tf.constant(order, tf.int64))
     numerical = self.schema.numerical
     self._mean = tf.constant([f.mean for f in numerical], tf.float32)
     self._inv_std = tf.constant([1.0 / f.std for f in numerical], tf.float32)
@@ -81,7 +83,11 @@ class FeatureEncoder(tf_keras.layers.Layer):
       known = (raw >= 0) & (raw < feature.vocab_size)
       return tf.where(known, raw, oov)
     if feature.encoding == "vocabulary":
-      return self._tables[feature.name].lookup(raw)
+      ids, rows = self._vocabularies[feature.name]
+      index = tf.minimum(tf.searchsorted(ids, raw, out_type=tf.int64),
+                         feature.vocab_size - 1)
+      return tf.where(tf.gather(ids, index) == raw, tf.gather(rows, index),
+                      oov)
     hashed = tf.strings.to_hash_bucket_fast(tf.strings.as_string(raw),
                                             feature.vocab_size)
     return tf.where(raw == feature.default, oov, hashed)
@@ -148,6 +154,10 @@ class FeatureEncoder(tf_keras.layers.Layer):
         self.replaced.update_state(
             tf.reduce_sum(tf.cast(~finite, tf.float32)))
       return tf.where(finite, values, self._defaults)
+    if _in_xla_context():
+      # XLA drops assertions and cannot compile the message's string ops:
+      # the documented behaviour is the loss guard's (class docstring).
+      return values
     # The first bad (row, column); a sentinel row keeps an empty or
     # all-finite batch well defined (its message is never shown).
     width = tf.shape(values)[1]
@@ -193,6 +203,14 @@ class FeatureEncoder(tf_keras.layers.Layer):
   def get_config(self):
     return {**super().get_config(), "schema": self._schema_dict,
             "non_finite": self.non_finite}
+
+
+def _in_xla_context() -> bool:
+  """Whether the graph being traced is compiled by XLA (a `jit_compile`
+  function, e.g. Keras's train step under `runtime.jit_compile`)."""
+  from tensorflow.python.ops import control_flow_util  # no public API
+  return control_flow_util.GraphOrParentsInXlaContext(
+      tf.compat.v1.get_default_graph())
 
 
 def _batch_size(value) -> tf.Tensor:

@@ -77,6 +77,17 @@ def test_click_gate_model_trains_its_gate_from_the_task_losses():
                              rtol=1e-5, atol=1e-7)
 
 
+def test_xla_refuses_hash_encoded_fields_at_build():
+  config = tiny_config("runtime.jit_compile=true")
+  _, schema = synthetic_batch(config)
+  models.build_model(config, schema)   # identity fields: fine
+  hashed = dataclasses.replace(schema, categorical=(dataclasses.replace(
+      schema.categorical[0], encoding="hash"),) + schema.categorical[1:])
+  with pytest.raises(ValueError, match=r"jit_compile=true cannot compile the "
+                     r"string hash of the hash-encoded fields \['categorical_1"):
+    models.build_model(config, hashed)
+
+
 @pytest.mark.slow  # 2 epochs of fit and evaluation (~4-6 s)
 @pytest.mark.parametrize("name", ["adaftr", "multitask"])
 def test_fit_gives_finite_losses_and_every_metric(name):
@@ -230,6 +241,25 @@ def test_mixed_precision_keeps_losses_in_float32(data, policy):
   assert all(v.dtype == tf.float32 for v in after)
   assert sum(not np.array_equal(b, a.numpy())
              for b, a in zip(before, after)) > len(after) // 2
+
+
+@pytest.mark.slow  # one XLA compilation per case (~30-40 s each)
+@pytest.mark.parametrize("items", [   # MMoE + InfoNCE: test_train_lib's job
+    ("model.name=multitask", "model.backbone=ple", "model.click_gate=true"),
+    ("model.name=aitm", "model.backbone=shared_bottom"),
+    ("model.backbone=single_task", "loss.relatedness_signal=transfer_gate",
+     "loss.one_way=true"),
+    ("model.backbone=shared_embedding", "loss.negatives=random_one",
+     "loss.relatedness_signal=gradient_agreement")])
+def test_xla_trains_every_backbone_and_objective(items):
+  config = tiny_config("runtime.jit_compile=true", *items)
+  columns, schema = synthetic_columns(config, 512)
+  train = in_memory_dataset(columns, schema, 128, training=True)
+  model = models.compile_model(models.build_model(config, schema), config)
+  history = model.fit(train, validation_data=train, epochs=1, verbose=0)
+  assert model._jit_compile is True  # pylint: disable=protected-access
+  for key in ("loss", "val_loss", "val_ctcvr_auc"):
+    assert np.all(np.isfinite(history.history[key])), (key, history.history)
 
 
 def test_jit_compile_reaches_keras(data):

@@ -195,10 +195,6 @@ def test_tau_from_the_planted_relatedness_refuses_converted_data(tmp_path):
 
 
 @pytest.mark.slow  # a training subprocess
-@pytest.mark.xfail(strict=True, reason="issue 16: runtime.jit_compile=true "
-                   "fails (the feature encoder's non-finite check gathers "
-                   "field-name strings, which XLA cannot compile); strict, so "
-                   "the fix turns this into a failure until the mark goes")
 def test_xla_and_bfloat16_training_job(tiny_data, tmp_path):
   done = subprocess.run(
       train_command(tmp_path / "model", tiny_data, overrides=[
