@@ -29,7 +29,7 @@ RelatednessSignal = Literal["contrastive", "gradient_agreement", "fixed",
 # `shuffled_oracle` (the oracle's values permuted within the batch), or a
 # consistent tau unrelated to r (`field_hash`: a hash of one field's id).
 TauSource = Literal["network", "oracle", "anti_oracle", "shuffled_oracle",
-                    "field_hash"]
+                    "field_hash", "noisy_oracle"]
 # The synthetic world's relatedness: `planted` (r(x) spread over [0, 1]),
 # `one` (r = 1: the purchase logit is the click logit) or `zero` (r = 0:
 # independent).

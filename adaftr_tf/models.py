@@ -189,7 +189,7 @@ def build_objectives(config: Config) -> list[tf_keras.layers.Layer]:
         alignment, contrastive, l.contrastive_weight, l.relatedness_signal,
         l.relatedness_loss_weight, tau_source=l.tau_source,
         tau_field=l.tau_field, seed=seed, one_way=l.one_way,
-        name="alignment_task"))
+        oracle_noise=l.oracle_noise, name="alignment_task"))
   return objectives
 
 
@@ -204,7 +204,7 @@ def build_model(config: Config, schema: F.FeatureSchema,
   config.validate()
   m, seed = config.model, config.train.seed
   fields = [f.name for f in schema.categorical]
-  if config.loss.tau_source == "field_hash" and (
+  if config.loss.tau_source in ("field_hash", "noisy_oracle") and (
       config.loss.tau_field not in fields):
     raise ValueError(f"loss.tau_field={config.loss.tau_field!r} is not a "
                      f"categorical field of the data; choose one of {fields}")

@@ -31,7 +31,8 @@ class LossConfig:
     aitm_calibration_weight: weight of AITM's behavioural calibrator.
     tau_source, tau_field: where tau comes from (choices.py: the relatedness
       network, or a training-only control from the planted r); `field_hash`
-      hashes the id of the categorical field `tau_field`.
+      hashes the id of the categorical field `tau_field`; `noisy_oracle`
+      mixes that hash into r with weight `oracle_noise` in [0, 1].
   """
 
   contrastive_weight: float = 0.1
@@ -51,6 +52,7 @@ class LossConfig:
   aitm_calibration_weight: float = 0.6
   tau_source: C.TauSource = "network"
   tau_field: str = "categorical_1"
+  oracle_noise: float = 0.5
 
   def validate(self) -> None:
     C.check_fields(self, ConfigError, "loss")
@@ -66,6 +68,9 @@ class LossConfig:
                         "instance without the relatedness network: it needs "
                         "loss.temperature_mode=instance and "
                         "loss.relatedness_signal=contrastive (the defaults)")
+    if not 0.0 <= self.oracle_noise <= 1.0:
+      raise ConfigError(f"loss.oracle_noise={self.oracle_noise} must lie in "
+                        "[0, 1]")
     _positive(self, "loss", "contrastive_weight", "relatedness_loss_weight",
               "aitm_calibration_weight", allow_zero=True)
     needs_mode = {"gradient_agreement": "instance", "fixed": "fixed",

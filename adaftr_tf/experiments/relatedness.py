@@ -17,10 +17,14 @@
 * `B_click_gate` is B whose CVR logit adds the stop-gradient CTR logit with
   a learned instance-specific slope (model.click_gate): the transfer gate's
   estimate of relatedness used in prediction rather than as a temperature.
+* Partial knowledge of r, `adaftr_B_noisy_oracle_<w>` (NOISE_LEVELS): the
+  oracle of r mixed with a field hash of weight w (how well must a learned
+  signal know r before the alignment pays?).
 * Alignment forms with the oracle tau, `adaftr_B_oracle_<form>` (FORMS):
   one-way (the CTR side behind a stop-gradient), one InfoNCE direction, one
   random negative, lambda 0.03 or 0.3 instead of 0.1, tau in [0.2, 1].
-* Groups: `forms_B` (B, its oracle and the oracle's forms), `ladder_B` (B, AdaFTR(B), the four controls and the learned
+* Groups: `knowledge_B` (B, the oracle, its noisy versions, the field
+  hash), `forms_B` (B, its oracle and the oracle's forms), `ladder_B` (B, AdaFTR(B), the four controls and the learned
   signals), `plugin` (every B with its AdaFTR(B)), `click_gate` (every B
   with B_click_gate).
 
@@ -42,6 +46,7 @@ BACKBONES = {"esmm": "shared_embedding", "shared_bottom": "shared_bottom",
              "mmoe": "mmoe", "ple": "ple"}
 CONTROL_SOURCES = ("oracle", "anti_oracle", "shuffled_oracle", "field_hash")
 LEARNED_SIGNALS = ("transfer_gate",)
+NOISE_LEVELS = (0.25, 0.5, 0.75)
 FORMS = {"one_way": {"one_way": True}, "asymmetric": {"symmetric": False},
          "random_negative": {"negatives": "random_one"},
          "lambda_0.03": {"contrastive_weight": 0.03},
@@ -98,6 +103,13 @@ for _base in BACKBONES:
   method(f"adaftr_{_base}_transfer_gate_embeddings", "adaftr", tuned_as=_base,
          baseline=_base)(_adaftr_on(_base, relatedness_signal="transfer_gate",
                                     relatedness_stop_gradient=False))
+  for _noise in NOISE_LEVELS:
+    method(f"adaftr_{_base}_noisy_oracle_{_noise}", "adaftr", tuned_as=_base,
+           baseline=_base)(_adaftr_on(_base, tau_source="noisy_oracle",
+                                      oracle_noise=_noise))
+  group(f"knowledge_{_base}", [_base, f"adaftr_{_base}_oracle"]
+        + [f"adaftr_{_base}_noisy_oracle_{w}" for w in NOISE_LEVELS]
+        + [f"adaftr_{_base}_field_hash"])
   for _form, _loss in FORMS.items():
     method(f"adaftr_{_base}_oracle_{_form}", "adaftr", tuned_as=_base,
            baseline=_base)(_adaftr_on(_base, tau_source="oracle", **_loss))

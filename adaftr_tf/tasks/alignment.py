@@ -41,7 +41,8 @@ class AlignmentTask(tf_keras.layers.Layer):
       transfer gate's probe.
     tau_source: `network` (the above), or a control (tasks/controls.py) that
       sets tau from the planted relatedness or a field, in training only.
-    tau_field: the categorical field of `field_hash`.
+    tau_field: the categorical field of `field_hash` and `noisy_oracle`.
+    oracle_noise: the hash's weight in `noisy_oracle`.
     seed: seed of `shuffled_oracle`'s permutations (with the step).
     one_way: h_ctr enters behind a stop-gradient (only the CVR side moves).
 
@@ -61,7 +62,7 @@ class AlignmentTask(tf_keras.layers.Layer):
                weight: float, signal: str = "contrastive",
                regression_weight: float = 1.0, tau_source: str = "network",
                tau_field: str = "categorical_1", seed: int = 0,
-               one_way: bool = False, **kwargs):
+               one_way: bool = False, oracle_noise: float = 0.5, **kwargs):
     super().__init__(**kwargs)
     self.alignment = alignment
     self.contrastive = contrastive
@@ -73,6 +74,7 @@ class AlignmentTask(tf_keras.layers.Layer):
                                     choices.TauSource)
     self.tau_field, self.seed = tau_field, int(seed)
     self.one_way = bool(one_way)
+    self.oracle_noise = float(oracle_noise)
     self.needs_agreement = signal == "gradient_agreement"
     if self.needs_agreement:
       self.agreement_tracker = tf_keras.metrics.Mean(name="agreement_mean")
@@ -118,7 +120,8 @@ class AlignmentTask(tf_keras.layers.Layer):
       step_seed = tf.cast(0 if step is None else step, tf.int64)
       tau = controls.control_tau(
           self.tau_source, *self.tau_bounds, features, oracle, self.tau_field,
-          seed=tf.stack([tf.constant(self.seed, tf.int64), step_seed]))
+          seed=tf.stack([tf.constant(self.seed, tf.int64), step_seed]),
+          noise=self.oracle_noise)
     if not self.needs_agreement:
       return self.weight * self.contrastive(u, v, tau, step=step), {F.TAU: tau}
     if agreement is None:

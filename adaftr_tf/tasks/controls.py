@@ -12,6 +12,9 @@ column `_oracle_relatedness`, in [0, 1]) and bounds [tau_min, tau_max]:
                    multiplicative hash of one categorical field's raw id (a
                    consistent per-instance tau unrelated to r when the field
                    does not enter r)
+  noisy_oracle     the oracle of r' = (1 - noise) r + noise u, u the field
+                   hash: a consistent per-instance tau that knows r only
+                   partly (noise 0: the oracle; 1: field_hash reversed)
 None of them has a trainable variable or reaches a prediction.
 """
 
@@ -38,7 +41,7 @@ def field_hash(ids: tf.Tensor) -> tf.Tensor:
 def control_tau(source: str, tau_min: float, tau_max: float,
                 features: Mapping[str, tf.Tensor] | None,
                 oracle: Mapping[str, tf.Tensor] | None, field: str,
-                seed: tuple) -> tf.Tensor:
+                seed: tuple, noise: float = 0.5) -> tf.Tensor:
   """tau `[batch]` float32 of a control source (see the module docstring).
 
   Raises:
@@ -46,9 +49,10 @@ def control_tau(source: str, tau_min: float, tau_max: float,
       the batch has none.
   """
   span = tau_max - tau_min
+  if source in ("field_hash", "noisy_oracle") and (
+      features is None or field not in features):
+    raise ValueError(f"loss.tau_source={source} needs the feature {field}")
   if source == "field_hash":
-    if features is None or field not in features:
-      raise ValueError(f"loss.tau_source=field_hash needs the feature {field}")
     return tau_min + span * field_hash(features[field])
   if oracle is None or F.ORACLE_RELATEDNESS not in oracle:
     raise ValueError(f"loss.tau_source={source} needs the oracle columns of "
@@ -56,6 +60,8 @@ def control_tau(source: str, tau_min: float, tau_max: float,
   r = tf.cast(tf.reshape(oracle[F.ORACLE_RELATEDNESS], [-1]), tf.float32)
   if source == "anti_oracle":
     return tau_min + span * r
+  if source == "noisy_oracle":
+    r = (1.0 - noise) * r + noise * field_hash(features[field])
   tau = tau_max - span * r
   if source == "shuffled_oracle":
     tau = tf.random.experimental.stateless_shuffle(tau, seed=seed)

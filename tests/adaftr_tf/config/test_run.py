@@ -59,6 +59,8 @@ def test_every_section_validates_itself(section, expected):
     (["model.dropout=1.0"], r"model\.dropout=1\.0 must lie in \[0, 1\)"),
     (["model.name=aitm", "model.click_gate=true"], r"model\.click_gate=true "
      r"needs the ESMM heads.*choose model\.name=multitask or adaftr"),
+    (["loss.oracle_noise=1.5"], r"loss\.oracle_noise=1\.5 must lie in "
+     r"\[0, 1\]"),
     (["model.embedding_l2=-1"], r"model\.embedding_l2=-1\.0 must be >= 0"),
     (["model.expert_units=()"], r"model\.expert_units=\(\) must be a non-empty"),
     (["model.tower_units=(8,0)"], r"model\.tower_units=\(8, 0\) must be"),

@@ -80,6 +80,19 @@ def test_an_alignment_form_changes_the_oracle_in_one_loss_knob(form):
       "forms_esmm")
 
 
+@pytest.mark.parametrize("noise", relatedness.NOISE_LEVELS)
+def test_a_noisy_oracle_is_the_oracle_with_a_mixed_in_hash(noise):
+  preset = experiments.get_preset("relatedness")
+  config = experiments.method_config(f"adaftr_esmm_noisy_oracle_{noise}",
+                                     preset)
+  assert config.loss.oracle_noise == noise and config.needs_oracle
+  assert overrides.apply(config, [
+      "loss.tau_source=oracle", "loss.oracle_noise=0.5"]) == (
+          experiments.method_config("adaftr_esmm_oracle", preset))
+  assert f"adaftr_esmm_noisy_oracle_{noise}" in experiments.group_members(
+      "knowledge_esmm")
+
+
 def test_groups():
   assert experiments.group_members("ladder_esmm") == [
       "esmm", "adaftr_esmm", "adaftr_esmm_oracle", "adaftr_esmm_anti_oracle",

@@ -50,6 +50,22 @@ def test_field_hash_is_knuths_multiplicative_hash_of_the_id():
   assert np.all((tau >= TAU_MIN) & (tau < TAU_MAX))
 
 
+def test_noisy_oracle_mixes_the_field_hash_into_r():
+  ids = np.array([0, 1, 2, 3, 99, 1], np.int64)
+  features = {"categorical_1": tf.constant(ids)}
+  u = ((ids * 2654435761) % 2 ** 32) / 2 ** 32
+  for noise in (0.0, 0.3, 1.0):
+    tau = controls.control_tau("noisy_oracle", TAU_MIN, TAU_MAX, features,
+                               ORACLE, "categorical_1",
+                               seed=tf.constant((1, 7), tf.int64), noise=noise)
+    mixed = (1 - noise) * R + noise * u
+    np.testing.assert_allclose(tau.numpy(),
+                               TAU_MAX - (TAU_MAX - TAU_MIN) * mixed,
+                               rtol=1e-5)
+  with pytest.raises(ValueError, match="noisy_oracle needs the feature"):
+    _tau("noisy_oracle", features={})
+
+
 def test_missing_inputs_are_named():
   with pytest.raises(ValueError, match="needs the oracle columns"):
     _tau("oracle", oracle=None)
