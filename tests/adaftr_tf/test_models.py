@@ -245,13 +245,10 @@ def test_mixed_precision_keeps_losses_in_float32(data, policy):
 
 @pytest.mark.slow  # one XLA compilation per case (~30-40 s each)
 @pytest.mark.parametrize("items", [   # MMoE + InfoNCE: test_train_lib's job
-    ("model.name=multitask", "model.backbone=ple", "model.click_gate=true"),
-    ("model.name=aitm", "model.backbone=shared_bottom"),
-    ("model.backbone=single_task", "loss.relatedness_signal=transfer_gate",
-     "loss.one_way=true"),
-    ("model.backbone=shared_embedding", "loss.negatives=random_one",
-     "loss.relatedness_signal=gradient_agreement")])
-def test_xla_trains_every_backbone_and_objective(items):
+    ("model.backbone=ple", "loss.relatedness_signal=transfer_gate",
+     "loss.one_way=true", "loss.negatives=random_one"),
+    ("model.name=aitm", "model.backbone=shared_bottom")])
+def test_xla_trains_other_backbones_and_objectives(items):
   config = tiny_config("runtime.jit_compile=true", *items)
   columns, schema = synthetic_columns(config, 512)
   train = in_memory_dataset(columns, schema, 128, training=True)
