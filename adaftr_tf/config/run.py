@@ -69,3 +69,13 @@ class Config:
   @classmethod
   def from_json(cls, text: str) -> "Config":
     return cls.from_dict(json.loads(text))
+
+  @classmethod
+  def from_saved(cls, data: Mapping[str, Any]) -> "Config | None":
+    """A config saved by any version: fields added since take their
+    defaults (which keep the old behaviour); None when this version cannot
+    read it (a key or value it does not know)."""
+    try:
+      return cls.from_dict(data)
+    except ConfigError:
+      return None

@@ -25,7 +25,6 @@ from adaftr_tf import experiments
 from adaftr_tf import features as F
 from adaftr_tf import metrics
 from adaftr_tf.config import Config
-from adaftr_tf.config import ConfigError
 from pipelines.benchmarks import plots
 from pipelines.data import datadir
 from pipelines.data import reader
@@ -239,11 +238,7 @@ def load_run(run_dir: str, config: Config):
     return None
   with tf.io.gfile.GFile(path) as f:
     run = json.load(f)
-  try:
-    saved = Config.from_dict(run.get("config") or {})
-  except ConfigError:
-    saved = None
-  if saved != config:
+  if Config.from_saved(run.get("config") or {}) != config:
     raise MixedOutputError(f"{path} was made with another config; use another "
                      "--output_dir (or remove that run folder to redo it)")
   tau_path = os.path.join(run_dir, TAU_FILE)

@@ -21,7 +21,6 @@ import tf_keras
 
 from adaftr_tf import evaluation
 from adaftr_tf.config import Config
-from adaftr_tf.config import ConfigError
 from pipelines.data import datadir
 from pipelines.data import reader
 from pipelines.data import records
@@ -62,11 +61,8 @@ def check_resumable(config: Config, model_dir: str) -> None:
     return
   with tf.io.gfile.GFile(path) as f:
     stored_tree = json.loads(f.read())
-  try:
-    stored_tree = Config.from_dict(stored_tree).to_dict()
-  except ConfigError:
-    pass   # a key this version does not know: compared as stored
-  stored = _flat(json.loads(json.dumps(stored_tree)))
+  saved = Config.from_saved(stored_tree)   # None: compared as stored
+  stored = _flat(json.loads(saved.to_json()) if saved else stored_tree)
   wanted = _flat(json.loads(config.to_json()))
   diff = [f"{k}: stored {stored.get(k)!r}, now {wanted.get(k)!r}"
           for k in sorted(set(stored) | set(wanted))
