@@ -40,8 +40,11 @@ AgreementSource = Literal["losses", "logits"]
 # every task reads inside the backbone (layers/experts.py `tap`).
 AgreementRepresentation = Literal["embeddings", "experts"]
 Optimizer = Literal["adam", "lazy_adam", "adagrad"]
-CheckpointMetric = Literal["val_ctcvr_auc", "val_ctr_auc", "val_cvr_auc",
-                           "val_loss"]
+# The main objective (adaftr_tf/objective.py): `auto` follows the data.
+Objective = Literal["auto", "funnel", "independent"]
+# `auto`: val_ctcvr_auc for the funnel, val_mean_auc for independent tasks.
+CheckpointMetric = Literal["auto", "val_ctcvr_auc", "val_ctr_auc",
+                           "val_cvr_auc", "val_mean_auc", "val_loss"]
 Strategy = Literal["default", "mirrored", "multi_worker_mirrored",
                    "parameter_server"]
 Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]

@@ -1,10 +1,11 @@
 """Full-pass evaluation: collect a model's outputs over a dataset and report.
 
-Reported keys (DESIGN.md §1):
+Reported keys (DESIGN.md §1), for the funnel objective:
   ctr_*   on all impressions (labels: click),
   cvr_*   on clicked impressions only (labels: conversion),
-  ctcvr_* on all impressions (labels: conversion),
-each with `_auc`, `_logloss`, `_ece`, `_pred_obs_ratio`, `_count`; `tau_*`
+  ctcvr_* on all impressions (labels: conversion);
+for independent tasks (adaftr_tf/objective.py) `{label name}_*` per task on
+all rows, and `mean_auc`; each with `_auc`, `_logloss`, `_ece`, `_pred_obs_ratio`, `_count`; `tau_*`
 (mean, std, percentiles) and `agreement_*` (the measured per-instance cosine
 between the CTR and CTCVR loss gradients) for AdaFTR models; on synthetic data
 also the oracle AUCs (`oracle_*_auc`, the best any model can reach) and the
@@ -22,6 +23,7 @@ import tensorflow as tf
 
 from adaftr_tf import features as F
 from adaftr_tf import metrics as M
+from adaftr_tf import objective as objective_lib
 
 COLLECTED_OUTPUTS = (F.CTR, F.CVR, F.CTCVR, F.TAU)
 AGREEMENT = "agreement"
@@ -67,19 +69,29 @@ def tau_bounds(model) -> tuple[float, float] | None:
 
 
 def report(collected: Mapping[str, np.ndarray],
-           bounds: tuple[float, float] | None = None) -> dict[str, float]:
-  """Metrics of collected arrays (see the module docstring); with the tau
-  `bounds`, the fractions of instances at each (`tau_at_min`, `tau_at_max`)."""
+           bounds: tuple[float, float] | None = None,
+           objective: objective_lib.Objective = objective_lib.FUNNEL_OBJECTIVE
+           ) -> dict[str, float]:
+  """Metrics of collected arrays (see the module docstring) named as
+  `objective` reports them; with the tau `bounds`, the fractions of
+  instances at each (`tau_at_min`, `tau_at_max`)."""
   click = collected[F.CLICK]
   conversion = collected[F.CONVERSION]
   clicked = click > 0.5
-  result = {"num_examples": int(len(click)),
-            "click_rate": float(click.mean()),
-            "conversion_rate": float(conversion.mean())}
-  result.update(M.binary_report(click, collected[F.CTR], "ctr"))
-  result.update(M.binary_report(conversion[clicked], collected[F.CVR][clicked],
-                                "cvr"))
-  result.update(M.binary_report(conversion, collected[F.CTCVR], "ctcvr"))
+  result = {"num_examples": int(len(click))}
+  if objective.kind == F.FUNNEL:
+    result.update(click_rate=float(click.mean()),
+                  conversion_rate=float(conversion.mean()))
+  for task in objective.reported:
+    rows = clicked if task.clicked_only else slice(None)
+    labels = collected[task.label]
+    if objective.kind != F.FUNNEL:
+      result[f"{task.name}_rate"] = float(labels.mean())
+    result.update(M.binary_report(labels[rows], collected[task.output][rows],
+                                  task.name))
+  if objective.kind != F.FUNNEL:
+    result[objective_lib.MEAN_AUC] = float(np.mean(
+        [result[f"{task.name}_auc"] for task in objective.reported]))
   if F.TAU in collected:
     result.update(M.distribution(collected[F.TAU], "tau"))
     if bounds is not None:
@@ -102,5 +114,6 @@ def report(collected: Mapping[str, np.ndarray],
 
 
 def evaluate(model, dataset: tf.data.Dataset) -> dict[str, float]:
-  """`report(collect(model, dataset), tau_bounds(model))`."""
-  return report(collect(model, dataset), tau_bounds(model))
+  """`report(collect(model, dataset), tau_bounds(model), its objective)`."""
+  return report(collect(model, dataset), tau_bounds(model),
+                getattr(model, "objective", objective_lib.FUNNEL_OBJECTIVE))

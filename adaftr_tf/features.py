@@ -10,8 +10,13 @@ Records are `tf.train.Example`s holding raw values:
     a `multivalent` one holds a variable-length int64 list (possibly empty),
     parsed as a ragged `[batch, None]` tensor and pooled into one embedding,
   * numerical feature    -> float32 value (raw; normalised in-graph),
-  * labels `click`, `conversion` -> int64 0/1 (conversion = click-and-purchase
-    on the same impression),
+  * two labels -> int64 0/1, named by the schema (`labels`, default `click`,
+    `conversion`: conversion = click-and-purchase on the same impression).
+    `label_relation` says how they relate: `funnel` (the second implies the
+    first, the CTR/CVR funnel) or `independent` (any two binary tasks, e.g.
+    census income and marital status). In memory the first label is always
+    keyed `click` and the second `conversion` (`split_parsed`), whatever the
+    records call them,
   * optional oracle keys (synthetic data only, prefix `_oracle_`) that the model
     never reads: planted relatedness and true probabilities.
 """
@@ -26,10 +31,14 @@ from typing import Any, Mapping
 
 import tensorflow as tf
 
-# Labels.
+# Labels: the in-memory keys of the first and second task's labels, and the
+# record names of the CTR/CVR datasets.
 CLICK = "click"
 CONVERSION = "conversion"
 LABEL_KEYS = (CLICK, CONVERSION)
+FUNNEL = "funnel"
+INDEPENDENT = "independent"
+LABEL_RELATIONS = (FUNNEL, INDEPENDENT)
 
 # Oracle keys written by the synthetic generator; never fed to a model.
 ORACLE_PREFIX = "_oracle_"
@@ -48,7 +57,7 @@ CTCVR_LOGIT = "ctcvr_logit"
 H_CTR = "h_ctr"
 H_CVR = "h_cvr"
 TAU = "tau"
-SERVING_OUTPUTS = (CTR, CVR, CTCVR)
+SERVING_OUTPUTS = (CTR, CVR, CTCVR)  # the funnel's (adaftr_tf/objective.py)
 
 # Files.
 SCHEMA_FILE = "schema.json"
@@ -161,27 +170,45 @@ class NumericalFeature:
 
 @dataclasses.dataclass(frozen=True)
 class FeatureSchema:
-  """The ordered input fields of a dataset (labels are fixed: LABEL_KEYS)."""
+  """The ordered input fields of a dataset and its two labels.
+
+  Attributes:
+    categorical, numerical: the input fields, in order.
+    labels: the record names of the first and second task's labels.
+    label_relation: `funnel` (the second label implies the first: click ->
+      conversion) or `independent` (two binary tasks over every row).
+  """
 
   categorical: tuple[CategoricalFeature, ...]
   numerical: tuple[NumericalFeature, ...]
+  labels: tuple[str, str] = LABEL_KEYS
+  label_relation: str = FUNNEL
 
   def __post_init__(self):
     object.__setattr__(self, "categorical", tuple(self.categorical))
     object.__setattr__(self, "numerical", tuple(self.numerical))
+    object.__setattr__(self, "labels", tuple(self.labels))
     self.validate()
 
   def validate(self) -> None:
     if not self.categorical and not self.numerical:
       raise ValueError("feature schema has no features")
+    if len(set(self.labels)) != 2 or len(self.labels) != 2 or not all(
+        isinstance(k, str) and k and not k.startswith(ORACLE_PREFIX)
+        for k in self.labels):
+      raise ValueError(f"feature schema labels must be two different names "
+                       f"not starting with {ORACLE_PREFIX!r}, got {self.labels!r}")
+    if self.label_relation not in LABEL_RELATIONS:
+      raise ValueError(f"feature schema: unknown label_relation "
+                       f"{self.label_relation!r}; valid: {LABEL_RELATIONS}")
     seen = set()
     for feature in (*self.categorical, *self.numerical):
       feature.validate()
       if feature.name in seen:
         raise ValueError(f"feature {feature.name!r} appears twice in the schema")
-      if feature.name in LABEL_KEYS or feature.name.startswith(ORACLE_PREFIX):
+      if feature.name in self.labels or feature.name.startswith(ORACLE_PREFIX):
         raise ValueError(f"feature name {feature.name!r} is reserved (labels "
-                         f"{LABEL_KEYS}, prefix {ORACLE_PREFIX!r})")
+                         f"{self.labels}, prefix {ORACLE_PREFIX!r})")
       seen.add(feature.name)
 
   @property
@@ -219,7 +246,7 @@ class FeatureSchema:
     """Spec for `tf.io.parse_example`: features, labels (required), oracle."""
     spec = self.feature_spec()
     if with_labels:
-      spec.update({k: tf.io.FixedLenFeature([], tf.int64) for k in LABEL_KEYS})
+      spec.update({k: tf.io.FixedLenFeature([], tf.int64) for k in self.labels})
     if with_oracle:
       spec.update({k: tf.io.FixedLenFeature([], tf.float32) for k in ORACLE_KEYS})
     return spec
@@ -268,17 +295,22 @@ class FeatureSchema:
   def split_parsed(self, parsed: Mapping[str, tf.Tensor]):
     """Splits a parsed batch into (features, labels, oracle) dicts.
 
-    Labels are cast to float32 `[batch]`; oracle is empty when not parsed.
+    Labels are cast to float32 `[batch]` and keyed LABEL_KEYS (the first
+    task's label `click`, the second's `conversion`, whatever `labels` names
+    them in the records); oracle is empty when not parsed.
     """
     features = {name: parsed[name] for name in self.feature_names}
-    labels = {k: tf.cast(parsed[k], tf.float32) for k in LABEL_KEYS if k in parsed}
+    labels = {key: tf.cast(parsed[name], tf.float32)
+              for key, name in zip(LABEL_KEYS, self.labels) if name in parsed}
     oracle = {k: parsed[k] for k in ORACLE_KEYS if k in parsed}
     return features, labels, oracle
 
   # --- serialisation -------------------------------------------------------
   def to_dict(self) -> dict[str, Any]:
     return {"categorical": [dataclasses.asdict(f) for f in self.categorical],
-            "numerical": [dataclasses.asdict(f) for f in self.numerical]}
+            "numerical": [dataclasses.asdict(f) for f in self.numerical],
+            "labels": list(self.labels),
+            "label_relation": self.label_relation}
 
   @classmethod
   def from_dict(cls, data: Mapping[str, Any]) -> "FeatureSchema":
@@ -287,7 +319,10 @@ class FeatureSchema:
           CategoricalFeature(**{**f, "vocabulary": tuple(f.get("vocabulary", ()))})
           for f in data["categorical"])
       numerical = tuple(NumericalFeature(**f) for f in data["numerical"])
-      return cls(categorical, numerical)
+      # Schemas written before the labels were named hold click/conversion.
+      return cls(categorical, numerical,
+                 tuple(data.get("labels", LABEL_KEYS)),
+                 data.get("label_relation", FUNNEL))
     except (KeyError, TypeError) as err:
       raise ValueError(f"malformed feature schema: {err}") from err
 
@@ -312,16 +347,3 @@ class FeatureSchema:
         raise ValueError(f"feature schema {path} is not valid JSON: {err}") from err
     return cls.from_dict(data)
 
-
-def aliexpress_like_schema(num_categorical: int = 16, num_numerical: int = 63,
-                           vocab_sizes: tuple[int, ...] = (1000,)) -> FeatureSchema:
-  """AliExpress's field layout (`categorical_1..16`, `numerical_1..63`).
-
-  `vocab_sizes` is cycled over the categorical fields.
-  """
-  categorical = tuple(
-      CategoricalFeature(f"categorical_{i + 1}", vocab_sizes[i % len(vocab_sizes)])
-      for i in range(num_categorical))
-  numerical = tuple(NumericalFeature(f"numerical_{i + 1}")
-                    for i in range(num_numerical))
-  return FeatureSchema(categorical, numerical)

@@ -48,3 +48,29 @@ class BucketedAUC(tf_keras.metrics.AUC):
         self.false_positives.assign_add(fp),
         self.false_negatives.assign_add(tf.reduce_sum(positive) - tp),
         self.true_negatives.assign_add(tf.reduce_sum(negative) - fp))
+
+
+class MeanOfMetrics(tf_keras.metrics.Metric):
+  """The mean of other metrics' results (e.g. two tasks' AUCs), a scalar.
+
+  Owns no state: `update_state` and `reset_state` do nothing (the owners of
+  `parts` update and reset them), so it adds no variable and is not tracked
+  as their parent (the parts are held by a closure).
+  """
+
+  def __init__(self, parts, **kwargs):
+    super().__init__(**kwargs)
+    parts = tuple(parts)
+    if not parts:
+      raise ValueError("MeanOfMetrics needs at least one metric")
+    self._part_results = lambda: [p.result() for p in parts]
+
+  def update_state(self, *args, **kwargs):
+    del args, kwargs
+
+  def result(self):
+    results = self._part_results()
+    return tf.add_n(results) / len(results)
+
+  def reset_state(self):
+    pass

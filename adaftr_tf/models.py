@@ -4,7 +4,9 @@ Forward pass (DESIGN.md §1) for B impressions of F fields: raw features
 --FeatureEncoder--> ids, numerical --FieldEmbedding--> x [B, F*D]
 --backbone--> ctr_in, cvr_in [B, E] --TaskHeads--> logits a, b, z [B] and
 representations h_ctr, h_cvr [B, H]; p_ctr = σ(a), p_cvr = σ(b), p_ctcvr = σ(z).
-Loss per impression: the main task's two losses (FunnelTask) plus each
+Loss per impression: the main task's two losses (FunnelTask, or
+IndependentTask for two independent binary tasks: adaftr_tf/objective.py;
+then a and b are the first and second task's logits) plus each
 auxiliary objective's (tasks/), averaged over the *global* batch
 (`tf.nn.compute_average_loss`), so gradients are right under tf.distribute.
 """
@@ -19,6 +21,7 @@ import tensorflow_recommenders as tfrs
 import tf_keras
 
 from adaftr_tf import features as F
+from adaftr_tf import objective as objective_lib
 from adaftr_tf.config import Config
 from adaftr_tf.layers import PLE, FieldEmbedding, MMoE, SharedBottom
 from adaftr_tf.layers.alignment import TaskAlignment
@@ -31,6 +34,7 @@ from adaftr_tf.tasks import AlignmentTask
 from adaftr_tf.tasks import CalibrationTask
 from adaftr_tf.tasks import ContrastiveTask
 from adaftr_tf.tasks import FunnelTask
+from adaftr_tf.tasks import IndependentTask
 
 
 class CtrCvrModel(tfrs.models.Model):
@@ -40,19 +44,23 @@ class CtrCvrModel(tfrs.models.Model):
     encoder, embedding: FeatureEncoder, FieldEmbedding.
     backbone: x `[B, F*D]` (with `cvr_embedding`: [x, x_cvr]) -> the two task
       inputs; takes `tap` (layers/experts.py). heads: TaskHeads.
-    task: the main objective (FunnelTask): (labels, outputs) -> the two
-      tasks' per-example losses, summed into the loss.
+    task: the main objective (FunnelTask, IndependentTask): (labels,
+      outputs) -> the two tasks' per-example losses, summed into the loss.
     objectives: auxiliary objectives (tasks/__init__.py), each adding its
       per-example loss and extra outputs (AlignmentTask: tau).
     probe: AgreementProbe, measured for the objectives that need it and for
       diagnostics. cvr_embedding: single-task's CVR FieldEmbedding, or None.
+    objective: what `task` optimises and the names it reports and serves
+      (objective.Objective; default the funnel).
   """
 
   def __init__(self, encoder, embedding, backbone, heads, task,
                objectives: Sequence[tf_keras.layers.Layer] = (),
                probe: AgreementProbe | None = None, cvr_embedding=None,
-               **kwargs):
+               objective: objective_lib.Objective = (
+                   objective_lib.FUNNEL_OBJECTIVE), **kwargs):
     super().__init__(**kwargs)
+    self.objective = objective
     self.encoder, self.embedding = encoder, embedding
     self.cvr_embedding = cvr_embedding
     self.backbone, self.heads, self.task = backbone, heads, task
@@ -166,8 +174,10 @@ def build_backbone(config: Config):
   return TaskBottoms(units, name="task_bottoms", **common)  # ESMM, single-task
 
 
-def build_objectives(config: Config) -> list[tf_keras.layers.Layer]:
-  """The auxiliary objectives `config` asks for (AITM's, AdaFTR's)."""
+def build_objectives(config: Config, objective: objective_lib.Objective = (
+    objective_lib.FUNNEL_OBJECTIVE)) -> list[tf_keras.layers.Layer]:
+  """The auxiliary objectives `config` asks for (AITM's, AdaFTR's), for the
+  main `objective`."""
   m, l, seed = config.model, config.loss, config.train.seed
   objectives = []
   if config.uses_transfer and l.aitm_calibration_weight > 0:
@@ -189,7 +199,8 @@ def build_objectives(config: Config) -> list[tf_keras.layers.Layer]:
         alignment, contrastive, l.contrastive_weight, l.relatedness_signal,
         l.relatedness_loss_weight, tau_source=l.tau_source,
         tau_field=l.tau_field, seed=seed, one_way=l.one_way,
-        oracle_noise=l.oracle_noise, name="alignment_task"))
+        oracle_noise=l.oracle_noise, funnel=objective.kind == F.FUNNEL,
+        name="alignment_task"))
   return objectives
 
 
@@ -203,6 +214,7 @@ def build_model(config: Config, schema: F.FeatureSchema,
   """
   config.validate()
   m, seed = config.model, config.train.seed
+  objective = resolve_objective(config, schema)
   fields = [f.name for f in schema.categorical]
   if config.loss.tau_source in ("field_hash", "noisy_oracle") and (
       config.loss.tau_field not in fields):
@@ -227,12 +239,35 @@ def build_model(config: Config, schema: F.FeatureSchema,
       TaskHeads(m.tower_units, dropout=m.dropout,
                 transfer=config.uses_transfer, seed=seed,
                 click_gate=m.click_gate, name="heads"),
-      task or FunnelTask(name="funnel"),
-      build_objectives(config) if objectives is None else objectives,
+      task or main_task(objective),
+      build_objectives(config, objective) if objectives is None
+      else objectives,
       AgreementProbe(config.loss.agreement_source,
                      config.loss.agreement_representation),
       embedding(7, "cvr_field_embedding")
-      if m.backbone == "single_task" else None, name=m.name)
+      if m.backbone == "single_task" else None, objective=objective,
+      name=m.name)
+
+
+def resolve_objective(config: Config,
+                      schema: F.FeatureSchema) -> objective_lib.Objective:
+  """The objective `config` trains on data with `schema`, its checkpoint
+  metric checked (ValueError naming the valid choices)."""
+  objective = objective_lib.resolve(config.model.objective, schema)
+  if objective.kind == F.INDEPENDENT and config.uses_transfer:
+    raise ValueError("independent tasks need the ESMM heads; model.name=aitm "
+                     "predicts the funnel's CTCVR (choose model.name="
+                     "multitask or adaftr)")
+  objective.checkpoint_metric(config.train.checkpoint_metric)
+  return objective
+
+
+def main_task(objective: objective_lib.Objective) -> tf_keras.layers.Layer:
+  """The layer computing `objective`'s two per-example losses."""
+  if objective.kind == F.INDEPENDENT:
+    return IndependentTask(tuple(r.name for r in objective.reported),
+                           name="independent")
+  return FunnelTask(name="funnel")
 
 
 def compile_model(model: CtrCvrModel, config: Config) -> CtrCvrModel:

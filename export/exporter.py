@@ -77,7 +77,8 @@ def export(model_dir: str, export_base: str, *, data_dir: str | None = None,
     previous = (versions.read_metrics(versions.version_dir(export_base, latest))
                 if latest is not None else None)
     validation.check(metrics, policy or validation.Policy(), previous, latest,
-                     data_dir, log)
+                     data_dir, log,
+                     tuple(r.name for r in model.objective.reported))
     assets[versions.METRICS_FILE] = json.dumps(
         validation.stored_metrics(metrics, data_dir, model_dir), indent=1,
         sort_keys=True)

@@ -14,6 +14,8 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
 from adaftr_tf import features as F
+from adaftr_tf import objective as objective_lib
+from adaftr_tf.config import Config
 from export import requests
 from export import serving
 from export import validation
@@ -30,7 +32,7 @@ def version_lines(export_base: str) -> list[str]:
     stored = versions.read_metrics(path)
     aucs = ("no metrics.json" if stored is None else ", ".join(
         f"{validation.auc_key(t)} {stored['metrics'][validation.auc_key(t)]:.4f}"
-        for t in validation.TASKS))
+        for t in objective_lib.task_names(stored["metrics"])))
     warmup = versions.extra_path(path, versions.WARMUP_FILE)
     count = (sum(1 for _ in tf.data.TFRecordDataset(warmup))
              if tf.io.gfile.exists(warmup) else 0)
@@ -57,8 +59,11 @@ def signature_lines(loaded) -> list[str]:
   return lines
 
 
-def signature_problems(loaded, schema: F.FeatureSchema) -> list[str]:
-  """Missing signatures, inputs or outputs of the documented contract."""
+def signature_problems(loaded, schema: F.FeatureSchema,
+                       objective: objective_lib.Objective = (
+                           objective_lib.FUNNEL_OBJECTIVE)) -> list[str]:
+  """Missing signatures, inputs or outputs of the documented contract (the
+  outputs `objective` serves)."""
   found = []
   for name in (serving.SIGNATURE_EXAMPLES, serving.SIGNATURE_FEATURES):
     if name not in loaded.signatures:
@@ -70,7 +75,7 @@ def signature_problems(loaded, schema: F.FeatureSchema) -> list[str]:
     if set(fn.structured_input_signature[1]) != expected:
       found.append(f"{name}: inputs {sorted(fn.structured_input_signature[1])}, "
                    f"expected {sorted(expected)}")
-    missing = set(F.SERVING_OUTPUTS) - set(fn.structured_outputs)
+    missing = set(objective.serving_outputs) - set(fn.structured_outputs)
     if missing:
       found.append(f"{name}: outputs {sorted(missing)} missing")
   return found
@@ -141,6 +146,20 @@ def load_schema(saved_model_dir: str) -> F.FeatureSchema:
     return F.FeatureSchema.from_dict(json.load(f))
 
 
+def load_objective(saved_model_dir: str,
+                   schema: F.FeatureSchema) -> objective_lib.Objective:
+  """The objective a version serves, from its stored config and schema
+  (the funnel when it stores no config or one this version cannot read)."""
+  path = versions.extra_path(saved_model_dir, versions.CONFIG_FILE)
+  config = None
+  if tf.io.gfile.exists(path):
+    with tf.io.gfile.GFile(path) as f:
+      config = Config.from_saved(json.load(f))
+  if config is None:
+    return objective_lib.FUNNEL_OBJECTIVE
+  return objective_lib.resolve(config.model.objective, schema)
+
+
 def replay_warmup(loaded, path: str, schema: F.FeatureSchema,
                   model_dir: str | None, out=print) -> tuple[list[str], list]:
   """Replays the version's warm-up file; returns (problems, PredictionLogs)."""
@@ -184,7 +203,7 @@ def run_checks(export_base: str, version: int | None = None,
   schema = load_schema(path)
   for line in signature_lines(loaded):
     out(line)
-  problems = signature_problems(loaded, schema)
+  problems = signature_problems(loaded, schema, load_objective(path, schema))
   found, logs = replay_warmup(loaded, path, schema, model_dir, out)
   problems += found
   rows = []

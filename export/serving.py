@@ -2,7 +2,9 @@
 
 Signatures:
   serving_default   examples: string [None] serialized tf.Example
-                    -> ctr, cvr, ctcvr: float32 [None]  (+ tau if include_tau)
+                    -> ctr, cvr, ctcvr: float32 [None]  (+ tau if include_tau);
+                    for independent tasks one output per task named after
+                    its label (e.g. income_50k, never_married), no product
   predict_features  one raw tensor [None] per feature (int64 ids, float32
                     values; the form of TF Serving's REST `instances`/`inputs`)
                     -> the same outputs
@@ -40,7 +42,9 @@ class ServingModule(tf.Module):
     self.model = model
     self._schema = schema
     self._parse_spec = schema.parse_spec(with_labels=False)
-    self._outputs = F.SERVING_OUTPUTS + ((F.TAU,) if include_tau else ())
+    # Served name -> model output key (adaftr_tf/objective.py).
+    self._outputs = {**model.objective.serving_outputs,
+                     **({F.TAU: F.TAU} if include_tau else {})}
     alignment = getattr(model, "alignment_task", None)
     if include_tau and (alignment is None or alignment.tau_source != "network"):
       raise ValueError("include_tau: this model has no temperature network "
@@ -49,8 +53,8 @@ class ServingModule(tf.Module):
 
   def _predict(self, features):
     outputs = self.model(features, training=False)
-    return {k: tf.identity(tf.cast(outputs[k], tf.float32), name=k)
-            for k in self._outputs}
+    return {name: tf.identity(tf.cast(outputs[key], tf.float32), name=name)
+            for name, key in self._outputs.items()}
 
   def _serve_examples(self, examples):
     return self._predict(tf.io.parse_example(examples, self._parse_spec))

@@ -3,8 +3,10 @@
 The export job evaluates the candidate model on the validation split of its
 data (`adaftr_tf.evaluation.evaluate`, exact AUCs) and refuses to publish when
 
-  * an AUC (`ctr_auc`, `cvr_auc`, `ctcvr_auc`) is not finite or is below its
-    floor (`Policy.min_auc`), or
+  * an AUC of a reported task (`ctr_auc`, `cvr_auc`, `ctcvr_auc` for the
+    funnel; `{label}_auc` for independent tasks) is not finite or is below
+    its floor (`Policy.min_auc`; DEFAULT_MIN_AUC for a task it does not
+    name), or
   * an AUC is more than `Policy.max_auc_drop` below the same AUC of the latest
     published version (read from its `assets.extra/metrics.json`).
 
@@ -87,7 +89,8 @@ def stored_metrics(metrics: Mapping, data_dir: str, model_dir: str) -> dict:
 
 def problems(metrics: Mapping[str, float], policy: Policy,
              previous: Mapping | None = None,
-             previous_version: int | None = None) -> list[str]:
+             previous_version: int | None = None,
+             tasks: tuple[str, ...] = TASKS) -> list[str]:
   """Reasons to refuse `metrics` (empty when the candidate may be published).
 
   Args:
@@ -95,16 +98,18 @@ def problems(metrics: Mapping[str, float], policy: Policy,
     policy: floors and allowed drop.
     previous: the latest published version's `metrics.json` payload, if any.
     previous_version: its version number (for the messages).
+    tasks: the reported tasks (the model objective's; default the funnel's).
   """
   found = []
-  for task in TASKS:
+  for task in tasks:
     key = auc_key(task)
     value = metrics.get(key, math.nan)
     if not math.isfinite(value):
       found.append(f"{key} is {value} (no positives or negatives in the "
                    f"{SPLIT} split?)")
       continue
-    floor = policy.min_auc.get(task)
+    floor = policy.min_auc.get(
+        task, None if task in TASKS else DEFAULT_MIN_AUC)
     if floor is not None and value < floor:
       found.append(f"{key} {value:.4f} is below the floor {floor:.4f} "
                    f"(--min_{key})")
@@ -119,7 +124,8 @@ def problems(metrics: Mapping[str, float], policy: Policy,
 
 def check(metrics: Mapping[str, float], policy: Policy,
           previous: Mapping | None, previous_version: int | None,
-          data_dir: str, log: Callable[[str], None] = print) -> None:
+          data_dir: str, log: Callable[[str], None] = print,
+          tasks: tuple[str, ...] = TASKS) -> None:
   """Raises ExportRefused listing every problem; logs what was compared."""
   if previous_version is not None and previous is None:
     log(f"version {previous_version} has no assets.extra/metrics.json: the "
@@ -127,7 +133,7 @@ def check(metrics: Mapping[str, float], policy: Policy,
   elif previous is not None and previous.get("data_dir") != os.path.abspath(data_dir):
     log(f"note: version {previous_version} was validated on "
         f"{previous.get('data_dir')}, the candidate on {os.path.abspath(data_dir)}")
-  found = problems(metrics, policy, previous, previous_version)
+  found = problems(metrics, policy, previous, previous_version, tasks)
   if found:
     raise ExportRefused("export refused, nothing published: "
                         + "; ".join(found))

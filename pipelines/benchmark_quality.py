@@ -2,7 +2,7 @@
 
   python -m pipelines.benchmark_quality --preset=bench --seeds=3 --output_dir=DIR
       [--methods=adaftr,mmoe,@ladder_esmm,...] [--override=key=value ...]
-      [--notuned]
+      [--notuned] [--reference=METHOD]
 
 Each method (adaftr_tf/experiments/) is the preset, then its sweep winner
 (`experiments.TUNED`, chosen on validation by pipelines.sweep), then its
@@ -38,6 +38,9 @@ cli.define_string("methods", "", "Comma-separated methods of the registry, "
                   "@GROUP for a group of them (default: @core).")
 cli.define_string("data_dir", None, "Data directory (default: per config).")
 cli.define_multi_string("override", [], "Config override key=value (all runs).")
+cli.define_string("reference", None, "Also pair every method with this one "
+                  "(e.g. single_task), beside each method's registered "
+                  "baseline.")
 cli.define_bool("tuned", True, "Start each method from its sweep winner "
                 "(experiments.TUNED); --notuned runs the untuned methods.")
 
@@ -50,7 +53,11 @@ def main(argv):
   methods = quality.select_methods(FLAGS.methods)
   base = cli.config_from_flags(FLAGS.preset, FLAGS.override)
   plan = quality.plan_runs(base, methods, FLAGS.seeds, tuned=FLAGS.tuned)
+  if FLAGS.reference is not None and FLAGS.reference not in methods:
+    raise app.UsageError(f"--reference={FLAGS.reference} is not among the "
+                         f"benchmarked methods {methods}")
   settings = {"preset": FLAGS.preset, "seeds": FLAGS.seeds,
+              "reference": FLAGS.reference,
               "tuned": FLAGS.tuned, "overrides": FLAGS.override,
               "command": " ".join(["python -m pipelines.benchmark_quality"]
                                   + sys.argv[1:])}

@@ -69,15 +69,26 @@ def in_memory_scores(model, schema, records: str) -> dict:
                           tf.data.TFRecordDataset(records).take(NUM_SCORED)])
   parsed = tf.io.parse_example(examples, schema.parse_spec(with_labels=False))
   outputs = model(parsed, training=False)
-  return {k: np.asarray(outputs[k]).tolist() for k in F.SERVING_OUTPUTS}
+  return {name: np.asarray(outputs[key]).tolist()
+          for name, key in model.objective.serving_outputs.items()}
 
 
-def results_table(test: dict, serving: dict, timings: dict) -> str:
+def results_table(test: dict, serving: dict, timings: dict,
+                  objective=None) -> str:
+  """The demo's printed table of the test `report` (`objective`: what it
+  reports, default the funnel)."""
+  from adaftr_tf import features as F
+  from adaftr_tf import objective as objective_lib
+  objective = objective or objective_lib.FUNNEL_OBJECTIVE
+  funnel = objective.kind == F.FUNNEL
   rows = [("task", "AUC", "oracle AUC", "log loss", "ECE",
            "pred/obs ± s.e.")]
-  for task, scope in (("ctr", "all impressions"), ("cvr", "clicked only"),
-                      ("ctcvr", "all impressions")):
-    rows.append((f"{task.upper()} ({scope})", f"{test[f'{task}_auc']:.4f}",
+  for reported in objective.reported:
+    task = reported.name
+    scope = ("all rows" if not funnel else "clicked only"
+             if reported.clicked_only else "all impressions")
+    title = task.upper() if funnel else task
+    rows.append((f"{title} ({scope})", f"{test[f'{task}_auc']:.4f}",
                  f"{test.get(f'oracle_{task}_auc', float('nan')):.4f}",
                  f"{test[f'{task}_logloss']:.4f}", f"{test[f'{task}_ece']:.4f}",
                  f"{test[f'{task}_pred_obs_ratio']:.3f} ± "
@@ -90,17 +101,16 @@ def results_table(test: dict, serving: dict, timings: dict) -> str:
                  f"p50 {test['tau_p50']:.3f}, p95 {test['tau_p95']:.3f}; "
                  f"Spearman(-tau, planted r) "
                  f"{test.get('spearman_neg_tau_vs_r', float('nan')):.3f}")
-  lines.append(f"test impressions {test['num_examples']}, click rate "
-               f"{test['click_rate']:.4f}, conversion rate "
-               f"{test['conversion_rate']:.4f}")
+  rates = (("click", "conversion") if funnel else
+           tuple(r.name for r in objective.reported))
+  lines.append(f"test {'impressions' if funnel else 'rows'} "
+               f"{test['num_examples']}, " + ", ".join(
+                   f"{name} rate {test[f'{name}_rate']:.4f}" for name in rates))
   lines.append(f"SavedModel {serving['path']}: reloaded in a fresh process, "
                f"{serving['num_scored']} records, max |diff| vs in-memory "
                f"{serving['max_abs_diff']:.2e}")
   lines.append("time: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
   return "\n".join(lines)
-
-
-COMPARED = ("ctr_auc", "cvr_auc", "ctcvr_auc")
 
 
 def backbone_of(config):
@@ -119,13 +129,18 @@ def validation_choice(candidates: dict, metric: str) -> str:
   return max(candidates, key=lambda name: candidates[name]["valid"][key])
 
 
-def comparison_table(candidates: dict, chosen: str, metric: str) -> str:
-  """Validation and test AUCs of each candidate and the export choice."""
+def comparison_table(candidates: dict, chosen: str, metric: str,
+                     objective=None) -> str:
+  """Validation and test AUCs of each candidate and the export choice
+  (`objective`'s reported tasks, default the funnel's)."""
+  from adaftr_tf import objective as objective_lib
+  objective = objective or objective_lib.FUNNEL_OBJECTIVE
+  compared = [f"{r.name}_auc" for r in objective.reported]
   key = metric.removeprefix("val_")
-  rows = [("model", f"valid {key}", *(f"test {k}" for k in COMPARED))]
+  rows = [("model", f"valid {key}", *(f"test {k}" for k in compared))]
   for name, c in candidates.items():
     rows.append((name, f"{c['valid'][key]:.4f}",
-                 *(f"{c['test'][k]:.4f}" for k in COMPARED)))
+                 *(f"{c['test'][k]:.4f}" for k in compared)))
   widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
   lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
   lines.insert(1, "  ".join("-" * w for w in widths))
@@ -172,7 +187,8 @@ def run_demo(config, output_dir: str, data_dir: str | None,
         backbone, os.path.join(output_dir, "backbone"), data_dir, verbose)
   timings["data+train"] = sum(c["train_s"] for c in candidates.values())
   timings["test evaluation"] = sum(c["test_s"] for c in candidates.values())
-  metric = config.train.checkpoint_metric
+  objective = trained["model"].objective
+  metric = objective.checkpoint_metric(config.train.checkpoint_metric)
   chosen = validation_choice(candidates, metric)
   model, schema = candidates[chosen]["model"], candidates[chosen]["schema"]
   start = time.time()
@@ -195,15 +211,19 @@ def run_demo(config, output_dir: str, data_dir: str | None,
              "config": config.to_dict(), "data_dir": os.path.abspath(data_dir),
              "valid": trained["valid"], "test": trained["test"],
              "serving": serving, "timings_s": timings, "exported": chosen,
+             "objective": {"kind": objective.kind,
+                           "labels": list(objective.labels)},
              "candidates": {name: {"valid": c["valid"], "test": c["test"],
                                    "model_dir": os.path.abspath(c["model_dir"])}
                             for name, c in candidates.items()}}
   if len(candidates) > 1:
-    results["comparison"] = comparison_table(candidates, chosen, metric)
+    results["comparison"] = comparison_table(candidates, chosen, metric,
+                                             objective)
   return results
 
 
 def main(argv):
+  from adaftr_tf import objective as objective_lib
   cli.begin_job(argv)
   config = cli.config_from_flags(FLAGS.preset, FLAGS.override)
   results = run_demo(config, FLAGS.output_dir, FLAGS.data_dir, FLAGS.verbose,
@@ -214,7 +234,9 @@ def main(argv):
   print(f"\nmodel.name={config.model.name}, model.backbone="
         f"{config.model.backbone}, test split:")
   print(results_table(results["test"], results["serving"],
-                      results["timings_s"]))
+                      results["timings_s"], objective_lib.Objective(
+                          results["objective"]["kind"],
+                          tuple(results["objective"]["labels"]))))
   if "comparison" in results:
     print("\n" + results["comparison"])
   print(f"\nresults written to {os.path.abspath(path)}")

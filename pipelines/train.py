@@ -97,9 +97,11 @@ def main(argv):
     print(f"worker finished at global step {result['global_step']}; the "
           f"chief wrote {FLAGS.model_dir}")
     return
-  print(f"best epoch {valid['best_epoch']}: valid CTR AUC "
-        f"{valid['ctr_auc']:.4f}, CVR AUC {valid['cvr_auc']:.4f}, "
-        f"CTCVR AUC {valid['ctcvr_auc']:.4f}; global step "
+  objective = result["model"].objective
+  title = lambda name: name.upper() if objective.kind == "funnel" else name
+  aucs = ", ".join(f"{title(r.name)} AUC {valid[r.name + '_auc']:.4f}"
+                   for r in objective.reported)
+  print(f"best epoch {valid['best_epoch']}: valid {aucs}; global step "
         f"{result['global_step']}; model dir {FLAGS.model_dir}")
 
 

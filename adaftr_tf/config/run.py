@@ -74,7 +74,15 @@ class Config:
   def from_saved(cls, data: Mapping[str, Any]) -> "Config | None":
     """A config saved by any version: fields added since take their
     defaults (which keep the old behaviour); None when this version cannot
-    read it (a key or value it does not know)."""
+    read it (a key or value it does not know).
+
+    A config saved before `model.objective` existed is a funnel run whose
+    `train.checkpoint_metric` default was `val_ctcvr_auc`, what `auto`
+    means for the funnel: it reads as `auto` (the same run)."""
+    model, train = data.get("model") or {}, data.get("train") or {}
+    if ("objective" not in model
+        and train.get("checkpoint_metric") == "val_ctcvr_auc"):
+      data = {**data, "train": {**train, "checkpoint_metric": "auto"}}
     try:
       return cls.from_dict(data)
     except ConfigError:

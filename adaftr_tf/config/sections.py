@@ -79,6 +79,9 @@ class ModelConfig:
 
   Attributes:
     name, backbone: the method family and the shared part (choices.py).
+    objective: the main objective over the two tasks (adaftr_tf/objective.py):
+      `funnel` (CTR -> CVR), `independent` (two binary tasks, one BCE
+      each over every row) or `auto` (the data's `label_relation`).
     embedding_dim, num_experts: per-field embedding width; MMoE experts.
     expert_units: each expert's (MMoE, PLE) or bottom MLP's hidden layers.
     tower_units: each tower's hidden layers; the last gives h_ctr / h_cvr.
@@ -105,6 +108,7 @@ class ModelConfig:
   projection_hidden: int = 32
   relatedness_units: tuple[int, ...] = (32,)
   click_gate: bool = False
+  objective: C.Objective = "auto"
 
   def validate(self) -> None:
     C.check_fields(self, ConfigError, "model")
@@ -119,6 +123,10 @@ class ModelConfig:
     if self.click_gate and self.name == "aitm":
       raise ConfigError("model.click_gate=true needs the ESMM heads; "
                         "model.name=aitm predicts CTCVR directly (choose "
+                        "model.name=multitask or adaftr)")
+    if self.objective == "independent" and self.name == "aitm":
+      raise ConfigError("model.objective=independent needs the ESMM heads; "
+                        "model.name=aitm predicts the funnel's CTCVR (choose "
                         "model.name=multitask or adaftr)")
 
   @property
@@ -138,8 +146,9 @@ class TrainConfig:
     learning_rate, optimizer: `lazy_adam` updates only the batch's rows.
     steps_per_execution: steps per tf.function call.
     checkpoint_metric, early_stopping_patience: the validation metric that
-      picks the best epoch; epochs without improvement before stopping (0:
-      never).
+      picks the best epoch (`auto`: CTCVR AUC for the funnel, the mean task
+      AUC for independent tasks); epochs without improvement before
+      stopping (0: never).
     seed: initialisation and shuffling seed.
     checkpoint_every_steps: step checkpoints for exact resume (0: at epoch
       ends), checked after each `steps_per_execution` group.
@@ -152,7 +161,7 @@ class TrainConfig:
   learning_rate: float = 0.002
   optimizer: C.Optimizer = "adam"
   steps_per_execution: int = 20
-  checkpoint_metric: C.CheckpointMetric = "val_ctcvr_auc"
+  checkpoint_metric: C.CheckpointMetric = "auto"
   early_stopping_patience: int = 0
   seed: int = 42
   checkpoint_every_steps: int = 100

@@ -6,7 +6,8 @@ Model Garden's `exp_factory`).
   `--preset=NAME` trains (`get_preset`, presets.py).
 * A **method** is a named function `Config -> Config` that turns a preset
   into one of the benchmarked methods (methods.py: baselines, AdaFTR and its
-  ablations; relatedness.py: the relatedness experiments);
+  ablations; relatedness.py: the relatedness experiments; census.py: the
+  census-income experiment on real data);
   `method_config(name, base)` applies its tuned knobs, then the method.
 * `TUNED` holds the sweep winners, `SWEEP_SPACES` what the sweep draws from
   (tuning.py); a **group** names a set of methods for the benchmark.
@@ -38,6 +39,7 @@ from adaftr_tf.experiments.tuning import TUNED
 from adaftr_tf.experiments import presets  # noqa: E402,F401  isort: skip
 from adaftr_tf.experiments import methods  # noqa: E402,F401  isort: skip
 from adaftr_tf.experiments import relatedness  # noqa: E402,F401  isort: skip
+from adaftr_tf.experiments import census  # noqa: E402,F401  isort: skip
 
 __all__ = ["Method", "SHARED_SPACE", "SWEEP_SPACES", "TUNED", "config_of",
            "get_method", "get_preset", "group", "group_members", "group_names",

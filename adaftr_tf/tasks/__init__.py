@@ -1,6 +1,8 @@
 """Objectives, one each (TFRS Task style): a loss and its metrics.
 
-* `FunnelTask` (ranking.py): the CTR -> CTCVR funnel, the model's main task.
+* `FunnelTask` (ranking.py): the CTR -> CTCVR funnel, the model's main task
+  on CTR/CVR data; `IndependentTask` (ranking.py) for two independent
+  binary tasks (adaftr_tf/objective.py chooses).
 * `AlignmentTask` (alignment.py): AdaFTR's adaptive InfoNCE alignment, with
   `ContrastiveTask` (contrastive.py) for the loss and its negatives.
 * `CalibrationTask` (calibration.py): AITM's behavioural calibrator.
@@ -20,9 +22,10 @@ from adaftr_tf.tasks.calibration import CalibrationTask
 from adaftr_tf.tasks.contrastive import ContrastiveTask
 from adaftr_tf.tasks.ranking import AUC_THRESHOLDS
 from adaftr_tf.tasks.ranking import FunnelTask
+from adaftr_tf.tasks.ranking import IndependentTask
 from adaftr_tf.tasks.ranking import ranking_metrics
 from adaftr_tf.tasks.ranking import ranking_task
 
 __all__ = ["AgreementProbe", "AlignmentTask", "AUC_THRESHOLDS",
-           "CalibrationTask", "ContrastiveTask", "FunnelTask",
+           "CalibrationTask", "ContrastiveTask", "FunnelTask", "IndependentTask",
            "ranking_metrics", "ranking_task"]

@@ -45,6 +45,9 @@ class AlignmentTask(tf_keras.layers.Layer):
     oracle_noise: the hash's weight in `noisy_oracle`.
     seed: seed of `shuffled_oracle`'s permutations (with the step).
     one_way: h_ctr enters behind a stop-gradient (only the CVR side moves).
+    funnel: the second label is observed where the first is 1 (the funnel's
+      clicked impressions: the gate's probe reads those rows); False for
+      independent tasks (the probe reads every row).
 
   Call:
     embeddings: `[batch, e]` the flattened instance embeddings.
@@ -62,7 +65,8 @@ class AlignmentTask(tf_keras.layers.Layer):
                weight: float, signal: str = "contrastive",
                regression_weight: float = 1.0, tau_source: str = "network",
                tau_field: str = "categorical_1", seed: int = 0,
-               one_way: bool = False, oracle_noise: float = 0.5, **kwargs):
+               one_way: bool = False, oracle_noise: float = 0.5,
+               funnel: bool = True, **kwargs):
     super().__init__(**kwargs)
     self.alignment = alignment
     self.contrastive = contrastive
@@ -75,6 +79,7 @@ class AlignmentTask(tf_keras.layers.Layer):
     self.tau_field, self.seed = tau_field, int(seed)
     self.one_way = bool(one_way)
     self.oracle_noise = float(oracle_noise)
+    self.funnel = bool(funnel)
     self.needs_agreement = signal == "gradient_agreement"
     if self.needs_agreement:
       self.agreement_tracker = tf_keras.metrics.Mean(name="agreement_mean")
@@ -110,8 +115,10 @@ class AlignmentTask(tf_keras.layers.Layer):
     if self.signal == "transfer_gate":
       g = transfer_gate.slope(logit)
       self.slope_tracker.update_state(g)
+      rows = (labels[F.CLICK] if self.funnel
+              else tf.ones_like(labels[F.CONVERSION]))
       probe = self.regression_weight * transfer_gate.probe_loss(
-          g, outputs[F.CTR_LOGIT], labels[F.CLICK], labels[F.CONVERSION],
+          g, outputs[F.CTR_LOGIT], rows, labels[F.CONVERSION],
           self.gate_intercept)
       tau = tf.stop_gradient(tau)
       return (probe + self.weight * self.contrastive(u, v, tau, step=step),

@@ -4,6 +4,8 @@
   per-example BCE (reduction NONE: the model averages over the *global* batch
   under tf.distribute) and metrics `{prefix}_auc`, `{prefix}_logloss`.
 * `FunnelTask`: the CTR -> CVR funnel (ESMM's entire-space objective).
+* `IndependentTask`: two independent binary tasks, one BCE each over every
+  row, with metrics named after the labels and their `mean_auc`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import tf_keras
 
 from adaftr_tf import features as F
 from adaftr_tf.keras_metrics import BucketedAUC
+from adaftr_tf.keras_metrics import MeanOfMetrics
 from adaftr_tf.losses import bce_with_logits
 
 # AUC thresholds spread uniformly in logit space: CTCVR probabilities sit far
@@ -87,3 +90,41 @@ class FunnelTask(tf_keras.layers.Layer):
     """The two per-example losses `[batch]` without touching any metric."""
     return (bce_with_logits(labels[F.CLICK], outputs[F.CTR_LOGIT]),
             bce_with_logits(labels[F.CONVERSION], outputs[F.CTCVR_LOGIT]))
+
+
+class IndependentTask(tf_keras.layers.Layer):
+  """Two independent binary tasks: `L_i = BCE(y1_i, σ(a_i)) + BCE(y2_i, σ(b_i))`
+  over every row, no product; metrics `{name}_auc`, `{name}_logloss` per
+  task and `mean_auc` (the two AUCs' mean, a checkpoint metric).
+
+  Args:
+    names: the two tasks' metric prefixes (the schema's label names).
+
+  Call:
+    labels: {click: first label, conversion: second label} `[batch]` float.
+    outputs: the model's outputs (`ctr_logit`, `cvr_logit` `[batch]`: the
+      first and second task's logits).
+
+  Returns:
+    (first loss `[batch]`, second loss `[batch]`), with the metrics updated.
+  """
+
+  def __init__(self, names: tuple[str, str], **kwargs):
+    super().__init__(**kwargs)
+    self.names = tuple(names)
+    first, second = (ranking_metrics(name) for name in self.names)
+    self.first_task = ranking_task(self.names[0], first)
+    self.second_task = ranking_task(self.names[1], second)
+    self.mean_auc = MeanOfMetrics((first[0], second[0]), name="mean_auc")
+
+  def call(self, labels: Mapping[str, tf.Tensor],
+           outputs: Mapping[str, tf.Tensor]):
+    return (self.first_task(labels[F.CLICK][:, None],
+                            outputs[F.CTR_LOGIT][:, None]),
+            self.second_task(labels[F.CONVERSION][:, None],
+                             outputs[F.CVR_LOGIT][:, None]))
+
+  def plain_losses(self, labels, outputs):
+    """The two per-example losses `[batch]` without touching any metric."""
+    return (bce_with_logits(labels[F.CLICK], outputs[F.CTR_LOGIT]),
+            bce_with_logits(labels[F.CONVERSION], outputs[F.CVR_LOGIT]))

@@ -36,7 +36,9 @@ def slope(relatedness_logit: tf.Tensor) -> tf.Tensor:
 
 def probe_loss(g: tf.Tensor, ctr_logit: tf.Tensor, click: tf.Tensor,
                conversion: tf.Tensor, intercept: tf.Tensor) -> tf.Tensor:
-  """Per-example probe loss `[batch]` (0 on unclicked rows)."""
+  """Per-example probe loss `[batch]` (0 on unclicked rows). For two
+  independent tasks `click` is all ones (every row) and `conversion` the
+  second task's label."""
   click = tf.cast(click, tf.float32)
   a = tf.stop_gradient(tf.cast(ctr_logit, tf.float32))
   a_bar = tf.stop_gradient(tf.math.divide_no_nan(

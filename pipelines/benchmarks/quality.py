@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import time
 from typing import Sequence
@@ -24,8 +23,10 @@ from adaftr_tf import evaluation
 from adaftr_tf import experiments
 from adaftr_tf import features as F
 from adaftr_tf import metrics
+from adaftr_tf import objective as objective_lib
 from adaftr_tf.config import Config
 from pipelines.benchmarks import plots
+from pipelines.benchmarks import tables
 from pipelines.data import datadir
 from pipelines.data import reader
 from pipelines.training import model_dir
@@ -33,19 +34,6 @@ from pipelines.training import train_lib
 
 RUN_FILE = "run.json"
 TAU_FILE = "tau.npz"
-TABLE_METRICS = ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_logloss", "cvr_logloss",
-                 "ctcvr_logloss", "ctr_ece", "cvr_ece", "ctcvr_ece",
-                 "ctr_pred_obs_ratio", "cvr_pred_obs_ratio",
-                 "ctcvr_pred_obs_ratio", "tau_mean", "tau_at_min",
-                 "tau_at_max", "agreement_mean",
-                 "spearman_neg_tau_vs_r", "spearman_agreement_vs_r")
-# The short table (README): AUCs, CTCVR log loss and the relatedness columns.
-HEADLINE_METRICS = ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctcvr_logloss",
-                    "cvr_pred_obs_ratio", "tau_mean", "spearman_neg_tau_vs_r",
-                    "spearman_agreement_vs_r")
-ORACLE_METRICS = ("oracle_ctr_auc", "oracle_cvr_auc", "oracle_ctcvr_auc")
-
-
 class MixedOutputError(ValueError):
   """The output folder holds a run made with another config."""
 
@@ -89,7 +77,8 @@ def run_one(config: Config, run_dir: str, data_dir: str | None):
       data_dir, "test", trained["schema"], config.train.eval_batch_size,
       training=False, with_oracle=datadir.has_oracle(data_dir)))
   report = evaluation.report(collected,
-                             evaluation.tau_bounds(trained["model"]))
+                             evaluation.tau_bounds(trained["model"]),
+                             trained["model"].objective)
   report["best_epoch"] = trained["valid"]["best_epoch"]
   return report, collected, data_dir, trained["valid"]
 
@@ -128,80 +117,39 @@ def aggregate(runs: list[dict]) -> dict[str, dict[str, dict]]:
   return summary
 
 
-def markdown_table(summary: dict, methods: list[str],
-                   metrics: tuple[str, ...] = TABLE_METRICS) -> str:
-  """Mean ± std per method of `metrics`; oracle AUCs as a last row when
-  present. A metric no method has is left out; a method without it gets —;
-  an undefined one (NaN: a Spearman correlation of a constant, e.g. a fixed
-  tau) gets `undefined`."""
-  columns = [m for m in metrics if any(m in summary[x] for x in methods)]
-  lines = ["| method | " + " | ".join(columns) + " |",
-           "| --- |" + " --- |" * len(columns)]
-  for method in methods:
-    cells = []
-    for column in columns:
-      stat = summary[method].get(column)
-      if stat is None:
-        cells.append("—")
-      elif math.isnan(stat["mean"]):
-        cells.append("undefined")
-      else:
-        cells.append(f"{stat['mean']:.4f} ± {stat['std']:.4f}")
-    lines.append(f"| {method} | " + " | ".join(cells) + " |")
-  first = summary[methods[0]]
-  if all(k in first for k in ORACLE_METRICS):
-    oracle = {c.replace("oracle_", ""): first[c]["mean"] for c in ORACLE_METRICS}
-    lines.append("| oracle (true probabilities) | " + " | ".join(
-        f"{oracle[c]:.4f}" if c in oracle else "" for c in columns) + " |")
-  return "\n".join(lines)
-
-
-PAIRED_METRICS = ("cvr_auc", "ctcvr_auc", "ctr_auc")
-
-
-def paired_differences(runs: list[dict], split: str = "test"
-                       ) -> dict[str, dict]:
-  """Per method with a registered baseline among the runs: the paired (same
+def paired_differences(runs: list[dict], split: str = "test",
+                       reference: str | None = None) -> dict[str, dict]:
+  """Per method with a registered baseline among the runs (or, with
+  `reference`, every other method against that one): the paired (same
   seed) differences method - baseline on `split` (`test`, or `valid`: the
   selected epoch's validation report, what selection may read) of
-  PAIRED_METRICS, with 95% t intervals, and (with `adaftr_<B>_oracle` among
-  the runs) the fraction of the oracle's mean CVR AUC gain it recovers."""
+  `paired_metrics`, with 95% t intervals, and (with `adaftr_<B>_oracle`
+  among the runs) the fraction of the oracle's mean CVR AUC gain it
+  recovers."""
   by = {(r["method"], r["seed"]): r[split] for r in runs if r.get(split)}
+  keys = (tables.paired_metrics(objective_lib.task_names(runs[0]["test"]))
+          if runs else ())
   paired = {}
   for name in dict.fromkeys(r["method"] for r in runs):
-    baseline = experiments.get_method(name).baseline
+    baseline = (experiments.get_method(name).baseline if reference is None
+                else reference if name != reference else None)
     seeds = sorted(s for (m, s) in by if m == name and (baseline, s) in by)
     if not seeds:
       continue
     entry = {"baseline": baseline, "seeds": seeds}
-    for key in PAIRED_METRICS:
+    for key in keys:
       diffs = [by[(name, s)][key] - by[(baseline, s)][key] for s in seeds]
       entry[key] = dict(zip(("mean", "low", "high"),
                             metrics.paired_interval(diffs)))
     paired[name] = entry
   for name, entry in paired.items():
     oracle = paired.get(f"adaftr_{entry['baseline']}_oracle")
-    gain = oracle["cvr_auc"]["mean"] if oracle else float("nan")
+    gain = oracle["cvr_auc"]["mean"] if oracle and "cvr_auc" in oracle else (
+        float("nan"))
     entry["fraction_of_oracle_cvr_gain"] = (
         entry["cvr_auc"]["mean"] / gain if oracle and gain > 0
         else float("nan"))
   return paired
-
-
-def paired_table(paired: dict[str, dict]) -> str:
-  """The paired differences as a markdown table."""
-  cell = lambda d: (f"{d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
-                    if math.isfinite(d["low"]) else f"{d['mean']:+.4f}")
-  lines = ["| method | baseline | seeds | Δ CVR AUC [95% CI] | Δ CTCVR AUC "
-           "[95% CI] | Δ CTR AUC [95% CI] | share of oracle CVR gain |",
-           "| --- | --- | ---: | --- | --- | --- | ---: |"]
-  for name, e in paired.items():
-    share = e["fraction_of_oracle_cvr_gain"]
-    cells = [name, e["baseline"], str(len(e["seeds"]))]
-    cells += [cell(e[key]) for key in PAIRED_METRICS]
-    cells.append(f"{share:.2f}" if math.isfinite(share) else "—")
-    lines.append("| " + " | ".join(cells) + " |")
-  return "\n".join(lines)
 
 
 def _write_text(path: str, text: str) -> None:
@@ -254,23 +202,33 @@ def write_outputs(output_dir: str, results: dict, runs: list[dict],
                   methods: list[str], taus: dict, final: bool) -> str:
   """results.json and results.md (after every run), plots at the end.
 
-  `results` holds the benchmark's settings; the summary, runs and tables are
-  added here. Returns the tables.
+  `results` holds the benchmark's settings (with `reference`: every method
+  is also paired with that one); the summary, runs and tables are added
+  here. Returns the tables.
   """
   present = [m for m in methods if any(r["method"] == m for r in runs)]
   summary, paired = aggregate(runs), paired_differences(runs)
   paired_valid = paired_differences(runs, "valid")
-  table = markdown_table(summary, present, HEADLINE_METRICS) + "\n\n"
+  tasks = objective_lib.task_names(runs[0]["test"])
+  table = tables.markdown_table(summary, present,
+                                tables.headline_metrics(tasks)) + "\n\n"
   if paired:
     table += ("Paired differences against the baseline (test split, same "
-              "seeds):\n\n" + paired_table(paired) + "\n\n")
+              "seeds):\n\n" + tables.paired_table(paired) + "\n\n")
   if paired_valid:
     table += ("The same on the validation split (the selected epochs; what "
               "a choice between methods may read):\n\n"
-              + paired_table(paired_valid) + "\n\n")
-  table += markdown_table(summary, present)
+              + tables.paired_table(paired_valid) + "\n\n")
+  reference = results.get("reference")
+  paired_reference = (paired_differences(runs, reference=reference)
+                      if reference else {})
+  if paired_reference:
+    table += (f"Every method against {reference} (test split, same seeds):"
+              "\n\n" + tables.paired_table(paired_reference) + "\n\n")
+  table += tables.markdown_table(summary, present, tables.table_metrics(tasks))
   results = {**results, "complete": final, "summary": summary,
-             "paired": paired, "paired_valid": paired_valid, "runs": runs}
+             "paired": paired, "paired_valid": paired_valid,
+             "paired_reference": paired_reference, "runs": runs}
   _write_text(os.path.join(output_dir, "results.json"),
               json.dumps(results, indent=1, sort_keys=True))
   _write_text(os.path.join(output_dir, "results.md"), table + "\n")

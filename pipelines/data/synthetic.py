@@ -214,6 +214,22 @@ def _calibrated_world(config: SyntheticConfig) -> _World:
   return dataclasses.replace(world, b_click=b_click, b_cvr=b_cvr)
 
 
+def aliexpress_like_schema(num_categorical: int = 16, num_numerical: int = 63,
+                           vocab_sizes: tuple[int, ...] = (1000,)
+                           ) -> F.FeatureSchema:
+  """AliExpress's field layout (`categorical_1..16`, `numerical_1..63`).
+
+  `vocab_sizes` is cycled over the categorical fields.
+  """
+  categorical = tuple(
+      F.CategoricalFeature(f"categorical_{i + 1}",
+                           vocab_sizes[i % len(vocab_sizes)])
+      for i in range(num_categorical))
+  numerical = tuple(F.NumericalFeature(f"numerical_{i + 1}")
+                    for i in range(num_numerical))
+  return F.FeatureSchema(categorical, numerical)
+
+
 def synthetic_schema(config: SyntheticConfig,
                      numerical_stats=None) -> F.FeatureSchema:
   """The generator's feature schema (identity-encoded ids, raw numericals).
@@ -223,8 +239,8 @@ def synthetic_schema(config: SyntheticConfig,
     numerical_stats: optional dict name -> (mean, std) for every numerical
       field; without it the fields keep mean 0, std 1.
   """
-  schema = F.aliexpress_like_schema(config.num_categorical,
-                                    config.num_numerical, (config.vocab_size,))
+  schema = aliexpress_like_schema(config.num_categorical,
+                                  config.num_numerical, (config.vocab_size,))
   if numerical_stats is None:
     return schema
   names = {f.name for f in schema.numerical}

@@ -185,7 +185,8 @@ def fit(plan: Plan, strategy: tf.distribute.Strategy, verbose: int,
         "bytes)"))
   checkpoints, progress = _restore(plan, model, log)
   resumed_from = progress.step
-  best = cb.BestEpoch(t.checkpoint_metric, plan.best_weights,
+  best = cb.BestEpoch(model.objective.checkpoint_metric(t.checkpoint_metric),
+                      plan.best_weights,
                       t.early_stopping_patience)
   best.set_state(progress.best)
   asynchronous = plan.layout.strategy == distribute.PS

@@ -265,27 +265,6 @@ def test_load_valid_json_wrong_structure(tmp_path):
     F.FeatureSchema.load(str(tmp_path))
 
 
-# ---------------------------------------------------------------- aliexpress
-
-def test_aliexpress_like_schema_default_shape():
-  schema = F.aliexpress_like_schema()
-  assert len(schema.categorical) == 16
-  assert len(schema.numerical) == 63
-  assert schema.categorical[0].name == "categorical_1"
-  assert schema.categorical[-1].name == "categorical_16"
-  assert schema.numerical[-1].name == "numerical_63"
-  assert set(schema.categorical_sizes) == {1001}
-  assert all(f.encoding == "identity" for f in schema.categorical)
-
-
-def test_aliexpress_like_schema_cycles_vocab_sizes():
-  schema = F.aliexpress_like_schema(5, 2, vocab_sizes=(3, 7))
-  assert [f.vocab_size for f in schema.categorical] == [3, 7, 3, 7, 3]
-  assert schema.feature_names == ("categorical_1", "categorical_2",
-                                  "categorical_3", "categorical_4",
-                                  "categorical_5", "numerical_1", "numerical_2")
-
-
 # ---------------------------------------------------------------- multivalent
 
 def _multivalent_schema():

@@ -6,14 +6,21 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
+from adaftr_tf import experiments
 from adaftr_tf import features as F
 from export import exporter
+from export import inspection
 from export import serving
 from export import validation
 from export import versions
+from pipelines.data import records
+from pipelines.training import train_lib
+from tests.helpers.data import INDEPENDENT_LABELS
+from tests.helpers.data import write_independent_dataset
 from tests.helpers.exports import NO_FLOORS
 
 
@@ -95,3 +102,38 @@ def test_an_export_that_fails_to_write_keeps_the_published_versions(
   assert versions.versions(base) == [1]
   assert sorted(os.listdir(first)) == before
   assert not [n for n in os.listdir(base) if n.startswith(versions.TMP_PREFIX)]
+
+
+@pytest.mark.slow  # a training run and an export
+def test_independent_model_exports_outputs_named_after_the_labels(tmp_path):
+  config = experiments.config_of("tiny", ["data.source=files",
+                                          "model.name=adaftr"])
+  data_dir = write_independent_dataset(config, str(tmp_path / "data"), 1024)
+  trained = train_lib.train(config, str(tmp_path / "model"), data_dir,
+                            verbose=0, log=lambda _: None)
+  valid = trained["valid"]
+  assert {f"{n}_auc" for n in INDEPENDENT_LABELS} | {"mean_auc"} <= set(valid)
+  path = exporter.export(str(tmp_path / "model"), str(tmp_path / "export"),
+                         data_dir=data_dir, warmup_records=10,
+                         log=lambda _: None)   # validated, warm-up replayed
+  loaded = tf.saved_model.load(path)
+  examples = [r.numpy() for r in tf.data.TFRecordDataset(
+      records.list_shards(data_dir, "test")[0]).take(8)]
+  served = loaded.signatures["serving_default"](examples=tf.constant(examples))
+  assert set(served) == set(INDEPENDENT_LABELS)
+  parsed = tf.io.parse_example(
+      tf.constant(examples), trained["schema"].parse_spec(with_labels=False))
+  outputs = trained["model"](parsed, training=False)
+  np.testing.assert_allclose(served["income_50k"], outputs["ctr"], atol=1e-6)
+  np.testing.assert_allclose(served["never_married"], outputs["cvr"], atol=1e-6)
+  problems, _ = inspection.run_checks(str(tmp_path / "export"),
+                                      model_dir=str(tmp_path / "model"),
+                                      out=lambda _: None)
+  assert problems == []
+  # The gate reads the label-named AUCs (default floor 0.5 for each).
+  with pytest.raises(validation.ExportRefused,
+                     match="never_married_auc 0.4000 is below the floor 0.5"):
+    validation.check({**valid, "never_married_auc": 0.4}, validation.Policy(),
+                     None, None, data_dir, lambda _: None, INDEPENDENT_LABELS)
+  assert validation.problems({**valid, "income_50k_auc": float("nan")},
+                             validation.Policy(), tasks=INDEPENDENT_LABELS)

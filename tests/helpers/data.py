@@ -97,3 +97,41 @@ def agreement_model(*items, rows=16):
   batch, schema = synthetic_batch(config, rows)
   model = models.compile_model(models.build_model(config, schema), config)
   return model, batch
+
+
+INDEPENDENT_LABELS = ("income_50k", "never_married")
+
+
+def independent_columns(config, rows=512, split="train"):
+  """(columns, schema): synthetic rows relabelled as two independent tasks.
+
+  The first label (`income_50k`) is the synthetic click; the second
+  (`never_married`) is 1 for even ids of the first categorical field,
+  flipped with probability 0.2 (learnable, and not implied by the first).
+  """
+  import dataclasses
+  columns, schema = synthetic_columns(config, rows, split)
+  rng = np.random.default_rng(len(split))
+  ids = columns[schema.categorical[0].name]
+  second = (ids % 2 == 0) ^ (rng.random(len(ids)) < 0.2)
+  columns = dict(columns)
+  columns[INDEPENDENT_LABELS[0]] = columns.pop(F.CLICK)
+  columns[INDEPENDENT_LABELS[1]] = second.astype(np.int64)
+  del columns[F.CONVERSION]
+  schema = dataclasses.replace(schema, labels=INDEPENDENT_LABELS,
+                               label_relation=F.INDEPENDENT)
+  return columns, schema
+
+
+def write_independent_dataset(config, directory: str, rows: int = 512) -> str:
+  """A data directory (train/valid/test, schema.json, shards.json) of
+  `independent_columns`, without oracle columns; returns `directory`."""
+  from pipelines.data import records
+  for split in ("train", "valid", "test"):
+    columns, schema = independent_columns(config, rows, split)
+    columns = {k: v for k, v in columns.items()
+               if not k.startswith(F.ORACLE_PREFIX)}
+    records.write_sharded(columns, directory, split, 1)
+  schema.save(directory)
+  records.write_manifest(directory)
+  return directory

@@ -56,7 +56,7 @@ def test_groups_name_registered_methods():
   assert set(experiments.group_members("plugin")) <= set(
       experiments.method_names())
   with pytest.raises(C.ConfigError, match="unknown method group 'nope'; "
-                     r"valid groups: \['click_gate', 'core'"):
+                     r"valid groups: \['census', 'click_gate', 'core'"):
     experiments.group_members("nope")
   with pytest.raises(ValueError, match="registered twice"):
     experiments.group("core", ["esmm"])

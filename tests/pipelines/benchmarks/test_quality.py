@@ -5,6 +5,7 @@ import pytest
 
 from adaftr_tf import experiments
 from pipelines.benchmarks import quality
+from pipelines.benchmarks import tables
 
 
 def test_unknown_method_is_rejected():
@@ -63,24 +64,42 @@ def test_paired_differences_pair_by_seed_with_t_intervals():
   share = np.mean(np.subtract(network, esmm)) / mean
   assert paired["adaftr_esmm"]["fraction_of_oracle_cvr_gain"] == (
       pytest.approx(share))
-  table = quality.paired_table(paired)
+  table = tables.paired_table(paired)
   assert f"| adaftr_esmm_oracle | esmm | 3 | {mean:+.4f} [{low:+.4f}, " \
       f"{high:+.4f}] |" in table
   assert f"| {share:.2f} |" in table
 
 
-def test_table_marks_missing_and_undefined_cells():
-  summary = {
-      "mmoe": {"ctr_auc": {"mean": 0.8, "std": 0.01, "n": 3}},
-      "adaftr_fixed_tau": {
-          "ctr_auc": {"mean": 0.81, "std": 0.02, "n": 3},
-          "spearman_neg_tau_vs_r": {"mean": float("nan"),
-                                    "std": float("nan"), "n": 3}}}
-  table = quality.markdown_table(
-      summary, ["mmoe", "adaftr_fixed_tau"],
-      ("ctr_auc", "spearman_neg_tau_vs_r", "cvr_auc"))
-  assert table.splitlines() == [
-      "| method | ctr_auc | spearman_neg_tau_vs_r |",
-      "| --- | --- | --- |",
-      "| mmoe | 0.8000 ± 0.0100 | — |",
-      "| adaftr_fixed_tau | 0.8100 ± 0.0200 | undefined |"]
+def test_independent_tasks_get_tables_named_after_their_labels():
+  report = lambda a, b: {"income_50k_auc": a, "never_married_auc": b,
+                         "mean_auc": (a + b) / 2}
+  runs = [{"method": m, "seed": s, "test": report(a + s / 100, b)}
+          for m, a, b in (("mmoe", 0.90, 0.95), ("adaftr_mmoe", 0.91, 0.93))
+          for s in (0, 1)]
+  paired = quality.paired_differences(runs)
+  entry = paired["adaftr_mmoe"]
+  assert entry["income_50k_auc"]["mean"] == pytest.approx(0.01)
+  assert entry["never_married_auc"]["mean"] == pytest.approx(-0.02)
+  assert entry["mean_auc"]["mean"] == pytest.approx(-0.005)
+  table = tables.paired_table(paired)
+  assert ("Δ income_50k AUC [95% CI] | Δ never_married AUC [95% CI] | "
+          "Δ mean AUC [95% CI]") in table
+  summary = quality.aggregate(runs)
+  headline = tables.markdown_table(summary, ["mmoe", "adaftr_mmoe"],
+                                    tables.headline_metrics(
+                                        ("income_50k", "never_married")))
+  assert "| method | income_50k_auc | never_married_auc | mean_auc |" in headline
+  assert "cvr_auc" not in headline
+
+
+def test_a_reference_pairs_every_other_method_with_it():
+  runs = ([_run("single_task", s, 0.70 + s / 100) for s in (0, 1)]
+          + [_run("mmoe", s, 0.72 + s / 100) for s in (0, 1)]
+          + [_run("adaftr_mmoe", s, 0.69) for s in (0, 1)])
+  paired = quality.paired_differences(runs, reference="single_task")
+  assert set(paired) == {"mmoe", "adaftr_mmoe"}
+  assert paired["mmoe"]["baseline"] == "single_task"
+  assert paired["mmoe"]["cvr_auc"]["mean"] == pytest.approx(0.02)
+  assert paired["adaftr_mmoe"]["cvr_auc"]["mean"] == pytest.approx(-0.015)
+  # Without a reference, the registered baselines only.
+  assert set(quality.paired_differences(runs)) == {"adaftr_mmoe"}
