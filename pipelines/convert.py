@@ -2,11 +2,15 @@
 
   python -m pipelines.convert --format=FORMAT --input=PATH --output_dir=DIR \\
       [--skip_bad_rows] [--non_finite=error|replace] [--valid_fraction=0.1] ...
+  python -m pipelines.convert --format=census \\
+      --input=census-income.test.gz --output_dir=DIR [--split_seed=42] ...
   python -m pipelines.convert --format=tfds --input=aliexpress/us \\
       --output_dir=DIR [--tfds_data_dir=TFDS_DIR] ...
 
 FORMAT: aliexpress_csv, aliexpress_raw, aliccp_raw, aliccp_csv, aliccp_text
-(see pipelines/data/formats/<FORMAT>.py for each layout and what PATH may be),
+(CTR/CVR: valid = the end of the train files), census (UCI census-income,
+income and never-married: rows split by seed into train/valid/test), see
+pipelines/data/formats/<FORMAT>.py for each layout and what PATH may be;
 or tfds: a dataset of pipelines/data/tfds prepared in TFDS_DIR, whose
 validation split is the valid split (pipelines/data/formats/tfds_dataset.py).
 Writes `{train,valid,test}-*-of-*.tfrecord`, `schema.json` (features,
@@ -27,7 +31,6 @@ from pipelines.data import formats  # noqa: E402
 from adaftr_tf import choices  # noqa: E402
 
 FORMATS = tuple(formats.LAYOUTS)
-TFDS = formats.tfds_dataset.NAME
 
 FLAGS = flags.FLAGS
 cli.define_enum("format", None, FORMATS, "Input file layout, or tfds.")
@@ -45,11 +48,16 @@ cli.define_enum("non_finite", "error", list(choices.options(choices.NonFinitePol
                 "the row with the field's default 0.0, counted per field in "
                 "the data report.")
 cli.define_bool("keep_conversions_without_click", False, "Keep rows with a "
-                  "conversion but no click (dropped and counted by default).")
-cli.define_float("valid_fraction", 0.1, "Share of the train rows, taken "
-                   "from the END of the train files, that forms the valid "
-                   "split. Not with --format=tfds, whose validation split is "
-                   "the valid split.")
+                  "conversion but no click (dropped and counted by default; "
+                  "funnel data only: census labels are independent).")
+cli.define_float("valid_fraction", None, "Share of the rows that forms the "
+                 "valid split: the END of the train files (default 0.1), or "
+                 "with --format=census a seeded share of all rows (default "
+                 "0.2; test is another 0.2). Not with --format=tfds, whose "
+                 "validation split is the valid split.")
+cli.define_integer("split_seed", None, "--format=census: the seed of its "
+                   "train/valid/test split of the rows (default 42). "
+                   "Refused by the formats that keep file order.")
 cli.define_integer("min_count", 1, "Ids seen fewer times in train are "
                      "out of vocabulary.")
 cli.define_integer("max_vocab_size", 0, "Most frequent ids kept per field "
@@ -67,13 +75,11 @@ def main(argv):
   cli.begin_job(argv, required=("format", "input", "output_dir"), quiet=False)
   from pipelines.data.formats import base
   from pipelines.data.formats import conversion
-  valid_fraction = FLAGS.valid_fraction
-  if FLAGS.format == TFDS and not FLAGS["valid_fraction"].present:
-    valid_fraction = 0.0  # the default is for files; conversion names misuse
-  options = conversion.Options(
+  options = conversion.Options(  # None: the format's default (or none)
       skip_bad_rows=FLAGS.skip_bad_rows,
       keep_conversions_without_click=FLAGS.keep_conversions_without_click,
-      valid_fraction=valid_fraction, min_count=FLAGS.min_count,
+      valid_fraction=FLAGS.valid_fraction, split_seed=FLAGS.split_seed,
+      min_count=FLAGS.min_count,
       max_vocab_size=FLAGS.max_vocab_size, hash_buckets=FLAGS.hash_buckets,
       shard_rows=FLAGS.shard_rows, buffer_values=FLAGS.buffer_values,
       overwrite=FLAGS.overwrite, progress=FLAGS.progress,

@@ -20,6 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from adaftr_tf import choices
+from adaftr_tf import features as F
 from pipelines.data.records import RaggedColumn
 
 # Kinds of bad rows (report keys).
@@ -88,7 +89,9 @@ class Block:
     ids: single-valued categorical field -> [n] int64 raw ids.
     lists: list-valued categorical field -> RaggedColumn of n rows.
     values: numerical field -> [n] float64.
-    click, conversion: [n] int64 labels (conversion = click and purchase).
+    click, conversion: [n] int64 0/1 labels of the first and second task
+      (`Source.label_names` names them in the records: click and conversion =
+      click and purchase for the CTR/CVR layouts).
     skipped: (index, kind) of each bad row skipped in this block.
     replaced: numerical field -> [n] bool, the good rows whose non-finite
       value was replaced by the default (`--non_finite=replace`).
@@ -163,12 +166,18 @@ class Source(abc.ABC):
   Subclasses set `paths` (the row files, whose data lines are counted) and
   implement `blocks`; `categorical`/`numerical` list the fields in schema
   order (`categorical` is None when the fields are discovered from the data).
+  `label_names` are the record names of the blocks' first and second label,
+  `label_relation` how they relate (`F.FUNNEL`: the second implies the first,
+  so a conversion without a click is an anomaly; `F.INDEPENDENT`: two
+  unrelated binary tasks); both go into the schema.
   """
 
   paths: list[str]
   categorical: tuple[str, ...] | None = None
   numerical: tuple[str, ...] = ()
   multivalent: frozenset[str] = frozenset()
+  label_names: tuple[str, str] = F.LABEL_KEYS
+  label_relation: str = F.FUNNEL
 
   @abc.abstractmethod
   def count_rows(self) -> int:

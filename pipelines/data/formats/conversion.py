@@ -2,14 +2,16 @@
 
 Three streaming passes over the input, memory bounded by a block of rows, the
 shard buffer, the vocabulary counts and (AliExpress raw) the user table:
-  0. count the data lines of the train files (a byte scan), which fixes the
-     validation boundary: the last `valid_fraction` of them (none when the
-     input has its own validation split: a TFDS dataset);
-  1. statistics on the train rows before the boundary only: id counts ->
+  0. count the data lines of each source split (a byte scan), which fixes
+     the layout's `splitting.Splitter` (its module's `SPLITTER`, default
+     `FileOrder`): valid = the last `valid_fraction` of the train files
+     (none when the input has its own validation split: a TFDS dataset), or
+     a seeded split of one pool of rows (`SeededRows`: census);
+  1. statistics on the rows the splitter routes to train only: id counts ->
      vocabularies (min count, cap) or hash buckets, mean/std of numericals,
      which fields hold lists;
   2. write: every row of every split is parsed again, routed to
-     train/valid/test, checked, counted and written.
+     train/valid/test by the same splitter, checked, counted and written.
 Output goes to `<output_dir>.partial` and is moved into place when complete,
 so a failed conversion never leaves a folder that looks converted.
 """
@@ -43,7 +45,8 @@ class Options:
 
   skip_bad_rows: bool = False
   keep_conversions_without_click: bool = False
-  valid_fraction: float = 0.1
+  valid_fraction: float | None = None  # None: the layout's default
+  split_seed: int | None = None  # seeded layouts only; None: DEFAULT_SEED
   min_count: int = 1
   max_vocab_size: int = 0
   hash_buckets: int = 0
@@ -62,12 +65,13 @@ class Options:
     for key in ("max_vocab_size", "hash_buckets"):
       if getattr(self, key) < 0:
         raise ValueError(f"--{key}={getattr(self, key)} must be >= 0")
-    splitting.valid_lines(2, self.valid_fraction)
+    if self.valid_fraction is not None:
+      splitting.valid_lines(2, self.valid_fraction)
     return self
 
 
 class _Stats:
-  """Pass-1 statistics of the train rows before the boundary."""
+  """Pass-1 statistics of the rows routed to train."""
 
   def __init__(self, source: base.Source, count_ids: bool):
     self.source, self.count_ids = source, count_ids
@@ -96,19 +100,22 @@ class _Stats:
                       for name in self.source.numerical)
     if not categorical and not numerical:
       raise ValueError("the train split has no usable rows: no field seen")
-    return F.FeatureSchema(categorical, numerical)
+    return F.FeatureSchema(categorical, numerical, self.source.label_names,
+                           self.source.label_relation)
 
 
-def fit(source: base.Source, boundary: int, options: Options,
+def fit(source: base.Source, splitter: splitting.Splitter, options: Options,
         errors: base.BadRows) -> tuple:
-  """Pass 1: (schema, stats) from the train rows before `boundary`."""
+  """Pass 1: (schema, stats) from the rows of the train source `splitter`
+  routes to train (and that pass 2 does not drop)."""
   stats = _Stats(source, count_ids=options.hash_buckets == 0)
   progress = lines.Progress("pass 1/2 statistics (train)", source.total_bytes,
                             options.progress)
-  for block in source.blocks(errors, progress, stop_index=boundary):
+  for block in source.blocks(errors, progress, stop_index=splitter.stop_index):
     stats.update(block.select(
-        (block.index < boundary)
-        & ~writer_lib.drop_mask(block, options.keep_conversions_without_click)))
+        splitter.train_rows(block.index)
+        & ~writer_lib.drop_mask(block, options.keep_conversions_without_click,
+                                source.label_relation)))
   progress.close()
   return stats.schema(options), stats
 
@@ -143,10 +150,10 @@ def convert(layout: str, input_path: str, output_dir: str,
     FileExistsError: a non-empty output_dir without `overwrite`.
   """
   options.validate()
-  sources, input_name = _sources(layout, input_path, options)
+  sources, input_name, rule = _sources(layout, input_path, options)
   partial = _output(output_dir, options.overwrite)
   try:
-    report = _convert(layout, input_name, sources, partial, options)
+    report = _convert(layout, input_name, sources, rule, partial, options)
   except BaseException:
     files.remove_dir(partial)
     raise
@@ -157,12 +164,21 @@ def convert(layout: str, input_path: str, output_dir: str,
 
 
 def _sources(layout: str, input_path: str, options: Options):
-  """(split -> Source, the input as the report names it).
+  """(split -> Source, the input as the report names it, the layout's
+  Splitter class).
 
   Raises:
     ValueError: a flag that does not apply to `layout`.
   """
   module = formats.get(layout)
+  rule = getattr(module, "SPLITTER", splitting.FileOrder)
+  if options.split_seed is not None and not rule.seeded:
+    seeded = ", ".join(name for name, m in formats.LAYOUTS.items()
+                       if getattr(m, "SPLITTER", splitting.FileOrder).seeded)
+    raise ValueError(f"--split_seed applies to formats split by seed "
+                     f"({seeded}), not to --format={layout}, which keeps "
+                     "file order (valid = the end of the train files); "
+                     "leave the flag out")
   if module is formats.tfds_dataset:  # a dataset name, not a path
     sources = module.sources(input_path, options.tfds_data_dir)
     name = sources[splitting.TRAIN].input_name
@@ -176,17 +192,16 @@ def _sources(layout: str, input_path: str, options: Options):
     raise ValueError(f"--valid_fraction={options.valid_fraction} does not "
                      f"apply to --format={layout}: its validation split is "
                      "the valid split; leave the flag out (or set it to 0)")
-  return sources, name
+  return sources, name, rule
 
 
-def _convert(layout, input_name, sources, directory, options) -> dict:
+def _convert(layout, input_name, sources, rule, directory, options) -> dict:
   line_counts = {name: s.count_rows() for name, s in sources.items()}
-  train_lines = line_counts[splitting.TRAIN]
-  boundary = train_lines - splitting.valid_lines(train_lines,
-                                                 options.valid_fraction)
+  splitter = rule.create(line_counts, options.valid_fraction,
+                         options.split_seed)
   errors = base.BadRows(options.skip_bad_rows, non_finite=options.non_finite)
-  schema, stats = fit(sources[splitting.TRAIN], boundary, options, errors)
-  splits = tuple(dict.fromkeys((splitting.TRAIN, splitting.VALID, *sources)))
+  schema, stats = fit(sources[splitting.TRAIN], splitter, options, errors)
+  splits = splitter.splits(sources)
   state = writer_lib.RowWriter(
       schema, directory, errors, splits, options.shard_rows,
       options.buffer_values, options.keep_conversions_without_click)
@@ -194,11 +209,11 @@ def _convert(layout, input_name, sources, directory, options) -> dict:
     progress = lines.Progress(f"pass 2/2 writing ({name})", source.total_bytes,
                               options.progress)
     for block in source.blocks(errors, progress):
-      state.add_block(name, block, boundary)
+      state.add_block(name, block, splitter)
     progress.close()
   state.close()
   records.write_manifest(directory)
-  _check_accounting(state, line_counts)
+  _check_accounting(state, line_counts, splitter)
   if not state.counts[splitting.TRAIN].kept:
     raise ValueError(
         f"no usable train rows in {input_name}: "
@@ -209,7 +224,8 @@ def _convert(layout, input_name, sources, directory, options) -> dict:
   result = {
       "format": layout, "input": input_name,
       "options": dataclasses.asdict(options),
-      "valid_boundary_line_index": boundary,
+      "split": splitter.describe(),
+      "labels": list(schema.labels), "label_relation": schema.label_relation,
       "splits": {s: state.counts[s].to_dict() for s in splits},
       "fields": report_lib.field_report(
           schema, {k: c.cardinality for k, c in stats.ids.items()}, state.oov,
@@ -223,12 +239,11 @@ def _convert(layout, input_name, sources, directory, options) -> dict:
   return result
 
 
-def _check_accounting(state: writer_lib.RowWriter, line_counts: dict) -> None:
+def _check_accounting(state: writer_lib.RowWriter, line_counts: dict,
+                      splitter: splitting.Splitter) -> None:
   """kept + skipped + dropped = read, against the independent line count."""
   for source, expected in line_counts.items():
-    splits = ((splitting.TRAIN, splitting.VALID) if source == splitting.TRAIN
-              and splitting.VALID not in line_counts
-              else (source,))
+    splits = splitter.outputs(source)
     read = sum(state.counts[s].read for s in splits) + state.blank[source]
     if read != expected:
       raise RuntimeError(f"row accounting of the {source} files is off: "

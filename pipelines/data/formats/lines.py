@@ -2,7 +2,9 @@
 
 Files are read as bytes a batch of lines at a time, so memory stays bounded
 by the batch whatever the file size; line numbers count every physical line
-(header included, 1-based), as an editor shows them.
+(header included, 1-based), as an editor shows them. A gzip file (known by
+its magic bytes, whatever its name) is decompressed on the fly: its lines
+are the decompressed lines, its progress the compressed bytes read.
 
 Raw input files are local and read with Python's `open` (its buffered line
 iteration is much faster than `tf.io.gfile.GFile`'s); copy remote raw files
@@ -11,12 +13,15 @@ first. Everything the converter writes goes through `tf.io.gfile`.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import sys
 import time
 from typing import Iterator
 
 BATCH_LINES = 4096
 _READ_CHUNK = 1 << 22
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 class Progress:
@@ -60,10 +65,28 @@ class Progress:
       self._print("\r", "\n")
 
 
+@contextlib.contextmanager
+def open_input(path: str):
+  """Opens a local input file for reading bytes, gunzipped if gzip.
+
+  Yields:
+    (stream, raw): `stream` reads the (decompressed) content; `raw` is the
+    file on disk, whose `tell()` counts the bytes read from it so far.
+  """
+  with open(path, "rb") as raw:
+    compressed = raw.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+    raw.seek(0)
+    if not compressed:
+      yield raw, raw
+      return
+    with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+      yield stream, raw
+
+
 def count_lines(path: str) -> int:
   """Physical lines of a file (a last line without newline counts)."""
   count, last = 0, b"\n"
-  with open(path, "rb") as f:
+  with open_input(path) as (f, _):
     while chunk := f.read(_READ_CHUNK):
       count += chunk.count(b"\n")
       last = chunk[-1:]
@@ -83,24 +106,32 @@ def read_batches(path: str, progress: Progress | None, skip_lines: int = 0,
   """
   batch: list[bytes] = []
   first = skip_lines + 1
-  with open(path, "rb") as f:
+  with open_input(path) as (f, raw):
     for _ in range(skip_lines):
-      line = f.readline()
-      if progress is not None:
-        progress.update(nbytes=len(line))
+      f.readline()
+    done = 0
     for line in f:
       batch.append(line.rstrip(b"\r\n"))
-      if progress is not None:
-        progress.bytes += len(line)
       if len(batch) == batch_lines:
+        done = _count_read(progress, raw, done)
         yield first, batch
         first += len(batch)
         batch = []
+    _count_read(progress, raw, done)
   if batch:
     yield first, batch
 
 
+def _count_read(progress: Progress | None, raw, done: int) -> int:
+  """Adds the bytes of `raw` read since position `done` to `progress`;
+  returns the position."""
+  position = raw.tell()
+  if progress is not None:
+    progress.bytes += position - done
+  return position
+
+
 def read_header(path: str) -> str:
   """The first line of a file, decoded, without EOL."""
-  with open(path, "rb") as f:
+  with open_input(path) as (f, _):
     return f.readline().rstrip(b"\r\n").decode("utf-8", errors="replace")

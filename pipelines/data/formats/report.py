@@ -2,11 +2,13 @@
 
 Written as `data_report.json` next to the shards (training reads
 `splits.<split>.rows`) and printed. Per split: rows read and kept, bad rows
-skipped (by kind), conversions without a click (dropped by default), unjoined
-rows, NaN/Inf numerical values replaced by the default (`--non_finite=replace`,
-per field), click and conversion rates; per field: encoding, vocabulary size,
-train cardinality, OOV rate per split (and list length for multivalent
-fields, mean/std for numerical ones).
+skipped (by kind), unjoined rows, NaN/Inf numerical values replaced by the
+default (`--non_finite=replace`, per field), the positives and rate of each
+label under its record name (`labels`); for funnel data (click ->
+conversion) also the click, conversion and post-click conversion rates and
+the conversions without a click (dropped by default). Per field: encoding,
+vocabulary size, train cardinality, OOV rate per split (and list length for
+multivalent fields, mean/std for numerical ones).
 """
 
 from __future__ import annotations
@@ -26,16 +28,24 @@ REPORT_FILE = "data_report.json"
 
 @dataclasses.dataclass
 class SplitCounts:
-  """What happened to the rows routed to one output split."""
+  """What happened to the rows routed to one output split.
 
+  Attributes:
+    labels: the record names of the first and second label.
+    relation: `F.FUNNEL` (click -> conversion: the conversion keys and the
+      conversions without a click are reported) or `F.INDEPENDENT`.
+    positives: kept rows whose first / second label is 1.
+  """
+
+  labels: tuple[str, str] = F.LABEL_KEYS
+  relation: str = F.FUNNEL
   skipped: collections.Counter = dataclasses.field(
       default_factory=collections.Counter)
   kept: int = 0
   unjoined: int = 0
   dropped_conversion_without_click: int = 0
   conversions_without_click: int = 0
-  clicks: int = 0
-  conversions: int = 0
+  positives: list[int] = dataclasses.field(default_factory=lambda: [0, 0])
   shards: int = 0
   non_finite_replaced: collections.Counter = dataclasses.field(
       default_factory=collections.Counter)
@@ -45,32 +55,44 @@ class SplitCounts:
     return (self.kept + sum(self.skipped.values()) + self.unjoined
             + self.dropped_conversion_without_click)
 
-  def add_labels(self, click: np.ndarray, conversion: np.ndarray) -> None:
-    self.kept += len(click)
-    self.clicks += int(click.sum())
-    self.conversions += int(conversion.sum())
+  def add_labels(self, first: np.ndarray, second: np.ndarray) -> None:
+    """Counts kept rows and their labels ([n] int64 0/1 each)."""
+    self.kept += len(first)
+    self.positives[0] += int(first.sum())
+    self.positives[1] += int(second.sum())
 
   def to_dict(self) -> dict:
     rows = self.kept
-    return {
+    result = {
         "rows": rows, "read": self.read,
         "skipped_bad_rows": sum(self.skipped.values()),
         "skipped_by_kind": dict(sorted(self.skipped.items())),
-        "dropped_conversion_without_click":
-            self.dropped_conversion_without_click,
         "unjoined": self.unjoined,
-        "conversions_without_click": self.conversions_without_click,
-        "clicks": self.clicks, "conversions": self.conversions,
-        "click_rate": self.clicks / rows if rows else None,
-        "conversion_rate": self.conversions / rows if rows else None,
-        "conversion_rate_given_click":
-            self.conversions / self.clicks if self.clicks else None,
+        # Per label (by record name): kept rows where it is 1, and their rate.
+        "labels": {name: {"positives": n, "rate": n / rows if rows else None}
+                   for name, n in zip(self.labels, self.positives)},
         "shards": self.shards,
         # --non_finite=replace: kept rows whose NaN/Inf value of a numerical
         # field was replaced by the field's default, per field.
         "non_finite_replaced": sum(self.non_finite_replaced.values()),
         "non_finite_replaced_by_field": dict(sorted(
             (k, v) for k, v in self.non_finite_replaced.items() if v))}
+    if self.relation == F.FUNNEL:
+      result.update(self._funnel(rows))
+    return result
+
+  def _funnel(self, rows: int) -> dict:
+    """The CTR/CVR keys: clicks, conversions, their rates, the anomalies."""
+    clicks, conversions = self.positives
+    return {
+        "dropped_conversion_without_click":
+            self.dropped_conversion_without_click,
+        "conversions_without_click": self.conversions_without_click,
+        "clicks": clicks, "conversions": conversions,
+        "click_rate": clicks / rows if rows else None,
+        "conversion_rate": conversions / rows if rows else None,
+        "conversion_rate_given_click":
+            conversions / clicks if clicks else None}
 
 
 def field_report(schema: F.FeatureSchema, cardinality: dict, oov: dict,
@@ -107,24 +129,50 @@ def _rate(value) -> str:
   return "-" if value is None else f"{100 * value:.3f}%"
 
 
-def format_text(report: dict) -> str:
-  """A readable summary of a report dict."""
-  out = [f"data report: {report['format']} from {report['input']}"]
-  out.append(f"{'split':<6} {'read':>10} {'kept':>10} {'bad':>7} "
-             f"{'cv!click':>8} {'dropped':>8} {'unjoined':>8} {'CTR':>9} "
-             f"{'CTCVR':>9} {'CVR':>9}")
-  for split, s in report["splits"].items():
+def _funnel_rows(splits: dict) -> list[str]:
+  out = [f"{'split':<6} {'read':>10} {'kept':>10} {'bad':>7} "
+         f"{'cv!click':>8} {'dropped':>8} {'unjoined':>8} {'CTR':>9} "
+         f"{'CTCVR':>9} {'CVR':>9}"]
+  for split, s in splits.items():
     out.append(
         f"{split:<6} {s['read']:>10,} {s['rows']:>10,} "
         f"{s['skipped_bad_rows']:>7,} {s['conversions_without_click']:>8,} "
         f"{s['dropped_conversion_without_click']:>8,} {s['unjoined']:>8,} "
         f"{_rate(s['click_rate']):>9} {_rate(s['conversion_rate']):>9} "
         f"{_rate(s['conversion_rate_given_click']):>9}")
-    if s["skipped_by_kind"]:
-      out.append(f"       bad rows by kind: {s['skipped_by_kind']}")
-    if s.get("non_finite_replaced"):
-      out.append(f"       non-finite values replaced by the default: "
-                 f"{s['non_finite_replaced_by_field']}")
+    out.extend(_split_notes(s))
+  return out
+
+
+def _label_rows(splits: dict) -> list[str]:
+  """Independent labels: the positive rate of each, by name."""
+  names = list(next(iter(splits.values()))["labels"])
+  out = [f"{'split':<6} {'read':>10} {'kept':>10} {'bad':>7} {'unjoined':>8}"
+         + "".join(f" {name:>16}" for name in names)]
+  for split, s in splits.items():
+    out.append(f"{split:<6} {s['read']:>10,} {s['rows']:>10,} "
+               f"{s['skipped_bad_rows']:>7,} {s['unjoined']:>8,}"
+               + "".join(f" {_rate(s['labels'][name]['rate']):>16}"
+                         for name in names))
+    out.extend(_split_notes(s))
+  return out
+
+
+def _split_notes(s: dict) -> list[str]:
+  out = []
+  if s["skipped_by_kind"]:
+    out.append(f"       bad rows by kind: {s['skipped_by_kind']}")
+  if s.get("non_finite_replaced"):
+    out.append(f"       non-finite values replaced by the default: "
+               f"{s['non_finite_replaced_by_field']}")
+  return out
+
+
+def format_text(report: dict) -> str:
+  """A readable summary of a report dict."""
+  out = [f"data report: {report['format']} from {report['input']}"]
+  funnel = report.get("label_relation", F.FUNNEL) == F.FUNNEL
+  out.extend((_funnel_rows if funnel else _label_rows)(report["splits"]))
   out.append("fields (vocab = embedding rows without OOV; card = distinct in "
              "train; OOV per split):")
   for name, f in report["fields"].items():

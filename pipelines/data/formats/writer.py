@@ -1,8 +1,10 @@
 """Pass 2 of the converter: rows routed to splits, checked, counted, written.
 
-`RowWriter` routes each parsed block to its output split, drops and counts
-what is not written (conversions without a click, repeated single-valued
-fields), counts OOV ids and hands the columns to the split's `SplitWriter`.
+`RowWriter` routes each parsed block to its output split (a
+`splitting.Splitter`), drops and counts what is not written (conversions
+without a click in funnel data, repeated single-valued fields), counts OOV
+ids and hands the columns to the split's `SplitWriter`. The labels are
+written under the schema's names (`schema.labels`).
 
 Rows arrive a block at a time; a shard is written (with `records.write_examples`)
 when the buffer holds `shard_rows` rows or `buffer_values` values, so memory
@@ -96,11 +98,19 @@ class SplitWriter:
     return final
 
 
-def drop_mask(block: base.Block, keep_conversions_without_click: bool
-              ) -> np.ndarray:
-  """[n] bool: conversions without a click (dropped unless kept)."""
-  cwc = (block.conversion == 1) & (block.click == 0)
-  return cwc & (not keep_conversions_without_click)
+def without_click(block: base.Block) -> np.ndarray:
+  """[n] bool: rows whose second label is 1 and first 0 (a conversion
+  without a click, in funnel data)."""
+  return (block.conversion == 1) & (block.click == 0)
+
+
+def drop_mask(block: base.Block, keep_conversions_without_click: bool,
+              label_relation: str = F.FUNNEL) -> np.ndarray:
+  """[n] bool: the rows dropped: conversions without a click, unless kept;
+  none when the labels are independent (the second without the first is
+  normal there)."""
+  drop = label_relation == F.FUNNEL and not keep_conversions_without_click
+  return without_click(block) & drop
 
 
 class RowWriter:
@@ -113,7 +123,8 @@ class RowWriter:
     errors: the bad-row policy.
     splits: the output splits.
     shard_rows, buffer_values: see `SplitWriter`.
-    keep_conversions_without_click: write such rows instead of dropping them.
+    keep_conversions_without_click: write such rows instead of dropping them
+      (funnel schemas; an independent schema drops and counts none).
   """
 
   def __init__(self, schema: F.FeatureSchema, directory: str,
@@ -121,7 +132,10 @@ class RowWriter:
                buffer_values: int, keep_conversions_without_click: bool):
     self.schema, self.errors = schema, errors
     self.keep_cwc = keep_conversions_without_click
-    self.counts = {s: report_lib.SplitCounts() for s in splits}
+    self.funnel = schema.label_relation == F.FUNNEL
+    self.counts = {s: report_lib.SplitCounts(schema.labels,
+                                             schema.label_relation)
+                   for s in splits}
     self.writers = {s: SplitWriter(directory, s, shard_rows, buffer_values)
                     for s in splits}
     self.oov = {s: {f.name: vocabulary.OovCounter(f) for f in schema.categorical}
@@ -131,12 +145,14 @@ class RowWriter:
     self.blank = collections.Counter()
     self._names = set(schema.feature_names)
 
-  def add_block(self, source: str, block: base.Block, boundary: int) -> None:
+  def add_block(self, source: str, block: base.Block,
+                splitter: splitting.Splitter) -> None:
+    """Routes, counts and writes a block of the source split `source`."""
     self.blank[source] += block.blank
-    good = splitting.route(source, block.index, boundary)
+    good = splitter.route(source, block.index)
     skipped_index = np.asarray([i for i, _ in block.skipped], np.int64)
-    skipped = splitting.route(source, skipped_index, boundary)
-    unjoined = splitting.route(source, block.unjoined, boundary)
+    skipped = splitter.route(source, skipped_index)
+    unjoined = splitter.route(source, block.unjoined)
     for split, mask in good.items():
       counts = self.counts[split]
       for (_, kind), routed in zip(block.skipped, skipped[split]):
@@ -147,9 +163,9 @@ class RowWriter:
 
   def _add_rows(self, split: str, block: base.Block,
                 counts: report_lib.SplitCounts) -> None:
-    counts.conversions_without_click += int(
-        np.sum((block.conversion == 1) & (block.click == 0)))
-    drop = drop_mask(block, self.keep_cwc)
+    if self.funnel:
+      counts.conversions_without_click += int(without_click(block).sum())
+    drop = drop_mask(block, self.keep_cwc, self.schema.label_relation)
     counts.dropped_conversion_without_click += int(drop.sum())
     block = self._check_single(block.select(~drop), counts)
     counts.add_labels(block.click, block.conversion)
@@ -201,8 +217,8 @@ class RowWriter:
       columns[f.name] = column
     for f in self.schema.numerical:
       columns[f.name] = block.values[f.name].astype(np.float32)
-    columns[F.CLICK] = block.click
-    columns[F.CONVERSION] = block.conversion
+    first, second = self.schema.labels
+    columns[first], columns[second] = block.click, block.conversion
     return columns
 
   def close(self) -> None:
@@ -211,6 +227,6 @@ class RowWriter:
                       if f.multivalent else np.zeros(0, np.int64))
              for f in self.schema.categorical}
     empty.update({f.name: np.zeros(0, np.float32) for f in self.schema.numerical})
-    empty.update({k: np.zeros(0, np.int64) for k in F.LABEL_KEYS})
+    empty.update({k: np.zeros(0, np.int64) for k in self.schema.labels})
     for split, writer in self.writers.items():
       self.counts[split].shards = len(writer.close(empty))
