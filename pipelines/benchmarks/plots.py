@@ -9,14 +9,26 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from adaftr_tf import objective as objective_lib  # noqa: E402
+
 AUC_PANELS = (("ctr_auc", "CTR AUC (all)"), ("cvr_auc", "CVR AUC (clicked)"),
               ("ctcvr_auc", "CTCVR AUC (all)"))
 
 
+def auc_panels(summary: dict) -> tuple[tuple[str, str], ...]:
+  """(key, title) per reported task's AUC: the funnel's three, or one per
+  independent task (named after its label)."""
+  tasks = objective_lib.task_names(next(iter(summary.values())))
+  if tasks == objective_lib.FUNNEL_TASKS:
+    return AUC_PANELS
+  return tuple((f"{t}_auc", f"{t} AUC (all rows)") for t in tasks)
+
+
 def metric_bars(summary: dict, methods: list[str], path: str) -> str:
   """One panel per AUC: mean per method with std error bars, oracle as a line."""
-  fig, axes = plt.subplots(1, len(AUC_PANELS), figsize=(5 * len(AUC_PANELS), 4.5))
-  for ax, (key, title) in zip(axes, AUC_PANELS):
+  panels = auc_panels(summary)
+  fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5))
+  for ax, (key, title) in zip(np.atleast_1d(axes), panels):
     means = [summary[m][key]["mean"] for m in methods]
     stds = [summary[m][key]["std"] for m in methods]
     ax.bar(range(len(methods)), means, yerr=stds, capsize=3, color="tab:blue")

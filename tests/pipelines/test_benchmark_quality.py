@@ -82,3 +82,35 @@ def test_tiny_benchmark_writes_every_file_and_field(tmp_path, tiny_run, capsys):
   with pytest.raises(app.UsageError, match="mmoe-seed0.*another config"):
     _bench(out, tiny_run["data_dir"], seeds=1, methods="mmoe", steps=3)
   assert "[run" not in capsys.readouterr().out
+
+
+@pytest.mark.slow  # two short training runs
+def test_benchmark_on_independent_tasks_names_everything_after_the_labels(
+    tmp_path, capsys):
+  from adaftr_tf import experiments
+  from tests.helpers.data import write_independent_dataset
+  data_dir = write_independent_dataset(experiments.get_preset("tiny"),
+                                       str(tmp_path / "data"), 512)
+  out = tmp_path / "bench"
+  run_main(benchmark_quality, [
+      "--preset=tiny", "--seeds=1", "--methods=mmoe,adaftr_mmoe",
+      f"--output_dir={out}", f"--data_dir={data_dir}", "--reference=mmoe",
+      "--override=data.source=files", "--override=train.steps_per_epoch=3"],
+           "bench")
+  results = json.loads((out / "results.json").read_text())
+  summary = results["summary"]["adaftr_mmoe"]
+  for key in ("income_50k_auc", "never_married_auc", "mean_auc",
+              "never_married_pred_obs_ratio"):
+    assert summary[key]["n"] == 1, key
+  assert "cvr_auc" not in summary
+  assert set(results["paired"]["adaftr_mmoe"]) >= {"income_50k_auc",
+                                                    "mean_auc"}
+  assert results["paired_reference"]["adaftr_mmoe"]["baseline"] == "mmoe"
+  table = (out / "results.md").read_text()
+  assert table.startswith("| method | income_50k_auc | never_married_auc |")
+  assert "Every method against mmoe" in table
+  assert os.path.getsize(out / "metrics.png") > 0
+  with pytest.raises(app.UsageError, match="--reference=ple is not among"):
+    run_main(benchmark_quality, [
+        "--preset=tiny", "--methods=mmoe", f"--output_dir={out}",
+        f"--data_dir={data_dir}", "--reference=ple"], "bench")
