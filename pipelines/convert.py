@@ -33,6 +33,9 @@ from adaftr_tf import choices  # noqa: E402
 FORMATS = tuple(formats.LAYOUTS)
 
 FLAGS = flags.FLAGS
+# The preset the closing hint names per format (the others: `tiny`, a
+# seconds-long check that the data trains).
+PRESETS = {"census": "census"}
 cli.define_enum("format", None, FORMATS, "Input file layout, or tfds.")
 cli.define_string("input", None, "Input file or folder; with --format=tfds "
                   "the TFDS dataset name and config (aliexpress/us, ali_ccp).")
@@ -89,8 +92,9 @@ def main(argv):
   except (base.BadRowError, FileNotFoundError, FileExistsError,
           ValueError) as err:
     raise SystemExit(f"error: {err}") from None
+  preset = PRESETS.get(FLAGS.format, "tiny")
   print(f"converted into {FLAGS.output_dir}; train with: python -m "
-        f"pipelines.train --preset=tiny --data_dir={FLAGS.output_dir} "
+        f"pipelines.train --preset={preset} --data_dir={FLAGS.output_dir} "
         "--model_dir=DIR")
 
 

@@ -329,3 +329,14 @@ def test_split_seed_is_refused_for_a_file_order_format(shared_data_dir,
   with pytest.raises(ValueError, match="must be >= 0 and leave rows"):
     conversion.convert("census", CENSUS, str(tmp_path / "big"),
                        conversion.Options(valid_fraction=0.9, progress=False))
+
+
+def test_the_command_converts_and_names_the_census_preset(slice_gz, tmp_path,
+                                                          capsys):
+  out = tmp_path / "cli"
+  run_main(convert_main, ["--format=census", f"--input={slice_gz}",
+                          f"--output_dir={out}", "--noprogress"], "convert")
+  printed = capsys.readouterr().out
+  assert f"pipelines.train --preset=census --data_dir={out}" in printed
+  schema = F.FeatureSchema.load(str(out))
+  assert schema.labels == ("income_50k", "never_married")
