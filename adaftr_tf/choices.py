@@ -45,6 +45,8 @@ Objective = Literal["auto", "funnel", "independent"]
 # `auto`: val_ctcvr_auc for the funnel, val_mean_auc for independent tasks.
 CheckpointMetric = Literal["auto", "val_ctcvr_auc", "val_ctr_auc",
                            "val_cvr_auc", "val_mean_auc", "val_loss"]
+# Post-hoc calibration of each task's logit (adaftr_tf/calibration.py).
+CalibrationMethod = Literal["none", "platt", "isotonic"]
 Strategy = Literal["default", "mirrored", "multi_worker_mirrored",
                    "parameter_server"]
 Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]

@@ -20,6 +20,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras
 
+from adaftr_tf import evaluation
 from adaftr_tf import features as F
 from adaftr_tf import objective as objective_lib
 from adaftr_tf.config import Config
@@ -220,6 +221,7 @@ def build_model(config: Config, schema: F.FeatureSchema,
       config.loss.tau_field not in fields):
     raise ValueError(f"loss.tau_field={config.loss.tau_field!r} is not a "
                      f"categorical field of the data; choose one of {fields}")
+  evaluation.group_field(config.data.group_field, schema)  # one-line error
   hashed = [f.name for f in schema.categorical if f.encoding == "hash"]
   if config.runtime.jit_compile and hashed:
     raise ValueError(f"runtime.jit_compile=true cannot compile the string "

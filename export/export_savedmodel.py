@@ -2,7 +2,8 @@
 
   python -m export.export_savedmodel --model_dir=DIR --data_dir=DIR \
       --export_base=DIR [--keep=N] [--include_tau] [--min_ctr_auc=0.5 ...]
-      [--max_auc_drop=0.01] [--warmup_records=100]
+      [--max_auc_drop=0.01] [--calibration_tolerance=0.05]
+      [--warmup_records=100]
 
 The steps (validate on the validation split, write under a temporary name
 with warm-up requests, replay them, publish as the next version, prune):
@@ -40,14 +41,21 @@ for _task in validation.TASKS:
 cli.define_float("max_auc_drop", validation.DEFAULT_MAX_AUC_DROP,
                  "Refuse to publish when an AUC is more than this below the "
                  "latest published version's (negative: no comparison).")
+cli.define_float("calibration_tolerance",
+                 validation.DEFAULT_CALIBRATION_TOLERANCE,
+                 "Refuse to publish when a task's validation predicted/"
+                 "observed (after calibration) is further from 1 than this "
+                 "or 3 standard errors of the observed rate, whichever is "
+                 "larger (negative: no check).")
 
 
 def policy_from_flags() -> validation.Policy:
-  drop = FLAGS.max_auc_drop
+  drop, tolerance = FLAGS.max_auc_drop, FLAGS.calibration_tolerance
   return validation.Policy(
       min_auc={t: FLAGS[f"min_{validation.auc_key(t)}"].value
                for t in validation.TASKS},
-      max_auc_drop=None if drop < 0 else drop)
+      max_auc_drop=None if drop < 0 else drop,
+      calibration_tolerance=None if tolerance < 0 else tolerance)
 
 
 def main(argv):

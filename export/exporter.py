@@ -65,15 +65,19 @@ def export(model_dir: str, export_base: str, *, data_dir: str | None = None,
   if warmup_records < 1:
     raise ValueError(f"warmup_records must be >= 1, got {warmup_records}")
   model, config, schema = model_dir_lib.load_trained(model_dir)
+  calibration = model_dir_lib.read_calibration(model_dir)
   present = versions.versions(export_base)
   latest = present[-1] if present else None
   assets = {versions.CONFIG_FILE: config.to_json(),
             F.SCHEMA_FILE: json.dumps(schema.to_dict(), indent=1)}
+  if calibration.curves:
+    assets[versions.CALIBRATION_FILE] = calibration.to_json()
   examples = []
   if data_dir is None:
     log("no data_dir: exporting without validation and warm-up requests")
   else:
-    metrics = validation.evaluate_candidate(model, config, schema, data_dir)
+    metrics = validation.evaluate_candidate(model, config, schema, data_dir,
+                                            calibration)
     previous = (versions.read_metrics(versions.version_dir(export_base, latest))
                 if latest is not None else None)
     validation.check(metrics, policy or validation.Policy(), previous, latest,
@@ -87,7 +91,7 @@ def export(model_dir: str, export_base: str, *, data_dir: str | None = None,
   tf.io.gfile.makedirs(export_base)
   tmp = versions.new_tmp_dir(export_base, version)
   try:
-    _write(model, schema, tmp, include_tau, assets, examples)
+    _write(model, schema, tmp, include_tau, assets, examples, calibration)
     final = versions.publish(tmp, export_base, version)
   except FileExistsError:
     versions.remove(tmp)
@@ -118,21 +122,23 @@ def _validation_examples(data_dir: str, schema: F.FeatureSchema,
 
 
 def _write(model, schema, path: str, include_tau: bool, assets: dict,
-           examples: list[bytes]) -> None:
+           examples: list[bytes], calibration=None) -> None:
   """SavedModel + assets.extra (+ warm-up file, replayed and compared)."""
   verbosity = logging.get_verbosity()
   try:
     # tf-keras warns about every unbuilt training-only layer (tasks, heads)
     # that the serving module holds; they are not part of the signatures.
     logging.set_verbosity(logging.ERROR)
-    serving.save(model, schema, path, include_tau=include_tau, assets=assets)
+    serving.save(model, schema, path, include_tau=include_tau, assets=assets,
+                 calibration=calibration)
   finally:
     logging.set_verbosity(verbosity)
   if not examples:
     return
   logs = requests.warmup_logs(examples, schema)
   requests.write_warmup(versions.extra_path(path, versions.WARMUP_FILE), logs)
-  replay = verify.replay(tf.saved_model.load(path), logs, model, schema)
+  replay = verify.replay(tf.saved_model.load(path), logs, model, schema,
+                         calibration=calibration)
   if replay.problems:
     raise ValueError("the exported SavedModel failed its warm-up replay: "
                      + "; ".join(replay.problems[:5]))

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
+from adaftr_tf import calibration as calibration_lib
 from adaftr_tf import features as F
 from adaftr_tf import objective as objective_lib
 from adaftr_tf.config import Config
@@ -25,19 +26,41 @@ from pipelines.training import model_dir as model_dir_lib
 
 
 def version_lines(export_base: str) -> list[str]:
-  """One line per version: stored validation AUCs and warm-up size."""
+  """One line per version: stored validation AUCs, calibration (predicted /
+  observed ± its standard error, served and before calibration) and the
+  warm-up size."""
   lines = []
   for version in versions.versions(export_base):
     path = versions.version_dir(export_base, version)
     stored = versions.read_metrics(path)
-    aucs = ("no metrics.json" if stored is None else ", ".join(
-        f"{validation.auc_key(t)} {stored['metrics'][validation.auc_key(t)]:.4f}"
-        for t in objective_lib.task_names(stored["metrics"])))
     warmup = versions.extra_path(path, versions.WARMUP_FILE)
     count = (sum(1 for _ in tf.data.TFRecordDataset(warmup))
              if tf.io.gfile.exists(warmup) else 0)
+    if stored is None:
+      lines.append(f"version {version}: no metrics.json; {count} warm-up "
+                   "records")
+      continue
+    metrics = stored["metrics"]
+    tasks = objective_lib.task_names(metrics)
+    aucs = ", ".join(f"{validation.auc_key(t)} "
+                     f"{metrics[validation.auc_key(t)]:.4f}" for t in tasks)
     lines.append(f"version {version}: {aucs}; {count} warm-up records")
+    lines.extend(calibration_lines(metrics, tasks))
   return lines
+
+
+def calibration_lines(metrics: dict, tasks) -> list[str]:
+  """The stored predicted/observed figures of a version, one line."""
+  ratio = lambda m, t: (f"{m[t + '_pred_obs_ratio']:.3f} ± "
+                        f"{m.get(t + '_pred_obs_ratio_se', float('nan')):.3f}"
+                        if t + "_pred_obs_ratio" in m else "—")
+  method = metrics.get("calibration_method", "none")
+  raw = metrics.get("uncalibrated")
+  cells = [f"{t} {ratio(metrics, t)}"
+           + (f" (uncalibrated {ratio(raw, t)})" if raw else "")
+           for t in tasks]
+  return [f"  predicted/observed on valid, calibration {method}: "
+          + ", ".join(cells)]
 
 
 def _spec_text(spec) -> str:
@@ -146,6 +169,15 @@ def load_schema(saved_model_dir: str) -> F.FeatureSchema:
     return F.FeatureSchema.from_dict(json.load(f))
 
 
+def load_calibration(saved_model_dir: str):
+  """The calibrators a version serves (None when it serves the raw model)."""
+  path = versions.extra_path(saved_model_dir, versions.CALIBRATION_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return calibration_lib.Calibration.from_json(f.read())
+
+
 def load_objective(saved_model_dir: str,
                    schema: F.FeatureSchema) -> objective_lib.Objective:
   """The objective a version serves, from its stored config and schema
@@ -173,7 +205,8 @@ def replay_warmup(loaded, path: str, schema: F.FeatureSchema,
     if model_schema != schema:
       problems.append(f"the schema of {model_dir} differs from the export's")
       model = None
-  replay = verify.replay(loaded, logs, model, schema)
+  replay = verify.replay(loaded, logs, model, schema,
+                         calibration=load_calibration(path))
   counts = ", ".join(f"{k}: {v}" for k, v in sorted(replay.per_signature.items()))
   out(f"replayed {replay.records} warm-up records ({counts})")
   if replay.max_abs_diff is not None:

@@ -4,7 +4,10 @@ Signatures:
   serving_default   examples: string [None] serialized tf.Example
                     -> ctr, cvr, ctcvr: float32 [None]  (+ tau if include_tau);
                     for independent tasks one output per task named after
-                    its label (e.g. income_50k, never_married), no product
+                    its label (e.g. income_50k, never_married), no product;
+                    with fitted calibrators (train.calibration) these are
+                    the calibrated probabilities and `{name}_raw` the
+                    model's own
   predict_features  one raw tensor [None] per feature (int64 ids, float32
                     values; the form of TF Serving's REST `instances`/`inputs`)
                     -> the same outputs
@@ -26,20 +29,43 @@ from __future__ import annotations
 import adaftr_tf  # noqa: F401
 import tensorflow as tf
 
+from adaftr_tf import calibration as calibration_lib
 from adaftr_tf import features as F
+from adaftr_tf.layers.calibration import OutputCalibration
 from export import versions
 
 EXAMPLES_INPUT = "examples"
 SIGNATURE_EXAMPLES = "serving_default"
 SIGNATURE_FEATURES = "predict_features"
+RAW_SUFFIX = "_raw"
+
+
+def served_outputs(outputs, serving: dict[str, str],
+                   calibrate: OutputCalibration | None) -> dict:
+  """What a signature returns from the model's `outputs`: served name ->
+  float32 `[batch]` for every `serving` (name -> output key) entry,
+  calibrated when `calibrate` is given (then also `{name}_raw`, the model's
+  own probability); tau passes through."""
+  calibrated = calibrate(outputs) if calibrate is not None else {}
+  served = {}
+  for name, key in serving.items():
+    served[name] = tf.cast(calibrated.get(key, outputs[key]), tf.float32)
+    if key in calibrated:
+      served[name + RAW_SUFFIX] = tf.cast(outputs[key], tf.float32)
+  return served
 
 
 class ServingModule(tf.Module):
   """Holds the model and exposes the serving signatures."""
 
-  def __init__(self, model, schema: F.FeatureSchema, include_tau: bool = False):
+  def __init__(self, model, schema: F.FeatureSchema, include_tau: bool = False,
+               calibration: calibration_lib.Calibration | None = None):
     super().__init__(name="adaftr_serving")
     self.model = model
+    self.calibrate = (OutputCalibration(calibration.to_json(),
+                                        name="calibration")
+                      if calibration is not None and calibration.curves
+                      else None)
     self._schema = schema
     self._parse_spec = schema.parse_spec(with_labels=False)
     # Served name -> model output key (adaftr_tf/objective.py).
@@ -53,8 +79,8 @@ class ServingModule(tf.Module):
 
   def _predict(self, features):
     outputs = self.model(features, training=False)
-    return {name: tf.identity(tf.cast(outputs[key], tf.float32), name=name)
-            for name, key in self._outputs.items()}
+    return {name: tf.identity(value, name=name) for name, value in
+            served_outputs(outputs, self._outputs, self.calibrate).items()}
 
   def _serve_examples(self, examples):
     return self._predict(tf.io.parse_example(examples, self._parse_spec))
@@ -83,9 +109,11 @@ class ServingModule(tf.Module):
 
 
 def save(model, schema: F.FeatureSchema, path: str, include_tau: bool = False,
-         assets: dict[str, str] | None = None) -> str:
-  """Writes a SavedModel at `path`; `assets` (name -> text) go to assets.extra."""
-  module = ServingModule(model, schema, include_tau)
+         assets: dict[str, str] | None = None,
+         calibration: calibration_lib.Calibration | None = None) -> str:
+  """Writes a SavedModel at `path` (serving `calibration`'s probabilities
+  when given); `assets` (name -> text) go to assets.extra."""
+  module = ServingModule(model, schema, include_tau, calibration)
   tf.saved_model.save(module, path, signatures=module.signatures())
   versions.write_extra(path, assets or {})
   return path

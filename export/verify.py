@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from adaftr_tf import features as F
+from adaftr_tf.layers.calibration import OutputCalibration
 from export import requests
 from export import serving
 
@@ -47,7 +48,7 @@ def _features(schema, signature: str, inputs: dict) -> dict:
 
 
 def replay(loaded, logs: Sequence, model=None, schema=None,
-           tolerance: float = TOLERANCE) -> Replay:
+           tolerance: float = TOLERANCE, calibration=None) -> Replay:
   """Runs every warm-up `PredictionLog` through `loaded`'s signatures.
 
   Args:
@@ -55,6 +56,7 @@ def replay(loaded, logs: Sequence, model=None, schema=None,
     logs: `PredictionLog`s (see `requests.read_warmup`).
     model, schema: the in-memory (training checkpoint) model to compare with;
       None skips the comparison.
+    calibration: the `Calibration` the export serves (None: uncalibrated).
     tolerance: largest accepted absolute difference.
 
   Returns:
@@ -86,7 +88,7 @@ def replay(loaded, logs: Sequence, model=None, schema=None,
   if not result.records:
     result.problems.append("no warm-up records")
   if model is not None and answered:
-    _compare(result, answered, model, schema, tolerance)
+    _compare(result, answered, model, schema, tolerance, calibration)
   return result
 
 
@@ -102,7 +104,7 @@ def _stack_rows(arrays: list, default) -> np.ndarray:
 
 
 def _compare(result: Replay, answered: list, model, schema,
-             tolerance: float) -> None:
+             tolerance: float, calibration=None) -> None:
   """One in-memory model call on every answered record; max |difference|."""
   names = schema.feature_names
   features = {n: tf.constant(_stack_rows([a[3][n] for a in answered],
@@ -110,8 +112,11 @@ def _compare(result: Replay, answered: list, model, schema,
               for n in names}
   computed = model(features, training=False)
   served = {**model.objective.serving_outputs, F.TAU: F.TAU}  # name -> key
-  expected = {name: computed[key].numpy() for name, key in served.items()
-              if key in computed}
+  served = {name: key for name, key in served.items() if key in computed}
+  calibrate = (OutputCalibration(calibration.to_json())
+               if calibration is not None and calibration.curves else None)
+  expected = {name: value.numpy() for name, value in serving.served_outputs(
+      computed, served, calibrate).items()}
   result.max_abs_diff, start = 0.0, 0
   for index, signature, outputs, raw in answered:
     rows = raw[names[0]].shape[0]

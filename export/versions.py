@@ -26,6 +26,7 @@ ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"  # the name TF Serving looks for
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.json"
+CALIBRATION_FILE = "calibration.json"   # the served calibrators, if any
 TMP_PREFIX = ".tmp-export-"
 REMOVING_PREFIX = ".tmp-remove-"
 

@@ -61,41 +61,59 @@ def score_in_fresh_process(saved_model: str, records: str) -> dict:
   return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def in_memory_scores(model, schema, records: str) -> dict:
+def in_memory_scores(model, schema, records: str, calibration) -> dict:
+  """What the export serves for the first records, computed in memory (the
+  model's outputs through its fitted `calibration`)."""
   import numpy as np
   import tensorflow as tf
-  from adaftr_tf import features as F
+  from adaftr_tf.layers.calibration import OutputCalibration
+  from export import serving
   examples = tf.constant([r.numpy() for r in
                           tf.data.TFRecordDataset(records).take(NUM_SCORED)])
   parsed = tf.io.parse_example(examples, schema.parse_spec(with_labels=False))
-  outputs = model(parsed, training=False)
-  return {name: np.asarray(outputs[key]).tolist()
-          for name, key in model.objective.serving_outputs.items()}
+  calibrate = (OutputCalibration(calibration.to_json())
+               if calibration.curves else None)
+  served = serving.served_outputs(model(parsed, training=False),
+                                  model.objective.serving_outputs, calibrate)
+  return {name: np.asarray(value).tolist() for name, value in served.items()}
 
 
 def results_table(test: dict, serving: dict, timings: dict,
                   objective=None) -> str:
   """The demo's printed table of the test `report` (`objective`: what it
-  reports, default the funnel)."""
+  reports, default the funnel), GAUC beside AUC (— without a group field)."""
   from adaftr_tf import features as F
   from adaftr_tf import objective as objective_lib
   objective = objective or objective_lib.FUNNEL_OBJECTIVE
   funnel = objective.kind == F.FUNNEL
-  rows = [("task", "AUC", "oracle AUC", "log loss", "ECE",
-           "pred/obs ± s.e.")]
+  rows = [("task", "AUC", "GAUC", "oracle AUC", "log loss", "ECE",
+           "pred/obs ± s.e.", "calibrated pred/obs, ECE")]
+  calibrated = test.get("calibrated") or {}
+  after = lambda task: (f"{calibrated[f'{task}_pred_obs_ratio']:.3f}, "
+                        f"{calibrated[f'{task}_ece']:.4f}"
+                        if f"{task}_pred_obs_ratio" in calibrated else "—")
+  gauc = lambda task: (f"{test[f'{task}_gauc']:.4f}"
+                       if f"{task}_gauc" in test else "—")
   for reported in objective.reported:
     task = reported.name
     scope = ("all rows" if not funnel else "clicked only"
              if reported.clicked_only else "all impressions")
     title = task.upper() if funnel else task
     rows.append((f"{title} ({scope})", f"{test[f'{task}_auc']:.4f}",
+                 gauc(task),
                  f"{test.get(f'oracle_{task}_auc', float('nan')):.4f}",
                  f"{test[f'{task}_logloss']:.4f}", f"{test[f'{task}_ece']:.4f}",
                  f"{test[f'{task}_pred_obs_ratio']:.3f} ± "
-                 f"{test[f'{task}_pred_obs_ratio_se']:.3f}"))
+                 f"{test[f'{task}_pred_obs_ratio_se']:.3f}", after(task)))
   widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
   lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
   lines.insert(1, "  ".join("-" * w for w in widths))
+  if "group_field" in test:
+    left_out = lambda t, n: f"{t} {n} of {n + test[f'{t}_gauc_groups']}"
+    lines.append(f"GAUC: AUC per value of {test['group_field']}, weighted by "
+                 "rows; single-class groups left out: " + ", ".join(
+                     left_out(r.name, test[f"{r.name}_gauc_excluded"])
+                     for r in objective.reported))
   if "tau_mean" in test:
     lines.append(f"tau: mean {test['tau_mean']:.3f}, p5 {test['tau_p5']:.3f}, "
                  f"p50 {test['tau_p50']:.3f}, p95 {test['tau_p95']:.3f}; "
@@ -153,18 +171,12 @@ def comparison_table(candidates: dict, chosen: str, metric: str,
 
 def _train_and_test(config, model_dir: str, data_dir, verbose: int) -> dict:
   """Trains `config` into `model_dir` and evaluates it on the test split."""
-  from adaftr_tf import evaluation
-  from pipelines.data import datadir
-  from pipelines.data import reader
   from pipelines.training import train_lib
   start = time.time()
   trained = train_lib.train(config, model_dir, data_dir, verbose=verbose)
   trained["train_s"] = time.time() - start
   start = time.time()
-  trained["test"] = evaluation.evaluate(trained["model"], reader.make_dataset(
-      trained["data_dir"], "test", trained["schema"],
-      config.train.eval_batch_size, training=False,
-      with_oracle=datadir.has_oracle(trained["data_dir"])))
+  trained["test"], _ = train_lib.split_report(trained, config)
   trained["test_s"] = time.time() - start
   trained["model_dir"] = model_dir
   return trained
@@ -198,7 +210,8 @@ def run_demo(config, output_dir: str, data_dir: str | None,
                          data_dir=data_dir)
   shard = records.list_shards(data_dir, "test")[0]
   reloaded = score_in_fresh_process(path, shard)
-  expected = in_memory_scores(model, schema, shard)
+  expected = in_memory_scores(model, schema, shard,
+                              candidates[chosen]["calibration"])
   diff = max(float(np.max(np.abs(np.subtract(reloaded["outputs"][k], v))))
              for k, v in expected.items())
   timings["export+reload"] = time.time() - start

@@ -60,17 +60,30 @@ class DataConfig:
     non_finite_policy: a NaN/Inf numerical value (training and serving,
       `preprocessing.FeatureEncoder`): `error` names field and row; `replace`
       uses the field's default, counted in the `non_finite_replaced` metric.
+    group_field: the single-valued categorical field whose values group the
+      rows for GAUC and the calibration by segment (evaluation.py); checked
+      against the data's schema before training (models.build_model).
+      `auto`: Ali-CCP's user id `f101`; else `categorical_1` -- the
+      synthetic log's designated user (all its fields are Zipf-popular ids;
+      the first stands for the user, so the log is unchanged) and
+      AliExpress's first user-side field (its search session `search_id` is
+      not kept by the converter: the records hold features and labels
+      only); else the data's first single-valued categorical field.
   """
 
   source: C.DataSource = "synthetic"
   synthetic: SyntheticConfig = SyntheticConfig()
   shuffle_buffer: int = 100_000
   non_finite_policy: C.NonFinitePolicy = "error"
+  group_field: str = "auto"
 
   def validate(self) -> None:
     C.check_fields(self, ConfigError, "data")
     self.synthetic.validate()
     _positive(self, "data", "shuffle_buffer")
+    if not isinstance(self.group_field, str) or not self.group_field.strip():
+      raise ConfigError(f"data.group_field={self.group_field!r} must name a "
+                        "categorical field of the data, or be auto")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +165,9 @@ class TrainConfig:
     seed: initialisation and shuffling seed.
     checkpoint_every_steps: step checkpoints for exact resume (0: at epoch
       ends), checked after each `steps_per_execution` group.
+    calibration: post-hoc calibration of each task fitted on the validation
+      split after training (adaftr_tf/calibration.py): `platt`, `isotonic`
+      or `none`; the export serves the calibrated probabilities.
   """
 
   batch_size: int = 1024
@@ -165,6 +181,7 @@ class TrainConfig:
   early_stopping_patience: int = 0
   seed: int = 42
   checkpoint_every_steps: int = 100
+  calibration: C.CalibrationMethod = "platt"
 
   def validate(self) -> None:
     C.check_fields(self, ConfigError, "train")

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from adaftr_tf import objective as objective_lib  # noqa: E402
+from pipelines.training import reliability_plot  # noqa: E402
 
 AUC_PANELS = (("ctr_auc", "CTR AUC (all)"), ("cvr_auc", "CVR AUC (clicked)"),
               ("ctcvr_auc", "CTCVR AUC (all)"))
@@ -73,3 +74,18 @@ def tau_plots(taus: dict, path: str, bins: int = 10) -> str:
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
+
+
+def reliability(runs: list[dict], methods: list[str], path: str) -> str | None:
+  """reliability.png: the reliability diagram (pipelines/training/
+  reliability_plot.py) of each method's test report of its lowest seed
+  (one model each: pooling the bins of several seeds would blur the seed
+  spread of the calibration into one curve); None when no run has bins
+  (runs saved before reports carried them)."""
+  reports = {}
+  for run in sorted(runs, key=lambda r: r["seed"]):
+    if (run["method"] not in reports
+        and reliability_plot.tasks_with_bins(run["test"])):
+      reports[run["method"]] = run["test"]
+  ordered = {m: reports[m] for m in methods if m in reports}
+  return reliability_plot.draw(ordered, path) if ordered else None

@@ -68,19 +68,14 @@ def plan_runs(base: Config, methods: Sequence[str], seeds: int,
 
 
 def run_one(config: Config, run_dir: str, data_dir: str | None):
-  """Trains one config; returns (test report, collected test arrays,
-  data_dir, validation report of the selected epoch)."""
+  """Trains one config; returns (test report, with the calibrated
+  probabilities' report under `calibrated`; collected test arrays; data_dir;
+  validation report of the selected epoch)."""
   trained = train_lib.train(config, run_dir, data_dir, verbose=0,
                             log=lambda _: None)
-  data_dir = trained["data_dir"]
-  collected = evaluation.collect(trained["model"], reader.make_dataset(
-      data_dir, "test", trained["schema"], config.train.eval_batch_size,
-      training=False, with_oracle=datadir.has_oracle(data_dir)))
-  report = evaluation.report(collected,
-                             evaluation.tau_bounds(trained["model"]),
-                             trained["model"].objective)
+  report, collected = train_lib.split_report(trained, config)
   report["best_epoch"] = trained["valid"]["best_epoch"]
-  return report, collected, data_dir, trained["valid"]
+  return report, collected, trained["data_dir"], trained["valid"]
 
 
 def saved_valid_report(run_dir: str) -> dict | None:
@@ -101,13 +96,15 @@ def tau_pair(collected) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def aggregate(runs: list[dict]) -> dict[str, dict[str, dict]]:
-  """Per method: mean and std (over seeds) of every numeric report key."""
+  """Per method: mean and std (over seeds) of every numeric report key its
+  runs share (lists and dicts, e.g. reliability bins, are left out)."""
   by_method: dict[str, list[dict]] = {}
   for run in runs:
     by_method.setdefault(run["method"], []).append(run["test"])
   summary = {}
   for method, reports in by_method.items():
-    keys = [k for k, v in reports[0].items() if isinstance(v, (int, float))]
+    keys = [k for k, v in reports[0].items() if isinstance(v, (int, float))
+            and all(k in r for r in reports)]   # older runs: no GAUC
     summary[method] = {}
     for key in keys:
       values = np.array([r[key] for r in reports], dtype=np.float64)
@@ -127,8 +124,9 @@ def paired_differences(runs: list[dict], split: str = "test",
   among the runs) the fraction of the oracle's mean CVR AUC gain it
   recovers."""
   by = {(r["method"], r["seed"]): r[split] for r in runs if r.get(split)}
-  keys = (tables.paired_metrics(objective_lib.task_names(runs[0]["test"]))
-          if runs else ())
+  keys = [k for k in (tables.paired_metrics(
+      objective_lib.task_names(runs[0]["test"])) if runs else ())
+          if all(k in report for report in by.values())]  # older runs: no GAUC
   paired = {}
   for name in dict.fromkeys(r["method"] for r in runs):
     baseline = (experiments.get_method(name).baseline if reference is None
@@ -200,7 +198,8 @@ def load_run(run_dir: str, config: Config):
 
 def write_outputs(output_dir: str, results: dict, runs: list[dict],
                   methods: list[str], taus: dict, final: bool) -> str:
-  """results.json and results.md (after every run), plots at the end.
+  """results.json and results.md (after every run), plots at the end
+  (metrics.png, tau.png, reliability.png: plots.py).
 
   `results` holds the benchmark's settings (with `reference`: every method
   is also paired with that one); the summary, runs and tables are added
@@ -225,6 +224,11 @@ def write_outputs(output_dir: str, results: dict, runs: list[dict],
   if paired_reference:
     table += (f"Every method against {reference} (test split, same seeds):"
               "\n\n" + tables.paired_table(paired_reference) + "\n\n")
+  if any("calibrated" in r["test"] for r in runs):
+    table += ("Calibration on the test split: the model's probabilities → "
+              "after the calibrators fitted on the validation split "
+              f"(train.calibration):\n\n"
+              + tables.calibration_table(runs, present, tasks) + "\n\n")
   table += tables.markdown_table(summary, present, tables.table_metrics(tasks))
   results = {**results, "complete": final, "summary": summary,
              "paired": paired, "paired_valid": paired_valid,
@@ -236,6 +240,8 @@ def write_outputs(output_dir: str, results: dict, runs: list[dict],
     plots.metric_bars(summary, methods, os.path.join(output_dir, "metrics.png"))
     if taus:
       plots.tau_plots(taus, os.path.join(output_dir, "tau.png"))
+    plots.reliability(runs, methods,
+                      os.path.join(output_dir, "reliability.png"))
   return table
 
 

@@ -2,7 +2,10 @@
 
 The columns follow the reported tasks (adaftr_tf/objective.py): ctr, cvr,
 ctcvr for the funnel; the label names and their mean AUC for independent
-tasks.
+tasks. GAUC (the impression-weighted AUC per group, adaftr_tf/evaluation.py)
+stands beside AUC: every task's in the full table, CTR's and CTCVR's (the
+two over all impressions) or the tasks' mean in the headline, CVR's and
+CTCVR's or the mean in the paired table.
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
+
+from adaftr_tf import evaluation
 from adaftr_tf import objective as objective_lib
 
 FUNNEL_TASKS = objective_lib.FUNNEL_TASKS
@@ -19,21 +25,23 @@ RELATEDNESS_METRICS = ("tau_mean", "tau_at_min", "tau_at_max",
 
 
 def table_metrics(tasks: Sequence[str] = FUNNEL_TASKS) -> tuple[str, ...]:
-  """The full table's columns: per task AUC, log loss, ECE, predicted /
-  observed, then the relatedness columns."""
-  return tuple(f"{t}_{m}" for m in ("auc", "logloss", "ece", "pred_obs_ratio")
+  """The full table's columns: per task AUC, GAUC, log loss, ECE, predicted
+  / observed, then the relatedness columns."""
+  return tuple(f"{t}_{m}" for m in ("auc", "gauc", "logloss", "ece",
+                                    "pred_obs_ratio")
                for t in tasks) + RELATEDNESS_METRICS
 
 
 def headline_metrics(tasks: Sequence[str] = FUNNEL_TASKS) -> tuple[str, ...]:
-  """The short table (README): AUCs, the last task's log loss (CTCVR), the
-  calibration of the conditional CVR (funnel) or of each task, and the
-  relatedness columns."""
+  """The short table (README): AUCs, the GAUCs over all impressions (CTR,
+  CTCVR) or their mean, the last task's log loss (CTCVR), the calibration
+  of the conditional CVR (funnel) or of each task, and the relatedness
+  columns."""
   if tuple(tasks) == FUNNEL_TASKS:
-    return ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctcvr_logloss",
-            "cvr_pred_obs_ratio", "tau_mean", "spearman_neg_tau_vs_r",
-            "spearman_agreement_vs_r")
-  return (*(f"{t}_auc" for t in tasks), "mean_auc",
+    return ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_gauc", "ctcvr_gauc",
+            "ctcvr_logloss", "cvr_pred_obs_ratio", "tau_mean",
+            "spearman_neg_tau_vs_r", "spearman_agreement_vs_r")
+  return (*(f"{t}_auc" for t in tasks), "mean_auc", evaluation.MEAN_GAUC,
           *(f"{t}_pred_obs_ratio" for t in tasks), "tau_mean",
           "spearman_neg_tau_vs_r")
 
@@ -41,15 +49,27 @@ def headline_metrics(tasks: Sequence[str] = FUNNEL_TASKS) -> tuple[str, ...]:
 TABLE_METRICS = table_metrics()
 HEADLINE_METRICS = headline_metrics()
 ORACLE_METRICS = ("oracle_ctr_auc", "oracle_cvr_auc", "oracle_ctcvr_auc")
-PAIRED_METRICS = ("cvr_auc", "ctcvr_auc", "ctr_auc")
+PAIRED_METRICS = ("cvr_auc", "ctcvr_auc", "ctr_auc", "cvr_gauc", "ctcvr_gauc")
 
 
 def paired_metrics(tasks: Sequence[str] = FUNNEL_TASKS) -> tuple[str, ...]:
-  """What the paired table compares: CVR, CTCVR, CTR AUC for the funnel;
-  each task's AUC and their mean for independent tasks."""
+  """What the paired table compares: CVR, CTCVR, CTR AUC and CVR, CTCVR
+  GAUC for the funnel; each task's AUC, their mean and the mean GAUC for
+  independent tasks."""
   if tuple(tasks) == FUNNEL_TASKS:
     return PAIRED_METRICS
-  return (*(f"{t}_auc" for t in tasks), "mean_auc")
+  return (*(f"{t}_auc" for t in tasks), "mean_auc", evaluation.MEAN_GAUC)
+
+
+def metric_title(key: str) -> str:
+  """`cvr_auc` -> `CVR AUC`, `ctcvr_gauc` -> `CTCVR GAUC`, `mean_auc` ->
+  `mean AUC` (task names other than the funnel's stay as they are)."""
+  for suffix in ("_gauc", "_auc"):
+    if key.endswith(suffix):
+      task = key[:-len(suffix)]
+      return (f"{task.upper() if task in FUNNEL_TASKS else task} "
+              f"{suffix[1:].upper()}")
+  return key
 
 
 def markdown_table(summary: dict, methods: list[str],
@@ -86,16 +106,57 @@ def paired_table(paired: dict[str, dict]) -> str:
                     if math.isfinite(d["low"]) else f"{d['mean']:+.4f}")
   first = next(iter(paired.values()), {})
   keys = [k for k, v in first.items() if isinstance(v, dict)]  # the metrics
-  title = lambda key: (key[:-len("_auc")].upper() if key[:-len("_auc")] in
-                       FUNNEL_TASKS else key[:-len("_auc")]) + " AUC"
+  funnel = "cvr_auc" in keys   # the oracle's share: CVR AUC gains only
   lines = ["| method | baseline | seeds | " + " | ".join(
-      f"Δ {title(k)} [95% CI]" for k in keys)
-           + " | share of oracle CVR gain |",
-           "| --- | --- | ---: |" + " --- |" * len(keys) + " ---: |"]
+      f"Δ {metric_title(k)} [95% CI]" for k in keys)
+           + (" | share of oracle CVR gain |" if funnel else " |"),
+           "| --- | --- | ---: |" + " --- |" * len(keys)
+           + (" ---: |" if funnel else "")]
   for name, e in paired.items():
     share = e["fraction_of_oracle_cvr_gain"]
     cells = [name, e["baseline"], str(len(e["seeds"]))]
     cells += [cell(e[key]) for key in keys]
-    cells.append(f"{share:.2f}" if math.isfinite(share) else "—")
+    if funnel:
+      cells.append(f"{share:.2f}" if math.isfinite(share) else "—")
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def within(report: dict, task: str, standard_errors: float = 2.0) -> bool:
+  """Whether `task`'s predicted/observed ratio in `report` lies within
+  `standard_errors` standard errors of the observed rate of 1."""
+  ratio = report.get(f"{task}_pred_obs_ratio", math.nan)
+  se = report.get(f"{task}_pred_obs_ratio_se", math.nan)
+  return abs(ratio - 1.0) <= standard_errors * se
+
+
+def calibration_table(runs: list[dict], methods: list[str],
+                      tasks: Sequence[str]) -> str:
+  """Per method, test predicted/observed and ECE per task, mean ± std over
+  seeds, before → after the calibrators (`run["test"]["calibrated"]`), the
+  AUC change the calibration made (0 by construction), and how many seeds
+  have every task's calibrated ratio within 2 standard errors of 1."""
+  stat = lambda values: f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+  header = ["method", "seeds"]
+  for t in tasks:
+    header += [f"{t} pred/obs", f"{t} ECE"]
+  header += ["max abs Δ AUC", "seeds within 2 s.e."]
+  lines = ["| " + " | ".join(header) + " |",
+           "| --- | ---: |" + " --- |" * (2 * len(tasks)) + " ---: | ---: |"]
+  for method in methods:
+    chosen = [r["test"] for r in runs
+              if r["method"] == method and "calibrated" in r["test"]]
+    if not chosen:
+      continue
+    cells = [method, str(len(chosen))]
+    for t in tasks:
+      for key in (f"{t}_pred_obs_ratio", f"{t}_ece"):
+        cells.append(stat([r[key] for r in chosen]) + " → " + stat(
+            [r["calibrated"][key] for r in chosen]))
+    change = max(abs(r["calibrated"][f"{t}_auc"] - r[f"{t}_auc"])
+                 for r in chosen for t in tasks)
+    cells.append(f"{change:.1e}")
+    cells.append(str(sum(all(within(r["calibrated"], t) for t in tasks)
+                         for r in chosen)))
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)

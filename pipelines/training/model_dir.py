@@ -10,7 +10,9 @@ Written by the training job's chief (pipelines/training/train_lib.py):
   tensorboard/         TensorBoard logs (losses, AUCs, tau histograms)
   history.json         per-epoch metrics from Keras `fit`
   train_state.json     global step, epochs, strategy and batch layout
-  valid_metrics.json   full report of the best weights on valid
+  valid_metrics.json   full report of the best weights on valid (with the
+                       calibrated probabilities' report under `calibrated`)
+  calibration.json     the calibrators fitted on valid (adaftr_tf/calibration.py)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 
 import tensorflow as tf
 
+from adaftr_tf import calibration as calibration_lib
 from adaftr_tf import features as F
 from adaftr_tf import models
 from adaftr_tf.config import Config
@@ -31,6 +34,7 @@ TENSORBOARD_DIR = "tensorboard"
 HISTORY_FILE = "history.json"
 TRAIN_STATE = "train_state.json"
 VALID_METRICS = "valid_metrics.json"
+CALIBRATION = calibration_lib.CALIBRATION_FILE
 
 
 def write_json(path: str, payload) -> None:
@@ -70,6 +74,22 @@ def restore_model(config: Config, schema: F.FeatureSchema, weights: str):
         "corrupt or of another model: retrain, or restore the file from a "
         "copy") from err
   return model
+
+
+def read_calibration(model_dir: str) -> calibration_lib.Calibration:
+  """The calibrators fitted after training (none for a model dir written
+  before calibration existed)."""
+  path = os.path.join(model_dir, CALIBRATION)
+  if not tf.io.gfile.exists(path):
+    return calibration_lib.Calibration()
+  with tf.io.gfile.GFile(path) as f:
+    return calibration_lib.Calibration.from_json(f.read())
+
+
+def write_calibration(model_dir: str,
+                      calibration: calibration_lib.Calibration) -> None:
+  with tf.io.gfile.GFile(os.path.join(model_dir, CALIBRATION), "w") as f:
+    f.write(calibration.to_json())
 
 
 def load_trained(model_dir: str):

@@ -19,6 +19,7 @@ import adaftr_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
 import tensorflow as tf
 import tf_keras
 
+from adaftr_tf import calibration as calibration_lib
 from adaftr_tf import evaluation
 from adaftr_tf.config import Config
 from pipelines.data import datadir
@@ -28,6 +29,7 @@ from pipelines.training import callbacks as cb
 from pipelines.training import distribute
 from pipelines.training import fit_loop
 from pipelines.training import model_dir as model_dir_lib
+from pipelines.training import reliability_plot
 from pipelines.training import resume
 
 # Settings a restarted run may change without invalidating its checkpoints.
@@ -104,6 +106,7 @@ def train(config: Config, model_dir: str, data_dir: str | None = None,
   Returns:
     {"model": the best weights in a single-device float32 model, "schema",
      "data_dir", "valid": the validation report (None on non-chief workers),
+     "calibration": the calibrators fitted on valid (`calibration.json`),
      "global_step", "layout"}.
   """
   config.validate()
@@ -193,24 +196,54 @@ def _finish(plan: fit_loop.Plan, fitted: fit_loop.Fitted, log) -> dict:
   model = model_dir_lib.restore_model(plan.config, plan.schema, weights)
   step = fitted.progress.step
   result = {"model": model, "schema": plan.schema, "data_dir": plan.data_dir,
-            "valid": None, "global_step": step,
+            "valid": None, "calibration": None, "global_step": step,
             "layout": dataclasses.asdict(plan.layout)}
   if not plan.chief:
     log(f"done at global step {step}; the chief writes the reports")
     return result
-  valid_report = evaluation.evaluate(model, reader.make_dataset(
+  fields = evaluation.report_fields(model, plan.config.data.group_field)
+  collected = evaluation.collect(model, reader.make_dataset(
       plan.data_dir, "valid", plan.schema, plan.config.train.eval_batch_size,
-      training=False, with_oracle=datadir.has_oracle(plan.data_dir)))
+      training=False, with_oracle=datadir.has_oracle(plan.data_dir)), fields)
+  valid_report = evaluation.report(collected, evaluation.tau_bounds(model),
+                                   model.objective, *fields)
   valid_report["best_epoch"] = fitted.best_epoch
+  calibration = calibration_lib.fit(
+      collected, plan.config.train.calibration, model.objective)
+  model_dir_lib.write_calibration(plan.model_dir, calibration)
+  if calibration.curves:   # fitted on these rows: a consistency check
+    valid_report["calibrated"] = evaluation.report(
+        calibration_lib.calibrate_collected(collected, calibration),
+        evaluation.tau_bounds(model), model.objective, *fields)
   history = fitted.progress.history
   join = lambda name: os.path.join(plan.model_dir, name)
   model_dir_lib.write_json(join(model_dir_lib.HISTORY_FILE), history)
   model_dir_lib.write_json(join(model_dir_lib.VALID_METRICS), valid_report)
+  reliability_plot.draw({"valid": valid_report, "valid, calibrated":
+                         valid_report.get("calibrated")},
+                        join(reliability_plot.VALID_FILE))
   model_dir_lib.write_json(join(model_dir_lib.TRAIN_STATE), {
       "global_step": step, "steps_per_epoch": plan.steps,
       "epochs_done": len(history.get("loss", [])),
       "resumed_from_step": fitted.resumed_from,
       **dataclasses.asdict(plan.layout)})
   log(f"done at global step {step}; best epoch {fitted.best_epoch}")
-  result["valid"] = valid_report
+  result["valid"], result["calibration"] = valid_report, calibration
   return result
+
+
+def split_report(trained: dict, config: Config, split: str = "test"):
+  """(report, collected arrays) of a trained model (`train`'s result) on a
+  split of its data: the model's probabilities, with the report of what the
+  export serves (after the fitted calibrators) under `calibrated`."""
+  model, data_dir = trained["model"], trained["data_dir"]
+  fields = evaluation.report_fields(model, config.data.group_field)
+  collected = evaluation.collect(model, reader.make_dataset(
+      data_dir, split, trained["schema"], config.train.eval_batch_size,
+      training=False, with_oracle=datadir.has_oracle(data_dir)), fields)
+  score = lambda arrays: evaluation.report(
+      arrays, evaluation.tau_bounds(model), model.objective, *fields)
+  report = score(collected)
+  report["calibrated"] = score(calibration_lib.calibrate_collected(
+      collected, trained["calibration"]))
+  return report, collected

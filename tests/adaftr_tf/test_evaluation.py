@@ -1,5 +1,6 @@
 """Tests of adaftr_tf.evaluation: report() on hand-built arrays, collect()."""
 
+import json
 import math
 
 import numpy as np
@@ -32,7 +33,10 @@ def _collected(with_tau=False, with_oracle=False):
 
 
 BINARY_SUFFIXES = ("auc", "logloss", "ece", "pred_obs_ratio", "count",
-                   "observed_rate", "observed_rate_se", "pred_obs_ratio_se")
+                   "observed_rate", "observed_rate_se", "pred_obs_ratio_se",
+                   "reliability")
+GAUC_SUFFIXES = ("gauc", "gauc_pos_weighted", "gauc_groups", "gauc_excluded",
+                 "gauc_row_share")
 
 
 def test_report_basic_keys_and_rates():
@@ -213,3 +217,112 @@ def test_collect_empty_dataset():
   dataset, _, _, _ = _dataset()
   with pytest.raises(ValueError, match="evaluation dataset is empty"):
     E.collect(_stub_callable, dataset.take(0))
+
+
+# ---------------------------------------------------------------- groups
+
+USER = E.FEATURE_PREFIX + "user"
+
+
+def _grouped(data=None):
+  """_collected() with a user column: users 1 (rows 0, 1, 4), 2 (rows 2, 3,
+  5)."""
+  data = dict(data or _collected())
+  data[USER] = np.array([1, 1, 2, 2, 1, 2], np.int64)
+  return data
+
+
+def test_report_gauc_for_every_task_cvr_on_clicked_rows():
+  data = _grouped()
+  result = E.report(data, group_field="user")
+  for task in ("ctr", "cvr", "ctcvr"):
+    assert {f"{task}_{s}" for s in GAUC_SUFFIXES} <= set(result), task
+  clicked = data[F.CLICK] > 0.5
+  assert result["cvr_gauc"] == M.group_auc(
+      data[F.CONVERSION][clicked], data[F.CVR][clicked], data[USER][clicked],
+      "cvr")["cvr_gauc"]
+  # Clicked rows: user 1 rows 0 (converted), 1 (not); user 2 rows 2, 3.
+  assert result["cvr_gauc"] == 1.0 and result["cvr_gauc_groups"] == 2
+  assert result["ctr_gauc"] == pytest.approx(M.group_auc(
+      data[F.CLICK], data[F.CTR], data[USER], "ctr")["ctr_gauc"])
+  assert result["group_field"] == "user"
+  assert result["segment_field"] == "user"      # default: the group field
+  assert result["ctr_auc"] == E.report(_collected())["ctr_auc"]
+  json.dumps({k: v for k, v in result.items() if k.endswith(
+      ("_segments", "_reliability", "_field"))}, allow_nan=False)
+
+
+def test_report_calibration_by_segment_on_the_task_rows():
+  data = _grouped()
+  data[E.FEATURE_PREFIX + "country"] = np.array([7, 7, 7, 8, 8, 8])
+  result = E.report(data, group_field="user", segment_field="country",
+                    top_k=1)
+  assert result["segment_field"] == "country"
+  (ctr,) = result["ctr_segments"]
+  assert (ctr["value"], ctr["count"]) == (7, 3)          # ties: smaller value
+  assert ctr["mean_pred"] == pytest.approx(0.8)
+  assert ctr["observed"] == pytest.approx(1.0)
+  (cvr,) = result["cvr_segments"]                  # clicked rows: 7, 7, 7, 8
+  assert (cvr["value"], cvr["count"]) == (7, 3)
+  assert cvr["pred_obs_ratio"] == pytest.approx((0.9 + 0.1 + 0.8) / 2)
+
+
+def test_report_without_a_group_field_has_no_group_keys():
+  result = E.report(_grouped())
+  assert not any("gauc" in k or k.endswith("_segments") for k in result)
+  assert "group_field" not in result
+  with pytest.raises(ValueError, match="no collected column of field 'x'"):
+    E.report(_collected(), group_field="x")
+
+
+def test_report_independent_tasks_have_their_gauc_and_its_mean():
+  from adaftr_tf import objective as objective_lib
+  objective = objective_lib.Objective(F.INDEPENDENT, ("income", "married"))
+  result = E.report(_grouped(), objective=objective, group_field="user")
+  assert result[E.MEAN_GAUC] == pytest.approx(
+      (result["income_gauc"] + result["married_gauc"]) / 2)
+  assert objective_lib.task_names(result) == ("income", "married")
+
+
+def _schema(*fields, multivalent=()):
+  return F.FeatureSchema(
+      tuple(F.CategoricalFeature(n, 10, multivalent=n in multivalent)
+            for n in fields), (F.NumericalFeature("x"),))
+
+
+def test_group_field_auto_takes_the_user_field_of_each_data():
+  assert E.group_field("auto", _schema("f121", "f101")) == "f101"   # Ali-CCP
+  assert E.group_field("auto", _schema(
+      "categorical_2", "categorical_1")) == "categorical_1"
+  assert E.group_field("auto", _schema("class_worker", "education")) == (
+      "class_worker")
+  assert E.group_field("auto", _schema("f210", multivalent=("f210",))) is None
+  assert E.group_field("education", _schema("class_worker", "education")) \
+      == "education"
+
+
+def test_an_unknown_or_multivalent_group_field_is_a_config_error():
+  from adaftr_tf.config import ConfigError
+  schema = _schema("f101", "f210", multivalent=("f210",))
+  for name in ("nope", "f210", "x"):
+    with pytest.raises(ConfigError, match=(
+        f"^data.group_field='{name}' is not a single-valued categorical field "
+        r"of the data; choose one of \['auto', 'f101'\]$")):
+      E.group_field(name, schema)
+
+
+def test_collect_keeps_the_requested_feature_columns():
+  dataset, _, _, _ = _dataset()
+  collected = E.collect(_stub_callable, dataset, ("id", None, "id"))
+  np.testing.assert_array_equal(collected[E.FEATURE_PREFIX + "id"],
+                                np.arange(N))
+
+
+def test_evaluate_reports_gauc_over_the_given_field():
+  dataset, _, _, _ = _dataset()
+  assert E.report_fields(_StubModule()) == (None, None)  # no schema: no auto
+  result = E.evaluate(_StubModule(), dataset, group_field="id")
+  assert result["group_field"] == "id"
+  # One row per id: every group has one class, none is averaged.
+  assert result["ctr_gauc_excluded"] == N and math.isnan(result["ctr_gauc"])
+  assert "gauc" not in "".join(E.evaluate(_StubModule(), dataset))

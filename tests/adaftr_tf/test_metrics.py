@@ -1,5 +1,6 @@
 """Tests of adaftr_tf.metrics against independent brute-force references."""
 
+import json
 import math
 
 import numpy as np
@@ -208,7 +209,9 @@ def test_binary_report():
   report = M.binary_report(labels, probs, "ctr")
   assert set(report) == {"ctr_auc", "ctr_logloss", "ctr_ece",
                          "ctr_pred_obs_ratio", "ctr_count", "ctr_observed_rate",
-                         "ctr_observed_rate_se", "ctr_pred_obs_ratio_se"}
+                         "ctr_observed_rate_se", "ctr_pred_obs_ratio_se",
+                         "ctr_reliability"}
+  assert report["ctr_reliability"] == M.reliability_bins(labels, probs)
   se = np.sqrt(0.6 * 0.4 / 5)
   assert report["ctr_observed_rate"] == pytest.approx(0.6)
   assert report["ctr_observed_rate_se"] == pytest.approx(se)
@@ -235,3 +238,119 @@ def test_paired_interval_is_the_t_interval_of_the_mean_difference():
   _, low, high = M.paired_interval(np.arange(100.0))   # large n: normal
   assert high - 49.5 == pytest.approx(1.96 * np.std(np.arange(100.0),
                                                     ddof=1) / 10)
+
+
+# ---------------------------------------------------------------- reliability
+
+def test_reliability_bins_are_equal_mass_sum_to_the_rows_and_give_the_ece():
+  rng = np.random.default_rng(3)
+  probs = rng.beta(0.5, 12.0, 1003)       # rare positives, crowded near 0
+  labels = (rng.random(1003) < probs).astype(np.float64)
+  bins = M.reliability_bins(labels, probs)
+  assert len(bins) == M.RELIABILITY_BINS
+  counts = [b["count"] for b in bins]
+  assert sum(counts) == 1003 and max(counts) - min(counts) <= 1
+  means = [b["mean_pred"] for b in bins]
+  assert means == sorted(means)               # in order of the prediction
+  order = np.argsort(probs, kind="mergesort")
+  first = order[:counts[0]]
+  assert bins[0]["mean_pred"] == pytest.approx(probs[first].mean())
+  assert bins[0]["observed"] == pytest.approx(labels[first].mean())
+  ece = sum(b["count"] * abs(b["mean_pred"] - b["observed"]) for b in bins)
+  assert M.expected_calibration_error(labels, probs) == pytest.approx(
+      ece / 1003)
+  json.dumps(bins, allow_nan=False)          # plain JSON
+  assert [b["count"] for b in M.reliability_bins([1, 0, 1], [.2, .5, .9])] \
+      == [1, 1, 1]                             # fewer rows than bins
+  assert M.reliability_bins([], []) == []
+  assert math.isnan(M.expected_calibration_error([], []))
+
+
+# ---------------------------------------------------------------- GAUC
+
+def direct_gauc(labels, scores, groups):
+  """Per group with both classes: its brute-force AUC, rows and positives;
+  the count of single-class groups."""
+  aucs, rows, positives, excluded = [], [], [], 0
+  for g in sorted(set(groups.tolist())):
+    mask = groups == g
+    y = labels[mask]
+    if y.min() == y.max():
+      excluded += 1
+      continue
+    aucs.append(brute_force_auc(y, scores[mask]))
+    rows.append(mask.sum())
+    positives.append(y.sum())
+  return np.array(aucs), np.array(rows), np.array(positives), excluded
+
+
+def test_gauc_against_a_direct_per_group_computation():
+  rng = np.random.default_rng(5)
+  groups = rng.integers(0, 12, 400)
+  labels = (rng.random(400) < 0.1 + 0.05 * (groups % 4)).astype(np.float64)
+  labels[groups == 3] = 0.0                   # single-class groups
+  labels[groups == 7] = 1.0
+  scores = np.round(rng.random(400) + 0.4 * labels, 1)   # with ties
+  aucs, rows, positives, excluded = direct_gauc(labels, scores, groups)
+  report = M.group_auc(labels, scores, groups, "ctr")
+  assert excluded >= 2
+  assert report["ctr_gauc_excluded"] == excluded
+  assert report["ctr_gauc_groups"] == len(aucs) == 12 - excluded
+  assert report["ctr_gauc"] == pytest.approx(np.sum(aucs * rows) / rows.sum())
+  assert report["ctr_gauc_pos_weighted"] == pytest.approx(
+      np.sum(aucs * positives) / positives.sum())
+  assert report["ctr_gauc_row_share"] == pytest.approx(rows.sum() / 400)
+  assert report["ctr_gauc"] != pytest.approx(report["ctr_gauc_pos_weighted"])
+
+
+def test_gauc_of_string_keys_and_without_any_mixed_group():
+  labels = np.array([1, 0, 1, 0, 0, 0], np.float64)
+  scores = np.array([0.9, 0.1, 0.2, 0.8, 0.5, 0.4])
+  groups = np.array([b"u1", b"u1", b"u2", b"u2", b"u3", b"u3"], object)
+  report = M.group_auc(labels, scores, groups, "cvr")
+  # u1: AUC 1 (2 rows), u2: AUC 0 (2 rows), u3: one class, left out.
+  assert report["cvr_gauc"] == pytest.approx(0.5)
+  assert (report["cvr_gauc_groups"], report["cvr_gauc_excluded"]) == (2, 1)
+  none = M.group_auc(np.zeros(4), np.ones(4), np.arange(4), "cvr")
+  assert math.isnan(none["cvr_gauc"]) and none["cvr_gauc_groups"] == 0
+  assert none["cvr_gauc_excluded"] == 4 and none["cvr_gauc_row_share"] == 0
+  with pytest.raises(ValueError, match="groups .* and labels .* differ"):
+    M.group_auc(labels, scores, groups[:5], "cvr")
+
+
+@pytest.mark.parametrize("calibrate", [
+    lambda p: 1 / (1 + np.exp(-(0.7 * np.log(p / (1 - p)) - 0.4))),  # Platt
+    lambda p: np.interp(p, [0, .05, .2, 1], [0, .02, .3, 1]),  # isotonic-like
+])
+def test_a_monotone_calibration_changes_neither_auc_nor_gauc(calibrate):
+  rng = np.random.default_rng(9)
+  probs = rng.uniform(0.01, 0.6, 2000)
+  labels = (rng.random(2000) < probs).astype(np.float64)
+  groups = rng.integers(0, 30, 2000)
+  calibrated = calibrate(probs)
+  assert not np.allclose(calibrated, probs)
+  assert M.auc(labels, calibrated) == M.auc(labels, probs)
+  assert M.group_auc(labels, calibrated, groups, "t") == M.group_auc(
+      labels, probs, groups, "t")
+
+
+# ---------------------------------------------------------------- segments
+
+def test_segment_calibration_on_the_most_frequent_values():
+  segments = np.array([4] * 5 + [9] * 3 + [2] * 3 + [7])
+  labels = np.array([1, 0, 0, 0, 0,  1, 1, 0,  0, 0, 0,  1], np.float64)
+  probs = np.array([.2] * 5 + [.5] * 3 + [.1] * 3 + [.9])
+  top = M.segment_calibration(labels, probs, segments, top_k=3)
+  assert [s["value"] for s in top] == [4, 2, 9]   # by count, ties: smaller
+  first = top[0]
+  assert first["count"] == 5
+  assert first["mean_pred"] == pytest.approx(0.2)
+  assert first["observed"] == pytest.approx(0.2)
+  assert first["observed_se"] == pytest.approx(np.sqrt(0.2 * 0.8 / 5))
+  assert first["pred_obs_ratio"] == pytest.approx(1.0)
+  assert top[1]["pred_obs_ratio"] is None        # no positives: undefined
+  assert top[2]["pred_obs_ratio"] == pytest.approx(1.5 / 2)
+  json.dumps(top, allow_nan=False)
+  named = M.segment_calibration(labels[:2], probs[:2],
+                                np.array([b"de", b"de"], object))
+  assert named[0]["value"] == "de" and len(named) == 1

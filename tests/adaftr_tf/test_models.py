@@ -88,6 +88,18 @@ def test_xla_refuses_hash_encoded_fields_at_build():
     models.build_model(config, hashed)
 
 
+def test_the_group_field_is_checked_against_the_data_at_build():
+  from adaftr_tf.config import ConfigError
+  config = tiny_config("data.group_field=user_id")
+  schema = synthetic.synthetic_schema(config.data.synthetic)
+  with pytest.raises(ConfigError, match=(
+      r"^data.group_field='user_id' is not a single-valued categorical field "
+      r"of the data; choose one of \['auto', 'categorical_1', "
+      r"'categorical_2', 'categorical_3', 'categorical_4'\]$")):
+    models.build_model(config, schema)
+  models.build_model(tiny_config("data.group_field=categorical_3"), schema)
+
+
 @pytest.mark.slow  # 2 epochs of fit and evaluation (~4-6 s)
 @pytest.mark.parametrize("name", ["adaftr", "multitask"])
 def test_fit_gives_finite_losses_and_every_metric(name):

@@ -11,6 +11,8 @@ import tensorflow as tf
 from adaftr_tf import features as F
 from export import export_savedmodel
 from export import requests
+from export import serving
+from export import validation
 from export import versions
 from tests.helpers.flags import run_main
 
@@ -46,8 +48,10 @@ def test_main_publishes_next_version_and_keeps_newest(tiny_run, published,
   assert versions.versions(base) == [2, 3]
   assert sorted(os.listdir(base)) == ["2", "3"]
   new = tf.saved_model.load(versions.version_dir(base, 3))
-  assert set(new.signatures["serving_default"].structured_outputs) == set(
-      F.SERVING_OUTPUTS)  # no tau without --include_tau
+  # Calibrated outputs and the model's own (`_raw`); no tau without
+  # --include_tau.
+  assert set(new.signatures["serving_default"].structured_outputs) == {
+      *F.SERVING_OUTPUTS, *(k + serving.RAW_SUFFIX for k in F.SERVING_OUTPUTS)}
   assert len(requests.read_warmup(
       versions.extra_path(versions.version_dir(base, 3), versions.WARMUP_FILE))) == 5
 
@@ -56,3 +60,19 @@ def test_main_requires_the_data_dir(tiny_run, tmp_path):
   with pytest.raises(app.UsageError, match="--data_dir is required"):
     run_main(export_savedmodel, [f"--model_dir={tiny_run['model_dir']}",
                                   f"--export_base={tmp_path}"])
+
+
+def test_calibration_tolerance_flag_sets_the_gate():
+  from absl import flags
+  from absl.testing import flagsaver
+  with flagsaver.flagsaver():
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["export", "--calibration_tolerance=0.1"])
+    assert export_savedmodel.policy_from_flags().calibration_tolerance == 0.1
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["export", "--calibration_tolerance=-1"])
+    assert export_savedmodel.policy_from_flags().calibration_tolerance is None
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["export"])
+    assert export_savedmodel.policy_from_flags().calibration_tolerance == (
+        validation.DEFAULT_CALIBRATION_TOLERANCE)

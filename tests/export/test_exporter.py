@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from adaftr_tf import calibration as calibration_lib
 from adaftr_tf import experiments
 from adaftr_tf import features as F
 from export import exporter
@@ -120,12 +121,23 @@ def test_independent_model_exports_outputs_named_after_the_labels(tmp_path):
   examples = [r.numpy() for r in tf.data.TFRecordDataset(
       records.list_shards(data_dir, "test")[0]).take(8)]
   served = loaded.signatures["serving_default"](examples=tf.constant(examples))
-  assert set(served) == set(INDEPENDENT_LABELS)
+  assert set(served) == {*INDEPENDENT_LABELS,
+                         *(n + "_raw" for n in INDEPENDENT_LABELS)}
   parsed = tf.io.parse_example(
       tf.constant(examples), trained["schema"].parse_spec(with_labels=False))
   outputs = trained["model"](parsed, training=False)
-  np.testing.assert_allclose(served["income_50k"], outputs["ctr"], atol=1e-6)
-  np.testing.assert_allclose(served["never_married"], outputs["cvr"], atol=1e-6)
+  np.testing.assert_allclose(served["income_50k_raw"], outputs["ctr"],
+                             atol=1e-6)
+  np.testing.assert_allclose(served["never_married_raw"], outputs["cvr"],
+                             atol=1e-6)
+  calibrated = calibration_lib.calibrate_collected(
+      {"ctr": outputs["ctr"].numpy(), "cvr": outputs["cvr"].numpy()},
+      trained["calibration"])   # fitted per task on every valid row
+  assert set(trained["calibration"].curves) == {"ctr_logit", "cvr_logit"}
+  np.testing.assert_allclose(served["income_50k"], calibrated["ctr"],
+                             atol=1e-5)
+  np.testing.assert_allclose(served["never_married"], calibrated["cvr"],
+                             atol=1e-5)
   problems, _ = inspection.run_checks(str(tmp_path / "export"),
                                       model_dir=str(tmp_path / "model"),
                                       out=lambda _: None)

@@ -23,7 +23,9 @@ def test_scores_the_first_records_like_the_signature(published, loaded,
                                                      shard):
   result = score.score(published, shard, 3)
   assert result["num"] == 3
-  assert sorted(result["outputs"]) == sorted(F.SERVING_OUTPUTS + (F.TAU,))
+  assert sorted(result["outputs"]) == sorted(   # calibrated, raw and tau
+      F.SERVING_OUTPUTS + tuple(k + "_raw" for k in F.SERVING_OUTPUTS)
+      + (F.TAU,))
   examples = [r.numpy() for r in tf.data.TFRecordDataset(shard).take(3)]
   expected = loaded.signatures["serving_default"](
       examples=tf.constant(examples))

@@ -16,10 +16,12 @@ import tensorflow as tf
 from adaftr_tf import experiments
 from adaftr_tf import features as F
 from adaftr_tf import models
+from adaftr_tf.layers.calibration import OutputCalibration
 from export import requests
 from export import serving
 from pipelines.data import records
 from pipelines.data import synthetic
+from pipelines.training import model_dir
 from tests.helpers.data import tiny_config
 from tests.helpers.exports import example
 from tests.helpers.fuzz import FUZZ
@@ -50,11 +52,16 @@ print(json.dumps({"examples": {k: v.numpy().tolist() for k, v in by_examples.ite
 """
 
 
-def _in_memory(model, schema, examples, keys):
+def _in_memory(model, schema, examples, calibration):
+  """What the export serves, computed in memory: the model's outputs through
+  the run's fitted calibration (and the raw ones), with tau."""
   outputs = model(tf.io.parse_example(tf.constant(examples),
                                       schema.parse_spec(with_labels=False)),
                   training=False)
-  return {k: outputs[k].numpy() for k in keys}
+  calibrate = OutputCalibration(calibration.to_json())
+  served = serving.served_outputs(
+      outputs, {**model.objective.serving_outputs, F.TAU: F.TAU}, calibrate)
+  return {k: v.numpy() for k, v in served.items()}
 
 
 @pytest.mark.slow  # reloads in a fresh Python process
@@ -68,10 +75,12 @@ def test_reload_in_fresh_process_same_outputs_and_warmup_runs(tiny_run, publishe
   reloaded = json.loads(done.stdout.strip().splitlines()[-1])
   assert not reloaded["tf_keras_loaded"]
   examples = [r.numpy() for r in tf.data.TFRecordDataset(shard).take(50)]
-  keys = F.SERVING_OUTPUTS + (F.TAU,)
-  expected = _in_memory(tiny_run["model"], tiny_run["schema"], examples, keys)
+  calibration = model_dir.read_calibration(tiny_run["model_dir"])
+  assert calibration.method == "platt" and calibration.curves
+  expected = _in_memory(tiny_run["model"], tiny_run["schema"], examples,
+                        calibration)
   for signature in ("examples", "features"):
-    assert set(reloaded[signature]) == set(keys)
+    assert set(reloaded[signature]) == set(expected)
     for key, values in expected.items():
       np.testing.assert_allclose(reloaded[signature][key], values, atol=1e-6)
   # Every warm-up record parsed as a PredictionLog and ran: 20 single-record
@@ -86,7 +95,8 @@ def test_signatures_stable_names_dtypes_and_tau(tiny_run, loaded):
   assert list(inputs) == ["examples"] and inputs["examples"].dtype == tf.string
   for name in ("serving_default", "predict_features"):
     outputs = loaded.signatures[name].structured_outputs
-    assert set(outputs) == {"ctr", "cvr", "ctcvr", "tau"}
+    assert set(outputs) == {"ctr", "cvr", "ctcvr", "tau", "ctr_raw",
+                            "cvr_raw", "ctcvr_raw"}   # calibrated and raw
     assert all(o.dtype == tf.float32 and o.shape.as_list() == [None]
                for o in outputs.values())
   inputs = loaded.signatures["predict_features"].structured_input_signature[1]

@@ -26,7 +26,8 @@ def test_tiny_benchmark_writes_every_file_and_field(tmp_path, tiny_run, capsys):
   _bench(out, tiny_run["data_dir"])
   printed = capsys.readouterr().out
   assert "[run 4/4] adaftr seed 1" in printed
-  for name in ("results.json", "results.md", "metrics.png", "tau.png"):
+  for name in ("results.json", "results.md", "metrics.png", "tau.png",
+               "reliability.png"):
     assert os.path.getsize(out / name) > 0, name
   results = json.loads((out / "results.json").read_text())
   assert len(results["runs"]) == 4
@@ -41,11 +42,14 @@ def test_tiny_benchmark_writes_every_file_and_field(tmp_path, tiny_run, capsys):
   table = (out / "results.md").read_text()
   assert "| mmoe |" in table and "| adaftr |" in table and "oracle" in table
   assert " ± " in table
-  headline, full = table.split("\n\n")
+  parts = table.split("\n\n")
+  headline, full = parts[0], parts[-1]
+  assert "Calibration on the test split" in table
+  assert "| mmoe | 2 |" in table     # the calibration table's row
   assert headline.splitlines()[0] == (
-      "| method | ctr_auc | cvr_auc | ctcvr_auc | ctcvr_logloss | "
-      "cvr_pred_obs_ratio | tau_mean | spearman_neg_tau_vs_r | "
-      "spearman_agreement_vs_r |")
+      "| method | ctr_auc | cvr_auc | ctcvr_auc | ctr_gauc | ctcvr_gauc | "
+      "ctcvr_logloss | cvr_pred_obs_ratio | tau_mean | spearman_neg_tau_vs_r "
+      "| spearman_agreement_vs_r |")
   assert "ctr_ece" in full.splitlines()[0]
   assert "| mmoe |" in headline and "| mmoe |" in full
   assert results["complete"] is True

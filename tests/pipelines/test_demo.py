@@ -76,3 +76,31 @@ def test_demo_without_the_backbone_comparison(tmp_path, tiny_data, capsys):
   assert results["exported"] == "adaftr" and "comparison" not in results
   assert not (out / "backbone").exists()
   assert "exported:" not in capsys.readouterr().out
+
+
+def _test_report(with_groups: bool) -> dict:
+  report = {"num_examples": 100, "click_rate": 0.05, "conversion_rate": 0.01}
+  for task in ("ctr", "cvr", "ctcvr"):
+    report.update({f"{task}_auc": 0.7, f"{task}_logloss": 0.2,
+                   f"{task}_ece": 0.01, f"{task}_pred_obs_ratio": 1.1,
+                   f"{task}_pred_obs_ratio_se": 0.05})
+    if with_groups:
+      report.update({f"{task}_gauc": 0.6125, f"{task}_gauc_groups": 8,
+                     f"{task}_gauc_excluded": 2})
+  if with_groups:
+    report["group_field"] = "categorical_1"
+  return report
+
+
+def test_results_table_has_a_gauc_column():
+  serving = {"path": "/x", "num_scored": 4, "max_abs_diff": 0.0}
+  table = demo.results_table(_test_report(True), serving, {"train": 1.0})
+  header, _, ctr = table.splitlines()[:3]
+  assert header.split()[:5] == ["task", "AUC", "GAUC", "oracle", "AUC"]
+  assert "0.7000  0.6125" in ctr
+  assert ("GAUC: AUC per value of categorical_1, weighted by rows; "
+          "single-class groups left out: ctr 2 of 10, cvr 2 of 10, "
+          "ctcvr 2 of 10") in table
+  without = demo.results_table(_test_report(False), serving, {"train": 1.0})
+  assert "0.7000  —" in without.splitlines()[2]
+  assert "GAUC: AUC per value" not in without

@@ -45,3 +45,10 @@ def test_the_synthetic_world_choice_is_validated():
   with pytest.raises(C.ConfigError, match="data.synthetic.relatedness='half' "
                      "is not valid; choose one of"):
     config.validate()
+
+
+def test_the_group_field_must_name_a_field():
+  assert _default().data.group_field == "auto"
+  _invalid(["data.group_field="], "data.group_field='' must name a "
+           "categorical field of the data, or be auto")
+  overrides.apply(_default(), ["data.group_field=f101"]).validate()

@@ -103,3 +103,39 @@ def test_a_reference_pairs_every_other_method_with_it():
   assert paired["adaftr_mmoe"]["cvr_auc"]["mean"] == pytest.approx(-0.015)
   # Without a reference, the registered baselines only.
   assert set(quality.paired_differences(runs)) == {"adaftr_mmoe"}
+
+
+def test_older_runs_without_gauc_are_summarised_and_paired_without_it():
+  runs = [_run("esmm", 0, 0.72), _run("esmm_click_gate", 0, 0.74),
+          _run("esmm", 1, 0.73), _run("esmm_click_gate", 1, 0.75)]
+  for run in runs[2:]:                       # the newer runs have GAUC
+    run["test"].update(cvr_gauc=0.6, ctcvr_gauc=0.7, group_field="user",
+                       ctr_reliability=[{"count": 1, "mean_pred": 0.1,
+                                         "observed": 0.0}])
+  summary = quality.aggregate(runs)
+  assert set(summary["esmm"]) == {"cvr_auc", "ctcvr_auc", "ctr_auc"}
+  paired = quality.paired_differences(runs)["esmm_click_gate"]
+  assert "cvr_auc" in paired and "cvr_gauc" not in paired
+  newer = quality.paired_differences(runs[2:])["esmm_click_gate"]
+  assert newer["cvr_gauc"]["mean"] == pytest.approx(0.0)
+  assert "Δ CVR GAUC [95% CI]" in tables.paired_table(
+      quality.paired_differences(runs[2:]))
+
+
+def test_final_outputs_include_the_reliability_diagram(tmp_path):
+  from adaftr_tf import metrics
+  rng = np.random.default_rng(0)
+  probs = rng.uniform(0.01, 0.3, 500)
+  labels = (rng.random(500) < probs).astype(float)
+  runs = []
+  for method in ("esmm", "esmm_click_gate"):
+    for seed in (0, 1):
+      report = {}
+      for task in ("ctr", "cvr", "ctcvr"):
+        report.update(metrics.binary_report(labels, probs * (1 + seed / 10),
+                                            task))
+      runs.append({"method": method, "seed": seed, "test": report})
+  quality.write_outputs(str(tmp_path), {}, runs, ["esmm", "esmm_click_gate"],
+                        {}, final=True)
+  for name in ("results.json", "results.md", "metrics.png", "reliability.png"):
+    assert (tmp_path / name).stat().st_size > 0, name

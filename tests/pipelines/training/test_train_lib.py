@@ -27,7 +27,8 @@ from tests.helpers.samples import write_aliccp_raw
 def test_tiny_run_writes_every_artifact(tiny_run):
   model_dir = tiny_run["model_dir"]
   for name in ("config.json", "schema.json", "history.json",
-               "valid_metrics.json", "best/weights.index"):
+               "valid_metrics.json", "reliability_valid.png",
+               "best/weights.index"):
     assert os.path.exists(os.path.join(model_dir, name)), name
   checkpoints = os.listdir(os.path.join(model_dir, "checkpoints"))
   assert {"epoch-001.index", "epoch-002.index"} <= set(checkpoints)
@@ -47,8 +48,10 @@ def test_valid_report_has_metrics_tau_and_oracle(tiny_run):
   for key in ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_logloss", "cvr_logloss",
               "ctcvr_logloss", "ctr_ece", "tau_mean", "tau_p5", "tau_p95",
               "oracle_ctr_auc", "oracle_cvr_auc", "oracle_ctcvr_auc",
-              "spearman_neg_tau_vs_r", "best_epoch"):
+              "spearman_neg_tau_vs_r", "best_epoch", "ctr_gauc", "cvr_gauc",
+              "ctcvr_gauc", "ctr_reliability", "cvr_segments"):
     assert key in valid, key
+  assert valid["group_field"] == "categorical_1"   # data.group_field=auto
   config = tiny_run["config"]
   assert config.loss.tau_min <= valid["tau_p5"] <= valid["tau_p95"] <= config.loss.tau_max
   assert valid["best_epoch"] in (1, 2)
