@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from adaftr_tf import calibration as calibration_lib
 from adaftr_tf import evaluation
 from adaftr_tf import experiments
 from adaftr_tf import features as F
@@ -69,11 +70,18 @@ def plan_runs(base: Config, methods: Sequence[str], seeds: int,
 
 def run_one(config: Config, run_dir: str, data_dir: str | None):
   """Trains one config; returns (test report, with the calibrated
-  probabilities' report under `calibrated`; collected test arrays; data_dir;
-  validation report of the selected epoch)."""
+  probabilities' report under `calibrated` and each calibration method's
+  under `calibrated_<method>`; collected test arrays; data_dir; validation
+  report of the selected epoch)."""
   trained = train_lib.train(config, run_dir, data_dir, verbose=0,
                             log=lambda _: None)
-  report, collected = train_lib.split_report(trained, config)
+  # Every calibration method fitted on the same validation rows (the
+  # method choice is measured, not assumed): `calibrated_<method>`.
+  _, valid = train_lib.split_report(trained, config, "valid")
+  fitted = {f"calibrated_{method}": calibration_lib.fit(
+      valid, method, trained["model"].objective)
+            for method in calibration_lib.METHODS if method != "none"}
+  report, collected = train_lib.split_report(trained, config, "test", fitted)
   report["best_epoch"] = trained["valid"]["best_epoch"]
   return report, collected, trained["data_dir"], trained["valid"]
 
@@ -224,11 +232,15 @@ def write_outputs(output_dir: str, results: dict, runs: list[dict],
   if paired_reference:
     table += (f"Every method against {reference} (test split, same seeds):"
               "\n\n" + tables.paired_table(paired_reference) + "\n\n")
-  if any("calibrated" in r["test"] for r in runs):
-    table += ("Calibration on the test split: the model's probabilities → "
-              "after the calibrators fitted on the validation split "
-              f"(train.calibration):\n\n"
-              + tables.calibration_table(runs, present, tasks) + "\n\n")
+  for key in ("calibrated", "calibrated_platt", "calibrated_isotonic"):
+    if any(key in r["test"] for r in runs):
+      which = ("train.calibration" if key == "calibrated"
+               else key.removeprefix("calibrated_"))
+      table += ("Calibration on the test split: the model's probabilities → "
+                f"after the calibrators fitted on the validation split "
+                f"({which}):\n\n"
+                + tables.calibration_table(runs, present, tasks, key)
+                + "\n\n")
   table += tables.markdown_table(summary, present, tables.table_metrics(tasks))
   results = {**results, "complete": final, "summary": summary,
              "paired": paired, "paired_valid": paired_valid,

@@ -131,11 +131,11 @@ def within(report: dict, task: str, standard_errors: float = 2.0) -> bool:
 
 
 def calibration_table(runs: list[dict], methods: list[str],
-                      tasks: Sequence[str]) -> str:
+                      tasks: Sequence[str], key: str = "calibrated") -> str:
   """Per method, test predicted/observed and ECE per task, mean ± std over
-  seeds, before → after the calibrators (`run["test"]["calibrated"]`), the
-  AUC change the calibration made (0 by construction), and how many seeds
-  have every task's calibrated ratio within 2 standard errors of 1."""
+  seeds, before → after the calibrators (`run["test"][key]`), the AUC
+  change the calibration made (0 by construction), and how many seeds have
+  every task's calibrated ratio within 2 standard errors of 1."""
   stat = lambda values: f"{np.mean(values):.3f} ± {np.std(values):.3f}"
   header = ["method", "seeds"]
   for t in tasks:
@@ -144,15 +144,15 @@ def calibration_table(runs: list[dict], methods: list[str],
   lines = ["| " + " | ".join(header) + " |",
            "| --- | ---: |" + " --- |" * (2 * len(tasks)) + " ---: | ---: |"]
   for method in methods:
-    chosen = [r["test"] for r in runs
-              if r["method"] == method and "calibrated" in r["test"]]
+    chosen = [{**r["test"], "calibrated": r["test"][key]} for r in runs
+              if r["method"] == method and key in r["test"]]
     if not chosen:
       continue
     cells = [method, str(len(chosen))]
     for t in tasks:
-      for key in (f"{t}_pred_obs_ratio", f"{t}_ece"):
-        cells.append(stat([r[key] for r in chosen]) + " → " + stat(
-            [r["calibrated"][key] for r in chosen]))
+      for name in (f"{t}_pred_obs_ratio", f"{t}_ece"):
+        cells.append(stat([r[name] for r in chosen]) + " → " + stat(
+            [r["calibrated"][name] for r in chosen]))
     change = max(abs(r["calibrated"][f"{t}_auc"] - r[f"{t}_auc"])
                  for r in chosen for t in tasks)
     cells.append(f"{change:.1e}")

@@ -232,10 +232,13 @@ def _finish(plan: fit_loop.Plan, fitted: fit_loop.Fitted, log) -> dict:
   return result
 
 
-def split_report(trained: dict, config: Config, split: str = "test"):
+def split_report(trained: dict, config: Config, split: str = "test",
+                 calibrations: dict | None = None):
   """(report, collected arrays) of a trained model (`train`'s result) on a
   split of its data: the model's probabilities, with the report of what the
-  export serves (after the fitted calibrators) under `calibrated`."""
+  export serves (after the fitted calibrators) under `calibrated`, and of
+  each other `calibrations` entry (report key -> Calibration) under its key.
+  """
   model, data_dir = trained["model"], trained["data_dir"]
   fields = evaluation.report_fields(model, config.data.group_field)
   collected = evaluation.collect(model, reader.make_dataset(
@@ -244,6 +247,8 @@ def split_report(trained: dict, config: Config, split: str = "test"):
   score = lambda arrays: evaluation.report(
       arrays, evaluation.tau_bounds(model), model.objective, *fields)
   report = score(collected)
-  report["calibrated"] = score(calibration_lib.calibrate_collected(
-      collected, trained["calibration"]))
+  calibrations = {"calibrated": trained["calibration"], **(calibrations or {})}
+  for key, calibration in calibrations.items():
+    report[key] = score(calibration_lib.calibrate_collected(collected,
+                                                            calibration))
   return report, collected

@@ -57,6 +57,9 @@ def test_tiny_benchmark_writes_every_file_and_field(tmp_path, tiny_run, capsys):
     assert (out / "runs" / f"{run['method']}-seed{run['seed']}" /
             "run.json").exists()
     assert 0 < run["valid"]["cvr_auc"] < 1 and "best_epoch" in run["valid"]
+    assert {"calibrated", "calibrated_platt", "calibrated_isotonic"} <= set(
+        run["test"])   # the configured method and every method, measured
+    assert run["test"]["calibrated"] == run["test"]["calibrated_platt"]
 
   # Resume: runs with a saved run.json of the same config are not redone; a
   # missing one is; a changed config is refused before any run (a finished
