@@ -40,6 +40,9 @@ AgreementSource = Literal["losses", "logits"]
 # every task reads inside the backbone (layers/experts.py `tap`).
 AgreementRepresentation = Literal["embeddings", "experts"]
 Optimizer = Literal["adam", "lazy_adam", "adagrad"]
+# The learning rate over training: constant, or a linear warm-up to the
+# learning rate then a cosine decay to 0 (adaftr_tf/optimizers.py).
+LearningRateSchedule = Literal["constant", "warmup_cosine"]
 # The main objective (adaftr_tf/objective.py): `auto` follows the data.
 Objective = Literal["auto", "funnel", "independent"]
 # `auto`: val_ctcvr_auc for the funnel, val_mean_auc for independent tasks.

@@ -29,6 +29,7 @@ from adaftr_tf.layers.alignment import TaskAlignment
 from adaftr_tf.layers.heads import TaskHeads
 from adaftr_tf.layers.task_bottoms import TaskBottoms
 from adaftr_tf.optimizers import build_optimizer
+from adaftr_tf.optimizers import learning_rate_schedule
 from adaftr_tf.preprocessing import FeatureEncoder
 from adaftr_tf.tasks import AgreementProbe
 from adaftr_tf.tasks import AlignmentTask
@@ -272,9 +273,13 @@ def main_task(objective: objective_lib.Objective) -> tf_keras.layers.Layer:
   return FunnelTask(name="funnel")
 
 
-def compile_model(model: CtrCvrModel, config: Config) -> CtrCvrModel:
-  model.compile(optimizer=build_optimizer(config.train.optimizer,
-                                          config.train.learning_rate),
+def compile_model(model: CtrCvrModel, config: Config,
+                  total_steps: int | None = None) -> CtrCvrModel:
+  """Compiles `model` with `config`'s optimizer and learning-rate schedule
+  (`total_steps`: the training steps, for a schedule that needs them)."""
+  t = config.train
+  model.compile(optimizer=build_optimizer(t.optimizer, learning_rate_schedule(
+      t.learning_rate, t.lr_schedule, total_steps, t.warmup_fraction)),
                 steps_per_execution=config.train.steps_per_execution,
                 jit_compile=config.runtime.jit_compile)
   return model

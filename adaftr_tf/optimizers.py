@@ -46,9 +46,29 @@ class LazyAdam(tf_keras.optimizers.Adam):
         alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), rows))
 
 
-def build_optimizer(name: str,
-                    learning_rate: float) -> tf_keras.optimizers.Optimizer:
-  """The optimizer `name` (one of `choices.Optimizer`) at `learning_rate`."""
+def learning_rate_schedule(learning_rate: float, schedule: str = "constant",
+                           total_steps: int | None = None,
+                           warmup_fraction: float = 0.05):
+  """The learning rate: `learning_rate` itself (`constant`), or for
+  `warmup_cosine` a linear warm-up from 0 over the first `warmup_fraction`
+  of `total_steps` to `learning_rate`, then a cosine decay to 0 at
+  `total_steps` (a function of the optimizer step: exact on resume)."""
+  choices.check("train.lr_schedule", schedule, choices.LearningRateSchedule)
+  if schedule == "constant":
+    return learning_rate
+  if not total_steps or total_steps < 1:
+    raise ValueError(f"train.lr_schedule={schedule} needs the number of "
+                     f"training steps, got {total_steps}")
+  warmup = int(round(warmup_fraction * total_steps))
+  return tf_keras.optimizers.schedules.CosineDecay(
+      0.0, max(total_steps - warmup, 1), warmup_target=learning_rate,
+      warmup_steps=warmup)
+
+
+def build_optimizer(name: str, learning_rate,
+                    ) -> tf_keras.optimizers.Optimizer:
+  """The optimizer `name` (one of `choices.Optimizer`) at `learning_rate`
+  (a float or a `learning_rate_schedule`)."""
   choices.check("optimizer", name, choices.Optimizer)
   return {"adam": tf_keras.optimizers.Adam, "lazy_adam": LazyAdam,
           "adagrad": tf_keras.optimizers.Adagrad}[name](learning_rate)

@@ -165,6 +165,9 @@ class TrainConfig:
     seed: initialisation and shuffling seed.
     checkpoint_every_steps: step checkpoints for exact resume (0: at epoch
       ends), checked after each `steps_per_execution` group.
+    lr_schedule, warmup_fraction: `constant`, or `warmup_cosine` (a linear
+      warm-up over the first `warmup_fraction` of the steps, then a cosine
+      decay to 0 at the last step).
     calibration: post-hoc calibration of each task fitted on the validation
       split after training (adaftr_tf/calibration.py): `platt`, `isotonic`
       or `none`; the export serves the calibrated probabilities.
@@ -182,9 +185,14 @@ class TrainConfig:
   seed: int = 42
   checkpoint_every_steps: int = 100
   calibration: C.CalibrationMethod = "platt"
+  lr_schedule: C.LearningRateSchedule = "constant"
+  warmup_fraction: float = 0.05
 
   def validate(self) -> None:
     C.check_fields(self, ConfigError, "train")
+    if not 0.0 <= self.warmup_fraction < 1.0:
+      raise ConfigError(f"train.warmup_fraction={self.warmup_fraction} must "
+                        "lie in [0, 1)")
     _positive(self, "train", "batch_size", "eval_batch_size", "epochs",
               "learning_rate", "steps_per_execution")
     if self.steps_per_epoch is not None:

@@ -96,8 +96,9 @@ def _build(plan: Plan, strategy, valid_input):
   The metrics it touches are reset when `fit` starts.
   """
   with strategy.scope():
-    model = models.compile_model(models.build_model(plan.config, plan.schema),
-                                 plan.config)
+    model = models.compile_model(
+        models.build_model(plan.config, plan.schema), plan.config,
+        total_steps=plan.steps * plan.config.train.epochs)
   if plan.layout.strategy == distribute.PS:
     model.evaluate(valid_input, steps=1, verbose=0)  # via the coordinator
   else:

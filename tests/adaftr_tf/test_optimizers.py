@@ -95,3 +95,40 @@ def test_adam_checkpoint_restores_into_lazy_adam(tmp_path):
   assert int(lazy.iterations) == 1
   for a, b in zip(adam.variables(), lazy.variables()):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_warmup_cosine_schedule_rises_then_decays_to_zero():
+  schedule = optimizers.learning_rate_schedule(0.01, "warmup_cosine", 200,
+                                               warmup_fraction=0.1)
+  rates = [float(schedule(step)) for step in (0, 10, 20, 110, 200)]
+  assert rates[0] == pytest.approx(0.0)
+  assert rates[1] == pytest.approx(0.005)             # halfway up
+  assert rates[2] == pytest.approx(0.01)              # the peak
+  assert rates[3] == pytest.approx(0.005, rel=1e-3)   # halfway down
+  assert rates[4] == pytest.approx(0.0, abs=1e-9)
+  assert optimizers.learning_rate_schedule(0.01) == 0.01
+  with pytest.raises(ValueError, match="needs the number of training steps"):
+    optimizers.learning_rate_schedule(0.01, "warmup_cosine", None)
+  with pytest.raises(ValueError, match="train.lr_schedule='step' is not"):
+    optimizers.learning_rate_schedule(0.01, "step", 10)
+
+
+@pytest.mark.parametrize("name", ["adam", "lazy_adam"])
+def test_a_compiled_model_follows_the_schedule(name):
+  from adaftr_tf import models
+  from tests.helpers.data import in_memory_dataset
+  from tests.helpers.data import synthetic_columns
+  from tests.helpers.data import tiny_config
+  config = tiny_config("model.name=multitask", f"train.optimizer={name}",
+                       "train.lr_schedule=warmup_cosine",
+                       "train.warmup_fraction=0.5", "train.steps_per_execution=1")
+  columns, schema = synthetic_columns(config, 256)
+  model = models.compile_model(models.build_model(config, schema), config,
+                               total_steps=8)
+  dataset = in_memory_dataset(columns, schema, 64, training=True)
+  model.fit(dataset.take(2), epochs=1, verbose=0)
+  # The rate of the last step taken (step index 1 of a 4-step rise).
+  assert float(model.optimizer.learning_rate) == pytest.approx(
+      0.25 * config.train.learning_rate, rel=1e-5)
+  with pytest.raises(ValueError, match="needs the number of training steps"):
+    models.compile_model(models.build_model(config, schema), config)

@@ -207,3 +207,25 @@ def test_xla_and_bfloat16_training_job(tiny_data, tmp_path):
   check(done)
   valid = read_json(tmp_path / "model" / "valid_metrics.json")
   assert np.isfinite(valid["ctcvr_logloss"])
+
+
+def test_schedule_and_isotonic_calibration_in_the_training_job(tiny_data,
+                                                                tmp_path):
+  """train.lr_schedule=warmup_cosine gets the job's step count; the
+  calibrators are fitted after training and stored in the model dir."""
+  from pipelines.training import model_dir
+  config = tiny_config("train.lr_schedule=warmup_cosine",
+                       "train.steps_per_epoch=4", "train.epochs=2",
+                       "train.steps_per_execution=2",
+                       "train.calibration=isotonic")
+  result = train_lib.train(config, str(tmp_path / "model"), tiny_data,
+                           verbose=0, log=lambda _: None)
+  history = read_json(tmp_path / "model" / "history.json")
+  assert len(history["loss"]) == 2 and np.all(np.isfinite(history["loss"]))
+  stored = model_dir.read_calibration(str(tmp_path / "model"))
+  assert stored == result["calibration"] and stored.method == "isotonic"
+  assert set(stored.curves) == {"ctr_logit", "cvr_logit", "ctcvr_logit"}
+  calibrated = result["valid"]["calibrated"]
+  assert calibrated["ctr_auc"] == pytest.approx(result["valid"]["ctr_auc"])
+  assert abs(calibrated["ctr_pred_obs_ratio"] - 1) < abs(
+      result["valid"]["ctr_pred_obs_ratio"] - 1) + 0.02
