@@ -10,7 +10,14 @@ Strictly increasing, so the ranking (AUC, GAUC) of every task is unchanged.
     (about MIN_POSITIVES_PER_BIN positives each, at most MAX_BINS), each
     bin's smoothed positive rate made non-decreasing by pool-adjacent-
     violators, the knots at (mean z of the bin, logit of its rate), nudged
-    to strictly increasing; beyond the ends a small slope (TAIL_SLOPE);
+    to strictly increasing; beyond the outermost bins' mean logits the
+    slope of a Platt fit on the same rows (a flat tail would squash the
+    top-scored rows, where a rare label's positives concentrate, onto the
+    last bin's mean rate); finally the whole curve is shifted in logit space
+    so that its mean probability on the fitting rows equals their positive
+    rate (a knot at a bin's mean logit carries the bin's mean rate, which
+    by convexity sits above the probability at the mean logit, so the
+    unshifted curve over-predicts a rare label);
   * `none`: the identity.
 Which rows fit each task: the funnel's CTR and CTCVR on every impression,
 its CVR on clicked impressions only; independent tasks each on every row.
@@ -39,7 +46,6 @@ METHODS = choices.options(choices.CalibrationMethod)
 CALIBRATION_FILE = "calibration.json"
 MAX_BINS = 50
 MIN_POSITIVES_PER_BIN = 20
-TAIL_SLOPE = 0.01       # isotonic, beyond the outermost bins' mean logits
 MIN_STEP = 1e-4         # isotonic, the smallest rise between knots
 LOGIT_CLIP = 30.0
 
@@ -152,7 +158,22 @@ def fit_isotonic(z: np.ndarray, y: np.ndarray) -> Curve:
     return fit_platt(z, y)
   for k in range(1, len(t)):   # strictly increasing: ranks are preserved
     t[k] = max(t[k], t[k - 1] + MIN_STEP)
-  return Curve(tuple(x), tuple(t), TAIL_SLOPE, TAIL_SLOPE)
+  tail = fit_platt(z, y).low_slope
+  curve = Curve(tuple(x), tuple(t), tail, tail)
+  shift = _mean_matching_shift(apply_numpy(curve, z), y.mean())
+  return Curve(tuple(x), tuple(t + shift), tail, tail)
+
+
+def _mean_matching_shift(logits: np.ndarray, rate: float) -> float:
+  """The shift d with mean(sigmoid(logits + d)) = rate (bisection)."""
+  low, high = -LOGIT_CLIP, LOGIT_CLIP
+  for _ in range(100):
+    mid = 0.5 * (low + high)
+    if _sigmoid(logits + mid).mean() < rate:
+      low = mid
+    else:
+      high = mid
+  return 0.5 * (low + high)
 
 
 @dataclasses.dataclass(frozen=True)
