@@ -13,6 +13,7 @@ Written by the training job's chief (pipelines/training/train_lib.py):
   valid_metrics.json   full report of the best weights on valid (with the
                        calibrated probabilities' report under `calibrated`)
   calibration.json     the calibrators fitted on valid (adaftr_tf/calibration.py)
+  reliability_valid.png  reliability diagram of valid (raw and calibrated)
 """
 
 from __future__ import annotations
