@@ -72,3 +72,22 @@ def build_optimizer(name: str, learning_rate,
   choices.check("optimizer", name, choices.Optimizer)
   return {"adam": tf_keras.optimizers.Adam, "lazy_adam": LazyAdam,
           "adagrad": tf_keras.optimizers.Adagrad}[name](learning_rate)
+
+
+# Above this many rows, dense Adam's every-row update dominates the step.
+LARGE_TABLE_ROWS = 1_000_000
+
+
+def dense_table_warning(optimizer: str, table_rows: dict[str, int]
+                        ) -> str | None:
+  """One line when dense `adam` meets an embedding table of more than
+  LARGE_TABLE_ROWS rows (`table_rows`: field -> rows), else None."""
+  if optimizer != "adam" or not table_rows:
+    return None
+  field, rows = max(table_rows.items(), key=lambda item: item[1])
+  if rows <= LARGE_TABLE_ROWS:
+    return None
+  return (f"warning: train.optimizer=adam updates all {rows:,} rows of the "
+          f"{field} embedding table (and its two moment slots) on every step; "
+          "train.optimizer=lazy_adam updates only the batch's rows (README, "
+          "Performance)")

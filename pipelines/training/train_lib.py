@@ -21,6 +21,7 @@ import tf_keras
 
 from adaftr_tf import calibration as calibration_lib
 from adaftr_tf import evaluation
+from adaftr_tf import optimizers
 from adaftr_tf.config import Config
 from pipelines.data import datadir
 from pipelines.data import reader
@@ -148,6 +149,10 @@ def train(config: Config, model_dir: str, data_dir: str | None = None,
       f"{distribute.task_name(strategy)} ({role}): {len(schema.categorical)} "
       f"categorical + {len(schema.numerical)} numerical fields")
   log(layout.describe() + f"; {steps} steps per epoch")
+  warning = optimizers.dense_table_warning(t.optimizer, {
+      f.name: f.num_embeddings for f in schema.categorical})
+  if warning:
+    log(warning)
   plan = fit_loop.Plan(
       config, schema, data_dir, model_dir, out_dir, chief, layout, steps,
       -(-datadir.split_rows(data_dir, "valid", log) // t.eval_batch_size))

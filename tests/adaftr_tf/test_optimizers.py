@@ -132,3 +132,19 @@ def test_a_compiled_model_follows_the_schedule(name):
       0.25 * config.train.learning_rate, rel=1e-5)
   with pytest.raises(ValueError, match="needs the number of training steps"):
     models.compile_model(models.build_model(config, schema), config)
+
+
+def test_dense_adam_on_a_large_table_gets_a_one_line_warning():
+  rows = {"user": 5_000_000, "item": 20_000}
+  warning = optimizers.dense_table_warning("adam", rows)
+  assert warning.startswith("warning: train.optimizer=adam updates all "
+                            "5,000,000 rows of the user embedding table")
+  assert "\n" not in warning and "lazy_adam" in warning
+  assert optimizers.dense_table_warning("lazy_adam", rows) is None
+  assert optimizers.dense_table_warning("adam", {"item": 20_000}) is None
+  assert optimizers.dense_table_warning("adam", {}) is None
+
+
+def test_the_real_data_presets_use_a_sparse_optimizer():
+  for name in ("aliexpress", "aliccp"):
+    assert experiments.get_preset(name).train.optimizer == "lazy_adam"

@@ -229,3 +229,21 @@ def test_schedule_and_isotonic_calibration_in_the_training_job(tiny_data,
   assert calibrated["ctr_auc"] == pytest.approx(result["valid"]["ctr_auc"])
   assert abs(calibrated["ctr_pred_obs_ratio"] - 1) < abs(
       result["valid"]["ctr_pred_obs_ratio"] - 1) + 0.02
+
+
+@pytest.mark.slow  # generates a log with a 1M-id field and trains 2 steps
+def test_dense_adam_on_a_million_row_table_warns_at_start(tmp_path):
+  config = tiny_config("data.synthetic.vocab_size=1000001",
+                       "data.synthetic.num_train=512",
+                       "train.steps_per_epoch=2", "model.name=multitask")
+  lines = []
+  train_lib.train(config, str(tmp_path / "model"), str(tmp_path / "data"),
+                  verbose=0, log=lines.append)
+  warnings = [line for line in lines if line.startswith("warning: ")]
+  assert len(warnings) == 1 and "1,000,002 rows of the categorical_1" in (
+      warnings[0])
+  lines.clear()
+  train_lib.train(overrides.apply(config, ["train.optimizer=lazy_adam"]),
+                  str(tmp_path / "lazy"), str(tmp_path / "data"), verbose=0,
+                  log=lines.append)
+  assert not [line for line in lines if line.startswith("warning: ")]
