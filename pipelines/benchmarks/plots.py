@@ -76,16 +76,19 @@ def tau_plots(taus: dict, path: str, bins: int = 10) -> str:
   return path
 
 
-def reliability(runs: list[dict], methods: list[str], path: str) -> str | None:
+def reliability(runs: list[dict], methods: list[str], path: str,
+                part: str | None = None) -> str | None:
   """reliability.png: the reliability diagram (pipelines/training/
   reliability_plot.py) of each method's test report of its lowest seed
   (one model each: pooling the bins of several seeds would blur the seed
-  spread of the calibration into one curve); None when no run has bins
-  (runs saved before reports carried them)."""
+  spread of the calibration into one curve), or of its `part` (e.g.
+  `calibrated`: after the calibrators); None when no run has bins (runs
+  saved before reports carried them)."""
   reports = {}
   for run in sorted(runs, key=lambda r: r["seed"]):
-    if (run["method"] not in reports
-        and reliability_plot.tasks_with_bins(run["test"])):
-      reports[run["method"]] = run["test"]
+    report = run["test"].get(part) if part else run["test"]
+    if (run["method"] not in reports and report
+        and reliability_plot.tasks_with_bins(report)):
+      reports[run["method"]] = report
   ordered = {m: reports[m] for m in methods if m in reports}
   return reliability_plot.draw(ordered, path) if ordered else None

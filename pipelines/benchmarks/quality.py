@@ -254,6 +254,8 @@ def write_outputs(output_dir: str, results: dict, runs: list[dict],
       plots.tau_plots(taus, os.path.join(output_dir, "tau.png"))
     plots.reliability(runs, methods,
                       os.path.join(output_dir, "reliability.png"))
+    plots.reliability(runs, methods, os.path.join(
+        output_dir, "reliability_calibrated.png"), part="calibrated")
   return table
 
 

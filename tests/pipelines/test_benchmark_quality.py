@@ -27,6 +27,7 @@ def test_tiny_benchmark_writes_every_file_and_field(tmp_path, tiny_run, capsys):
   printed = capsys.readouterr().out
   assert "[run 4/4] adaftr seed 1" in printed
   for name in ("results.json", "results.md", "metrics.png", "tau.png",
+               "reliability_calibrated.png",
                "reliability.png"):
     assert os.path.getsize(out / name) > 0, name
   results = json.loads((out / "results.json").read_text())
