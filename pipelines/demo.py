@@ -149,16 +149,18 @@ def validation_choice(candidates: dict, metric: str) -> str:
 
 def comparison_table(candidates: dict, chosen: str, metric: str,
                      objective=None) -> str:
-  """Validation and test AUCs of each candidate and the export choice
-  (`objective`'s reported tasks, default the funnel's)."""
+  """Validation and test AUCs and GAUCs of each candidate and the export
+  choice (`objective`'s reported tasks, default the funnel's)."""
   from adaftr_tf import objective as objective_lib
   objective = objective or objective_lib.FUNNEL_OBJECTIVE
-  compared = [f"{r.name}_auc" for r in objective.reported]
+  compared = [f"{r.name}_{m}" for m in ("auc", "gauc")
+              for r in objective.reported]
   key = metric.removeprefix("val_")
   rows = [("model", f"valid {key}", *(f"test {k}" for k in compared))]
   for name, c in candidates.items():
     rows.append((name, f"{c['valid'][key]:.4f}",
-                 *(f"{c['test'][k]:.4f}" for k in compared)))
+                 *(f"{c['test'][k]:.4f}" if k in c["test"] else "—"
+                   for k in compared)))
   widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
   lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
   lines.insert(1, "  ".join("-" * w for w in widths))

@@ -16,8 +16,10 @@ import random
 import tensorflow as tf
 
 from adaftr_tf import experiments
+from adaftr_tf import objective as objective_lib
 from adaftr_tf import overrides
 from adaftr_tf.config import Config
+from pipelines.benchmarks import tables
 from pipelines.training import train_lib
 
 
@@ -39,22 +41,29 @@ def draw_trials(method: str, budget: int, seed: int) -> list[list[str]]:
 
 
 def selection_score(valid: dict) -> float:
-  """Mean of the validation CTR, CVR and CTCVR AUCs."""
-  return (valid["ctr_auc"] + valid["cvr_auc"] + valid["ctcvr_auc"]) / 3.0
+  """Mean of the validation AUCs of the reported tasks (CTR, CVR, CTCVR for
+  the funnel; each label's for independent tasks)."""
+  tasks = objective_lib.task_names(valid)
+  return sum(valid[f"{t}_auc"] for t in tasks) / len(tasks)
 
 
 def markdown(result: dict) -> str:
-  """The trials of one sweep as a markdown table, best first."""
+  """The trials of one sweep as a markdown table, best first: each task's
+  validation AUC and, when reported, GAUC."""
+  tasks = objective_lib.task_names(result["trials"][0]["valid"])
+  columns = [f"{t}_{m}" for m in ("auc", "gauc") for t in tasks
+             if f"{t}_{m}" in result["trials"][0]["valid"]]
   lines = [f"### {result['method']} ({result['budget']} trials, preset "
            f"{result['preset']}, search seed {result['seed']})", "",
-           "| rank | valid score | CTR AUC | CVR AUC | CTCVR AUC | overrides |",
-           "| ---: | ---: | ---: | ---: | ---: | --- |"]
+           "| rank | valid score | " + " | ".join(map(tables.metric_title, columns))
+           + " | overrides |",
+           "| ---: | ---: |" + " ---: |" * len(columns) + " --- |"]
   ranked = sorted(result["trials"], key=lambda r: -r["score"])
   for rank, trial in enumerate(ranked, start=1):
     v = trial["valid"]
     knobs = " ".join(f"`{o}`" for o in trial["overrides"]) or "(as defined)"
-    lines.append(f"| {rank} | {trial['score']:.4f} | {v['ctr_auc']:.4f} | "
-                 f"{v['cvr_auc']:.4f} | {v['ctcvr_auc']:.4f} | {knobs} |")
+    lines.append(f"| {rank} | {trial['score']:.4f} | " + " | ".join(
+        f"{v[c]:.4f}" for c in columns) + f" | {knobs} |")
   return "\n".join(lines) + "\n"
 
 
@@ -80,10 +89,10 @@ def run_sweep(method: str, base: Config, budget: int, seed: int,
     data_dir, valid = trained["data_dir"], trained["valid"]
     results.append({"overrides": knobs, "score": selection_score(valid),
                     "valid": valid})
-    log(f"  valid AUCs ctr {valid['ctr_auc']:.4f} cvr {valid['cvr_auc']:.4f} "
-        f"ctcvr {valid['ctcvr_auc']:.4f}")
+    log("  valid AUCs " + ", ".join(
+        f"{t} {valid[t + '_auc']:.4f}" for t in objective_lib.task_names(valid)))
   result = {"method": method, "preset": preset, "budget": budget,
-            "seed": seed, "selection": "mean of validation CTR, CVR, CTCVR AUC",
+            "seed": seed, "selection": "mean of the tasks' validation AUCs",
             "trials": results,
             "winner": max(results, key=lambda r: r["score"])}
   write(result, output_dir)

@@ -104,3 +104,21 @@ def test_results_table_has_a_gauc_column():
   without = demo.results_table(_test_report(False), serving, {"train": 1.0})
   assert "0.7000  —" in without.splitlines()[2]
   assert "GAUC: AUC per value" not in without
+
+
+def test_comparison_table_shows_auc_and_gauc_per_task():
+  report = lambda auc: {"ctr_auc": auc, "cvr_auc": auc, "ctcvr_auc": auc,
+                        "ctr_gauc": auc - 0.1, "cvr_gauc": auc - 0.1,
+                        "ctcvr_gauc": auc - 0.1}
+  candidates = {"adaftr": {"valid": {"ctcvr_auc": 0.9}, "test": report(0.8)},
+                "multitask": {"valid": {"ctcvr_auc": 0.91},
+                              "test": {"ctr_auc": 0.7, "cvr_auc": 0.7,
+                                       "ctcvr_auc": 0.7}}}   # no GAUC
+  lines = demo.comparison_table(candidates, "multitask",
+                                "val_ctcvr_auc").splitlines()
+  assert lines[0].split() == [
+      "model", "valid", "ctcvr_auc", "test", "ctr_auc", "test", "cvr_auc",
+      "test", "ctcvr_auc", "test", "ctr_gauc", "test", "cvr_gauc", "test",
+      "ctcvr_gauc"]
+  assert lines[2].split()[-3:] == ["0.7000", "0.7000", "0.7000"]
+  assert lines[3].split()[-3:] == ["—", "—", "—"]
