@@ -2,7 +2,7 @@
 
   python -m pipelines.benchmark_quality --preset=bench --seeds=3 --output_dir=DIR
       [--methods=adaftr,mmoe,@ladder_esmm,...] [--override=key=value ...]
-      [--notuned] [--reference=METHOD]
+      [--notuned] [--reference=METHOD] [--baseline_dir=DIR]
 
 Each method (adaftr_tf/experiments/) is the preset, then its sweep winner
 (`experiments.TUNED`, chosen on validation by pipelines.sweep), then its
@@ -41,6 +41,9 @@ cli.define_multi_string("override", [], "Config override key=value (all runs).")
 cli.define_string("reference", None, "Also pair every method with this one "
                   "(e.g. single_task), beside each method's registered "
                   "baseline.")
+cli.define_string("baseline_dir", None, "Also pair every run with the run of "
+                  "the same method and seed in this benchmark output folder "
+                  "(e.g. the same benchmark without an --override).")
 cli.define_bool("tuned", True, "Start each method from its sweep winner "
                 "(experiments.TUNED); --notuned runs the untuned methods.")
 
@@ -53,11 +56,17 @@ def main(argv):
   methods = quality.select_methods(FLAGS.methods)
   base = cli.config_from_flags(FLAGS.preset, FLAGS.override)
   plan = quality.plan_runs(base, methods, FLAGS.seeds, tuned=FLAGS.tuned)
+  if FLAGS.baseline_dir is not None:
+    try:
+      quality.read_runs(FLAGS.baseline_dir)
+    except ValueError as err:
+      raise app.UsageError(str(err)) from None
   if FLAGS.reference is not None and FLAGS.reference not in methods:
     raise app.UsageError(f"--reference={FLAGS.reference} is not among the "
                          f"benchmarked methods {methods}")
   settings = {"preset": FLAGS.preset, "seeds": FLAGS.seeds,
               "reference": FLAGS.reference,
+              "baseline_dir": FLAGS.baseline_dir,
               "tuned": FLAGS.tuned, "overrides": FLAGS.override,
               "command": " ".join(["python -m pipelines.benchmark_quality"]
                                   + sys.argv[1:])}

@@ -123,39 +123,60 @@ def aggregate(runs: list[dict]) -> dict[str, dict[str, dict]]:
 
 
 def paired_differences(runs: list[dict], split: str = "test",
-                       reference: str | None = None) -> dict[str, dict]:
-  """Per method with a registered baseline among the runs (or, with
-  `reference`, every other method against that one): the paired (same
-  seed) differences method - baseline on `split` (`test`, or `valid`: the
-  selected epoch's validation report, what selection may read) of
-  `paired_metrics`, with 95% t intervals, and (with `adaftr_<B>_oracle`
+                       reference: str | None = None,
+                       baseline_runs: list[dict] | None = None
+                       ) -> dict[str, dict]:
+  """Per method with a registered baseline among the runs (with `reference`:
+  every other method against that one; with `baseline_runs`, e.g. another
+  output folder's runs: every method against the same method there): the
+  paired (same seed) differences method - baseline on `split` (`test`, or
+  `valid`: the selected epoch's validation report, what selection may read)
+  of `paired_metrics`, with 95% t intervals, and (with `adaftr_<B>_oracle`
   among the runs) the fraction of the oracle's mean CVR AUC gain it
   recovers."""
   by = {(r["method"], r["seed"]): r[split] for r in runs if r.get(split)}
+  base = by if baseline_runs is None else {
+      (r["method"], r["seed"]): r[split] for r in baseline_runs
+      if r.get(split)}
   keys = [k for k in (tables.paired_metrics(
       objective_lib.task_names(runs[0]["test"])) if runs else ())
-          if all(k in report for report in by.values())]  # older runs: no GAUC
+          if all(k in report for report in (*by.values(), *base.values()))]
   paired = {}
   for name in dict.fromkeys(r["method"] for r in runs):
-    baseline = (experiments.get_method(name).baseline if reference is None
-                else reference if name != reference else None)
-    seeds = sorted(s for (m, s) in by if m == name and (baseline, s) in by)
+    if baseline_runs is not None:
+      baseline = name
+    else:
+      baseline = (experiments.get_method(name).baseline if reference is None
+                  else reference if name != reference else None)
+    seeds = sorted(s for (m, s) in by if m == name and (baseline, s) in base)
     if not seeds:
       continue
     entry = {"baseline": baseline, "seeds": seeds}
     for key in keys:
-      diffs = [by[(name, s)][key] - by[(baseline, s)][key] for s in seeds]
+      diffs = [by[(name, s)][key] - base[(baseline, s)][key] for s in seeds]
       entry[key] = dict(zip(("mean", "low", "high"),
                             metrics.paired_interval(diffs)))
     paired[name] = entry
   for name, entry in paired.items():
-    oracle = paired.get(f"adaftr_{entry['baseline']}_oracle")
+    oracle = (paired.get(f"adaftr_{entry['baseline']}_oracle")
+              if baseline_runs is None else None)
     gain = oracle["cvr_auc"]["mean"] if oracle and "cvr_auc" in oracle else (
         float("nan"))
     entry["fraction_of_oracle_cvr_gain"] = (
         entry["cvr_auc"]["mean"] / gain if oracle and gain > 0
         else float("nan"))
   return paired
+
+
+def read_runs(output_dir: str) -> list[dict]:
+  """The finished runs of another benchmark output folder (its
+  results.json); ValueError naming the folder when it has none."""
+  path = os.path.join(output_dir, "results.json")
+  if not tf.io.gfile.exists(path):
+    raise ValueError(f"--baseline_dir={output_dir} holds no results.json: "
+                     "name the output folder of a benchmark run")
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)["runs"]
 
 
 def _write_text(path: str, text: str) -> None:
@@ -210,8 +231,9 @@ def write_outputs(output_dir: str, results: dict, runs: list[dict],
   (metrics.png, tau.png, reliability.png: plots.py).
 
   `results` holds the benchmark's settings (with `reference`: every method
-  is also paired with that one); the summary, runs and tables are added
-  here. Returns the tables.
+  is also paired with that one; with `baseline_dir`: with the same method
+  in that output folder); the summary, runs and tables are added here.
+  Returns the tables.
   """
   present = [m for m in methods if any(r["method"] == m for r in runs)]
   summary, paired = aggregate(runs), paired_differences(runs)
@@ -232,6 +254,13 @@ def write_outputs(output_dir: str, results: dict, runs: list[dict],
   if paired_reference:
     table += (f"Every method against {reference} (test split, same seeds):"
               "\n\n" + tables.paired_table(paired_reference) + "\n\n")
+  baseline_dir = results.get("baseline_dir")
+  paired_dir = (paired_differences(runs, baseline_runs=read_runs(baseline_dir))
+                if baseline_dir else {})
+  if paired_dir:
+    table += (f"Every method against the same method in {baseline_dir} "
+              "(test split, same seeds):\n\n"
+              + tables.paired_table(paired_dir) + "\n\n")
   for key in ("calibrated", "calibrated_platt", "calibrated_isotonic"):
     if any(key in r["test"] for r in runs):
       which = ("train.calibration" if key == "calibrated"
@@ -244,7 +273,8 @@ def write_outputs(output_dir: str, results: dict, runs: list[dict],
   table += tables.markdown_table(summary, present, tables.table_metrics(tasks))
   results = {**results, "complete": final, "summary": summary,
              "paired": paired, "paired_valid": paired_valid,
-             "paired_reference": paired_reference, "runs": runs}
+             "paired_reference": paired_reference,
+             "paired_baseline_dir": paired_dir, "runs": runs}
   _write_text(os.path.join(output_dir, "results.json"),
               json.dumps(results, indent=1, sort_keys=True))
   _write_text(os.path.join(output_dir, "results.md"), table + "\n")

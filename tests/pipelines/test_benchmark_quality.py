@@ -118,6 +118,20 @@ def test_benchmark_on_independent_tasks_names_everything_after_the_labels(
   assert table.startswith("| method | income_50k_auc | never_married_auc |")
   assert "Every method against mmoe" in table
   assert os.path.getsize(out / "metrics.png") > 0
+  # Pairing with another output folder (here the same one: differences 0),
+  # from the saved runs, nothing trained again.
+  run_main(benchmark_quality, [
+      "--preset=tiny", "--seeds=1", "--methods=mmoe,adaftr_mmoe",
+      f"--output_dir={out}", f"--data_dir={data_dir}", f"--baseline_dir={out}",
+      "--override=data.source=files", "--override=train.steps_per_epoch=3"],
+           "bench")
+  results = json.loads((out / "results.json").read_text())
+  assert results["paired_baseline_dir"]["mmoe"]["mean_auc"]["mean"] == 0.0
+  assert f"against the same method in {out}" in (out / "results.md").read_text()
+  with pytest.raises(app.UsageError, match="holds no results.json"):
+    run_main(benchmark_quality, [
+        "--preset=tiny", "--methods=mmoe", f"--output_dir={out}",
+        f"--data_dir={data_dir}", f"--baseline_dir={tmp_path}"], "bench")
   with pytest.raises(app.UsageError, match="--reference=ple is not among"):
     run_main(benchmark_quality, [
         "--preset=tiny", "--methods=mmoe", f"--output_dir={out}",

@@ -139,3 +139,17 @@ def test_final_outputs_include_the_reliability_diagram(tmp_path):
                         {}, final=True)
   for name in ("results.json", "results.md", "metrics.png", "reliability.png"):
     assert (tmp_path / name).stat().st_size > 0, name
+
+
+def test_runs_pair_with_the_same_method_in_another_output_folder(tmp_path):
+  import json
+  base = [_run(m, s, 0.70 + s / 100) for m in ("mmoe", "adaftr") for s in (0, 1)]
+  new = [_run(m, s, 0.72 + s / 100) for m in ("mmoe", "adaftr") for s in (0, 1)]
+  (tmp_path / "results.json").write_text(json.dumps({"runs": base}))
+  paired = quality.paired_differences(
+      new, baseline_runs=quality.read_runs(str(tmp_path)))
+  assert set(paired) == {"mmoe", "adaftr"}
+  assert paired["mmoe"]["baseline"] == "mmoe"
+  assert paired["adaftr"]["cvr_auc"]["mean"] == pytest.approx(0.02)
+  with pytest.raises(ValueError, match="holds no results.json"):
+    quality.read_runs(str(tmp_path / "nope"))
