@@ -74,3 +74,34 @@ class MeanOfMetrics(tf_keras.metrics.Metric):
 
   def reset_state(self):
     pass
+
+
+class PredictedOverObserved(tf_keras.metrics.Metric):
+  """Mean predicted probability over the observed positive rate, streamed:
+  `sum(w sigmoid(z)) / sum(w y)` over every update since the last reset (1:
+  calibrated in the mean; > 1: over-predicting). NaN before any positive.
+
+  Call (update_state): y_true `[b]` or `[b, 1]` labels, y_pred logits of the
+  same shape, sample_weight `[b]` / `[b, 1]` or None.
+  """
+
+  def __init__(self, name: str = "pred_obs", **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.predicted = self.add_weight("predicted", initializer="zeros")
+    self.observed = self.add_weight("observed", initializer="zeros")
+
+  def update_state(self, y_true, y_pred, sample_weight=None):
+    y_pred = tf.sigmoid(tf.reshape(tf.cast(y_pred, self.dtype), [-1]))
+    y_true = tf.reshape(tf.cast(y_true, self.dtype), [-1])
+    weight = (tf.ones_like(y_pred) if sample_weight is None else
+              tf.reshape(tf.cast(sample_weight, self.dtype), [-1]))
+    return tf.group(self.predicted.assign_add(tf.reduce_sum(weight * y_pred)),
+                    self.observed.assign_add(tf.reduce_sum(weight * y_true)))
+
+  def result(self):
+    return tf.math.divide_no_nan(self.predicted, self.observed) + tf.where(
+        self.observed > 0, 0.0, float("nan"))
+
+  def reset_state(self):
+    self.predicted.assign(0.0)
+    self.observed.assign(0.0)

@@ -20,6 +20,7 @@ import tf_keras
 from adaftr_tf import features as F
 from adaftr_tf.keras_metrics import BucketedAUC
 from adaftr_tf.keras_metrics import MeanOfMetrics
+from adaftr_tf.keras_metrics import PredictedOverObserved
 from adaftr_tf.losses import bce_with_logits
 
 # AUC thresholds spread uniformly in logit space: CTCVR probabilities sit far
@@ -28,11 +29,14 @@ AUC_THRESHOLDS = tuple(1.0 / (1.0 + np.exp(-np.linspace(-16.0, 10.0, 999))))
 
 
 def ranking_metrics(prefix: str) -> list[tf_keras.metrics.Metric]:
-  """`{prefix}_auc` (bucketed, over logits) and `{prefix}_logloss`."""
+  """`{prefix}_auc` (bucketed, over logits), `{prefix}_logloss` and
+  `{prefix}_pred_obs` (mean prediction over the observed rate: the
+  calibration of the task over the epoch, in the logs and history.json)."""
   return [BucketedAUC(thresholds=list(AUC_THRESHOLDS), from_logits=True,
                       name=f"{prefix}_auc"),
           tf_keras.metrics.BinaryCrossentropy(from_logits=True,
-                                              name=f"{prefix}_logloss")]
+                                              name=f"{prefix}_logloss"),
+          PredictedOverObserved(name=f"{prefix}_pred_obs")]
 
 
 def ranking_task(prefix: str,

@@ -36,3 +36,19 @@ def test_bucketed_auc_on_probabilities_and_reset():
   metric.reset_state()
   metric.update_state(labels, np.array([0.1, 0.2, 0.8, 0.9], np.float32))
   assert metric.result().numpy() == pytest.approx(1.0)
+
+
+def test_predicted_over_observed_streams_the_weighted_ratio():
+  from adaftr_tf.keras_metrics import PredictedOverObserved
+  metric = PredictedOverObserved()
+  assert np.isnan(float(metric.result()))          # no positive yet
+  logits = np.array([0.0, 2.0, -2.0, 1.0], np.float32)
+  labels = np.array([1.0, 0.0, 1.0, 0.0], np.float32)
+  weights = np.array([1.0, 1.0, 0.0, 1.0], np.float32)
+  metric.update_state(labels, logits, sample_weight=weights)
+  metric.update_state(labels[:1], logits[:1])
+  p = 1 / (1 + np.exp(-logits))
+  expected = ((p * weights).sum() + p[0]) / ((labels * weights).sum() + 1)
+  assert float(metric.result()) == pytest.approx(expected, rel=1e-6)
+  metric.reset_state()
+  assert np.isnan(float(metric.result()))

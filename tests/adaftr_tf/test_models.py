@@ -21,6 +21,7 @@ from tests.helpers.data import synthetic_columns
 from tests.helpers.data import tiny_config
 
 EXPECTED_METRICS = {"loss", "ctr_auc", "ctr_logloss", "cvr_auc", "cvr_logloss",
+                    "ctr_pred_obs", "cvr_pred_obs", "ctcvr_pred_obs",
                     "ctcvr_auc", "ctcvr_logloss"}
 CONTRASTIVE_METRICS = {"cl_loss", "tau_mean"}
 
