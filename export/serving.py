@@ -32,6 +32,7 @@ import tensorflow as tf
 from adaftr_tf import calibration as calibration_lib
 from adaftr_tf import features as F
 from adaftr_tf.layers.calibration import OutputCalibration
+from adaftr_tf.layers.calibration import output_calibration
 from export import versions
 
 EXAMPLES_INPUT = "examples"
@@ -62,10 +63,7 @@ class ServingModule(tf.Module):
                calibration: calibration_lib.Calibration | None = None):
     super().__init__(name="adaftr_serving")
     self.model = model
-    self.calibrate = (OutputCalibration(calibration.to_json(),
-                                        name="calibration")
-                      if calibration is not None and calibration.curves
-                      else None)
+    self.calibrate = output_calibration(calibration, name="calibration")
     self._schema = schema
     self._parse_spec = schema.parse_spec(with_labels=False)
     # Served name -> model output key (adaftr_tf/objective.py).

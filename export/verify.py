@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from adaftr_tf import features as F
-from adaftr_tf.layers.calibration import OutputCalibration
+from adaftr_tf.layers.calibration import output_calibration
 from export import requests
 from export import serving
 
@@ -113,10 +113,8 @@ def _compare(result: Replay, answered: list, model, schema,
   computed = model(features, training=False)
   served = {**model.objective.serving_outputs, F.TAU: F.TAU}  # name -> key
   served = {name: key for name, key in served.items() if key in computed}
-  calibrate = (OutputCalibration(calibration.to_json())
-               if calibration is not None and calibration.curves else None)
   expected = {name: value.numpy() for name, value in serving.served_outputs(
-      computed, served, calibrate).items()}
+      computed, served, output_calibration(calibration)).items()}
   result.max_abs_diff, start = 0.0, 0
   for index, signature, outputs, raw in answered:
     rows = raw[names[0]].shape[0]

@@ -66,15 +66,14 @@ def in_memory_scores(model, schema, records: str, calibration) -> dict:
   model's outputs through its fitted `calibration`)."""
   import numpy as np
   import tensorflow as tf
-  from adaftr_tf.layers.calibration import OutputCalibration
+  from adaftr_tf.layers.calibration import output_calibration
   from export import serving
   examples = tf.constant([r.numpy() for r in
                           tf.data.TFRecordDataset(records).take(NUM_SCORED)])
   parsed = tf.io.parse_example(examples, schema.parse_spec(with_labels=False))
-  calibrate = (OutputCalibration(calibration.to_json())
-               if calibration.curves else None)
   served = serving.served_outputs(model(parsed, training=False),
-                                  model.objective.serving_outputs, calibrate)
+                                  model.objective.serving_outputs,
+                                  output_calibration(calibration))
   return {name: np.asarray(value).tolist() for name, value in served.items()}
 
 

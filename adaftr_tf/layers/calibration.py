@@ -56,3 +56,11 @@ class OutputCalibration(tf_keras.layers.Layer):
   def get_config(self):
     return {**super().get_config(), "calibration": self.calibration_json}
 
+
+def output_calibration(calibration: calibration_lib.Calibration | None,
+                       **kwargs) -> OutputCalibration | None:
+  """The layer serving `calibration`, or None when there is nothing to
+  apply (no calibration, or `none`: the model's own probabilities)."""
+  if calibration is None or not calibration.curves:
+    return None
+  return OutputCalibration(calibration.to_json(), **kwargs)

@@ -77,7 +77,7 @@ def run_one(config: Config, run_dir: str, data_dir: str | None):
                             log=lambda _: None)
   # Every calibration method fitted on the same validation rows (the
   # method choice is measured, not assumed): `calibrated_<method>`.
-  _, valid = train_lib.split_report(trained, config, "valid")
+  valid, _ = train_lib.collect_split(trained, config, "valid")
   fitted = {f"calibrated_{method}": calibration_lib.fit(
       valid, method, trained["model"].objective)
             for method in calibration_lib.METHODS if method != "none"}

@@ -237,6 +237,16 @@ def _finish(plan: fit_loop.Plan, fitted: fit_loop.Fitted, log) -> dict:
   return result
 
 
+def collect_split(trained: dict, config: Config, split: str):
+  """(collected arrays, (group field, segment field)) of a trained model
+  (`train`'s result) over a split of its data (evaluation.collect)."""
+  model, data_dir = trained["model"], trained["data_dir"]
+  fields = evaluation.report_fields(model, config.data.group_field)
+  return evaluation.collect(model, reader.make_dataset(
+      data_dir, split, trained["schema"], config.train.eval_batch_size,
+      training=False, with_oracle=datadir.has_oracle(data_dir)), fields), fields
+
+
 def split_report(trained: dict, config: Config, split: str = "test",
                  calibrations: dict | None = None):
   """(report, collected arrays) of a trained model (`train`'s result) on a
@@ -244,11 +254,8 @@ def split_report(trained: dict, config: Config, split: str = "test",
   export serves (after the fitted calibrators) under `calibrated`, and of
   each other `calibrations` entry (report key -> Calibration) under its key.
   """
-  model, data_dir = trained["model"], trained["data_dir"]
-  fields = evaluation.report_fields(model, config.data.group_field)
-  collected = evaluation.collect(model, reader.make_dataset(
-      data_dir, split, trained["schema"], config.train.eval_batch_size,
-      training=False, with_oracle=datadir.has_oracle(data_dir)), fields)
+  model = trained["model"]
+  collected, fields = collect_split(trained, config, split)
   score = lambda arrays: evaluation.report(
       arrays, evaluation.tau_bounds(model), model.objective, *fields)
   report = score(collected)
