@@ -279,7 +279,8 @@ def compile_model(model: CtrCvrModel, config: Config,
   (`total_steps`: the training steps, for a schedule that needs them)."""
   t = config.train
   model.compile(optimizer=build_optimizer(t.optimizer, learning_rate_schedule(
-      t.learning_rate, t.lr_schedule, total_steps, t.warmup_fraction)),
+      t.learning_rate, t.lr_schedule, total_steps, t.warmup_fraction),
+                                         ema_momentum=t.ema_momentum),
                 steps_per_execution=config.train.steps_per_execution,
                 jit_compile=config.runtime.jit_compile)
   return model

@@ -65,13 +65,54 @@ def learning_rate_schedule(learning_rate: float, schedule: str = "constant",
       warmup_steps=warmup)
 
 
-def build_optimizer(name: str, learning_rate,
+class _KeepsTrainedWeights:
+  """Leaves the weights alone when `fit` ends (tf-keras would overwrite them
+  with their moving averages there): the training job swaps the averages in
+  for validation and the saved epochs itself (pipelines/training/callbacks.py
+  `AveragedWeights`), and a resumed job must continue from the trained
+  weights, not from their averages."""
+
+  def finalize_variable_values(self, var_list):
+    del var_list
+
+
+_CLASSES = {"adam": tf_keras.optimizers.Adam, "lazy_adam": LazyAdam,
+            "adagrad": tf_keras.optimizers.Adagrad}
+_AVERAGING_CLASSES = {
+    name: type(f"Averaging{cls.__name__}", (_KeepsTrainedWeights, cls), {})
+    for name, cls in _CLASSES.items()}
+
+
+def build_optimizer(name: str, learning_rate, ema_momentum: float = 0.0,
                     ) -> tf_keras.optimizers.Optimizer:
   """The optimizer `name` (one of `choices.Optimizer`) at `learning_rate`
-  (a float or a `learning_rate_schedule`)."""
+  (a float or a `learning_rate_schedule`).
+
+  `ema_momentum` > 0 also keeps an exponential moving average of every
+  trainable variable (`avg = m avg + (1 - m) w` after each step, starting
+  from the initial weights; one more copy of every variable, updated densely
+  on every step, embedding tables included); `averaged_pairs` reads it.
+  """
   choices.check("optimizer", name, choices.Optimizer)
-  return {"adam": tf_keras.optimizers.Adam, "lazy_adam": LazyAdam,
-          "adagrad": tf_keras.optimizers.Adagrad}[name](learning_rate)
+  if not 0.0 <= ema_momentum < 1.0:
+    raise ValueError(f"ema_momentum={ema_momentum} must lie in [0, 1)")
+  if not ema_momentum:
+    return _CLASSES[name](learning_rate)
+  return _AVERAGING_CLASSES[name](
+      learning_rate, use_ema=True, ema_momentum=ema_momentum,
+      ema_overwrite_frequency=None)
+
+
+def averaged_pairs(optimizer: tf_keras.optimizers.Optimizer, variables
+                   ) -> list[tuple[tf.Variable, tf.Variable]]:
+  """(variable, its moving average) for each of `variables`, or [] when the
+  optimizer keeps no averages. The optimizer must be built on them."""
+  inner = getattr(optimizer, "inner_optimizer", optimizer)  # loss scaling
+  if not getattr(inner, "use_ema", False):
+    return []
+  averages = inner._model_variables_moving_average  # pylint: disable=protected-access
+  return [(v, averages[inner._index_dict[inner._var_key(v)]])  # pylint: disable=protected-access
+          for v in variables]
 
 
 # Above this many rows, dense Adam's every-row update dominates the step.

@@ -168,6 +168,9 @@ class TrainConfig:
     lr_schedule, warmup_fraction: `constant`, or `warmup_cosine` (a linear
       warm-up over the first `warmup_fraction` of the steps, then a cosine
       decay to 0 at the last step).
+    ema_momentum: > 0 validates, keeps and exports an exponential moving
+      average of the weights (`avg = m avg + (1 - m) w` per step) instead of
+      the weights themselves; 0 (default) turns it off.
     calibration: post-hoc calibration of each task fitted on the validation
       split after training (adaftr_tf/calibration.py): `platt`, `isotonic`
       or `none`; the export serves the calibrated probabilities.
@@ -187,12 +190,14 @@ class TrainConfig:
   calibration: C.CalibrationMethod = "platt"
   lr_schedule: C.LearningRateSchedule = "constant"
   warmup_fraction: float = 0.05
+  ema_momentum: float = 0.0
 
   def validate(self) -> None:
     C.check_fields(self, ConfigError, "train")
-    if not 0.0 <= self.warmup_fraction < 1.0:
-      raise ConfigError(f"train.warmup_fraction={self.warmup_fraction} must "
-                        "lie in [0, 1)")
+    for name in ("warmup_fraction", "ema_momentum"):
+      if not 0.0 <= getattr(self, name) < 1.0:
+        raise ConfigError(f"train.{name}={getattr(self, name)} must lie in "
+                          "[0, 1)")
     _positive(self, "train", "batch_size", "eval_batch_size", "epochs",
               "learning_rate", "steps_per_execution")
     if self.steps_per_epoch is not None:

@@ -1,5 +1,5 @@
 """Keras callbacks of the training job: tau histogram, best epoch, epoch
-weights, and the non-finite guard.
+weights, the non-finite guard, and the weights' moving average.
 
 Every checkpoint write goes through `write_checkpoint`: a failed write (full or
 read-only disk) raises `CheckpointWriteError` naming the path; TensorFlow writes
@@ -26,6 +26,7 @@ import tensorflow as tf
 import tf_keras
 
 from adaftr_tf import features as F
+from adaftr_tf import optimizers
 
 
 class TauHistogram(tf_keras.callbacks.Callback):
@@ -264,3 +265,51 @@ class EpochWeights(tf_keras.callbacks.Callback):
     path = os.path.join(self.directory, f"epoch-{epoch + 1:03d}")
     write_checkpoint(path, lambda: self.model.save_weights(path),
                      "epoch weights")
+
+
+class AveragedWeights(tf_keras.callbacks.Callback):
+  """Validates and saves the weights' moving average (`train.ema_momentum`).
+
+  When `fit`'s validation starts it swaps each trainable variable with its
+  average kept by the optimizer (`optimizers.averaged_pairs`; nothing when
+  the optimizer keeps none); `restore`, a second callback placed after those
+  that save or read the weights at the epoch's end (epoch and best weights,
+  summaries), swaps them back before the step checkpoint. So validation,
+  `best/` and `epochs/` hold the averages, training continues from the
+  trained weights, and a step checkpoint holds both (exact resume).
+  """
+
+  def __init__(self):
+    super().__init__()
+    self.swapped = False
+    self.restore = _SwapBack(self)
+
+  def swap(self) -> None:
+    for variable, average in optimizers.averaged_pairs(
+        self.model.optimizer, self.model.trainable_variables):
+      trained = variable.read_value()
+      variable.assign(average.read_value())
+      average.assign(trained)
+    self.swapped = not self.swapped
+
+  def on_test_begin(self, logs=None):
+    if not self.swapped:
+      self.swap()
+
+
+class _SwapBack(tf_keras.callbacks.Callback):
+  """The trained weights back in the model (see `AveragedWeights`)."""
+
+  def __init__(self, averaged: AveragedWeights):
+    super().__init__()
+    self._averaged = averaged
+
+  def _back(self):
+    if self._averaged.swapped:
+      self._averaged.swap()
+
+  def on_epoch_end(self, epoch, logs=None):
+    self._back()
+
+  def on_train_end(self, logs=None):
+    self._back()

@@ -125,7 +125,11 @@ def _callbacks(plan: Plan, sample_batch, best, step_checkpoint, extra):
   guard = cb.NonFiniteGuard(
       plan.steps, os.path.join(plan.model_dir, resume.STEPS_DIR),
       check_batches=plan.layout.strategy != distribute.PS)
-  callbacks = [guard, cb.EpochWeights(
+  # The averaged weights (train.ema_momentum) are in the model from
+  # validation until `averaged.restore`, i.e. for everything that saves or
+  # reads the weights at the epoch's end except the step checkpoint.
+  averaged = cb.AveragedWeights()
+  callbacks = [averaged, guard, cb.EpochWeights(
       os.path.join(plan.out_dir, model_dir_lib.EPOCH_WEIGHTS_DIR))]
   if plan.chief:  # summaries need no collective: only the chief writes them
     log_dir = os.path.join(plan.model_dir, model_dir_lib.TENSORBOARD_DIR)
@@ -133,7 +137,7 @@ def _callbacks(plan: Plan, sample_batch, best, step_checkpoint, extra):
     callbacks += [tf_keras.callbacks.TensorBoard(log_dir=log_dir,
                                                  write_graph=False),
                   cb.TauHistogram(log_dir, sample_batch)]
-  return callbacks + [best, step_checkpoint, *extra]
+  return callbacks + [best, averaged.restore, step_checkpoint, *extra]
 
 
 @dataclasses.dataclass

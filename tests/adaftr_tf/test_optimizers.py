@@ -148,3 +148,45 @@ def test_dense_adam_on_a_large_table_gets_a_one_line_warning():
 def test_the_real_data_presets_use_a_sparse_optimizer():
   for name in ("aliexpress", "aliccp"):
     assert experiments.get_preset(name).train.optimizer == "lazy_adam"
+
+
+@pytest.mark.parametrize("name", ["adam", "lazy_adam", "adagrad"])
+def test_the_moving_average_follows_its_formula_and_fit_keeps_the_weights(
+    name):
+  """avg_t = m avg_{t-1} + (1 - m) w_t from the initial weights; `fit`'s
+  end leaves the trained weights in the model (tf-keras would overwrite them
+  with the averages there)."""
+  from adaftr_tf import models
+  from tests.helpers.data import in_memory_dataset
+  from tests.helpers.data import synthetic_columns
+  from tests.helpers.data import tiny_config
+  config = tiny_config("model.name=multitask", f"train.optimizer={name}",
+                       "train.ema_momentum=0.6", "train.steps_per_execution=1")
+  columns, schema = synthetic_columns(config, 256)
+  model = models.compile_model(models.build_model(config, schema), config)
+  dataset = in_memory_dataset(columns, schema, 64, training=True)
+  model.fit(dataset.take(1), epochs=1, verbose=0)   # builds every variable
+  before = {v.name: (v.numpy(), a.numpy()) for v, a in optimizers.averaged_pairs(
+      model.optimizer, model.trainable_variables)}
+  model.fit(dataset.take(1), epochs=1, verbose=0)
+  pairs = optimizers.averaged_pairs(model.optimizer, model.trainable_variables)
+  assert len(pairs) == len(model.trainable_variables) > 5
+  changed = 0
+  for variable, average in pairs:
+    _, old_average = before[variable.name]
+    np.testing.assert_allclose(
+        average.numpy(), 0.6 * old_average + 0.4 * variable.numpy(),
+        rtol=1e-5, atol=1e-7, err_msg=variable.name)
+    changed += not np.allclose(variable.numpy(), average.numpy())
+  assert changed > 5   # the model holds its trained weights, not averages
+
+
+def test_no_moving_average_by_default_and_a_bad_momentum_is_refused():
+  assert optimizers.averaged_pairs(
+      optimizers.build_optimizer("adam", 0.1), []) == []
+  with pytest.raises(ValueError, match=r"ema_momentum=1.0 must lie in \[0, 1\)"):
+    optimizers.build_optimizer("adam", 0.1, ema_momentum=1.0)
+  from tests.helpers.data import tiny_config
+  from adaftr_tf.config import ConfigError
+  with pytest.raises(ConfigError, match=r"train.ema_momentum=-0.1 must lie"):
+    tiny_config("train.ema_momentum=-0.1").validate()

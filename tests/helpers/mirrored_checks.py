@@ -169,9 +169,11 @@ def check_reduction(data_dir, schema, mirrored, models_out):
 
 
 def check_training(data_dir, model_dir, mirrored):
-  # LazyAdam: its row scatters must also run on mirrored variables.
+  # LazyAdam: its row scatters must also run on mirrored variables; so must
+  # the moving average's swaps (train.ema_momentum).
   config = _config("train.steps_per_epoch=4", "train.steps_per_execution=2",
-                   "train.checkpoint_every_steps=2", "train.optimizer=lazy_adam")
+                   "train.checkpoint_every_steps=2", "train.optimizer=lazy_adam",
+                   "train.ema_momentum=0.9")
   sparse_variables = set()
   update_step = optimizers.LazyAdam.update_step
 

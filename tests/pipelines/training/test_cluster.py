@@ -73,7 +73,9 @@ def test_parameter_server_with_sharded_embeddings(data, tmp_path):
   done = subprocess.run(
       train_command(model_dir, data_dir, "--strategy=parameter_server",
                     "--in_process_cluster=2,2",
-                    overrides=["runtime.ps_min_shard_bytes=1024"]),
+                    # and the moving average's swaps on sharded variables
+                    overrides=["runtime.ps_min_shard_bytes=1024",
+                               "train.ema_momentum=0.9"]),
       cwd=ROOT, env=env(), capture_output=True, text=True,
       timeout=TIMEOUT_S, check=False)
   output = check(done)

@@ -30,7 +30,8 @@ from tests.helpers.jobs import ROOT, read_json
 from tests.helpers.paused_training import PAUSED_MESSAGE
 
 
-STEPS, EPOCHS, EVERY, PAUSE_AFTER = 8, 2, 2, 11  # pauses at step 12 (epoch 2)
+# Pauses at step 12, inside epoch 2 of 3: the resumed job runs two `fit` calls.
+STEPS, EPOCHS, EVERY, PAUSE_AFTER = 8, 3, 2, 11
 RUN_TIMEOUT_S = 420
 
 
@@ -180,7 +181,10 @@ def test_a_step_checkpoint_of_nan_weights_is_refused(tmp_path):
 
 OVERRIDES = [f"train.epochs={EPOCHS}", f"train.steps_per_epoch={STEPS}",
              "train.steps_per_execution=1", "runtime.deterministic=true",
-             f"train.checkpoint_every_steps={EVERY}"]
+             f"train.checkpoint_every_steps={EVERY}",
+             # The moving average on: a resumed job must continue from the
+             # trained weights, with the averages restored beside them.
+             "train.ema_momentum=0.9"]
 
 
 PAUSING_SCRIPT = os.path.join(ROOT, "tests", "helpers", "paused_training.py")

@@ -231,6 +231,56 @@ def test_schedule_and_isotonic_calibration_in_the_training_job(tiny_data,
       result["valid"]["ctr_pred_obs_ratio"] - 1) + 0.02
 
 
+def test_weight_averaging_validates_and_saves_the_averages(tiny_data,
+                                                         tmp_path):
+  """train.ema_momentum: the epoch (and best) weights are the optimizer's
+  moving averages at the epoch's end, validation scored them, and the step
+  checkpoint keeps the trained weights beside their averages."""
+  from adaftr_tf import models
+  from adaftr_tf import optimizers
+  from pipelines.data import reader
+  from pipelines.training import model_dir as model_dir_lib
+  config = tiny_config("train.ema_momentum=0.5", "train.steps_per_epoch=4",
+                       "train.epochs=2", "train.steps_per_execution=2")
+  root = str(tmp_path / "model")
+  result = train_lib.train(config, root, tiny_data, verbose=0,
+                           log=lambda _: None)
+  schema = result["schema"]
+  valid = reader.make_dataset(tiny_data, "valid", schema,
+                              config.train.eval_batch_size, training=False)
+
+  def built():  # every variable, the losses' and the optimizer's included
+    model = models.compile_model(models.build_model(config, schema), config)
+    model.evaluate(valid.take(1), steps=1, verbose=0)
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+  # The trained weights and their averages at the end of epoch 2.
+  trained = built()
+  tf.train.Checkpoint(model=trained, optimizer=trained.optimizer).restore(
+      os.path.join(root, resume.STEPS_DIR, "step-8")).expect_partial()
+  pairs = optimizers.averaged_pairs(trained.optimizer,
+                                    trained.trainable_variables)
+  saved = built()
+  saved.load_weights(os.path.join(
+      root, model_dir_lib.EPOCH_WEIGHTS_DIR, "epoch-002")).expect_partial()
+  saved_values = {v.name: v.numpy() for v in saved.trainable_variables}
+  assert len(pairs) == len(saved_values) > 5
+  differ = 0
+  for variable, average in pairs:
+    np.testing.assert_array_equal(saved_values[variable.name],
+                                  average.numpy(), err_msg=variable.name)
+    differ += not np.array_equal(variable.numpy(), average.numpy())
+  assert differ > 5
+  # Validation in `fit` scored the averages.
+  steps = sum(1 for _ in valid)
+  scores = saved.evaluate(valid, steps=steps, verbose=0, return_dict=True)
+  history = read_json(os.path.join(root, "history.json"))
+  assert scores["ctcvr_auc"] == pytest.approx(history["val_ctcvr_auc"][1],
+                                              abs=1e-6)
+  assert scores["loss"] == pytest.approx(history["val_loss"][1], rel=1e-5)
+
+
 @pytest.mark.slow  # generates a log with a 1M-id field and trains 2 steps
 def test_dense_adam_on_a_million_row_table_warns_at_start(tmp_path):
   config = tiny_config("data.synthetic.vocab_size=1000001",
