@@ -12,8 +12,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from adaftr_tf import features as F
 from adaftr_tf import choices
+from adaftr_tf import features as F
+from adaftr_tf import xla
 
 # The metric counting replaced non-finite numerical values (policy `replace`).
 NON_FINITE_METRIC = "non_finite_replaced"
@@ -154,7 +155,7 @@ class FeatureEncoder(tf_keras.layers.Layer):
         self.replaced.update_state(
             tf.reduce_sum(tf.cast(~finite, tf.float32)))
       return tf.where(finite, values, self._defaults)
-    if _in_xla_context():
+    if xla.in_xla_context():
       # XLA drops assertions and cannot compile the message's string ops:
       # the documented behaviour is the loss guard's (class docstring).
       return values
@@ -203,14 +204,6 @@ class FeatureEncoder(tf_keras.layers.Layer):
   def get_config(self):
     return {**super().get_config(), "schema": self._schema_dict,
             "non_finite": self.non_finite}
-
-
-def _in_xla_context() -> bool:
-  """Whether the graph being traced is compiled by XLA (a `jit_compile`
-  function, e.g. Keras's train step under `runtime.jit_compile`)."""
-  from tensorflow.python.ops import control_flow_util  # no public API
-  return control_flow_util.GraphOrParentsInXlaContext(
-      tf.compat.v1.get_default_graph())
 
 
 def _batch_size(value) -> tf.Tensor:

@@ -78,6 +78,10 @@ def symmetric_in_batch_info_nce(u, v, tau):
   the v->u logits (`v_i . u_j = S_ji`) are column i, both over tau_i, so
   `loss_i = 0.5 * (lse_j(S_ij / tau_i) + lse_j(S_ji / tau_i)) - S_ii / tau_i`.
   One matmul (and its gradient) instead of two; same values and gradients.
+  The positives `S_ii` are the row-wise dots `u_i . v_i` (`[b]`): not the
+  diagonal of S, whose gradient builds a `[b, b]` matrix from S's shape (and
+  inside a nested XLA call makes every input a compile-time constant:
+  adaftr_tf/xla.py).
 
   Args:
     u: [b, d] CTR-side, v: [b, d] CVR-side (row i of each is a positive
@@ -93,7 +97,7 @@ def symmetric_in_batch_info_nce(u, v, tau):
   s = tf.matmul(u, v, transpose_b=True)
   return (0.5 * (tf.reduce_logsumexp(s / tau[:, None], axis=1)
                  + tf.reduce_logsumexp(s / tau[None, :], axis=0))
-          - tf.linalg.diag_part(s) / tau)
+          - tf.reduce_sum(u * v, axis=1) / tau)
 
 
 def random_negative_indices(batch_size, seed):

@@ -6,14 +6,15 @@ import tensorflow as tf
 import tf_keras
 
 from adaftr_tf import choices
+from adaftr_tf import xla
 from adaftr_tf.losses import info_nce
 from adaftr_tf.losses import random_negative_info_nce
 from adaftr_tf.losses import symmetric_in_batch_info_nce
 
 # The local-batch symmetric InfoNCE, compiled by XLA: the divides, exps and
-# reductions over the [b, b] similarities fuse into a few loops.
-_in_batch_symmetric_loss = tf.function(symmetric_in_batch_info_nce,
-                                       jit_compile=True)
+# reductions over the [b, b] similarities fuse into a few loops (inlined into
+# an XLA-compiled train step rather than nested in it: adaftr_tf/xla.py).
+_in_batch_symmetric_loss = xla.compiled(symmetric_in_batch_info_nce)
 
 
 class ContrastiveTask(tf_keras.layers.Layer):
