@@ -22,9 +22,16 @@ from adaftr_tf.layers.mlp import validate_seed
 from adaftr_tf.layers.mlp import validate_units
 
 class _StackedExperts(tf_keras.layers.Layer):
-  """`num_experts` ReLU MLPs of equal widths, evaluated as batched einsums.
+  """`num_experts` ReLU MLPs of equal widths, one matmul per expert and layer.
 
-  Call: x [batch, in] -> [batch, num_experts, units[-1]].
+  The variables hold all experts (kernel_i [E, in, w], bias_i [E, w]); each
+  layer unstacks them and runs one [batch, in] x [in, w] matmul per expert.
+  On CPU this beat the batched einsums it replaced (`bi,eio->beo`, then
+  `bei,eio->beo`, run as broadcast batch matmuls with transposes) and one
+  wide [in, E*w] first-layer matmul tied with it (issue 16; the variants are
+  in pipelines/benchmarks/speed/prototypes.py).
+
+  Call: x [batch, in] -> list of `num_experts` tensors [batch, units[-1]].
   """
 
   def __init__(self, num_experts, units, dropout, seed, **kwargs):
@@ -54,13 +61,14 @@ class _StackedExperts(tf_keras.layers.Layer):
     super().build(input_shape)
 
   def call(self, x, training=None):
-    h = x
-    for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
-      equation = "bi,eio->beo" if i == 0 else "bei,eio->beo"
-      h = tf.nn.relu(tf.einsum(equation, h, kernel) + bias)
-      if self._dropouts[i] is not None:
-        h = self._dropouts[i](h, training=training)
-    return h
+    hidden = [x] * self.num_experts
+    for kernel, bias, dropout in zip(self.kernels, self.biases,
+                                     self._dropouts):
+      hidden = [tf.nn.relu(tf.matmul(h, k) + b) for h, k, b in
+                zip(hidden, tf.unstack(kernel), tf.unstack(bias))]
+      if dropout is not None:   # one mask per expert
+        hidden = [dropout(h, training=training) for h in hidden]
+    return hidden
 
 
 def _gate(num_outputs, seed, name):
@@ -70,11 +78,20 @@ def _gate(num_outputs, seed, name):
 
 
 def _mix(gate_layer, gate_input, experts):
-  """Softmax-gated sum of experts [batch, E, d] -> ([batch, d], [batch, E])."""
-  # Softmax in float32 so that mixed-precision gates still sum to 1.
+  """Softmax-gated sum of experts (a list of E tensors [batch, d]) ->
+  ([batch, d], [batch, E] float32 weights)."""
+  # Softmax in float32 so that mixed-precision gates still sum to 1; the sum
+  # too, as the batched matmul it replaced accumulated in float32.
   weights = tf.nn.softmax(tf.cast(gate_layer(gate_input), tf.float32), axis=-1)
-  mixed = tf.einsum("be,bed->bd", tf.cast(weights, experts.dtype), experts)
-  return mixed, weights
+  mixed = tf.add_n([weights[:, e:e + 1] * tf.cast(h, tf.float32)
+                    for e, h in enumerate(experts)])
+  return tf.cast(mixed, experts[0].dtype), weights
+
+
+def _tap_experts(tap, experts):
+  """Passes the experts (E tensors [batch, d]) through `tap` as one
+  [batch, E, d] tensor (rows = instances) and returns them split again."""
+  return tf.unstack(tap(tf.stack(experts, axis=1)), axis=1)
 
 
 @tf_keras.utils.register_keras_serializable(package="adaftr_tf")
@@ -144,9 +161,9 @@ class MMoE(tf_keras.layers.Layer):
                          f"gate_{k}") for k in range(self.num_tasks)]
 
   def call(self, x, training=None, return_gates=False, tap=None):
-    experts = self._experts(x, training=training)
+    experts = self._experts(x, training=training)   # E x [batch, d]
     if tap is not None:
-      experts = tap(experts)   # [batch, num_experts, expert_units[-1]]
+      experts = _tap_experts(tap, experts)
     outputs, gates = [], []
     for gate in self._gates:
       mixed, weights = _mix(gate, x, experts)
@@ -247,18 +264,18 @@ class PLE(tf_keras.layers.Layer):
     for level in range(self.num_levels):
       task_out = [experts(inp, training=training) for experts, inp in
                   zip(self._task_experts[level], task_inputs)]
-      shared_out = ([self._shared_experts[level](shared_input,
-                                                 training=training)]
+      shared_out = (self._shared_experts[level](shared_input,
+                                                training=training)
                     if self._shared_experts[level] is not None else [])
       if tap is not None and level == 0:
-        # The first level's shared experts [batch, shared, units[-1]].
-        shared_out = [tap(shared_out[0])]
-      mixed = [_mix(gate, inp, tf.concat([own] + shared_out, axis=1))
+        # The first level's shared experts, as [batch, shared, units[-1]].
+        shared_out = _tap_experts(tap, shared_out)
+      mixed = [_mix(gate, inp, own + shared_out)
                for gate, inp, own in zip(self._task_gates[level], task_inputs,
                                          task_out)]
       if self._shared_gates[level] is not None:
-        shared_input, _ = _mix(self._shared_gates[level], shared_input,
-                               tf.concat(task_out + shared_out, axis=1))
+        every = [e for own in task_out for e in own] + shared_out
+        shared_input, _ = _mix(self._shared_gates[level], shared_input, every)
       task_inputs = [m for m, _ in mixed]
     gates = [g for _, g in mixed]
     return (task_inputs, gates) if return_gates else task_inputs
