@@ -27,3 +27,15 @@ def test_presets_differ_where_documented():
   tiny = experiments.get_preset("tiny")
   assert tiny.data.synthetic.num_train < C.Config().data.synthetic.num_train
   assert experiments.get_preset("aliexpress").data.source == "files"
+
+
+def test_large_experts_is_mtreclibs_default_mmoe():
+  """Embedding 128 over 16 + 1 fields (2176 expert inputs), 8 experts
+  512 -> 256, towers 128 -> 64, dropout 0.2, batch 2048, no alignment."""
+  config = experiments.get_preset("large_experts")
+  m, synthetic = config.model, config.data.synthetic
+  assert (m.name, m.backbone, m.num_experts, m.expert_units, m.tower_units,
+          m.dropout) == ("multitask", "mmoe", 8, (512, 256), (128, 64), 0.2)
+  fields = synthetic.num_categorical + synthetic.num_numerical
+  assert fields * m.embedding_dim == (16 + 1) * 128
+  assert (config.train.batch_size, config.train.learning_rate) == (2048, 1e-3)
