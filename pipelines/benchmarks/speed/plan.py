@@ -26,6 +26,7 @@ from adaftr_tf import choices
 
 ADAFTR = ["model.name=adaftr"]
 NO_CL = ["model.name=multitask"]
+BF16 = ["runtime.mixed_precision=mixed_bfloat16"]
 
 # name -> (description, overrides on top of real/adaftr).
 VARIANTS = {
@@ -54,6 +55,14 @@ PAIRED = {
     "keras_auc": ([], ["keras_auc"]),
     "unfused_info_nce": ([], ["unfused_info_nce"]),
     "uncompiled_info_nce": ([], ["uncompiled_info_nce"]),
+    # The MMoE experts' formulations (prototypes.py) and bfloat16 (issue 16).
+    "einsum_experts": ([], ["einsum_experts"]),
+    "wide_experts": ([], ["wide_experts"]),
+    "no_cl_einsum_experts": (NO_CL, ["einsum_experts"]),
+    "bfloat16": (BF16, []),
+    "bfloat16_einsum_experts": (BF16, ["einsum_experts"]),
+    "bfloat16_wide_experts": (BF16, ["wide_experts"]),
+    "no_cl_bfloat16": (NO_CL + BF16, []),
 }
 
 

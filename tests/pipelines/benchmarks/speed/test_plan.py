@@ -46,3 +46,14 @@ def test_flag_parsing_names_the_bad_value():
     plan_lib.parse_names("a,nope", ("a", "b"), "variants")
   with pytest.raises(ValueError, match="unknown prototype"):
     prototypes.check(["nope"])
+
+
+@pytest.mark.parametrize("preset", ["demo", "large_experts"])
+def test_every_paired_entry_is_a_valid_change_of_the_preset(preset):
+  from adaftr_tf import experiments
+  for name, (overrides, names) in plan_lib.PAIRED.items():
+    config = experiments.config_of(preset, plan_lib.ADAFTR + overrides)
+    assert prototypes.check(names) == names, name
+    if "bfloat16" in name:
+      assert config.runtime.mixed_precision == "mixed_bfloat16"
+    assert (config.model.name == "multitask") == name.startswith("no_cl")
