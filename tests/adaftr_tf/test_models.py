@@ -19,6 +19,8 @@ from tests.helpers.data import in_memory_dataset
 from tests.helpers.data import synthetic_batch
 from tests.helpers.data import synthetic_columns
 from tests.helpers.data import tiny_config
+from tests.helpers.xla import entry_parameters
+from tests.helpers.xla import inputs
 
 EXPECTED_METRICS = {"loss", "ctr_auc", "ctr_logloss", "cvr_auc", "cvr_logloss",
                     "ctr_pred_obs", "cvr_pred_obs", "ctcvr_pred_obs",
@@ -256,7 +258,7 @@ def test_mixed_precision_keeps_losses_in_float32(data, policy):
              for b, a in zip(before, after)) > len(after) // 2
 
 
-@pytest.mark.slow  # one XLA compilation per case (~30-40 s each)
+@pytest.mark.slow  # one XLA compilation per case (~10-15 s each)
 @pytest.mark.parametrize("items", [   # MMoE + InfoNCE: test_train_lib's job
     ("model.backbone=ple", "loss.relatedness_signal=transfer_gate",
      "loss.one_way=true", "loss.negatives=random_one"),
@@ -277,3 +279,61 @@ def test_jit_compile_reaches_keras(data):
                                       ["runtime.jit_compile=true"])
   model = models.compile_model(models.build_model(config, data[1]), config)
   assert model._jit_compile is True  # pylint: disable=protected-access
+
+
+def _xla_and_plain_steps(config, batch, schema):
+  """[(model, train step)] without, then with XLA, on the same initial weights
+  (variables and optimizer slots created eagerly, as the training job does)."""
+  built = []
+  for jit in (False, True):
+    model = models.compile_model(models.build_model(config, schema), config)
+    with tf.GradientTape():
+      model.compute_loss(batch, training=True)
+    model.optimizer.build(model.trainable_variables)
+    if built:
+      for mine, theirs in zip(model.trainable_variables,
+                              built[0][0].trainable_variables):
+        mine.assign(theirs)
+    built.append((model, tf.function(model.train_step, jit_compile=jit)))
+  return built
+
+
+@pytest.mark.slow  # one XLA compilation (~5 s)
+def test_the_xla_train_step_takes_every_input_as_a_parameter():
+  """No input of the compiled AdaFTR step is a compile-time constant: a
+  constant weight keys XLA's compilation cache by its value, so the step was
+  recompiled on every call (issue 16: ~100x slower than without XLA)."""
+  config = tiny_config()
+  batch, schema = synthetic_batch(config, 64)
+  (_, _), (_, step) = _xla_and_plain_steps(config, batch, schema)
+  assert entry_parameters(step, batch) == inputs(step, batch)
+
+
+@pytest.mark.slow  # one XLA compilation per case (~5-8 s)
+@pytest.mark.parametrize("optimizer,ema", [
+    ("adam", 0.0), ("adam", 0.9), ("lazy_adam", 0.0), ("adagrad", 0.0)])
+def test_xla_train_steps_equal_the_plain_ones_on_the_same_weights(optimizer,
+                                                                  ema):
+  """Under XLA Adam and Adagrad get the embedding table's gradient dense
+  (models.minimize: no tf.unique in the compiled step), LazyAdam keeps it
+  sparse: same losses, weights and slots (moving averages included) after two
+  steps as without XLA, to float tolerance."""
+  config = tiny_config(f"train.optimizer={optimizer}",
+                       f"train.ema_momentum={ema}")
+  batch, schema = synthetic_batch(config, 128)
+  results = []
+  for jit, (model, step) in zip((False, True),
+                                _xla_and_plain_steps(config, batch, schema)):
+    if jit:
+      hlo = step.experimental_get_compiler_ir(batch)(stage="hlo")
+      assert ('op_type="Unique"' in hlo) == (optimizer == "lazy_adam")
+    logs = [step(batch) for _ in range(2)]
+    results.append(([float(l["loss"]) for l in logs],
+                     [v.numpy() for v in model.trainable_variables],
+                     [v.numpy() for v in model.optimizer.variables]))
+  (plain_loss, plain_weights, plain_slots), (loss, weights, slots) = results
+  np.testing.assert_allclose(loss, plain_loss, rtol=1e-5)
+  assert len(weights) == len(plain_weights) > 20
+  assert len(slots) == len(plain_slots) > len(weights)
+  for a, b in zip(weights + slots, plain_weights + plain_slots):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -193,7 +193,8 @@ def reference_step(config, schema, data_dir, count, prototypes=(),
   """(step, batches): the minimal training step and its pre-parsed batches.
 
   `step(batch)` computes `model.compute_loss` under a GradientTape and
-  applies the model's optimizer (a `tf.function`, XLA if configured).
+  applies the model's optimizer as its train step does (`models.minimize`;
+  a `tf.function`, XLA if configured).
   """
   model = _build(config, schema, prototypes, clear_session)
   batches = list(itertools.islice(
@@ -205,8 +206,7 @@ def reference_step(config, schema, data_dir, count, prototypes=(),
   def step(batch):
     with tf.GradientTape() as tape:
       loss = model.compute_loss(batch, training=True)
-    variables = model.trainable_variables
-    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    models.minimize(optimizer, loss, model.trainable_variables, tape)
     return loss
 
   return step, batches
