@@ -65,12 +65,28 @@ def learning_rate_schedule(learning_rate: float, schedule: str = "constant",
       warmup_steps=warmup)
 
 
-class _KeepsTrainedWeights:
-  """Leaves the weights alone when `fit` ends (tf-keras would overwrite them
-  with their moving averages there): the training job swaps the averages in
-  for validation and the saved epochs itself (pipelines/training/callbacks.py
-  `AveragedWeights`), and a resumed job must continue from the trained
-  weights, not from their averages."""
+class _ZeroDebiasedAverage:
+  """The moving average of tf-keras's `use_ema`, started from zero instead
+  of the initial weights, and left out of the weights when `fit` ends.
+
+  tf-keras starts the average at the initial weights, so after t steps
+  `m^t` of it is still the initialisation (after 390 steps at m = 0.99, 2%:
+  enough to pull an output bias towards the initial 50% rate). Started from
+  zero, `averaged_weights` divides by `1 - m^t` (Adam's bias correction),
+  an average of the trained weights alone. tf-keras would also overwrite
+  the weights with the raw average when `fit` ends: the training job swaps
+  the averages in for validation and the saved epochs itself
+  (pipelines/training/callbacks.py `AveragedWeights`), and a resumed job
+  must continue from the trained weights.
+  """
+
+  def build(self, var_list):
+    first = not getattr(self, "_built", False)
+    super().build(var_list)
+    if first and self.use_ema:
+      with tf.init_scope():   # once, eagerly, even when built while tracing
+        for average in self._model_variables_moving_average:
+          average.assign(tf.zeros_like(average))
 
   def finalize_variable_values(self, var_list):
     del var_list
@@ -79,7 +95,7 @@ class _KeepsTrainedWeights:
 _CLASSES = {"adam": tf_keras.optimizers.Adam, "lazy_adam": LazyAdam,
             "adagrad": tf_keras.optimizers.Adagrad}
 _AVERAGING_CLASSES = {
-    name: type(f"Averaging{cls.__name__}", (_KeepsTrainedWeights, cls), {})
+    name: type(f"Averaging{cls.__name__}", (_ZeroDebiasedAverage, cls), {})
     for name, cls in _CLASSES.items()}
 
 
@@ -89,9 +105,10 @@ def build_optimizer(name: str, learning_rate, ema_momentum: float = 0.0,
   (a float or a `learning_rate_schedule`).
 
   `ema_momentum` > 0 also keeps an exponential moving average of every
-  trainable variable (`avg = m avg + (1 - m) w` after each step, starting
-  from the initial weights; one more copy of every variable, updated densely
-  on every step, embedding tables included); `averaged_pairs` reads it.
+  trainable variable (`slot = m slot + (1 - m) w` after each step from a
+  zero slot; the average is `slot / average_debias`; one more copy of every
+  variable, updated densely on every step, embedding tables included);
+  `averaged_pairs` reads the slots.
   """
   choices.check("optimizer", name, choices.Optimizer)
   if not 0.0 <= ema_momentum < 1.0:
@@ -105,14 +122,22 @@ def build_optimizer(name: str, learning_rate, ema_momentum: float = 0.0,
 
 def averaged_pairs(optimizer: tf_keras.optimizers.Optimizer, variables
                    ) -> list[tuple[tf.Variable, tf.Variable]]:
-  """(variable, its moving average) for each of `variables`, or [] when the
-  optimizer keeps no averages. The optimizer must be built on them."""
+  """(variable, its moving-average slot) for each of `variables`, or [] when
+  the optimizer keeps no averages. The optimizer must be built on them."""
   inner = getattr(optimizer, "inner_optimizer", optimizer)  # loss scaling
   if not getattr(inner, "use_ema", False):
     return []
   averages = inner._model_variables_moving_average  # pylint: disable=protected-access
   return [(v, averages[inner._index_dict[inner._var_key(v)]])  # pylint: disable=protected-access
           for v in variables]
+
+
+def average_debias(optimizer: tf_keras.optimizers.Optimizer) -> float:
+  """`1 - m^t` after t steps: the slot divided by it is the average of the
+  trained weights (0.0 before the first step: no average yet)."""
+  inner = getattr(optimizer, "inner_optimizer", optimizer)
+  steps = int(inner.iterations.numpy())
+  return 1.0 - float(inner.ema_momentum) ** steps
 
 
 # Above this many rows, dense Adam's every-row update dominates the step.

@@ -285,11 +285,23 @@ class AveragedWeights(tf_keras.callbacks.Callback):
     self.restore = _SwapBack(self)
 
   def swap(self) -> None:
-    for variable, average in optimizers.averaged_pairs(
-        self.model.optimizer, self.model.trainable_variables):
-      trained = variable.read_value()
-      variable.assign(average.read_value())
-      average.assign(trained)
+    """Trained weights <-> averages (`slot / (1 - m^t)`; the slot holds the
+    trained weights while the averages are in; back, it holds the average
+    again up to float rounding, the same in an interrupted and a resumed
+    run)."""
+    pairs = optimizers.averaged_pairs(self.model.optimizer,
+                                      self.model.trainable_variables)
+    debias = optimizers.average_debias(self.model.optimizer) if pairs else 0.0
+    if not debias:   # no averages, or no step taken yet
+      return
+    for variable, slot in pairs:
+      held = variable.read_value()
+      if self.swapped:   # back: trained weights in, the average to its slot
+        variable.assign(slot.read_value())
+        slot.assign(held * debias)
+      else:
+        variable.assign(slot.read_value() / debias)
+        slot.assign(held)
     self.swapped = not self.swapped
 
   def on_test_begin(self, logs=None):

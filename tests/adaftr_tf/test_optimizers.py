@@ -153,9 +153,10 @@ def test_the_real_data_presets_use_a_sparse_optimizer():
 @pytest.mark.parametrize("name", ["adam", "lazy_adam", "adagrad"])
 def test_the_moving_average_follows_its_formula_and_fit_keeps_the_weights(
     name):
-  """avg_t = m avg_{t-1} + (1 - m) w_t from the initial weights; `fit`'s
-  end leaves the trained weights in the model (tf-keras would overwrite them
-  with the averages there)."""
+  """slot_t = m slot_{t-1} + (1 - m) w_t from a zero slot (once, though
+  the optimizer is built while tracing), so slot_t / (1 - m^t) averages the
+  trained weights alone; `fit`'s end leaves the trained weights in the model
+  (tf-keras would overwrite them with the raw slots there)."""
   from adaftr_tf import models
   from tests.helpers.data import in_memory_dataset
   from tests.helpers.data import synthetic_columns
@@ -165,7 +166,12 @@ def test_the_moving_average_follows_its_formula_and_fit_keeps_the_weights(
   columns, schema = synthetic_columns(config, 256)
   model = models.compile_model(models.build_model(config, schema), config)
   dataset = in_memory_dataset(columns, schema, 64, training=True)
-  model.fit(dataset.take(1), epochs=1, verbose=0)   # builds every variable
+  model.fit(dataset.take(1), epochs=1, verbose=0)   # builds; one step
+  assert optimizers.average_debias(model.optimizer) == pytest.approx(0.4)
+  for variable, average in optimizers.averaged_pairs(
+      model.optimizer, model.trainable_variables):   # one step: w_1 itself
+    np.testing.assert_allclose(average.numpy() / 0.4, variable.numpy(),
+                               rtol=1e-5, atol=1e-7, err_msg=variable.name)
   before = {v.name: (v.numpy(), a.numpy()) for v, a in optimizers.averaged_pairs(
       model.optimizer, model.trainable_variables)}
   model.fit(dataset.take(1), epochs=1, verbose=0)
