@@ -8,13 +8,16 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras
 
+from adaftr_tf import xla
+
 
 class BucketedAUC(tf_keras.metrics.AUC):
   """tf_keras AUC (single label) with an O(batch log T) update.
 
   Keras's update for unevenly spaced thresholds tiles the `[batch]`
   predictions against all T thresholds (`[batch, T]` comparisons; T = 1001
-  here). Here each prediction p gets k = #(thresholds < p) by `searchsorted`;
+  here). Here each prediction p gets k = #(thresholds < p) by a binary
+  search (`xla.searchsorted`, also under XLA);
   per-bucket label weights `[T + 1]` then give, for every threshold t,
   TP[t] = positive weight with k > t (a reverse cumulative sum), and FN, FP,
   TN likewise. Same variables as tf_keras AUC, hence the same `result()`.
@@ -35,7 +38,7 @@ class BucketedAUC(tf_keras.metrics.AUC):
         sample_weight = tf.reshape(sample_weight, [-1])
       weight *= sample_weight
     thresholds = tf.constant(self._thresholds, self.dtype)
-    buckets = tf.searchsorted(thresholds, y_pred, side="left")
+    buckets = xla.searchsorted(thresholds, y_pred, side="left")
     size = self.num_thresholds + 1
     positive = tf.math.unsorted_segment_sum(weight * y_true, buckets, size)
     negative = tf.math.unsorted_segment_sum(weight * (1 - y_true), buckets,

@@ -62,7 +62,8 @@ class FeatureEncoder(tf_keras.layers.Layer):
     if non_finite == "replace":
       self.replaced = tf_keras.metrics.Sum(name=NON_FINITE_METRIC)
     # Vocabulary lookup by binary search over the sorted raw ids (XLA
-    # compiles it; a hash table would not): field -> (sorted ids, their rows).
+    # compiles it, adaftr_tf/xla.py; a hash table would not): field ->
+    # (sorted ids, their rows).
     self._vocabularies = {}
     for feature in self.schema.categorical:
       if feature.encoding == "vocabulary":
@@ -85,8 +86,7 @@ class FeatureEncoder(tf_keras.layers.Layer):
       return tf.where(known, raw, oov)
     if feature.encoding == "vocabulary":
       ids, rows = self._vocabularies[feature.name]
-      index = tf.minimum(tf.searchsorted(ids, raw, out_type=tf.int64),
-                         feature.vocab_size - 1)
+      index = tf.minimum(xla.searchsorted(ids, raw), feature.vocab_size - 1)
       return tf.where(tf.gather(ids, index) == raw, tf.gather(rows, index),
                       oov)
     hashed = tf.strings.to_hash_bucket_fast(tf.strings.as_string(raw),

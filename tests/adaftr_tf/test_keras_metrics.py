@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras
 
 from adaftr_tf import tasks
@@ -52,3 +53,23 @@ def test_predicted_over_observed_streams_the_weighted_ratio():
   assert float(metric.result()) == pytest.approx(expected, rel=1e-6)
   metric.reset_state()
   assert np.isnan(float(metric.result()))
+
+
+def test_bucketed_auc_updates_alike_under_xla():
+  """Under XLA the buckets come from xla.searchsorted's binary search (XLA's
+  own compares every prediction with all 1,001 thresholds)."""
+  rng = np.random.default_rng(1)
+  logits = rng.normal(-3, 3, size=(300,)).astype(np.float32)
+  logits[:10] = np.float32(tasks.AUC_THRESHOLDS[10])
+  labels = (rng.random(300) < 0.2).astype(np.float32)
+  thresholds = list(tasks.AUC_THRESHOLDS)
+  eager = BucketedAUC(thresholds=thresholds, from_logits=True)
+  compiled = BucketedAUC(thresholds=thresholds, from_logits=True)
+  eager.update_state(labels, logits)
+  @tf.function(jit_compile=True)
+  def update(y, z):
+    compiled.update_state(y, z)
+
+  update(labels, logits)
+  for a, b in zip(eager.variables, compiled.variables):
+    np.testing.assert_allclose(a.numpy(), b.numpy())
