@@ -38,18 +38,20 @@ COLLECTED_OUTPUTS = (F.CTR, F.CVR, F.CTCVR, F.TAU)
 AGREEMENT = "agreement"
 FEATURE_PREFIX = "feature:"   # collected raw feature columns (group keys)
 AUTO = "auto"
-# `auto` groups by the first of these the data has: Ali-CCP's user id (field
-# 101), else categorical_1 (AliExpress: the first user-side field; the
-# synthetic log: its designated user field); else its first single-valued
-# categorical field.
-USER_FIELDS = ("f101", "categorical_1")
+# `auto` groups by the first of these the data has: AliExpress's search
+# session (a row key, `search_id`), Ali-CCP's user id (field 101), the
+# synthetic log's user field (categorical_1); else its first row key or
+# single-valued categorical field.
+USER_FIELDS = ("search_id", "f101", "categorical_1")
 TOP_SEGMENTS = 5
 MEAN_GAUC = "mean_gauc"   # the independent objective's mean of task GAUCs
 
 
 def group_fields(schema: F.FeatureSchema) -> tuple[str, ...]:
-  """The fields that can group rows: the single-valued categorical ones."""
-  return tuple(f.name for f in schema.categorical if not f.multivalent)
+  """The fields that can group rows: the row keys (`schema.keys`), then the
+  single-valued categorical features."""
+  return (*schema.keys,
+          *(f.name for f in schema.categorical if not f.multivalent))
 
 
 def group_field(configured: str, schema: F.FeatureSchema,
@@ -67,9 +69,9 @@ def group_field(configured: str, schema: F.FeatureSchema,
     return next((f for f in USER_FIELDS if f in valid),
                 valid[0] if valid else None)
   if configured not in valid:
-    raise ConfigError(f"{setting}={configured!r} is not a single-valued "
-                      "categorical field of the data; choose one of "
-                      f"{[AUTO, *valid]}")
+    raise ConfigError(f"{setting}={configured!r} is not a row key or a "
+                      "single-valued categorical field of the data; choose "
+                      f"one of {[AUTO, *valid]}")
   return configured
 
 
@@ -95,9 +97,10 @@ def collect(model, dataset: tf.data.Dataset,
 
   Args:
     model: a `CtrCvrModel` (or any callable returning the output dict).
-    dataset: elements `(features, labels)` or `(features, labels, oracle)`.
-    fields: single-valued features whose raw values to keep (the group and
-      segment fields of `report_fields`; None entries are skipped).
+    dataset: elements `(features, labels)` or `(features, labels, extra)`
+      (oracle columns, row keys: `reader.make_dataset`'s third element).
+    fields: single-valued features or row keys whose raw values to keep (the
+      group and segment fields of `report_fields`; None entries are skipped).
 
   Returns:
     dict name -> `[n]` array: every output in COLLECTED_OUTPUTS the model
@@ -119,8 +122,15 @@ def collect(model, dataset: tf.data.Dataset,
   for element in dataset:
     features, labels = element[0], element[1]
     extra = element[2] if len(element) > 2 else {}
-    keys = {FEATURE_PREFIX + f: features[f] for f in fields}
-    for source in (predict(features, labels), labels, extra, keys):
+    missing = [f for f in fields if f not in features and f not in extra]
+    if missing:
+      raise ValueError(f"fields {missing} are neither features nor extra "
+                       "columns of the dataset (row keys need "
+                       "make_dataset(..., with_keys=True))")
+    keys = {FEATURE_PREFIX + f: features[f] if f in features else extra[f]
+            for f in fields}
+    oracle = {k: v for k, v in extra.items() if k in F.ORACLE_KEYS}
+    for source in (predict(features, labels), labels, oracle, keys):
       for key, value in source.items():
         chunks.setdefault(key, []).append(np.asarray(value).reshape(-1))
   if not chunks:

@@ -18,7 +18,10 @@ Records are `tf.train.Example`s holding raw values:
     keyed `click` and the second `conversion` (`split_parsed`), whatever the
     records call them,
   * optional oracle keys (synthetic data only, prefix `_oracle_`) that the model
-    never reads: planted relatedness and true probabilities.
+    never reads: planted relatedness and true probabilities,
+  * optional row keys (`keys`: int64, e.g. AliExpress's search session
+    `search_id`) that group rows for evaluation (GAUC) and are never model or
+    serving inputs.
 """
 
 from __future__ import annotations
@@ -177,17 +180,22 @@ class FeatureSchema:
     labels: the record names of the first and second task's labels.
     label_relation: `funnel` (the second label implies the first: click ->
       conversion) or `independent` (two binary tasks over every row).
+    keys: int64 record columns that identify a row's group (a search
+      session, a user) for evaluation only: parsed with `with_keys`, never
+      a model or serving input.
   """
 
   categorical: tuple[CategoricalFeature, ...]
   numerical: tuple[NumericalFeature, ...]
   labels: tuple[str, str] = LABEL_KEYS
   label_relation: str = FUNNEL
+  keys: tuple[str, ...] = ()
 
   def __post_init__(self):
     object.__setattr__(self, "categorical", tuple(self.categorical))
     object.__setattr__(self, "numerical", tuple(self.numerical))
     object.__setattr__(self, "labels", tuple(self.labels))
+    object.__setattr__(self, "keys", tuple(self.keys))
     self.validate()
 
   def validate(self) -> None:
@@ -210,6 +218,12 @@ class FeatureSchema:
         raise ValueError(f"feature name {feature.name!r} is reserved (labels "
                          f"{self.labels}, prefix {ORACLE_PREFIX!r})")
       seen.add(feature.name)
+    for key in self.keys:
+      if (not isinstance(key, str) or not key or key in seen
+          or key in self.labels or key.startswith(ORACLE_PREFIX)):
+        raise ValueError(f"feature schema key {key!r} must be a new name (not "
+                         f"a feature, a label or {ORACLE_PREFIX!r}...)")
+      seen.add(key)
 
   @property
   def feature_names(self) -> tuple[str, ...]:
@@ -241,14 +255,17 @@ class FeatureSchema:
                  for f in self.numerical})
     return spec
 
-  def parse_spec(self, with_labels: bool = True,
-                 with_oracle: bool = False) -> dict[str, Any]:
-    """Spec for `tf.io.parse_example`: features, labels (required), oracle."""
+  def parse_spec(self, with_labels: bool = True, with_oracle: bool = False,
+                 with_keys: bool = False) -> dict[str, Any]:
+    """Spec for `tf.io.parse_example`: features, labels (required), oracle,
+    row keys (required)."""
     spec = self.feature_spec()
     if with_labels:
       spec.update({k: tf.io.FixedLenFeature([], tf.int64) for k in self.labels})
     if with_oracle:
       spec.update({k: tf.io.FixedLenFeature([], tf.float32) for k in ORACLE_KEYS})
+    if with_keys:
+      spec.update({k: tf.io.FixedLenFeature([], tf.int64) for k in self.keys})
     return spec
 
   def serving_spec(self) -> dict[str, tf.TensorSpec]:
@@ -293,24 +310,26 @@ class FeatureSchema:
     return features
 
   def split_parsed(self, parsed: Mapping[str, tf.Tensor]):
-    """Splits a parsed batch into (features, labels, oracle) dicts.
+    """Splits a parsed batch into (features, labels, extra) dicts.
 
     Labels are cast to float32 `[batch]` and keyed LABEL_KEYS (the first
     task's label `click`, the second's `conversion`, whatever `labels` names
-    them in the records); oracle is empty when not parsed.
+    them in the records); extra holds the oracle columns and the row keys
+    that were parsed (empty when none).
     """
     features = {name: parsed[name] for name in self.feature_names}
     labels = {key: tf.cast(parsed[name], tf.float32)
               for key, name in zip(LABEL_KEYS, self.labels) if name in parsed}
-    oracle = {k: parsed[k] for k in ORACLE_KEYS if k in parsed}
-    return features, labels, oracle
+    extra = {k: parsed[k] for k in (*ORACLE_KEYS, *self.keys) if k in parsed}
+    return features, labels, extra
 
   # --- serialisation -------------------------------------------------------
   def to_dict(self) -> dict[str, Any]:
     return {"categorical": [dataclasses.asdict(f) for f in self.categorical],
             "numerical": [dataclasses.asdict(f) for f in self.numerical],
             "labels": list(self.labels),
-            "label_relation": self.label_relation}
+            "label_relation": self.label_relation,
+            **({"keys": list(self.keys)} if self.keys else {})}
 
   @classmethod
   def from_dict(cls, data: Mapping[str, Any]) -> "FeatureSchema":
@@ -322,7 +341,7 @@ class FeatureSchema:
       # Schemas written before the labels were named hold click/conversion.
       return cls(categorical, numerical,
                  tuple(data.get("labels", LABEL_KEYS)),
-                 data.get("label_relation", FUNNEL))
+                 data.get("label_relation", FUNNEL), tuple(data.get("keys", ())))
     except (KeyError, TypeError) as err:
       raise ValueError(f"malformed feature schema: {err}") from err
 

@@ -96,7 +96,7 @@ def evaluate_candidate(model, config, schema: F.FeatureSchema,
                      "trained for")
   dataset = reader.make_dataset(
       data_dir, SPLIT, schema, config.train.eval_batch_size, training=False,
-      with_oracle=datadir.has_oracle(data_dir))
+      with_oracle=datadir.has_oracle(data_dir), with_keys=True)
   fields = evaluation.report_fields(model, config.data.group_field)
   collected = evaluation.collect(model, dataset, fields)
   score = lambda arrays: evaluation.report(

@@ -60,15 +60,15 @@ class DataConfig:
     non_finite_policy: a NaN/Inf numerical value (training and serving,
       `preprocessing.FeatureEncoder`): `error` names field and row; `replace`
       uses the field's default, counted in the `non_finite_replaced` metric.
-    group_field: the single-valued categorical field whose values group the
-      rows for GAUC and the calibration by segment (evaluation.py); checked
-      against the data's schema before training (models.build_model).
-      `auto`: Ali-CCP's user id `f101`; else `categorical_1` -- the
-      synthetic log's designated user (all its fields are Zipf-popular ids;
-      the first stands for the user, so the log is unchanged) and
-      AliExpress's first user-side field (its search session `search_id` is
-      not kept by the converter: the records hold features and labels
-      only); else the data's first single-valued categorical field.
+    group_field: the row key or single-valued categorical field whose
+      values group the rows for GAUC and the calibration by segment
+      (evaluation.py); checked against the data's schema before training
+      (models.build_model). `auto`: AliExpress's search session
+      `search_id` (a row key the converter keeps beside the features);
+      else Ali-CCP's user id `f101`; else `categorical_1` -- the synthetic
+      log's designated user (all its fields are Zipf-popular ids; the first
+      stands for the user, so the log is unchanged); else the data's first
+      row key or single-valued categorical field.
   """
 
   source: C.DataSource = "synthetic"

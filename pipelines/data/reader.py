@@ -1,10 +1,11 @@
 """tf.data readers: TFRecord shards -> batched model inputs.
 
-The readers yield `(features, labels)`, or `(features, labels, oracle)` with
-`with_oracle`, where
+The readers yield `(features, labels)`, or `(features, labels, extra)` with
+`with_oracle` or `with_keys`, where
   features: name -> [batch] int64 (categorical) / float32 (numerical),
   labels:   LABEL_KEYS -> [batch] float32,
-  oracle:   ORACLE_KEYS -> [batch] float32 (synthetic data only).
+  extra:    ORACLE_KEYS -> [batch] float32 (synthetic data only) and the
+            schema's row keys -> [batch] int64 (`with_keys`).
 The batch dimension is static when remainders are dropped (training default).
 """
 
@@ -16,11 +17,12 @@ import tensorflow as tf
 from pipelines.data import records
 
 
-def _split(schema: F.FeatureSchema, with_oracle: bool):
-  """Returns a fn: parsed dict -> the element tuple."""
+def _split(schema: F.FeatureSchema, third: bool):
+  """Returns a fn: parsed dict -> the element tuple (with the extra columns
+  as a third element when `third`)."""
   def split(parsed):
-    features, labels, oracle = schema.split_parsed(parsed)
-    return (features, labels, oracle) if with_oracle else (features, labels)
+    features, labels, extra = schema.split_parsed(parsed)
+    return (features, labels, extra) if third else (features, labels)
   return split
 
 
@@ -62,10 +64,12 @@ def _records(data_dir, split, training, seed, input_context, shuffle_buffer):
   return ds
 
 
-def _parsed(ds, schema: F.FeatureSchema, with_oracle: bool):
+def _parsed(ds, schema: F.FeatureSchema, with_oracle: bool,
+            with_keys: bool = False):
   """Batches of serialized records -> parsed element tuples, prefetched."""
-  spec = schema.parse_spec(with_oracle=with_oracle)
-  split_fn = _split(schema, with_oracle)
+  with_keys = with_keys and bool(schema.keys)
+  spec = schema.parse_spec(with_oracle=with_oracle, with_keys=with_keys)
+  split_fn = _split(schema, with_oracle or with_keys)
   ds = ds.map(lambda batch: split_fn(tf.io.parse_example(batch, spec)),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.prefetch(tf.data.AUTOTUNE)
@@ -92,8 +96,8 @@ def make_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
                  input_context: tf.distribute.InputContext | None = None,
                  with_oracle: bool = False, shuffle_buffer: int = 100_000,
                  seed: int | None = 0, drop_remainder: bool | None = None,
-                 repeat: bool = False, skip_batches: int = 0
-                 ) -> tf.data.Dataset:
+                 repeat: bool = False, skip_batches: int = 0,
+                 with_keys: bool = False) -> tf.data.Dataset:
   """Reads `{split}-*-of-*.tfrecord` shards of `tf.train.Example`s.
 
   Pipeline: sorted files -> shard by input pipeline -> shuffle files (train)
@@ -109,7 +113,10 @@ def make_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
     training: shuffle (seeded) and drop remainders; otherwise every row is
       read exactly once. The order is deterministic for a given seed.
     input_context: from `distribute_datasets_from_function`; shards files.
-    with_oracle: also parse ORACLE_KEYS and yield them as a third element.
+    with_oracle: also parse ORACLE_KEYS and yield them in a third element.
+    with_keys: also parse the schema's row keys (if it has any) into the
+      third element (evaluation only: Keras `fit` would take a third element
+      for sample weights).
     shuffle_buffer: records in the shuffle buffer (training only).
     seed: seed of the file and record shuffles (None: a random order per
       iterator, e.g. for asynchronous parameter-server workers).
@@ -119,7 +126,7 @@ def make_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
       serialized records are not parsed).
 
   Returns:
-    A dataset of `(features, labels)` or `(features, labels, oracle)`.
+    A dataset of `(features, labels)` or `(features, labels, extra)`.
 
   Raises:
     FileNotFoundError: no shard of `split` in `data_dir`.
@@ -134,7 +141,7 @@ def make_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
   ds = ds.batch(batch_size, drop_remainder=drop_remainder)
   if skip_batches:
     ds = ds.skip(skip_batches)
-  return _parsed(ds, schema, with_oracle)
+  return _parsed(ds, schema, with_oracle, with_keys)
 
 
 def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,

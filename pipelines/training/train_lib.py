@@ -209,7 +209,8 @@ def _finish(plan: fit_loop.Plan, fitted: fit_loop.Fitted, log) -> dict:
   fields = evaluation.report_fields(model, plan.config.data.group_field)
   collected = evaluation.collect(model, reader.make_dataset(
       plan.data_dir, "valid", plan.schema, plan.config.train.eval_batch_size,
-      training=False, with_oracle=datadir.has_oracle(plan.data_dir)), fields)
+      training=False, with_oracle=datadir.has_oracle(plan.data_dir),
+      with_keys=True), fields)
   valid_report = evaluation.report(collected, evaluation.tau_bounds(model),
                                    model.objective, *fields)
   valid_report["best_epoch"] = fitted.best_epoch
@@ -244,7 +245,8 @@ def collect_split(trained: dict, config: Config, split: str):
   fields = evaluation.report_fields(model, config.data.group_field)
   return evaluation.collect(model, reader.make_dataset(
       data_dir, split, trained["schema"], config.train.eval_batch_size,
-      training=False, with_oracle=datadir.has_oracle(data_dir)), fields), fields
+      training=False, with_oracle=datadir.has_oracle(data_dir),
+      with_keys=True), fields), fields
 
 
 def split_report(trained: dict, config: Config, split: str = "test",

@@ -306,9 +306,42 @@ def test_an_unknown_or_multivalent_group_field_is_a_config_error():
   schema = _schema("f101", "f210", multivalent=("f210",))
   for name in ("nope", "f210", "x"):
     with pytest.raises(ConfigError, match=(
-        f"^data.group_field='{name}' is not a single-valued categorical field "
-        r"of the data; choose one of \['auto', 'f101'\]$")):
+        f"^data.group_field='{name}' is not a row key or a single-valued "
+        r"categorical field of the data; choose one of \['auto', 'f101'\]$")):
       E.group_field(name, schema)
+
+
+def test_row_keys_group_first_and_are_read_from_the_extra_columns():
+  """A row key (AliExpress's search session) is what `auto` groups by; its
+  column comes from the dataset's third element, not from the features."""
+  schema = F.FeatureSchema((F.CategoricalFeature("categorical_1", 10),),
+                           (F.NumericalFeature("x"),), keys=("search_id",))
+  assert E.group_fields(schema) == ("search_id", "categorical_1")
+  assert E.group_field("auto", schema) == "search_id"
+  dataset, _, labels, oracle = _dataset()
+  sessions = np.arange(N, dtype=np.int64) // 4
+  with_keys = dataset.unbatch().map(
+      lambda f, l, o: (f, l, {**o, "search_id": f["id"] // 4})).batch(3)
+  collected = E.collect(_stub_callable, with_keys, ("search_id",))
+  np.testing.assert_array_equal(collected[E.FEATURE_PREFIX + "search_id"],
+                                sessions)
+  assert "search_id" not in collected   # only the oracle columns pass as is
+  assert set(oracle) <= set(collected)
+  with pytest.raises(ValueError, match=r"\['search_id'\] are neither "
+                     "features nor extra columns .*with_keys=True"):
+    E.collect(_stub_callable, dataset, ("search_id",))
+  # GAUC over the sessions equals a direct per-session computation.
+  result = E.report(collected, group_field="search_id")
+  click, probs = labels[F.CLICK], collected[F.CTR]
+  aucs, weights = [], []
+  for session in np.unique(sessions):
+    rows = sessions == session
+    if 0 < click[rows].sum() < rows.sum():
+      aucs.append(M.auc(click[rows], probs[rows]))
+      weights.append(rows.sum())
+  assert result["group_field"] == "search_id"
+  assert result["ctr_gauc"] == pytest.approx(np.average(aucs,
+                                                        weights=weights))
 
 
 def test_collect_keeps_the_requested_feature_columns():

@@ -326,3 +326,31 @@ def test_serving_inputs_pad_lists_with_the_default():
   assert inputs["user"] is parsed["user"]
   for name, spec in schema.serving_spec().items():
     assert spec.is_compatible_with(inputs[name])
+
+
+def test_row_keys_round_trip_parse_only_on_request_and_must_be_new_names(
+    tmp_path):
+  categorical = (F.CategoricalFeature("categorical_1", 10),)
+  numerical = (F.NumericalFeature("x"),)
+  schema = F.FeatureSchema(categorical, numerical, keys=["search_id"])
+  schema.save(str(tmp_path))
+  assert F.FeatureSchema.load(str(tmp_path)) == schema
+  assert schema.keys == ("search_id",)
+  assert "keys" not in F.FeatureSchema(categorical, numerical).to_dict()
+  assert "search_id" not in schema.parse_spec()
+  assert "search_id" not in schema.parse_spec(with_labels=False)
+  assert schema.parse_spec(with_keys=True)["search_id"].dtype == tf.int64
+  example = tf.train.Example(features=tf.train.Features(feature={
+      "categorical_1": tf.train.Feature(int64_list=tf.train.Int64List(value=[3])),
+      "x": tf.train.Feature(float_list=tf.train.FloatList(value=[0.5])),
+      "click": tf.train.Feature(int64_list=tf.train.Int64List(value=[1])),
+      "conversion": tf.train.Feature(int64_list=tf.train.Int64List(value=[0])),
+      "search_id": tf.train.Feature(int64_list=tf.train.Int64List(value=[77])),
+  })).SerializeToString()
+  parsed = tf.io.parse_example([example], schema.parse_spec(with_keys=True))
+  features, labels, extra = schema.split_parsed(parsed)
+  assert set(features) == {"categorical_1", "x"}
+  assert extra["search_id"].numpy().tolist() == [77]
+  for clash in ("categorical_1", "click", F.ORACLE_P_CLICK, ""):
+    with pytest.raises(ValueError, match="must be a new name"):
+      F.FeatureSchema(categorical, numerical, keys=[clash])

@@ -69,5 +69,5 @@ def read_blocks(layout, path, split="train"):
 
 
 def concat_column(blocks, name, kind):
-  """Column `name` of the blocks' `kind` ("ids", "values") end to end."""
+  """Column `name` of the blocks' `kind` ("ids", "values", "keys") end to end."""
   return np.concatenate([getattr(b, kind)[name] for b in blocks])

@@ -2,8 +2,9 @@
 
 Header `search_id,categorical_1..categorical_16,numerical_1..numerical_63,
 click,conversion`, comma-separated, one impression per line; `conversion`
-is click-and-purchase. `search_id` is read and ignored (MTReclib's loader
-drops it too). `--input`: one CSV file (the train split), or a folder holding
+is click-and-purchase. `search_id` (the search session) is kept as a row key
+beside the features: it groups rows for GAUC and is never a model input
+(MTReclib's loader drops it). `--input`: one CSV file (the train split), or a folder holding
 `train.csv` and optionally `test.csv` (e.g. `AliExpress_NL/` as MTReclib's
 `data/preprocess.py` writes it).
 """
@@ -22,7 +23,7 @@ LABELS = (0, 1)
 
 
 def expected_columns() -> tuple[table.Column, ...]:
-  return ((table.Column("search_id", table.IGNORE),)
+  return ((table.Column("search_id", table.KEY),)
           + tuple(table.Column(f"categorical_{i}", table.ID)
                   for i in range(1, NUM_CATEGORICAL + 1))
           + tuple(table.Column(f"numerical_{i}", table.VALUE)

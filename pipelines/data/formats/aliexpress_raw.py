@@ -137,7 +137,7 @@ class ItemSource(tabular.TableSource):
           path=path, index=index + positions[joined],
           lines=first_line + positions[joined], ids=block_ids, lists={},
           values=values, click=click[joined], conversion=conversion[joined],
-          replaced=replaced,
+          replaced=replaced, keys={KEY: keys[joined]},
           skipped=[(index + i, kind) for i, kind in parsed.skipped],
           unjoined=index + positions[~joined], blank=len(parsed.blank))
 

@@ -89,6 +89,8 @@ class Block:
     ids: single-valued categorical field -> [n] int64 raw ids.
     lists: list-valued categorical field -> RaggedColumn of n rows.
     values: numerical field -> [n] float64.
+    keys: row key -> [n] int64 (`Source.keys`: written beside the
+      features, e.g. AliExpress's search session; never a model input).
     click, conversion: [n] int64 0/1 labels of the first and second task
       (`Source.label_names` names them in the records: click and conversion =
       click and purchase for the CTR/CVR layouts).
@@ -112,6 +114,7 @@ class Block:
   unjoined: np.ndarray = dataclasses.field(
       default_factory=lambda: np.zeros(0, np.int64))
   blank: int = 0
+  keys: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
   def __len__(self) -> int:
     return len(self.index)
@@ -123,6 +126,7 @@ class Block:
         ids={k: v[keep] for k, v in self.ids.items()},
         lists={k: take(v, keep) for k, v in self.lists.items()},
         values={k: v[keep] for k, v in self.values.items()},
+        keys={k: v[keep] for k, v in self.keys.items()},
         replaced={k: v[keep] for k, v in self.replaced.items()},
         click=self.click[keep], conversion=self.conversion[keep])
 
@@ -169,7 +173,9 @@ class Source(abc.ABC):
   `label_names` are the record names of the blocks' first and second label,
   `label_relation` how they relate (`F.FUNNEL`: the second implies the first,
   so a conversion without a click is an anomaly; `F.INDEPENDENT`: two
-  unrelated binary tasks); both go into the schema.
+  unrelated binary tasks); both go into the schema, and so do `keys`, the
+  row keys the blocks carry (int64 columns that group rows for evaluation,
+  e.g. a search session; written to the records, never model inputs).
   """
 
   paths: list[str]
@@ -178,6 +184,7 @@ class Source(abc.ABC):
   multivalent: frozenset[str] = frozenset()
   label_names: tuple[str, str] = F.LABEL_KEYS
   label_relation: str = F.FUNNEL
+  keys: tuple[str, ...] = ()
 
   @abc.abstractmethod
   def count_rows(self) -> int:

@@ -101,7 +101,7 @@ class _Stats:
     if not categorical and not numerical:
       raise ValueError("the train split has no usable rows: no field seen")
     return F.FeatureSchema(categorical, numerical, self.source.label_names,
-                           self.source.label_relation)
+                           self.source.label_relation, self.source.keys)
 
 
 def fit(source: base.Source, splitter: splitting.Splitter, options: Options,

@@ -46,6 +46,7 @@ class TableSource(base.Source):
     self.columns = tuple(columns)
     self.categorical = tuple(c.name for c in columns if c.kind == table.ID)
     self.numerical = tuple(c.name for c in columns if c.kind == table.VALUE)
+    self.keys = tuple(c.name for c in columns if c.kind == table.KEY)
 
   def count_rows(self) -> int:
     """Data lines of all files (headers excluded)."""
@@ -77,6 +78,7 @@ class TableSource(base.Source):
           ids={name: parsed.ints[name] for name in self.categorical},
           lists={},
           values={name: parsed.floats[name] for name in self.numerical},
+          keys={name: parsed.ints[name] for name in self.keys},
           replaced=parsed.replaced,
           click=np.asarray(click, np.int64),
           conversion=np.asarray(conversion, np.int64),

@@ -217,6 +217,8 @@ class RowWriter:
       columns[f.name] = column
     for f in self.schema.numerical:
       columns[f.name] = block.values[f.name].astype(np.float32)
+    for key in self.schema.keys:
+      columns[key] = block.keys[key]
     first, second = self.schema.labels
     columns[first], columns[second] = block.click, block.conversion
     return columns
@@ -227,6 +229,7 @@ class RowWriter:
                       if f.multivalent else np.zeros(0, np.int64))
              for f in self.schema.categorical}
     empty.update({f.name: np.zeros(0, np.float32) for f in self.schema.numerical})
-    empty.update({k: np.zeros(0, np.int64) for k in self.schema.labels})
+    empty.update({k: np.zeros(0, np.int64)
+                  for k in (*self.schema.keys, *self.schema.labels)})
     for split, writer in self.writers.items():
       self.counts[split].shards = len(writer.close(empty))

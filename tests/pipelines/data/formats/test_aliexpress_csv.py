@@ -27,3 +27,36 @@ def test_aliexpress_csv_real_rows(shared_data_dir):
   assert np.all(click >= conversion)
   np.testing.assert_array_equal(np.concatenate([b.lines for b in blocks]),
                                 np.arange(2, 102))
+  # The search session: a row key, not a feature.
+  assert source.keys == ("search_id",)
+  np.testing.assert_array_equal(concat_column(blocks, "search_id", "keys"),
+                                [int(r["search_id"]) for r in rows])
+
+
+def test_converted_aliexpress_keeps_the_search_session_for_evaluation(
+    shared_data_dir, tmp_path):
+  """The records hold `search_id` beside the features; the schema names it
+  a row key, read only with `with_keys` (training batches never see it)."""
+  from adaftr_tf import evaluation
+  from adaftr_tf import features as F
+  from pipelines.data import reader
+  from tests.helpers.conversion import convert
+  path = os.path.join(shared_data_dir, "aliexpress_train_sample.csv")
+  convert("aliexpress_csv", path, tmp_path / "out", valid_fraction=0.0)
+  schema = F.FeatureSchema.load(str(tmp_path / "out"))
+  assert schema.keys == ("search_id",)
+  assert "search_id" not in schema.feature_names
+  assert "search_id" not in schema.serving_spec()
+  assert evaluation.group_field("auto", schema) == "search_id"
+  with open(path) as f:
+    rows = list(csv.DictReader(f))
+  dataset = reader.make_dataset(str(tmp_path / "out"), "train", schema, 1000,
+                                training=False, with_keys=True)
+  (features, labels, extra), = list(dataset)
+  np.testing.assert_array_equal(extra["search_id"],
+                                [int(r["search_id"]) for r in rows])
+  np.testing.assert_array_equal(features["categorical_7"],
+                                [int(r["categorical_7"]) for r in rows])
+  plain = next(iter(reader.make_dataset(str(tmp_path / "out"), "train",
+                                        schema, 1000, training=False)))
+  assert len(plain) == 2 and "search_id" not in plain[0]

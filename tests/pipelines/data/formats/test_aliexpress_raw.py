@@ -49,6 +49,8 @@ def test_aliexpress_raw_join_and_labels(tmp_path):
                                 label >= 1)
   np.testing.assert_array_equal(np.concatenate([b.conversion for b in blocks]),
                                 label == 2)
+  np.testing.assert_array_equal(concat_column(blocks, "search_id", "keys"),
+                                [int(i[0]) for i in items])
 
 
 def test_aliexpress_raw_picks_country_by_file(tmp_path):
