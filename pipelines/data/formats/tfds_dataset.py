@@ -102,6 +102,7 @@ class TfdsSource(base.Source):
       self.categorical = None
       self.field_order = self.fields.categorical.index
     self.numerical = self.fields.numerical
+    self.keys = self.fields.keys
     self.multivalent = frozenset(self.fields.lists)
     self._info = builder.info.splits[split]
 
@@ -195,4 +196,4 @@ def examples_block(columns: dict, fields, where: str, index: int,
       click=columns[F.CLICK][good].astype(np.int64),
       conversion=columns[F.CONVERSION][good].astype(np.int64),
       skipped=[(index + i, problems[i][0]) for i in sorted(problems)],
-      replaced=replaced)
+      replaced=replaced, keys={k: columns[k][good] for k in fields.keys})

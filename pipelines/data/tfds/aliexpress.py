@@ -43,20 +43,25 @@ class AliExpress(common.LocalCodePath, tfds.core.GeneratorBasedBuilder):
   """AliExpress search impressions with click and purchase labels."""
 
   name = "aliexpress"
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Raw Tianchi files joined on the search id."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "Raw Tianchi files joined on the search id.",
+                   "1.1.0": "The search id kept (`search_id`: the session "
+                            "that GAUC groups by)."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
   BUILDER_CONFIGS = [
       AliExpressConfig(name=cc, country=cc,
                        description=f"AliExpress {cc.upper()} country subset")
       for cc in aliexpress_raw.COUNTRIES]
-  CONVERTER_FIELDS = common.ConverterFields(CATEGORICAL, numerical=NUMERICAL)
+  CONVERTER_FIELDS = common.ConverterFields(CATEGORICAL, numerical=NUMERICAL,
+                                            keys=(aliexpress_raw.KEY,))
 
   def _info(self) -> tfds.core.DatasetInfo:
     features = {name: tfds.features.Tensor(shape=(), dtype=tf.int64)
                 for name in CATEGORICAL}
     features.update({name: tfds.features.Tensor(shape=(), dtype=tf.float32)
                      for name in NUMERICAL})
+    features[aliexpress_raw.KEY] = tfds.features.Tensor(shape=(),
+                                                        dtype=tf.int64)
     features.update(click=tfds.features.Tensor(shape=(), dtype=tf.int64),
                     conversion=tfds.features.Tensor(shape=(), dtype=tf.int64))
     return self.dataset_info_from_configs(
@@ -74,4 +79,4 @@ class AliExpress(common.LocalCodePath, tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, split, source, boundary):
     yield from common.examples(split, source, boundary, CATEGORICAL, (),
-                               NUMERICAL)
+                               NUMERICAL, self.CONVERTER_FIELDS.keys)

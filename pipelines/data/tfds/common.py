@@ -33,12 +33,15 @@ class ConverterFields:
     missing_id: the id marking a single-valued field absent from a row, or
       None when every row has every field. With a marker the schema takes
       the fields seen in the train rows, as for the token layouts.
+    keys: int64 row keys (e.g. the search session), written beside the
+      features for evaluation (`FeatureSchema.keys`).
   """
 
   categorical: tuple[str, ...]
   lists: tuple[str, ...] = ()
   numerical: tuple[str, ...] = ()
   missing_id: int | None = None
+  keys: tuple[str, ...] = ()
 
 
 class LocalCodePath:
@@ -79,7 +82,8 @@ def split_plan(sources: dict[str, base.Source], valid_fraction: float):
 
 def examples(split: str, source: base.Source, boundary: int,
              single: tuple[str, ...], lists: tuple[str, ...],
-             numerical: tuple[str, ...]) -> Iterator[tuple[str, dict]]:
+             numerical: tuple[str, ...], keys: tuple[str, ...] = ()
+             ) -> Iterator[tuple[str, dict]]:
   """Yields (key, example) of the rows of `source` routed to `split`.
 
   Bad rows raise `base.BadRowError` (file, line); rows without a join partner
@@ -106,6 +110,7 @@ def examples(split: str, source: base.Source, boundary: int,
                          column.values[column.row_splits[i]:
                                        column.row_splits[i + 1]])
       example.update({name: block.values[name][i] for name in numerical})
+      example.update({name: block.keys[name][i] for name in keys})
       example.update(click=block.click[i], conversion=block.conversion[i])
       yield f"{split}-{block.index[i]}", example
   logging.info("%s: left out %d unjoined rows and %d conversions without a "
