@@ -2,6 +2,7 @@
 
   python -m export.check --export_base=DIR [--version=N] [--model_dir=DIR]
       [--benchmark [--benchmark_iters=200] [--benchmark_json=FILE]]
+      [--profile [--profile_records=512] [--profile_runs=50]]
   python -m export.check --export_base=DIR --rest_example=predict_features
 
   1. lists the versions (stored validation AUCs, warm-up records);
@@ -12,7 +13,9 @@
      them with the training checkpoint's outputs on the same records;
   4. --benchmark: p50/p99 latency per request of 1, 64 and 512 records through
      each signature of the loaded SavedModel, in this process;
-  5. --rest_example=SIGNATURE: prints only a REST `:predict` body for that
+  5. --profile: where a serving_default request of --profile_records
+     records spends its time, by stage (export/profiling.py);
+  6. --rest_example=SIGNATURE: prints only a REST `:predict` body for that
      signature, built from the version's warm-up records (its own schema).
 Exit status 1 when a check fails.
 """
@@ -33,6 +36,7 @@ from pipelines import cli  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from export import inspection  # noqa: E402
+from export import profiling  # noqa: E402
 from export import requests  # noqa: E402
 from export import serving  # noqa: E402
 from export import versions  # noqa: E402
@@ -45,7 +49,11 @@ cli.define_integer("version", None, "Version to check (default: the latest).")
 cli.define_bool("benchmark", False, "Measure latency per request size.")
 cli.define_integer("benchmark_iters", 200, "Timed requests per signature and size.")
 cli.define_string("benchmark_sizes", "1,64,512", "Records per request.")
-cli.define_string("benchmark_json", None, "Also write the latency rows here.")
+cli.define_string("benchmark_json", None, "Also write the latency rows (and "
+                  "the --profile result) here.")
+cli.define_bool("profile", False, "Time a serving_default request by stage.")
+cli.define_integer("profile_records", 512, "Records in the profiled request.")
+cli.define_integer("profile_runs", 50, "Traced runs of the profiled request.")
 cli.define_enum("rest_example", None,
                 [serving.SIGNATURE_FEATURES, serving.SIGNATURE_EXAMPLES],
                 "Print only a REST :predict body for this signature.")
@@ -54,8 +62,10 @@ cli.define_integer("rest_rows", 2, "Records in the REST example.")
 
 def main(argv):
   cli.begin_job(argv, required=("export_base",))
-  if FLAGS.rest_rows < 1 or FLAGS.benchmark_iters < 1:
-    raise app.UsageError("--rest_rows and --benchmark_iters must be >= 1")
+  if min(FLAGS.rest_rows, FLAGS.benchmark_iters, FLAGS.profile_records,
+         FLAGS.profile_runs) < 1:
+    raise app.UsageError("--rest_rows, --benchmark_iters, --profile_records "
+                         "and --profile_runs must be >= 1")
   if FLAGS.rest_example:
     _, path = versions.resolve_version(FLAGS.export_base, FLAGS.version)
     logs = requests.read_warmup(versions.extra_path(path, versions.WARMUP_FILE))
@@ -71,9 +81,17 @@ def main(argv):
   problems, rows = inspection.run_checks(FLAGS.export_base, FLAGS.version, FLAGS.model_dir,
                               sizes if FLAGS.benchmark else None,
                               FLAGS.benchmark_iters)
-  if FLAGS.benchmark_json and rows:
+  profile = None
+  if FLAGS.profile and not problems:
+    _, path = versions.resolve_version(FLAGS.export_base, FLAGS.version)
+    logs = requests.read_warmup(versions.extra_path(path, versions.WARMUP_FILE))
+    profile = profiling.profile(path, inspection.warmup_examples(logs),
+                                FLAGS.profile_records, FLAGS.profile_runs)
+    print(profiling.table(profile))
+  if FLAGS.benchmark_json and (rows or profile):
     with tf.io.gfile.GFile(FLAGS.benchmark_json, "w") as f:
-      json.dump({"rows": rows, "iters": FLAGS.benchmark_iters}, f, indent=1)
+      json.dump({"rows": rows, "iters": FLAGS.benchmark_iters,
+                 "profile": profile}, f, indent=1)
   if problems:
     print("check FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
     return 1

@@ -42,7 +42,8 @@ def test_main_lists_replays_compares_and_benchmarks(tiny_run, export_base,
   status = _run_main([f"--export_base={export_base}",
                       f"--model_dir={tiny_run['model_dir']}", "--benchmark",
                       "--benchmark_iters=3", "--benchmark_sizes=1,8",
-                      f"--benchmark_json={report}"])
+                      f"--benchmark_json={report}", "--profile",
+                      "--profile_records=8", "--profile_runs=2"])
   out = capsys.readouterr().out
   assert status == 0, out
   assert "version 1: ctr_auc" in out and "12 warm-up records" in out
@@ -60,6 +61,10 @@ def test_main_lists_replays_compares_and_benchmarks(tiny_run, export_base,
       ("serving_default", 8), ("predict_features", 8)]
   assert all(0 < r["p50_ms"] <= r["p99_ms"] for r in rows)
   assert "| serving_default | 8 |" in out
+  # --profile: the request's time by stage, printed and stored.
+  assert "serving_default, 8 records per request, 2 traced runs:" in out
+  profile = json.loads(report.read_text())["profile"]
+  assert profile["records"] == 8 and profile["stages"]["experts"] > 0
 
 
 def test_main_fails_on_a_bad_warmup_record(export_base, tmp_path, capsys):
@@ -82,6 +87,10 @@ def test_main_refuses_an_empty_base_and_unknown_version(tmp_path, export_base):
     _run_main([f"--export_base={tmp_path}"])
   with pytest.raises(FileNotFoundError, match=r"version 9 not under .*present: \[1\]"):
     _run_main([f"--export_base={export_base}", "--version=9"])
+  from absl import app
+  for flag in ("--profile_records=0", "--benchmark_iters=0"):
+    with pytest.raises(app.UsageError, match="must be >= 1"):
+      _run_main([f"--export_base={export_base}", flag])
 
 
 def test_rest_examples_mean_the_same_records(tiny_run, export_base, capsys):
