@@ -31,6 +31,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from export import inspection
 from export import serving
 
 STAGES = (("parse", ("ParseExample",)),
@@ -95,21 +96,15 @@ def profile(path: str, examples: Sequence[bytes], records: int = 512,
       for device in metadata.step_stats.dev_stats:
         for node in device.node_stats:
           stages[stage_of(node.node_name)] += node.all_end_rel_micros
-  loaded = tf.saved_model.load(path)
-  call = loaded.signatures[serving.SIGNATURE_EXAMPLES]
-  request = {serving.EXAMPLES_INPUT: tf.constant(list(batch))}
-  for _ in range(warmup):
-    call(**request)
-  eager = []
-  for _ in range(runs):
-    start = time.perf_counter()
-    {k: v.numpy() for k, v in call(**request).items()}
-    eager.append(time.perf_counter() - start)
+  eager = inspection.benchmark(
+      tf.saved_model.load(path), inspection.load_schema(path), examples,
+      sizes=(records,), iters=runs, warmup=warmup)[0]   # serving_default
   per_request = {stage: stages[stage] / runs / 1e3
                  for stage in (*(s for s, _ in STAGES), OTHER)}
   return {"records": records, "runs": runs, "stages": per_request,
           "op_ms": float(sum(per_request.values())),
-          "session": _percentiles(walls), "eager": _percentiles(eager)}
+          "session": _percentiles(walls),
+          "eager": {k: eager[k] for k in ("p50_ms", "p99_ms")}}
 
 
 def table(result: dict) -> str:
