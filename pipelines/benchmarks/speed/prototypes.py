@@ -83,7 +83,12 @@ class UncompiledContrastive(tasks.ContrastiveTask):
     return losses.symmetric_in_batch_info_nce(u, v, tau)
 
 
-class EinsumExperts(experts_lib._StackedExperts):  # pylint: disable=protected-access
+# The library's experts: their variables, seeds and dropout layers.
+# pylint: disable-next=protected-access
+_StackedExperts = experts_lib._StackedExperts
+
+
+class EinsumExperts(_StackedExperts):
   """The experts before issue 16: x [batch, in] -> [batch, E, units[-1]]."""
 
   def call(self, x, training=None):
@@ -97,7 +102,7 @@ class EinsumExperts(experts_lib._StackedExperts):  # pylint: disable=protected-a
     return h
 
 
-class WideExperts(experts_lib._StackedExperts):  # pylint: disable=protected-access
+class WideExperts(_StackedExperts):
   """x [batch, in] -> [E, batch, units[-1]]: the first layer one wide matmul
   with the kernel seen as [in, E*w], the later ones [E, b, i] x [E, i, o]."""
 
@@ -130,9 +135,9 @@ class EinsumMMoE(MMoE):
         derive_seed(self.seed, "experts"), name="experts")
 
   def call(self, x, training=None, return_gates=False, tap=None):
-    experts = self._experts(x, training=training)
     if tap is not None:
       raise ValueError("the expert prototypes have no gradient-agreement tap")
+    experts = self._experts(x, training=training)
     gates = [tf.nn.softmax(tf.cast(gate(x), tf.float32), axis=-1)
              for gate in self._gates]
     outputs = [self.mix(tf.cast(w, experts.dtype), experts) for w in gates]
