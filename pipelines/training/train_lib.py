@@ -77,7 +77,7 @@ def check_resumable(config: Config, model_dir: str) -> None:
 
 
 @contextlib.contextmanager
-def _precision(policy: str):
+def precision(policy: str):
   """Sets the Keras dtype policy for the models built inside."""
   previous = tf_keras.mixed_precision.global_policy()
   tf_keras.mixed_precision.set_global_policy(policy)
@@ -157,7 +157,7 @@ def train(config: Config, model_dir: str, data_dir: str | None = None,
       config, schema, data_dir, model_dir, out_dir, chief, layout, steps,
       -(-datadir.split_rows(data_dir, "valid", log) // t.eval_batch_size))
   try:
-    with _precision(r.mixed_precision):
+    with precision(r.mixed_precision):
       fitted = fit_loop.fit(plan, strategy, verbose, log, extra_callbacks)
     return _finish(plan, fitted, log)
   except tf.errors.DataLossError as err:  # its message names no file

@@ -96,8 +96,8 @@ def test_the_group_field_is_checked_against_the_data_at_build():
   config = tiny_config("data.group_field=user_id")
   schema = synthetic.synthetic_schema(config.data.synthetic)
   with pytest.raises(ConfigError, match=(
-      r"^data.group_field='user_id' is not a single-valued categorical field "
-      r"of the data; choose one of \['auto', 'categorical_1', "
+      r"^data.group_field='user_id' is not a row key or a single-valued "
+      r"categorical field of the data; choose one of \['auto', 'categorical_1', "
       r"'categorical_2', 'categorical_3', 'categorical_4'\]$")):
     models.build_model(config, schema)
   models.build_model(tiny_config("data.group_field=categorical_3"), schema)

@@ -185,7 +185,7 @@ def build_model(config, schema, names: Iterable[str] = ()):
   the dtype policy of `runtime.mixed_precision` (as training builds it)."""
   names = check(names)
   # pylint: disable-next=protected-access
-  with train_lib._precision(config.runtime.mixed_precision):
+  with train_lib.precision(config.runtime.mixed_precision):
     objectives = models.build_objectives(config)
     for name in names:
       if name in _CONTRASTIVE:
