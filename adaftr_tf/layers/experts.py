@@ -77,15 +77,21 @@ def _gate(num_outputs, seed, name):
           seed=seed), name=name)
 
 
+def _mixture(weights, experts):
+  """sum_e weights[:, e] * experts[e]: float32 weights [batch, E], experts a
+  list of E tensors [batch, d] -> [batch, d] in the experts' dtype (summed in
+  float32, as the batched matmul it replaced accumulated)."""
+  mixed = tf.add_n([weights[:, e:e + 1] * tf.cast(h, tf.float32)
+                    for e, h in enumerate(experts)])
+  return tf.cast(mixed, experts[0].dtype)
+
+
 def _mix(gate_layer, gate_input, experts):
   """Softmax-gated sum of experts (a list of E tensors [batch, d]) ->
   ([batch, d], [batch, E] float32 weights)."""
-  # Softmax in float32 so that mixed-precision gates still sum to 1; the sum
-  # too, as the batched matmul it replaced accumulated in float32.
+  # Softmax in float32 so that mixed-precision gates still sum to 1.
   weights = tf.nn.softmax(tf.cast(gate_layer(gate_input), tf.float32), axis=-1)
-  mixed = tf.add_n([weights[:, e:e + 1] * tf.cast(h, tf.float32)
-                    for e, h in enumerate(experts)])
-  return tf.cast(mixed, experts[0].dtype), weights
+  return _mixture(weights, experts), weights
 
 
 def _tap_experts(tap, experts):
@@ -160,15 +166,28 @@ class MMoE(tf_keras.layers.Layer):
     self._gates = [_gate(self.num_experts, derive_seed(self.seed, "gate", k),
                          f"gate_{k}") for k in range(self.num_tasks)]
 
+  def build(self, input_shape):
+    for gate in self._gates:   # read as one kernel in `_gate_weights`
+      gate.build(input_shape)
+    super().build(input_shape)
+
+  def _gate_weights(self, x):
+    """Every task's gate in one [in, T*E] matmul and one softmax (the gates
+    all read x): x [batch, in] -> float32 [batch, T, E], rows summing to 1."""
+    kernel = tf.concat([g.kernel for g in self._gates], axis=1)
+    bias = tf.concat([g.bias for g in self._gates], axis=0)
+    logits = tf.matmul(tf.cast(x, kernel.dtype), kernel) + bias
+    logits = tf.reshape(tf.cast(logits, tf.float32),
+                        [-1, self.num_tasks, self.num_experts])
+    return tf.nn.softmax(logits, axis=-1)
+
   def call(self, x, training=None, return_gates=False, tap=None):
     experts = self._experts(x, training=training)   # E x [batch, d]
     if tap is not None:
       experts = _tap_experts(tap, experts)
-    outputs, gates = [], []
-    for gate in self._gates:
-      mixed, weights = _mix(gate, x, experts)
-      outputs.append(mixed)
-      gates.append(weights)
+    weights = self._gate_weights(x)
+    gates = [weights[:, k] for k in range(self.num_tasks)]
+    outputs = [_mixture(w, experts) for w in gates]
     return (outputs, gates) if return_gates else outputs
 
   def get_config(self):
