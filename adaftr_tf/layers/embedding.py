@@ -141,9 +141,10 @@ class FieldEmbedding(tf_keras.layers.Layer):
         # sharded across parameter servers (ShardedVariable).
         rows = embedded = tf.nn.embedding_lookup(self.table, ids)
         batch = tf.cast(tf.shape(rows)[0], rows.dtype)
-      if self.l2 > 0:
+      if self.l2 > 0:   # in float32 whatever the compute dtype, like the loss
+        rows = tf.cast(rows, tf.float32)
         self.add_loss(self.l2 * tf.reduce_sum(tf.square(rows)) /
-                      tf.maximum(batch, 1.0))
+                      tf.maximum(tf.cast(batch, tf.float32), 1.0))
       parts.append(tf.cast(embedded, self.compute_dtype))
     if self.num_numerical:
       if numerical is None:

@@ -48,6 +48,29 @@ def test_field_embedding_l2_on_gathered_rows_only():
   np.testing.assert_allclose(layer.losses[0], expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("lists", [False, True])
+def test_field_embedding_l2_is_float32_under_mixed_bfloat16(lists):
+  """The penalty joins the float32 loss (a bfloat16 one failed to add to it:
+  `compute_loss` under runtime.mixed_precision=mixed_bfloat16)."""
+  import tf_keras
+  previous = tf_keras.mixed_precision.global_policy()
+  tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  try:
+    layer = FieldEmbedding((10,), 0, 2, l2=0.5, seed=0)
+    ids = (tf.RaggedTensor.from_uniform_row_length(
+        tf.ragged.constant([[1], [1], [4]], tf.int64), 1) if lists
+           else tf.constant([[1], [1], [4]]))
+    assert layer(ids).dtype == tf.bfloat16
+  finally:
+    tf_keras.mixed_precision.set_global_policy(previous)
+  table = layer.table.numpy()
+  expected = 0.5 * (2 * np.sum(table[1] ** 2) + np.sum(table[4] ** 2)) / 3
+  assert layer.losses[0].dtype == tf.float32
+  # The rows were read in bfloat16 (8 bits of mantissa).
+  np.testing.assert_allclose(layer.losses[0], expected, rtol=2e-2)
+  assert (layer.losses[0] + tf.constant(1.0)).dtype == tf.float32
+
+
 def test_field_embedding_gradient_is_sparse():
   layer = FieldEmbedding((1000, 10), 0, 4)
   ids = tf.constant([[3, 2]])
