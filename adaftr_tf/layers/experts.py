@@ -168,7 +168,8 @@ class MMoE(tf_keras.layers.Layer):
 
   def build(self, input_shape):
     for gate in self._gates:   # read as one kernel in `_gate_weights`
-      gate.build(input_shape)
+      with tf.name_scope(gate.name):   # the names calling it would give
+        gate.build(input_shape)
     super().build(input_shape)
 
   def _gate_weights(self, x):

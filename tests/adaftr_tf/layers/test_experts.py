@@ -251,17 +251,20 @@ def test_outputs_gates_and_gradients_equal_the_einsum_formulation(
     lambda: MMoE(4, (16, 8), seed=3, name="mmoe"),
     lambda: PLE(2, 2, 1, (16, 8), seed=3, name="ple")])
 def test_variables_keep_their_names_and_shapes(make):
-  """[E, in, w] kernels and [E, w] biases, named as before issue 16."""
+  """[E, in, w] kernels and [E, w] biases, and the gates' Dense variables,
+  named as before issue 16 (the MMoE reads its gates as one kernel)."""
   layer = make()
   layer(_x())
-  shapes = {v.name: tuple(v.shape) for v in layer.weights
-            if "experts" in v.name}
+  shapes = {v.name: tuple(v.shape) for v in layer.weights}
+  assert len(shapes) == len(layer.weights)   # no two share a name
   if isinstance(layer, MMoE):
     assert shapes == {
         "mmoe/experts/kernel_0:0": (4, REF_IN, 16),
         "mmoe/experts/bias_0:0": (4, 16),
         "mmoe/experts/kernel_1:0": (4, 16, 8),
-        "mmoe/experts/bias_1:0": (4, 8)}
+        "mmoe/experts/bias_1:0": (4, 8),
+        **{f"mmoe/gate_{k}/{name}:0": shape for k in range(layer.num_tasks)
+           for name, shape in (("kernel", (REF_IN, 4)), ("bias", (4,)))}}
   else:
     assert shapes["ple/level0_shared_experts/kernel_0:0"] == (2, REF_IN, 16)
     assert shapes["ple/level1_task1_experts/kernel_1:0"] == (1, 16, 8)
