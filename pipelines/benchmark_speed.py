@@ -16,7 +16,8 @@ Measures in one run, on this machine (rows: pipelines/benchmarks/speed/plan.py):
   variants    real AdaFTR with steps_per_execution=1, XLA, Adagrad, LazyAdam;
   prototypes  real AdaFTR with a measurement patch (pipelines/benchmarks/speed/
               prototypes.py: the replaced Keras AUC, the unfused or
-              uncompiled InfoNCE, or no metrics);
+              uncompiled InfoNCE, no metrics, or the experts as batched
+              einsums or one wide first-layer matmul);
   scale       real AdaFTR with embedding tables of --vocab_rows rows in total
               (vocabulary per field = rows / categorical fields), per optimizer;
   paired      (--paired) reference steps of AdaFTR and of config changes or
