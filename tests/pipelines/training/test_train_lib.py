@@ -209,39 +209,22 @@ def test_xla_and_bfloat16_training_job(tiny_data, tmp_path):
   assert np.isfinite(valid["ctcvr_logloss"])
 
 
-def test_schedule_and_isotonic_calibration_in_the_training_job(tiny_data,
-                                                                tmp_path):
-  """train.lr_schedule=warmup_cosine gets the job's step count; the
-  calibrators are fitted after training and stored in the model dir."""
-  from pipelines.training import model_dir
-  config = tiny_config("train.lr_schedule=warmup_cosine",
-                       "train.steps_per_epoch=4", "train.epochs=2",
-                       "train.steps_per_execution=2",
-                       "train.calibration=isotonic")
-  result = train_lib.train(config, str(tmp_path / "model"), tiny_data,
-                           verbose=0, log=lambda _: None)
-  history = read_json(tmp_path / "model" / "history.json")
-  assert len(history["loss"]) == 2 and np.all(np.isfinite(history["loss"]))
-  stored = model_dir.read_calibration(str(tmp_path / "model"))
-  assert stored == result["calibration"] and stored.method == "isotonic"
-  assert set(stored.curves) == {"ctr_logit", "cvr_logit", "ctcvr_logit"}
-  calibrated = result["valid"]["calibrated"]
-  assert calibrated["ctr_auc"] == pytest.approx(result["valid"]["ctr_auc"])
-  assert abs(calibrated["ctr_pred_obs_ratio"] - 1) < abs(
-      result["valid"]["ctr_pred_obs_ratio"] - 1) + 0.02
-
-
-def test_weight_averaging_validates_and_saves_the_averages(tiny_data,
-                                                         tmp_path):
-  """train.ema_momentum: the epoch (and best) weights are the optimizer's
-  moving averages at the epoch's end (slot / (1 - m^t)), validation scored
-  them, and the step checkpoint keeps the trained weights beside them."""
+def test_averaging_schedule_and_isotonic_calibration_in_the_training_job(
+    tiny_data, tmp_path):
+  """One job with the optional optimisation settings (one run: each costs
+  a training job). train.ema_momentum: the epoch (and best) weights are the
+  optimizer's moving averages at the epoch's end (slot / (1 - m^t)),
+  validation scored them, and the step checkpoint keeps the trained weights
+  beside them. train.lr_schedule=warmup_cosine gets the job's step count;
+  the isotonic calibrators are fitted after training and stored."""
   from adaftr_tf import models
   from adaftr_tf import optimizers
   from pipelines.data import reader
   from pipelines.training import model_dir as model_dir_lib
   config = tiny_config("train.ema_momentum=0.5", "train.steps_per_epoch=4",
-                       "train.epochs=2", "train.steps_per_execution=2")
+                       "train.epochs=2", "train.steps_per_execution=2",
+                       "train.lr_schedule=warmup_cosine",
+                       "train.calibration=isotonic")
   root = str(tmp_path / "model")
   result = train_lib.train(config, root, tiny_data, verbose=0,
                            log=lambda _: None)
@@ -250,7 +233,8 @@ def test_weight_averaging_validates_and_saves_the_averages(tiny_data,
                               config.train.eval_batch_size, training=False)
 
   def built():  # every variable, the losses' and the optimizer's included
-    model = models.compile_model(models.build_model(config, schema), config)
+    model = models.compile_model(models.build_model(config, schema), config,
+                                 total_steps=8)
     model.evaluate(valid.take(1), steps=1, verbose=0)
     model.optimizer.build(model.trainable_variables)
     return model
@@ -280,6 +264,15 @@ def test_weight_averaging_validates_and_saves_the_averages(tiny_data,
   history = read_json(os.path.join(root, "history.json"))
   assert scores["ctcvr_auc"] == pytest.approx(history["val_ctcvr_auc"][1],
                                               abs=1e-6)
+  # The schedule and the calibrators.
+  assert len(history["loss"]) == 2 and np.all(np.isfinite(history["loss"]))
+  stored = model_dir_lib.read_calibration(root)
+  assert stored == result["calibration"] and stored.method == "isotonic"
+  assert set(stored.curves) == {"ctr_logit", "cvr_logit", "ctcvr_logit"}
+  calibrated = result["valid"]["calibrated"]
+  assert calibrated["ctr_auc"] == pytest.approx(result["valid"]["ctr_auc"])
+  assert abs(calibrated["ctr_pred_obs_ratio"] - 1) < abs(
+      result["valid"]["ctr_pred_obs_ratio"] - 1) + 0.02
   assert scores["loss"] == pytest.approx(history["val_loss"][1], rel=1e-5)
 
 
