@@ -32,6 +32,7 @@ from adaftr_tf.layers.task_bottoms import TaskBottoms
 from adaftr_tf.optimizers import LazyAdam
 from adaftr_tf.optimizers import build_optimizer
 from adaftr_tf.optimizers import learning_rate_schedule
+from adaftr_tf.optimizers import unwrapped
 from adaftr_tf.preprocessing import FeatureEncoder
 from adaftr_tf.tasks import AgreementProbe
 from adaftr_tf.tasks import AlignmentTask
@@ -174,7 +175,7 @@ def minimize(optimizer: tf_keras.optimizers.Optimizer, loss: tf.Tensor,
   whose sparse update differs, keeps them. (The moving averages of
   `train.ema_momentum` are updated densely either way.)"""
   grads_and_vars = optimizer.compute_gradients(loss, variables, tape)
-  inner = getattr(optimizer, "inner_optimizer", optimizer)  # loss scaling
+  inner = unwrapped(optimizer)
   if xla.in_xla_context() and isinstance(
       inner, (tf_keras.optimizers.Adam, tf_keras.optimizers.Adagrad)) and (
           not isinstance(inner, LazyAdam)):

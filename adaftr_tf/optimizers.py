@@ -120,11 +120,18 @@ def build_optimizer(name: str, learning_rate, ema_momentum: float = 0.0,
       ema_overwrite_frequency=None)
 
 
+def unwrapped(optimizer: tf_keras.optimizers.Optimizer
+              ) -> tf_keras.optimizers.Optimizer:
+  """The optimizer itself, or the one a LossScaleOptimizer (mixed_float16)
+  wraps: what holds the update rule, its slots and its moving averages."""
+  return getattr(optimizer, "inner_optimizer", optimizer)
+
+
 def averaged_pairs(optimizer: tf_keras.optimizers.Optimizer, variables
                    ) -> list[tuple[tf.Variable, tf.Variable]]:
   """(variable, its moving-average slot) for each of `variables`, or [] when
   the optimizer keeps no averages. The optimizer must be built on them."""
-  inner = getattr(optimizer, "inner_optimizer", optimizer)  # loss scaling
+  inner = unwrapped(optimizer)
   if not getattr(inner, "use_ema", False):
     return []
   averages = inner._model_variables_moving_average  # pylint: disable=protected-access
@@ -135,7 +142,7 @@ def averaged_pairs(optimizer: tf_keras.optimizers.Optimizer, variables
 def average_debias(optimizer: tf_keras.optimizers.Optimizer) -> float:
   """`1 - m^t` after t steps: the slot divided by it is the average of the
   trained weights (0.0 before the first step: no average yet)."""
-  inner = getattr(optimizer, "inner_optimizer", optimizer)
+  inner = unwrapped(optimizer)
   steps = int(inner.iterations.numpy())
   return 1.0 - float(inner.ema_momentum) ** steps
 

@@ -184,7 +184,6 @@ def build_model(config, schema, names: Iterable[str] = ()):
   """`models.build_model` with the named prototypes' parts swapped in, under
   the dtype policy of `runtime.mixed_precision` (as training builds it)."""
   names = check(names)
-  # pylint: disable-next=protected-access
   with train_lib.precision(config.runtime.mixed_precision):
     objectives = models.build_objectives(config)
     for name in names:
