@@ -76,7 +76,7 @@ class ServingModule(tf.Module):
                        "or loss.tau_source is a training-only control)")
 
   def _predict(self, features):
-    outputs = self.model(features, training=False)
+    outputs = self.model(features, training=False, factored_inputs=True)
     return {name: tf.identity(value, name=name) for name, value in
             served_outputs(outputs, self._outputs, self.calibrate).items()}
 

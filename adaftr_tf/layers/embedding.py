@@ -5,6 +5,7 @@ import tensorflow as tf
 import tf_keras
 
 from adaftr_tf import choices
+from adaftr_tf.layers.factored import FactoredFields
 from adaftr_tf.layers.mlp import derive_seed
 from adaftr_tf.layers.mlp import validate_non_negative
 from adaftr_tf.layers.mlp import validate_positive_int
@@ -122,39 +123,62 @@ class FieldEmbedding(tf_keras.layers.Layer):
       pooled /= count if self.combiner == "mean" else tf.sqrt(count)
     return tf.reshape(pooled, [-1, n_cat, self.embedding_dim]), rows
 
+  def _categorical(self, categorical, penalise=True):
+    """Embedded categorical fields `[batch, n_cat, dim]` in the compute dtype
+    (with `penalise`, adds the L2 penalty of the gathered rows)."""
+    if isinstance(categorical, tf.RaggedTensor):
+      if not categorical.dtype.is_integer:
+        raise ValueError("categorical ids must be int32/int64, got "
+                         f"{categorical.dtype}")
+      embedded, rows = self._pooled(categorical)
+      batch = tf.cast(categorical.nrows(), rows.dtype)
+    else:
+      ids = tf.convert_to_tensor(categorical)
+      if not ids.dtype.is_integer:
+        raise ValueError("categorical ids must be int32/int64, got "
+                         f"{ids.dtype}")
+      ids = tf.cast(ids, tf.int64) + tf.constant(self._offsets)
+      # embedding_lookup (= gather for one variable) also reads a table
+      # sharded across parameter servers (ShardedVariable).
+      rows = embedded = tf.nn.embedding_lookup(self.table, ids)
+      batch = tf.cast(tf.shape(rows)[0], rows.dtype)
+    if self.l2 > 0 and penalise:   # in float32 whatever the compute dtype, like the loss
+      rows = tf.cast(rows, tf.float32)
+      self.add_loss(self.l2 * tf.reduce_sum(tf.square(rows)) /
+                    tf.maximum(tf.cast(batch, tf.float32), 1.0))
+    return tf.cast(embedded, self.compute_dtype)
+
+  def _numerical(self, numerical):
+    """(values `[batch, n_num]`, kernel, bias `[n_num, dim]`), compute dtype."""
+    if numerical is None:
+      raise ValueError(f"numerical must be a [batch, {self.num_numerical}] "
+                       "tensor because num_numerical > 0, got None")
+    return (tf.cast(numerical, self.compute_dtype),
+            tf.cast(self.numerical_kernel, self.compute_dtype),
+            tf.cast(self.numerical_bias, self.compute_dtype))
+
   def call(self, categorical, numerical=None):
     parts = []
     if self.categorical_sizes:
-      if isinstance(categorical, tf.RaggedTensor):
-        if not categorical.dtype.is_integer:
-          raise ValueError("categorical ids must be int32/int64, got "
-                           f"{categorical.dtype}")
-        embedded, rows = self._pooled(categorical)
-        batch = tf.cast(categorical.nrows(), rows.dtype)
-      else:
-        ids = tf.convert_to_tensor(categorical)
-        if not ids.dtype.is_integer:
-          raise ValueError("categorical ids must be int32/int64, got "
-                           f"{ids.dtype}")
-        ids = tf.cast(ids, tf.int64) + tf.constant(self._offsets)
-        # embedding_lookup (= gather for one variable) also reads a table
-        # sharded across parameter servers (ShardedVariable).
-        rows = embedded = tf.nn.embedding_lookup(self.table, ids)
-        batch = tf.cast(tf.shape(rows)[0], rows.dtype)
-      if self.l2 > 0:   # in float32 whatever the compute dtype, like the loss
-        rows = tf.cast(rows, tf.float32)
-        self.add_loss(self.l2 * tf.reduce_sum(tf.square(rows)) /
-                      tf.maximum(tf.cast(batch, tf.float32), 1.0))
-      parts.append(tf.cast(embedded, self.compute_dtype))
+      parts.append(self._categorical(categorical))
     if self.num_numerical:
-      if numerical is None:
-        raise ValueError(f"numerical must be a [batch, {self.num_numerical}] "
-                         "tensor because num_numerical > 0, got None")
-      x = tf.cast(numerical, self.compute_dtype)[:, :, None]
-      kernel = tf.cast(self.numerical_kernel, self.compute_dtype)
-      bias = tf.cast(self.numerical_bias, self.compute_dtype)
-      parts.append(x * kernel + bias)  # [batch, n_num, dim]
+      x, kernel, bias = self._numerical(numerical)
+      parts.append(x[:, :, None] * kernel + bias)  # [batch, n_num, dim]
     return parts[0] if len(parts) == 1 else tf.concat(parts, axis=1)
+
+  def factored(self, categorical, numerical) -> FactoredFields:
+    """The flattened output `[batch, output_dim]` in factored form (see
+    layers/factored.py), for a built layer with numerical fields."""
+    if not self.built or not self.num_numerical:
+      raise ValueError("factored() needs a built FieldEmbedding with "
+                       "numerical fields")
+    with tf.name_scope(self.name):
+      embedded = None
+      if self.categorical_sizes:
+        embedded = tf.reshape(
+            self._categorical(categorical, penalise=False),
+            [-1, len(self.categorical_sizes) * self.embedding_dim])
+      return FactoredFields(embedded, *self._numerical(numerical))
 
   def get_config(self):
     config = super().get_config()

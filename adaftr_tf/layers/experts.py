@@ -14,6 +14,7 @@ import math
 import tensorflow as tf
 import tf_keras
 
+from adaftr_tf.layers import factored
 from adaftr_tf.layers.mlp import MLP
 from adaftr_tf.layers.mlp import derive_seed
 from adaftr_tf.layers.mlp import validate_positive_int
@@ -31,7 +32,8 @@ class _StackedExperts(tf_keras.layers.Layer):
   wide [in, E*w] first-layer matmul tied with it (issue 16; the variants are
   in pipelines/benchmarks/speed/prototypes.py).
 
-  Call: x [batch, in] -> list of `num_experts` tensors [batch, units[-1]].
+  Call: x [batch, in] (or its `FactoredFields`, layers/factored.py) -> list
+  of `num_experts` tensors [batch, units[-1]].
   """
 
   def __init__(self, num_experts, units, dropout, seed, **kwargs):
@@ -61,10 +63,10 @@ class _StackedExperts(tf_keras.layers.Layer):
     super().build(input_shape)
 
   def call(self, x, training=None):
-    hidden = [x] * self.num_experts
+    hidden = [x] * self.num_experts   # x dense or FactoredFields
     for kernel, bias, dropout in zip(self.kernels, self.biases,
                                      self._dropouts):
-      hidden = [tf.nn.relu(tf.matmul(h, k) + b) for h, k, b in
+      hidden = [tf.nn.relu(factored.matmul(h, k) + b) for h, k, b in
                 zip(hidden, tf.unstack(kernel), tf.unstack(bias))]
       if dropout is not None:   # one mask per expert
         hidden = [dropout(h, training=training) for h in hidden]
@@ -89,8 +91,12 @@ def _mixture(weights, experts):
 def _mix(gate_layer, gate_input, experts):
   """Softmax-gated sum of experts (a list of E tensors [batch, d]) ->
   ([batch, d], [batch, E] float32 weights)."""
+  if isinstance(gate_input, factored.FactoredFields):   # a built gate
+    logits = gate_input.matmul(gate_layer.kernel) + gate_layer.bias
+  else:
+    logits = gate_layer(gate_input)
   # Softmax in float32 so that mixed-precision gates still sum to 1.
-  weights = tf.nn.softmax(tf.cast(gate_layer(gate_input), tf.float32), axis=-1)
+  weights = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
   return _mixture(weights, experts), weights
 
 
@@ -123,7 +129,7 @@ class SharedBottom(tf_keras.layers.Layer):
                     name="bottom")
 
   def call(self, x, training=None, return_gates=False, tap=None):
-    h = self._mlp(x, training=training)
+    h = factored.call_layer(self._mlp, x, training=training)
     if tap is not None:
       h = tap(h)   # [batch, units[-1]]
     outputs = [h] * self.num_tasks
@@ -177,13 +183,14 @@ class MMoE(tf_keras.layers.Layer):
     all read x): x [batch, in] -> float32 [batch, T, E], rows summing to 1."""
     kernel = tf.concat([g.kernel for g in self._gates], axis=1)
     bias = tf.concat([g.bias for g in self._gates], axis=0)
-    logits = tf.matmul(tf.cast(x, kernel.dtype), kernel) + bias
+    logits = factored.matmul(x, kernel) + bias
     logits = tf.reshape(tf.cast(logits, tf.float32),
                         [-1, self.num_tasks, self.num_experts])
     return tf.nn.softmax(logits, axis=-1)
 
   def call(self, x, training=None, return_gates=False, tap=None):
-    experts = self._experts(x, training=training)   # E x [batch, d]
+    experts = factored.call_layer(self._experts, x,
+                                  training=training)   # E x [batch, d]
     if tap is not None:
       experts = _tap_experts(tap, experts)
     weights = self._gate_weights(x)
@@ -282,10 +289,11 @@ class PLE(tf_keras.layers.Layer):
     task_inputs = [x] * self.num_tasks
     shared_input = x
     for level in range(self.num_levels):
-      task_out = [experts(inp, training=training) for experts, inp in
+      task_out = [factored.call_layer(experts, inp, training=training)
+                  for experts, inp in
                   zip(self._task_experts[level], task_inputs)]
-      shared_out = (self._shared_experts[level](shared_input,
-                                                training=training)
+      shared_out = (factored.call_layer(self._shared_experts[level],
+                                        shared_input, training=training)
                     if self._shared_experts[level] is not None else [])
       if tap is not None and level == 0:
         # The first level's shared experts, as [batch, shared, units[-1]].

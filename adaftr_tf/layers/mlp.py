@@ -6,6 +6,8 @@ import zlib
 import tensorflow as tf
 import tf_keras
 
+from adaftr_tf.layers import factored
+
 
 def derive_seed(seed, *tags):
   """Derives a sub-component's seed from its parent's seed and a path of tags.
@@ -146,9 +148,13 @@ class MLP(tf_keras.layers.Layer):
       self._blocks.append(block)
 
   def call(self, x, training=None):
+    """x `[batch, in]` (or, into a built MLP, its `FactoredFields`:
+    layers/factored.py) -> `[batch, units[-1]]`."""
     for block in self._blocks:
       for layer in block:
-        if isinstance(layer, tf_keras.layers.Dense):
+        if isinstance(x, factored.FactoredFields):   # the first Dense, built
+          x = layer.activation(x.matmul(layer.kernel) + layer.bias)
+        elif isinstance(layer, tf_keras.layers.Dense):
           x = layer(x)
         else:
           x = layer(x, training=training)

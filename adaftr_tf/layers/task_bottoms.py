@@ -7,6 +7,7 @@ ESMM layout (shared embeddings, separate networks); fed one input per task
 
 import tf_keras
 
+from adaftr_tf.layers import factored
 from adaftr_tf.layers.mlp import MLP
 from adaftr_tf.layers.mlp import derive_seed
 from adaftr_tf.layers.mlp import validate_positive_int
@@ -46,7 +47,8 @@ class TaskBottoms(tf_keras.layers.Layer):
     if len(inputs) != self.num_tasks:
       raise ValueError(f"TaskBottoms got {len(inputs)} inputs for "
                        f"{self.num_tasks} tasks")
-    outputs = [mlp(h, training=training) for mlp, h in zip(self._mlps, inputs)]
+    outputs = [factored.call_layer(mlp, h, training=training)
+               for mlp, h in zip(self._mlps, inputs)]
     return (outputs, []) if return_gates else outputs
 
   def get_config(self):

@@ -183,6 +183,34 @@ def test_every_method_trains_and_updates_every_variable(name, backbone):
   assert not unchanged, unchanged
   outputs = model(batch[0], training=False)
   assert np.all((outputs[F.CVR].numpy() >= 0) & (outputs[F.CVR].numpy() <= 1))
+  # The serving signatures' factored inputs (layers/factored.py) give the
+  # same outputs; single-task (two embeddings) keeps the dense path.
+  factored = model._factored_inputs(batch[0])
+  assert (factored is None) == (backbone == "single_task")
+  served = model(batch[0], training=False, factored_inputs=True)
+  assert served.keys() == outputs.keys()
+  for key in (F.CTR, F.CVR, F.CTCVR):   # probabilities: within 1e-6
+    np.testing.assert_allclose(served[key].numpy(), outputs[key].numpy(),
+                               rtol=0, atol=1e-6, err_msg=key)
+  for key, value in outputs.items():   # logits, representations: rounding
+    np.testing.assert_allclose(served[key].numpy(), value.numpy(), rtol=1e-5,
+                               atol=1e-6, err_msg=key)
+
+
+def test_factored_inputs_need_a_built_float32_model():
+  config = tiny_config()
+  batch, schema = synthetic_batch(config, 16)
+  model = models.build_model(config, schema)
+  assert model._factored_inputs(batch[0]) is None   # not built yet
+  model(batch[0], training=False)
+  assert model._factored_inputs(batch[0]) is not None
+  tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  try:
+    bf16 = models.build_model(config, schema)
+  finally:
+    tf_keras.mixed_precision.set_global_policy("float32")
+  bf16(batch[0], training=False)
+  assert bf16._factored_inputs(batch[0]) is None
 
 
 def test_single_task_shares_no_parameters():
