@@ -184,9 +184,10 @@ class MMoE(tf_keras.layers.Layer):
     kernel = tf.concat([g.kernel for g in self._gates], axis=1)
     bias = tf.concat([g.bias for g in self._gates], axis=0)
     logits = factored.matmul(x, kernel) + bias
-    logits = tf.reshape(tf.cast(logits, tf.float32),
-                        [-1, self.num_tasks, self.num_experts])
-    return tf.nn.softmax(logits, axis=-1)
+    # A 2-D softmax: oneDNN's on [batch, T, E] was ~5% of a serving request.
+    weights = tf.nn.softmax(
+        tf.reshape(tf.cast(logits, tf.float32), [-1, self.num_experts]))
+    return tf.reshape(weights, [-1, self.num_tasks, self.num_experts])
 
   def call(self, x, training=None, return_gates=False, tap=None):
     experts = factored.call_layer(self._experts, x,
