@@ -43,7 +43,8 @@ setup(
     packages=find_packages(include=["adaftr_tf", "adaftr_tf.*", "pipelines",
                                     "pipelines.*", "export", "export.*"]),
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest==9.2.0", "hypothesis==6.155.2"]},
+    extras_require={"test": ["pytest==9.2.0", "pytest-xdist==3.8.0",
+                             "hypothesis==6.155.2"]},
     entry_points={"console_scripts": [
         f"{script} = {module}:run" for script, module in CONSOLE_SCRIPTS.items()]},
 )
