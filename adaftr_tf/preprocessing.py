@@ -160,26 +160,25 @@ class FeatureEncoder(tf_keras.layers.Layer):
       # the documented behaviour is the loss guard's (class docstring).
       return values
 
-    def fail():
-      # The first bad (row, column), found only when there is one (an
-      # argmin over the whole matrix costs ~5% of a 512-record request).
-      width = tf.shape(values)[1]
-      flat = tf.argmin(tf.reshape(tf.cast(finite, tf.int32), [-1]),
-                       output_type=tf.int32)
-      row, column = flat // width, flat % width
-      message = tf.strings.join([
-          "numerical feature ", tf.gather(self._numerical_names, column),
-          " holds a non-finite value (NaN or Inf) at batch row ",
-          tf.strings.as_string(row), ", value ",
-          tf.strings.as_string(values[row, column]),
-          "; fix the data, or set data.non_finite_policy=replace to use the "
-          "schema default ",
-          tf.strings.as_string(tf.gather(self._defaults, column))])
-      check = tf.debugging.Assert(False, [message])
-      with tf.control_dependencies([check]):
-        return tf.identity(values)
-
-    return tf.cond(tf.reduce_all(finite), lambda: values, fail)
+    # The first bad (row, column): `tf.where` lists the bad cells (cheap
+    # when there are none; an argmin over the whole matrix was ~5% of a
+    # 512-record request); a sentinel keeps an all-finite batch well defined
+    # (its message is never shown).
+    first = tf.concat([tf.where(~finite), tf.zeros([1, 2], tf.int64)], 0)[0]
+    row, column = first[0], first[1]
+    padded = tf.concat([values, tf.zeros([1, tf.shape(values)[1]],
+                                         values.dtype)], 0)
+    message = tf.strings.join([
+        "numerical feature ", tf.gather(self._numerical_names, column),
+        " holds a non-finite value (NaN or Inf) at batch row ",
+        tf.strings.as_string(row), ", value ",
+        tf.strings.as_string(padded[row, column]),
+        "; fix the data, or set data.non_finite_policy=replace to use the "
+        "schema default ",
+        tf.strings.as_string(tf.gather(self._defaults, column))])
+    check = tf.debugging.Assert(tf.reduce_all(finite), [message])
+    with tf.control_dependencies([check]):
+      return tf.identity(values)
 
   def call(self, features: Mapping[str, tf.Tensor], training=None):
     missing = [n for n in self.schema.feature_names if n not in features]
