@@ -17,8 +17,6 @@ cut into batches with `Dataset.rebatch`: no tf.data element per row.
 
 from __future__ import annotations
 
-import random
-
 from adaftr_tf import features as F
 import tensorflow as tf
 
@@ -96,12 +94,12 @@ def window_blocks(shuffle_buffer: int, block_rows: int) -> int:
   return max(2, -(-shuffle_buffer // block_rows))
 
 
-def _mixed(columns: dict, seed, index) -> dict:
-  """Permutes the rows of decoded columns with a stateless shuffle seeded by
-  (`seed`, window `index`): the same rows in the same order on every run."""
+def _mixed(columns: dict, window_seed: tf.Tensor) -> dict:
+  """Permutes the rows of decoded columns (a stateless shuffle: the same
+  `window_seed` [2] int64 gives the same order on every run)."""
   rows = tf.shape(columns[next(iter(columns))], out_type=tf.int64)[0]
-  order = tf.random.experimental.stateless_shuffle(
-      tf.range(rows), seed=tf.stack([tf.constant(seed, tf.int64), index]))
+  order = tf.random.experimental.stateless_shuffle(tf.range(rows),
+                                                   seed=window_seed)
   return {k: tf.gather(v, order) for k, v in columns.items()}
 
 
@@ -112,6 +110,10 @@ def _block_rows(data_dir, split, training, seed, input_context,
   Files (shuffled when training) -> interleaved blocks -> [training: shuffle
   blocks, a buffer of one window] -> [repeat] -> windows of
   `window_blocks` blocks -> decode -> [training: permute the window's rows].
+  The permutations' seeds are a random stream seeded by `seed`
+  (`Dataset.random`, drawn anew for each iteration like the shuffles): the
+  k-th window of the first iteration of a dataset built with the same seed
+  is always permuted alike.
 
   Returns:
     A dataset of name -> [window rows] columns (ragged `[rows, None]` for
@@ -122,17 +124,19 @@ def _block_rows(data_dir, split, training, seed, input_context,
                 shuffle_buffer=window)
   if repeat:
     ds = ds.repeat()
-  ds = ds.batch(window).enumerate()
-  if training and seed is None:  # asynchronous workers: any order
-    seed = random.SystemRandom().randrange(2**31)
+  ds = ds.batch(window)
+  if not training:
+    return ds.map(lambda serialized: blocks.decode(serialized, spec),
+                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  window_seeds = tf.data.Dataset.random(
+      seed=seed, rerandomize_each_iteration=True).batch(2)
 
   @tf.autograph.experimental.do_not_convert
-  def decode(index, serialized):
-    columns = blocks.decode(serialized, spec)
-    return _mixed(columns, seed, index) if training else columns
+  def decode(window_seed, serialized):
+    return _mixed(blocks.decode(serialized, spec), window_seed)
 
-  return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True)
+  return tf.data.Dataset.zip((window_seeds, ds)).map(
+      decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _local_batch(batch_size: int, input_context) -> int:
@@ -228,9 +232,9 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
 
   Every epoch is an independent pass whose order depends only on
   `(seed, epoch)` and this input pipeline: its files and records are shuffled
-  with seed `seed * EPOCH_SEED_STRIDE + epoch` (row blocks: the rows of
-  each window of blocks are permuted with the seed (that seed, window
-  index)), repeated if the epoch needs more rows than one pass holds,
+  with seed `seed * EPOCH_SEED_STRIDE + epoch` (row blocks: then the rows
+  of each window of blocks are permuted, from a random stream of the same
+  seed), repeated if the epoch needs more rows than one pass holds,
   batched with remainders dropped and cut to exactly `steps_per_epoch`
   global steps. The first `skip_steps` steps of `first_epoch` are skipped
   (already trained before a restart): per-row records after batching and

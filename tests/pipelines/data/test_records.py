@@ -1,5 +1,6 @@
 """Tests for pipelines/data/records.py: batch-encoded tf.train.Example
-TFRecords, the shard manifest and the corrupt-shard finder."""
+TFRecords, the shard manifest and the corrupt-shard finder (on row-block
+data, the training default)."""
 
 import os
 import shutil
@@ -10,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from adaftr_tf import features as F
+from pipelines.data import layout
 from pipelines.data import records
 from pipelines.training import train_lib
 from tests.helpers.data import tiny_config
@@ -199,6 +201,7 @@ def data(tiny_data):
 
 
 def _damaged_copy(data, tmp_path, damage):
+  assert layout.load(data).is_blocks   # the training default: row blocks
   copy = str(tmp_path / "data")
   shutil.copytree(data, copy)
   shard = records.list_shards(copy, "train")[1]
