@@ -187,8 +187,9 @@ def decode(serialized: tf.Tensor, row_spec: Mapping) -> dict:
 
 
 def to_examples(serialized: bytes, limit: int | None = None) -> list[bytes]:
-  """One block record -> per-row serialised `tf.train.Example`s (its first
-  `limit` rows), parsing like the rows the per-row writer writes."""
+  """One block record -> per-row serialised `tf.train.Example`s of its first
+  `limit` rows (all: None), encoded by the per-row writer
+  (`records.serialize_examples`)."""
   block = tf.train.Example.FromString(serialized).features.feature
   rows = block[ROWS_KEY].int64_list.value[0]
   rows = rows if limit is None else min(rows, limit)
@@ -196,25 +197,16 @@ def to_examples(serialized: bytes, limit: int | None = None) -> list[bytes]:
   for name, feature in block.items():
     if name == ROWS_KEY or name.endswith(LENGTHS_SUFFIX):
       continue
-    kind = feature.WhichOneof("kind")
-    values = list(getattr(feature, kind).value)
+    if feature.WhichOneof("kind") == "float_list":
+      values = np.asarray(feature.float_list.value, np.float32)
+    else:
+      values = np.asarray(feature.int64_list.value, np.int64)
     if name + LENGTHS_SUFFIX in block:
-      values = records.RaggedColumn.from_lengths(
-          values, block[name + LENGTHS_SUFFIX].int64_list.value)
-    columns[name] = (kind, values)
-  examples = []
-  for row in range(rows):
-    example = tf.train.Example()
-    out = example.features.feature
-    for name, (kind, values) in columns.items():
-      if isinstance(values, records.RaggedColumn):
-        splits = values.row_splits
-        cell = values.values[splits[row]:splits[row + 1]].tolist()
-      else:
-        cell = values[row:row + 1]
-      getattr(out[name], kind).value.extend(cell)
-    examples.append(example.SerializeToString())
-  return examples
+      columns[name] = records.RaggedColumn.from_lengths(
+          values, block[name + LENGTHS_SUFFIX].int64_list.value).rows(0, rows)
+    else:
+      columns[name] = values[:rows]
+  return records.serialize_examples(columns)
 
 
 def count_rows(paths) -> int:

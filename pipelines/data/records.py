@@ -314,6 +314,15 @@ def _write_files(columns: Mapping[str, np.ndarray],
           writer.write(record)
 
 
+def serialize_examples(columns: Mapping[str, np.ndarray]) -> list[bytes]:
+  """The serialised `tf.train.Example` of each row, as `write_examples`
+  writes them (columns as there)."""
+  int_names, float_names, ragged_names, rows = column_kinds(columns)
+  chunks = [(s, min(s + CHUNK_ROWS, rows)) for s in range(0, rows, CHUNK_ROWS)]
+  return [record for chunk in _encoded_chunks(
+      columns, int_names, float_names, ragged_names, chunks) for record in chunk]
+
+
 def write_examples(columns: Mapping[str, np.ndarray], path: str) -> int:
   """Writes one TFRecord file with one `tf.train.Example` per row.
 

@@ -55,6 +55,7 @@ def test_round_trip_is_exact(tmp_path):
   assert records.write_examples(columns, path) == 257
   serialized, parsed = _read([path], _spec(columns))
   assert len(serialized) == 257
+  assert records.serialize_examples(columns) == serialized
   for k, v in columns.items():
     np.testing.assert_array_equal(parsed[k], _expected(v), err_msg=k)
 
