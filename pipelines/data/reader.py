@@ -104,20 +104,21 @@ def _mixed(columns: dict, window_seed: tf.Tensor) -> dict:
 
 
 def _block_rows(data_dir, split, training, seed, input_context,
-                shuffle_buffer, block_rows, spec, repeat=False):
-  """Decoded columns of this pipeline's blocks, a window at a time.
+                shuffle_buffer, block_rows, spec, split_fn, repeat=False):
+  """This pipeline's blocks decoded a window at a time, as element tuples.
 
   Files (shuffled when training) -> interleaved blocks -> [training: shuffle
   blocks, a buffer of one window] -> [repeat] -> windows of
-  `window_blocks` blocks -> decode -> [training: permute the window's rows].
-  The permutations' seeds are a random stream seeded by `seed`
+  `window_blocks` blocks -> decode (`spec`: the per-row parse spec) ->
+  [training: permute the window's rows] -> `split_fn`. The permutations' seeds are a random stream seeded by `seed`
   (`Dataset.random`, drawn anew for each iteration like the shuffles): the
   k-th window of the first iteration of a dataset built with the same seed
   is always permuted alike.
 
   Returns:
-    A dataset of name -> [window rows] columns (ragged `[rows, None]` for
-    variable-length fields).
+    A dataset of `(features, labels[, extra])` whose tensors hold a
+    window's rows, `[rows]` (ragged `[rows, None]` for variable-length
+    fields): `rebatch` cuts them into batches.
   """
   window = window_blocks(shuffle_buffer, block_rows)
   ds = _records(data_dir, split, training, seed, input_context,
@@ -126,14 +127,14 @@ def _block_rows(data_dir, split, training, seed, input_context,
     ds = ds.repeat()
   ds = ds.batch(window)
   if not training:
-    return ds.map(lambda serialized: blocks.decode(serialized, spec),
+    return ds.map(lambda serialized: split_fn(blocks.decode(serialized, spec)),
                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   window_seeds = tf.data.Dataset.random(
       seed=seed, rerandomize_each_iteration=True).batch(2)
 
   @tf.autograph.experimental.do_not_convert
   def decode(window_seed, serialized):
-    return _mixed(blocks.decode(serialized, spec), window_seed)
+    return split_fn(_mixed(blocks.decode(serialized, spec), window_seed))
 
   return tf.data.Dataset.zip((window_seeds, ds)).map(
       decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -205,13 +206,13 @@ def make_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
   drop_remainder = training if drop_remainder is None else drop_remainder
   layout = layout_lib.load(data_dir)
   if layout.is_blocks:
-    spec, split_fn = _spec(schema, with_oracle, with_keys)
     ds = _block_rows(data_dir, split, training, seed, input_context,
-                     shuffle_buffer, layout.block_rows, spec, repeat)
+                     shuffle_buffer, layout.block_rows,
+                     *_spec(schema, with_oracle, with_keys), repeat)
     ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
     if skip_batches:
       ds = ds.skip(skip_batches)
-    return ds.map(split_fn).prefetch(tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
   ds = _records(data_dir, split, training, seed, input_context,
                 shuffle_buffer)
   if repeat:
@@ -266,7 +267,6 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
   local_batch = _local_batch(batch_size, input_context)
   per_step = batches_per_step(input_context)
   layout = layout_lib.load(data_dir)
-  spec, split_fn = _spec(schema, with_oracle, False)
 
   def one_epoch(epoch: int) -> tf.data.Dataset:
     # Python-int seeds: a tensor seed (e.g. from a flat_map over epoch
@@ -274,7 +274,8 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
     epoch_seed = seed * EPOCH_SEED_STRIDE + epoch
     if layout.is_blocks:
       ds = _block_rows(data_dir, split, True, epoch_seed, input_context,
-                       shuffle_buffer, layout.block_rows, spec, repeat=True)
+                       shuffle_buffer, layout.block_rows,
+                       *_spec(schema, with_oracle, False), repeat=True)
       ds = ds.rebatch(local_batch, drop_remainder=True)
     else:
       ds = _records(data_dir, split, True, epoch_seed, input_context,
@@ -293,7 +294,7 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
   # and a second iteration of a reshuffling dataset yields another order.
   # An unknown cardinality keeps Keras on the one iterator (same batches as
   # an uninterrupted run).
-  ds = ds.filter(lambda _: True)
+  ds = ds.filter(lambda *_: True)
   if layout.is_blocks:
-    return ds.map(split_fn).prefetch(tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
   return _parsed(ds, schema, with_oracle=with_oracle)
