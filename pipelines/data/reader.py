@@ -103,8 +103,18 @@ def _mixed(columns: dict, window_seed: tf.Tensor) -> dict:
   return {k: tf.gather(v, order) for k, v in columns.items()}
 
 
+def _first_rows(windows: tf.data.Dataset, rows: int) -> tf.data.Dataset:
+  """The windows (of serialised blocks) up to the one that holds the
+  `rows`-th row: what follows would be decoded ahead, then dropped."""
+  def add(total, window):
+    return total + blocks.rows_in(window), (total, window)
+  return windows.scan(tf.constant(0, tf.int64), add).take_while(
+      lambda before, _: before < rows).map(lambda _, window: window)
+
+
 def _block_rows(data_dir, split, training, seed, input_context,
-                shuffle_buffer, block_rows, spec, split_fn, repeat=False):
+                shuffle_buffer, block_rows, spec, split_fn, repeat=False,
+                max_rows=None):
   """This pipeline's blocks decoded a window at a time, as element tuples.
 
   Files (shuffled when training) -> interleaved blocks -> [training: shuffle
@@ -114,6 +124,8 @@ def _block_rows(data_dir, split, training, seed, input_context,
   (`Dataset.random`, drawn anew for each iteration like the shuffles): the
   k-th window of the first iteration of a dataset built with the same seed
   is always permuted alike.
+
+  `max_rows`: stop after the window that holds that many rows.
 
   Returns:
     A dataset of `(features, labels[, extra])` whose tensors hold a
@@ -126,6 +138,8 @@ def _block_rows(data_dir, split, training, seed, input_context,
   if repeat:
     ds = ds.repeat()
   ds = ds.batch(window)
+  if max_rows is not None:
+    ds = _first_rows(ds, max_rows)
   if not training:
     return ds.map(lambda serialized: split_fn(blocks.decode(serialized, spec)),
                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -275,7 +289,8 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
     if layout.is_blocks:
       ds = _block_rows(data_dir, split, True, epoch_seed, input_context,
                        shuffle_buffer, layout.block_rows,
-                       *_spec(schema, with_oracle, False), repeat=True)
+                       *_spec(schema, with_oracle, False), repeat=True,
+                       max_rows=steps_per_epoch * per_step * local_batch)
       ds = ds.rebatch(local_batch, drop_remainder=True)
     else:
       ds = _records(data_dir, split, True, epoch_seed, input_context,

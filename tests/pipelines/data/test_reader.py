@@ -256,11 +256,12 @@ def small_blocks(tmp_path_factory):
   return data_dir, schema, synthetic.generate_split(CONFIG, "train")
 
 
-def _epochs(data_dir, schema, seed=3, first=0, end=2, skip=0, batch=25):
-  """make_epochs_dataset, one pass per epoch (500 rows = 20 x 25), windows
-  of 4 blocks (shuffle_buffer 64 rows)."""
+def _epochs(data_dir, schema, seed=3, first=0, end=2, skip=0, batch=25,
+            steps=None):
+  """make_epochs_dataset, one pass per epoch (500 rows = 20 x 25) unless
+  `steps` says otherwise, windows of 4 blocks (shuffle_buffer 64 rows)."""
   return reader.make_epochs_dataset(
-      data_dir, "train", schema, batch, steps_per_epoch=500 // batch,
+      data_dir, "train", schema, batch, steps_per_epoch=steps or 500 // batch,
       first_epoch=first, end_epoch=end, skip_steps=skip, seed=seed,
       shuffle_buffer=64, with_oracle=True)
 
@@ -284,6 +285,10 @@ def test_block_training_epochs_are_permutations_of_the_rows(small_blocks):
   position = {v: i for i, v in enumerate(in_file_order[F.ORACLE_P_CLICK])}
   blocks_of_batch = {position[v] // 16 for v in first[:25]}
   assert len(blocks_of_batch) > 2
+  # An epoch longer than a pass reads on into the next pass.
+  longer = _rows(_epochs(data_dir, schema, end=1, steps=30))
+  assert len(longer[F.CLICK]) == 750
+  np.testing.assert_array_equal(longer[F.ORACLE_P_CLICK][:500], first)
 
 
 def test_block_order_is_a_function_of_seed_and_epoch(small_blocks):
