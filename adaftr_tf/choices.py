@@ -12,6 +12,9 @@ from typing import Literal
 
 DataSource = Literal["synthetic", "files"]
 NonFinitePolicy = Literal["error", "replace"]
+# How training records are stored (pipelines/data/layout.py): column-wise
+# blocks of rows, or one tf.train.Example per row (interchange, serving).
+RecordLayout = Literal["blocks", "rows"]
 ModelName = Literal["adaftr", "multitask", "aitm"]
 Backbone = Literal["mmoe", "ple", "shared_bottom", "shared_embedding",
                    "single_task"]

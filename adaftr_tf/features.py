@@ -245,11 +245,15 @@ class FeatureSchema:
     except (KeyError, TypeError) as err:
       raise ValueError(f"malformed feature schema: {err}") from err
 
-  def save(self, directory: str) -> str:
+  def save(self, directory: str, storage: Mapping[str, Any] | None = None
+           ) -> str:
+    """Writes `schema.json`; `storage` (how a dataset's records are laid
+    out, pipelines/data/layout.py) is written beside the fields, not part of
+    the schema (`load` ignores it)."""
     path = os.path.join(directory, SCHEMA_FILE)
     tf.io.gfile.makedirs(directory)
     with tf.io.gfile.GFile(path, "w") as f:
-      json.dump(self.to_dict(), f, indent=1)
+      json.dump({**self.to_dict(), **(storage or {})}, f, indent=1)
     return path
 
   @classmethod

@@ -31,7 +31,7 @@ from export import serving
 from export import validation
 from export import verify
 from export import versions
-from pipelines.data import records
+from pipelines.data import layout
 from pipelines.training import callbacks
 from pipelines.training import model_dir as model_dir_lib
 
@@ -116,9 +116,10 @@ def export(model_dir: str, export_base: str, *, data_dir: str | None = None,
 
 def _validation_examples(data_dir: str, schema: F.FeatureSchema,
                          num: int) -> list[bytes]:
-  """The first `num` validation records, features only."""
-  dataset = tf.data.TFRecordDataset(records.list_shards(data_dir, validation.SPLIT))
-  return requests.feature_examples([r.numpy() for r in dataset.take(num)], schema)
+  """The first `num` validation rows as per-row `tf.train.Example`s (row
+  blocks re-serialised), features only."""
+  return requests.feature_examples(
+      layout.split_examples(data_dir, validation.SPLIT, num), schema)
 
 
 def _write(model, schema, path: str, include_tau: bool, assets: dict,

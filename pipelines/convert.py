@@ -13,7 +13,8 @@ income and never-married: rows split by seed into train/valid/test), see
 pipelines/data/formats/<FORMAT>.py for each layout and what PATH may be;
 or tfds: a dataset of pipelines/data/tfds prepared in TFDS_DIR, whose
 validation split is the valid split (pipelines/data/formats/tfds_dataset.py).
-Writes `{train,valid,test}-*-of-*.tfrecord`, `schema.json` (features,
+Writes `{train,valid,test}-*-of-*.tfrecord` (row blocks, or one Example
+per row with --record_layout=rows), `schema.json` (features,
 vocabularies, normalisation; fitted on the train split only) and
 `data_report.json` (also printed). Then:
   python -m pipelines.train --preset=tiny --data_dir=DIR --model_dir=RUN
@@ -26,6 +27,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 from absl import flags  # noqa: E402
 
 from pipelines import cli  # noqa: E402
+from pipelines.data import blocks  # noqa: E402
 from pipelines.data import formats  # noqa: E402
 
 from adaftr_tf import choices  # noqa: E402
@@ -70,6 +72,13 @@ cli.define_integer("hash_buckets", 0, "Hash ids into this many buckets per "
 cli.define_integer("shard_rows", 500_000, "Rows per output shard at most.")
 cli.define_integer("buffer_values", 20_000_000, "Values buffered before a "
                      "shard is written (bounds memory for long lists).")
+cli.define_enum("record_layout", "blocks",
+                list(choices.options(choices.RecordLayout)),
+                "How the shards store rows: 'blocks' (column-wise blocks of "
+                "--block_rows rows, what training reads fastest) or 'rows' "
+                "(one tf.train.Example per row, for other tools).")
+cli.define_integer("block_rows", blocks.DEFAULT_BLOCK_ROWS, "Rows per block (--record_layout="
+                   "blocks).")
 cli.define_bool("overwrite", False, "Replace a non-empty --output_dir.")
 cli.define_bool("progress", True, "Show the progress line on stderr.")
 
@@ -86,7 +95,8 @@ def main(argv):
       max_vocab_size=FLAGS.max_vocab_size, hash_buckets=FLAGS.hash_buckets,
       shard_rows=FLAGS.shard_rows, buffer_values=FLAGS.buffer_values,
       overwrite=FLAGS.overwrite, progress=FLAGS.progress,
-      non_finite=FLAGS.non_finite, tfds_data_dir=FLAGS.tfds_data_dir)
+      non_finite=FLAGS.non_finite, tfds_data_dir=FLAGS.tfds_data_dir,
+      record_layout=FLAGS.record_layout, block_rows=FLAGS.block_rows)
   try:
     conversion.convert(FLAGS.format, FLAGS.input, FLAGS.output_dir, options)
   except (base.BadRowError, FileNotFoundError, FileExistsError,

@@ -188,7 +188,7 @@ def run_demo(config, output_dir: str, data_dir: str | None,
   """Steps 1-4 of the module docstring; returns the results dict."""
   import numpy as np
   from export import exporter
-  from pipelines.data import records
+  from pipelines.data import layout
   timings = {}
   trained = _train_and_test(config, os.path.join(output_dir, "model"),
                             data_dir, verbose)
@@ -209,7 +209,10 @@ def run_demo(config, output_dir: str, data_dir: str | None,
   path = exporter.export(candidates[chosen]["model_dir"],
                          os.path.join(output_dir, "export"),
                          data_dir=data_dir)
-  shard = records.list_shards(data_dir, "test")[0]
+  # Per-row Examples, as a serving client sends (the data may be row blocks).
+  shard = layout.write_split_examples(
+      data_dir, "test", os.path.join(output_dir, "scored.tfrecord"),
+      NUM_SCORED)
   reloaded = score_in_fresh_process(path, shard)
   expected = in_memory_scores(model, schema, shard,
                               candidates[chosen]["calibration"])

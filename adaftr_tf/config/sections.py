@@ -56,7 +56,12 @@ class DataConfig:
   Attributes:
     source: `synthetic` (generated when missing) or `files` (converted).
     synthetic: the generated log's settings.
-    shuffle_buffer: records in the training shuffle buffer.
+    shuffle_buffer: rows in the training shuffle buffer (`blocks`: rows
+      of the block-level buffer and of the window whose rows are mixed).
+    layout, block_rows: how the synthetic generator writes its records:
+      `blocks` (column-wise blocks of `block_rows` rows, read a block at a
+      time; the default) or `rows` (one tf.train.Example per row). The
+      reader follows whatever a data directory records.
     non_finite_policy: a NaN/Inf numerical value (training and serving,
       `preprocessing.FeatureEncoder`): `error` names field and row; `replace`
       uses the field's default, counted in the `non_finite_replaced` metric.
@@ -74,13 +79,15 @@ class DataConfig:
   source: C.DataSource = "synthetic"
   synthetic: SyntheticConfig = SyntheticConfig()
   shuffle_buffer: int = 100_000
+  layout: C.RecordLayout = "blocks"
+  block_rows: int = 4096
   non_finite_policy: C.NonFinitePolicy = "error"
   group_field: str = "auto"
 
   def validate(self) -> None:
     C.check_fields(self, ConfigError, "data")
     self.synthetic.validate()
-    _positive(self, "data", "shuffle_buffer")
+    _positive(self, "data", "shuffle_buffer", "block_rows")
     if not isinstance(self.group_field, str) or not self.group_field.strip():
       raise ConfigError(f"data.group_field={self.group_field!r} must name a "
                         "categorical field of the data, or be auto")

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from adaftr_tf import features as F
 from adaftr_tf.config import Config
-from pipelines.data import records
+from pipelines.data import layout as layout_lib
 from pipelines.data import synthetic
 from pipelines.data.formats.report import REPORT_FILE
 
@@ -25,8 +25,14 @@ WAIT_FOR_CHIEF_S = 900  # how long a non-chief worker waits for the chief's data
 
 
 def default_data_dir(config: Config) -> str:
-  """`data/synthetic-<hash of the synthetic config>` under the working dir."""
-  text = json.dumps(config.to_dict()["data"]["synthetic"], sort_keys=True)
+  """`data/synthetic-<hash>` under the working dir: a hash of the synthetic
+  config and, for row blocks, of the layout (per-row data keeps the folder
+  name it had before the layouts, so it is never taken for blocks)."""
+  described = config.to_dict()["data"]["synthetic"]
+  layout = layout_lib.from_config(config.data)
+  if layout.is_blocks:
+    described = {"synthetic": described, **layout.to_dict()}
+  text = json.dumps(described, sort_keys=True)
   digest = hashlib.sha1(text.encode()).hexdigest()[:10]
   return os.path.join("data", "synthetic-" + digest)
 
@@ -68,8 +74,9 @@ def resolve(config: Config, data_dir: str | None,
   if config.data.source == "files":
     raise FileNotFoundError(f"--data_dir {data_dir} holds no converted data "
                             f"({F.SCHEMA_FILE} missing)")
-  return synthetic.ensure_synthetic_dataset(config.data.synthetic, data_dir,
-                                            log=log), data_dir
+  return synthetic.ensure_synthetic_dataset(
+      config.data.synthetic, data_dir, log=log,
+      layout=layout_lib.from_config(config.data)), data_dir
 
 
 def split_rows(data_dir: str, split: str,
@@ -83,6 +90,4 @@ def split_rows(data_dir: str, split: str,
       if rows is not None:
         return int(rows)
   log(f"counting the {split} records of {data_dir} (no row count stored)")
-  files = records.list_shards(data_dir, split)
-  return int(tf.data.TFRecordDataset(files).reduce(
-      tf.constant(0, tf.int64), lambda n, _: n + 1))
+  return layout_lib.count_rows(data_dir, split)

@@ -7,6 +7,12 @@ The readers yield `(features, labels)`, or `(features, labels, extra)` with
   extra:    ORACLE_KEYS -> [batch] float32 (synthetic data only) and the
             schema's row keys -> [batch] int64 (`with_keys`).
 The batch dimension is static when remainders are dropped (training default).
+
+Both record layouts (layout.py, recorded in the data directory) give the same
+elements. Per-row records are batched, then parsed a batch at a time with
+`parse_example`. Row blocks are decoded a window of blocks at a time into
+whole columns (blocks.py), their rows permuted in-graph when training, then
+cut into batches with `Dataset.rebatch`: no tf.data element per row.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from __future__ import annotations
 from adaftr_tf import features as F
 import tensorflow as tf
 
+from pipelines.data import blocks
+from pipelines.data import layout as layout_lib
 from pipelines.data import records
 
 
@@ -64,15 +72,86 @@ def _records(data_dir, split, training, seed, input_context, shuffle_buffer):
   return ds
 
 
+def _spec(schema: F.FeatureSchema, with_oracle: bool, with_keys: bool):
+  """(per-row parse spec, fn: parsed dict -> element tuple)."""
+  with_keys = with_keys and bool(schema.keys)
+  spec = schema.parse_spec(with_oracle=with_oracle, with_keys=with_keys)
+  return spec, _split(schema, with_oracle or with_keys)
+
+
 def _parsed(ds, schema: F.FeatureSchema, with_oracle: bool,
             with_keys: bool = False):
   """Batches of serialized records -> parsed element tuples, prefetched."""
-  with_keys = with_keys and bool(schema.keys)
-  spec = schema.parse_spec(with_oracle=with_oracle, with_keys=with_keys)
-  split_fn = _split(schema, with_oracle or with_keys)
+  spec, split_fn = _spec(schema, with_oracle, with_keys)
   ds = ds.map(lambda batch: split_fn(tf.io.parse_example(batch, spec)),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def window_blocks(shuffle_buffer: int, block_rows: int) -> int:
+  """Blocks decoded (and, training, mixed) at once: ~`shuffle_buffer` rows,
+  at least 2 blocks so that no batch comes from one block alone."""
+  return max(2, -(-shuffle_buffer // block_rows))
+
+
+def _mixed(columns: dict, window_seed: tf.Tensor) -> dict:
+  """Permutes the rows of decoded columns (a stateless shuffle: the same
+  `window_seed` [2] int64 gives the same order on every run)."""
+  rows = tf.shape(columns[next(iter(columns))], out_type=tf.int64)[0]
+  order = tf.random.experimental.stateless_shuffle(tf.range(rows),
+                                                   seed=window_seed)
+  return {k: tf.gather(v, order) for k, v in columns.items()}
+
+
+def _first_rows(windows: tf.data.Dataset, rows: int) -> tf.data.Dataset:
+  """The windows (of serialised blocks) up to the one that holds the
+  `rows`-th row: what follows would be decoded ahead, then dropped."""
+  def add(total, window):
+    return total + blocks.rows_in(window), (total, window)
+  return windows.scan(tf.constant(0, tf.int64), add).take_while(
+      lambda before, _: before < rows).map(lambda _, window: window)
+
+
+def _block_rows(data_dir, split, training, seed, input_context,
+                shuffle_buffer, block_rows, spec, split_fn, repeat=False,
+                max_rows=None):
+  """This pipeline's blocks decoded a window at a time, as element tuples.
+
+  Files (shuffled when training) -> interleaved blocks -> [training: shuffle
+  blocks, a buffer of one window] -> [repeat] -> windows of
+  `window_blocks` blocks -> decode (`spec`: the per-row parse spec) ->
+  [training: permute the window's rows] -> `split_fn`. The permutations' seeds are a random stream seeded by `seed`
+  (`Dataset.random`, drawn anew for each iteration like the shuffles): the
+  k-th window of the first iteration of a dataset built with the same seed
+  is always permuted alike.
+
+  `max_rows`: stop after the window that holds that many rows.
+
+  Returns:
+    A dataset of `(features, labels[, extra])` whose tensors hold a
+    window's rows, `[rows]` (ragged `[rows, None]` for variable-length
+    fields): `rebatch` cuts them into batches.
+  """
+  window = window_blocks(shuffle_buffer, block_rows)
+  ds = _records(data_dir, split, training, seed, input_context,
+                shuffle_buffer=window)
+  if repeat:
+    ds = ds.repeat()
+  ds = ds.batch(window)
+  if max_rows is not None:
+    ds = _first_rows(ds, max_rows)
+  if not training:
+    return ds.map(lambda serialized: split_fn(blocks.decode(serialized, spec)),
+                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  window_seeds = tf.data.Dataset.random(
+      seed=seed, rerandomize_each_iteration=True).batch(2)
+
+  @tf.autograph.experimental.do_not_convert
+  def decode(window_seed, serialized):
+    return split_fn(_mixed(blocks.decode(serialized, spec), window_seed))
+
+  return tf.data.Dataset.zip((window_seeds, ds)).map(
+      decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _local_batch(batch_size: int, input_context) -> int:
@@ -98,11 +177,15 @@ def make_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
                  seed: int | None = 0, drop_remainder: bool | None = None,
                  repeat: bool = False, skip_batches: int = 0,
                  with_keys: bool = False) -> tf.data.Dataset:
-  """Reads `{split}-*-of-*.tfrecord` shards of `tf.train.Example`s.
+  """Reads the `{split}-*-of-*.tfrecord` shards of a data directory.
 
-  Pipeline: sorted files -> shard by input pipeline -> shuffle files (train)
-  -> interleave records -> shuffle records (train) -> [repeat] -> batch ->
-  [skip] -> `parse_example` on the whole batch -> split -> prefetch.
+  Pipeline, per-row records: sorted files -> shard by input pipeline ->
+  shuffle files (train) -> interleave records -> shuffle records (train) ->
+  [repeat] -> batch -> [skip] -> `parse_example` on the whole batch ->
+  split -> prefetch. Row blocks: the same up to the interleave, then
+  windows of blocks decoded and (train) permuted (`_block_rows`) ->
+  `rebatch` -> [skip] -> split -> prefetch; evaluation keeps the blocks'
+  order and every row once.
 
   Args:
     data_dir: directory holding the shards.
@@ -117,13 +200,14 @@ def make_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
     with_keys: also parse the schema's row keys (if it has any) into the
       third element (evaluation only: Keras `fit` would take a third element
       for sample weights).
-    shuffle_buffer: records in the shuffle buffer (training only).
+    shuffle_buffer: records in the shuffle buffer (training only); row
+      blocks: rows per window of blocks (`window_blocks`).
     seed: seed of the file and record shuffles (None: a random order per
       iterator, e.g. for asynchronous parameter-server workers).
     drop_remainder: defaults to `training`.
     repeat: repeat indefinitely (before batching).
-    skip_batches: batches dropped after batching and before parsing (cheap:
-      serialized records are not parsed).
+    skip_batches: batches dropped after batching (per-row records: before
+      parsing, cheap; row blocks: the skipped rows are decoded).
 
   Returns:
     A dataset of `(features, labels)` or `(features, labels, extra)`.
@@ -134,6 +218,15 @@ def make_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
   """
   batch_size = _local_batch(batch_size, input_context)
   drop_remainder = training if drop_remainder is None else drop_remainder
+  layout = layout_lib.load(data_dir)
+  if layout.is_blocks:
+    ds = _block_rows(data_dir, split, training, seed, input_context,
+                     shuffle_buffer, layout.block_rows,
+                     *_spec(schema, with_oracle, with_keys), repeat)
+    ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
+    if skip_batches:
+      ds = ds.skip(skip_batches)
+    return ds.prefetch(tf.data.AUTOTUNE)
   ds = _records(data_dir, split, training, seed, input_context,
                 shuffle_buffer)
   if repeat:
@@ -154,11 +247,15 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
 
   Every epoch is an independent pass whose order depends only on
   `(seed, epoch)` and this input pipeline: its files and records are shuffled
-  with seed `seed * EPOCH_SEED_STRIDE + epoch`, repeated if the epoch needs
-  more rows than one pass holds, batched with remainders dropped and cut to
-  exactly `steps_per_epoch` global steps. The first `skip_steps` steps of
-  `first_epoch` are skipped (already trained before a restart), after
-  batching and before parsing.
+  with seed `seed * EPOCH_SEED_STRIDE + epoch` (row blocks: then the rows
+  of each window of blocks are permuted, from a random stream of the same
+  seed), repeated if the epoch needs more rows than one pass holds,
+  batched with remainders dropped and cut to exactly `steps_per_epoch`
+  global steps. The first `skip_steps` steps of `first_epoch` are skipped
+  (already trained before a restart): per-row records after batching and
+  before parsing; row blocks after decoding (the skipped rows' blocks are
+  decoded again, so a resume reads up to one epoch of blocks before its
+  first batch).
 
   Args:
     data_dir, split, schema, batch_size, shuffle_buffer, input_context,
@@ -183,13 +280,22 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
                      f"steps_per_epoch={steps_per_epoch})")
   local_batch = _local_batch(batch_size, input_context)
   per_step = batches_per_step(input_context)
+  layout = layout_lib.load(data_dir)
 
   def one_epoch(epoch: int) -> tf.data.Dataset:
     # Python-int seeds: a tensor seed (e.g. from a flat_map over epoch
     # numbers) breaks tf.data's seed logic when the global seed is 0.
-    ds = _records(data_dir, split, True, seed * EPOCH_SEED_STRIDE + epoch,
-                  input_context, shuffle_buffer).repeat()
-    ds = ds.batch(local_batch, drop_remainder=True)
+    epoch_seed = seed * EPOCH_SEED_STRIDE + epoch
+    if layout.is_blocks:
+      ds = _block_rows(data_dir, split, True, epoch_seed, input_context,
+                       shuffle_buffer, layout.block_rows,
+                       *_spec(schema, with_oracle, False), repeat=True,
+                       max_rows=steps_per_epoch * per_step * local_batch)
+      ds = ds.rebatch(local_batch, drop_remainder=True)
+    else:
+      ds = _records(data_dir, split, True, epoch_seed, input_context,
+                    shuffle_buffer).repeat()
+      ds = ds.batch(local_batch, drop_remainder=True)
     ds = ds.take(steps_per_epoch * per_step)
     if epoch == first_epoch and skip_steps:
       ds = ds.skip(skip_steps * per_step)
@@ -203,5 +309,7 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
   # and a second iteration of a reshuffling dataset yields another order.
   # An unknown cardinality keeps Keras on the one iterator (same batches as
   # an uninterrupted run).
-  ds = ds.filter(lambda _: True)
+  ds = ds.filter(lambda *_: True)
+  if layout.is_blocks:
+    return ds.prefetch(tf.data.AUTOTUNE)
   return _parsed(ds, schema, with_oracle=with_oracle)

@@ -220,8 +220,8 @@ def _check_ragged(name: str, column: RaggedColumn) -> None:
                      f"{len(values)}")
 
 
-def _split_columns(columns: Mapping[str, np.ndarray]):
-  """Validates columns and groups them by kind.
+def column_kinds(columns: Mapping[str, np.ndarray]):
+  """Validates columns and groups them by kind (both layouts' writers).
 
   Returns:
     (int_names, float_names, ragged_names, rows): names per kind and the
@@ -300,7 +300,7 @@ def _encoded_chunks(columns, int_names, float_names, ragged_names, chunks):
 def _write_files(columns: Mapping[str, np.ndarray],
                  plan: list[tuple[str, int, int]]) -> None:
   """Writes rows [lo, hi) of `columns` to each (path, lo, hi) of `plan`."""
-  int_names, float_names, ragged_names, _ = _split_columns(columns)
+  int_names, float_names, ragged_names, _ = column_kinds(columns)
   spans = [range(lo, hi, CHUNK_ROWS) for _, lo, hi in plan]
   # One stream of chunks across all files keeps both cores busy at file ends.
   encoded = _encoded_chunks(
@@ -312,6 +312,15 @@ def _write_files(columns: Mapping[str, np.ndarray],
       for _ in span:
         for record in next(encoded):
           writer.write(record)
+
+
+def serialize_examples(columns: Mapping[str, np.ndarray]) -> list[bytes]:
+  """The serialised `tf.train.Example` of each row, as `write_examples`
+  writes them (columns as there)."""
+  int_names, float_names, ragged_names, rows = column_kinds(columns)
+  chunks = [(s, min(s + CHUNK_ROWS, rows)) for s in range(0, rows, CHUNK_ROWS)]
+  return [record for chunk in _encoded_chunks(
+      columns, int_names, float_names, ragged_names, chunks) for record in chunk]
 
 
 def write_examples(columns: Mapping[str, np.ndarray], path: str) -> int:
@@ -330,7 +339,7 @@ def write_examples(columns: Mapping[str, np.ndarray], path: str) -> int:
     ValueError: naming the column, for a length mismatch, a non-1-D array or
       an unsupported dtype.
   """
-  _, _, _, rows = _split_columns(columns)
+  _, _, _, rows = column_kinds(columns)
   _write_files(columns, [(path, 0, rows)])
   return rows
 
@@ -352,15 +361,22 @@ def write_sharded(columns: Mapping[str, np.ndarray], directory: str, split: str,
   Returns:
     The written paths, in shard order.
   """
-  if num_shards < 1:
-    raise ValueError(f"num_shards must be >= 1, got {num_shards}")
-  _, _, _, rows = _split_columns(columns)
-  tf.io.gfile.makedirs(directory)
-  bounds = np.linspace(0, rows, num_shards + 1).astype(np.int64)
-  plan = [(os.path.join(directory, shard_name(split, i, num_shards)),
-           int(bounds[i]), int(bounds[i + 1])) for i in range(num_shards)]
+  _, _, _, rows = column_kinds(columns)
+  plan = shard_plan(directory, split, rows, num_shards)
   _write_files(columns, plan)
   return [path for path, _, _ in plan]
+
+
+def shard_plan(directory: str, split: str, rows: int,
+               num_shards: int) -> list[tuple[str, int, int]]:
+  """(path, first row, end row) of each of `num_shards` contiguous shards
+  (sizes differ by at most one row); creates `directory`."""
+  if num_shards < 1:
+    raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+  tf.io.gfile.makedirs(directory)
+  bounds = np.linspace(0, rows, num_shards + 1).astype(np.int64)
+  return [(os.path.join(directory, shard_name(split, i, num_shards)),
+           int(bounds[i]), int(bounds[i + 1])) for i in range(num_shards)]
 
 
 def shard_pattern(directory: str, split: str) -> str:
@@ -418,8 +434,9 @@ def corrupt_shard_error(directory: str, err: tf.errors.DataLossError
 MANIFEST_FILE = "shards.json"  # shard name -> bytes, written with the data
 
 
-def write_manifest(directory: str) -> str:
-  """Records the byte size of every shard in `directory` (`shards.json`).
+def write_manifest(directory: str, layout: Mapping | None = None) -> str:
+  """Records the byte size of every shard in `directory` (`shards.json`),
+  and how the records are laid out (`layout`, see pipelines/data/layout.py).
 
   Written once a dataset is complete (synthetic generator, converter), so
   that `check_manifest` can tell a truncated or altered shard before
@@ -430,7 +447,8 @@ def write_manifest(directory: str) -> str:
       tf.io.gfile.glob(os.path.join(directory, f"*-of-*{SHARD_SUFFIX}")))}
   path = os.path.join(directory, MANIFEST_FILE)
   with tf.io.gfile.GFile(path, "w") as f:
-    json.dump({"shards": sizes}, f, indent=1, sort_keys=True)
+    json.dump({"shards": sizes, **(layout or {})}, f, indent=1,
+              sort_keys=True)
   return path
 
 

@@ -50,7 +50,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.data import files
-from pipelines.data import records
+from pipelines.data import layout as layout_lib
 
 SYNTHETIC_FILE = "synthetic.json"
 
@@ -333,7 +333,9 @@ def _numerical_stats(columns, config: SyntheticConfig):
 
 
 def write_synthetic_dataset(config: SyntheticConfig, data_dir: str,
-                            log=print) -> F.FeatureSchema:
+                            log=print,
+                            layout: layout_lib.Layout = layout_lib.Layout()
+                            ) -> F.FeatureSchema:
   """Generates all splits and writes them as a dataset directory.
 
   Numerical mean/std are fitted on the train split only. Everything is written
@@ -341,9 +343,9 @@ def write_synthetic_dataset(config: SyntheticConfig, data_dir: str,
   an interrupted run never leaves a half-written `data_dir`.
 
   Layout: `{split}-0000i-of-0000n.tfrecord` shards (config.num_shards per
-  split), `schema.json`, `shards.json` (shard sizes, see
-  `records.check_manifest`) and `synthetic.json` (the config and per-split
-  stats).
+  split) of records in `layout` (default: row blocks), `schema.json`,
+  `shards.json` (shard sizes, see `records.check_manifest`, and the
+  layout) and `synthetic.json` (the config and per-split stats).
 
   Raises:
     ValueError: if `data_dir` exists and is not empty.
@@ -362,7 +364,8 @@ def write_synthetic_dataset(config: SyntheticConfig, data_dir: str,
       columns = generate_split(config, split)
       if schema is None:   # SPLITS[0] is train: stats come from it alone
         schema = synthetic_schema(config, _numerical_stats(columns, config))
-      records.write_sharded(columns, tmp_dir, split, config.num_shards)
+      layout_lib.write_sharded(columns, tmp_dir, split, config.num_shards,
+                               layout)
       stats[split] = _split_stats(columns)
       del columns
       log(f"synthetic {split}: {stats[split]['rows']} rows, click rate "
@@ -370,8 +373,7 @@ def write_synthetic_dataset(config: SyntheticConfig, data_dir: str,
           f"{stats[split]['post_click_cvr']:.4f}, mean r "
           f"{stats[split]['mean_relatedness']:.3f} "
           f"({time.time() - start:.1f}s)")
-    schema.save(tmp_dir)
-    records.write_manifest(tmp_dir)
+    layout_lib.save(tmp_dir, schema, layout)
     with tf.io.gfile.GFile(os.path.join(tmp_dir, SYNTHETIC_FILE), "w") as f:
       json.dump({"config": dataclasses.asdict(config), "splits": stats}, f,
                 indent=1)
@@ -383,11 +385,11 @@ def write_synthetic_dataset(config: SyntheticConfig, data_dir: str,
       if not tf.io.gfile.exists(os.path.join(data_dir, SYNTHETIC_FILE)):
         raise
       files.remove_dir(tmp_dir)
-      return ensure_synthetic_dataset(config, data_dir, log)
+      return ensure_synthetic_dataset(config, data_dir, log, layout)
   except BaseException:
     files.remove_dir(tmp_dir)
     raise
-  log(f"synthetic dataset written to {data_dir}")
+  log(f"synthetic dataset written to {data_dir} ({layout.describe()})")
   return schema
 
 
@@ -403,8 +405,11 @@ def _config_diff(stored, config: SyntheticConfig) -> list[str]:
 
 
 def ensure_synthetic_dataset(config: SyntheticConfig, data_dir: str,
-                             log=print) -> F.FeatureSchema:
-  """Returns the schema of the synthetic dataset in `data_dir`, generating it.
+                             log=print,
+                             layout: layout_lib.Layout = layout_lib.Layout()
+                             ) -> F.FeatureSchema:
+  """Returns the schema of the synthetic dataset in `data_dir`, generating it
+  in `layout` (an existing dataset is used in the layout it records).
 
   Raises:
     ValueError: if `data_dir` holds a synthetic dataset generated with a
@@ -425,10 +430,11 @@ def ensure_synthetic_dataset(config: SyntheticConfig, data_dir: str,
           f"{data_dir} holds a synthetic dataset generated with a different "
           f"config ({'; '.join(diff)}); use another --data_dir (or delete "
           "this one to regenerate)")
-    log(f"using synthetic dataset in {data_dir}")
+    log(f"using synthetic dataset in {data_dir} "
+        f"({layout_lib.load(data_dir).describe()})")
     return F.FeatureSchema.load(data_dir)
   if files.is_nonempty_dir(data_dir):
     raise ValueError(f"{data_dir} is not empty but holds no {SYNTHETIC_FILE}: "
                      "it is not a synthetic dataset; use another --data_dir "
                      "for synthetic data")
-  return write_synthetic_dataset(config, data_dir, log)
+  return write_synthetic_dataset(config, data_dir, log, layout)

@@ -24,6 +24,7 @@ from adaftr_tf import evaluation
 from adaftr_tf import optimizers
 from adaftr_tf.config import Config
 from pipelines.data import datadir
+from pipelines.data import layout as data_layout
 from pipelines.data import reader
 from pipelines.data import records
 from pipelines.training import callbacks as cb
@@ -147,7 +148,8 @@ def train(config: Config, model_dir: str, data_dir: str | None = None,
   role = "chief" if chief else f"not chief, writes only to {out_dir}"
   log(f"training {config.model.name} on {data_dir} as "
       f"{distribute.task_name(strategy)} ({role}): {len(schema.categorical)} "
-      f"categorical + {len(schema.numerical)} numerical fields")
+      f"categorical + {len(schema.numerical)} numerical fields, "
+      f"{data_layout.load(data_dir).describe()}")
   log(layout.describe() + f"; {steps} steps per epoch")
   warning = optimizers.dense_table_warning(t.optimizer, {
       f.name: f.num_embeddings for f in schema.categorical})

@@ -10,13 +10,17 @@ import tensorflow as tf
 
 from adaftr_tf import features as F
 from export import score
+from pipelines.data import layout
 from pipelines.data import records
 from tests.helpers.flags import run_main
 
 
 @pytest.fixture(scope="module")
-def shard(tiny_run):
-  return records.list_shards(tiny_run["data_dir"], "test")[0]
+def shard(tiny_run, tmp_path_factory):
+  """Per-row test records (the data directory holds row blocks)."""
+  return layout.write_split_examples(
+      tiny_run["data_dir"], "test",
+      str(tmp_path_factory.mktemp("score") / "test.tfrecord"), 20)
 
 
 def test_scores_the_first_records_like_the_signature(published, loaded,

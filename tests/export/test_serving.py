@@ -19,7 +19,7 @@ from adaftr_tf import models
 from adaftr_tf.layers.calibration import OutputCalibration
 from export import requests
 from export import serving
-from pipelines.data import records
+from pipelines.data import layout
 from pipelines.data import synthetic
 from pipelines.training import model_dir
 from tests.helpers.data import tiny_config
@@ -65,8 +65,10 @@ def _in_memory(model, schema, examples, calibration):
 
 
 @pytest.mark.slow  # reloads in a fresh Python process
-def test_reload_in_fresh_process_same_outputs_and_warmup_runs(tiny_run, published):
-  shard = records.list_shards(tiny_run["data_dir"], "test")[0]
+def test_reload_in_fresh_process_same_outputs_and_warmup_runs(tiny_run, published,
+                                                             tmp_path):
+  shard = layout.write_split_examples(
+      tiny_run["data_dir"], "test", str(tmp_path / "test.tfrecord"), 50)
   env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
   done = subprocess.run([sys.executable, "-c", _FRESH_PROCESS_SCRIPT, published,
                          shard, "50"], capture_output=True, text=True, env=env,

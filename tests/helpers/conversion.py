@@ -11,6 +11,7 @@ import tensorflow_datasets as tfds
 
 from adaftr_tf import features as F
 from pipelines.data import formats
+from pipelines.data import layout
 from pipelines.data import records
 from pipelines.data.formats import base
 from pipelines.data.formats import conversion
@@ -33,8 +34,8 @@ def prepare_tfds(name, manual_dir, data_dir):
 def sorted_records(data_dir, split):
   """Sorted records of a split, each as sorted (key, values) pairs."""
   rows = []
-  for record in tf.data.TFRecordDataset(records.list_shards(data_dir, split)):
-    example = tf.train.Example.FromString(record.numpy())
+  for record in layout.split_examples(data_dir, split):
+    example = tf.train.Example.FromString(record)
     rows.append(tuple(sorted(
         (k, tuple(v.int64_list.value) or tuple(v.float_list.value))
         for k, v in example.features.feature.items())))

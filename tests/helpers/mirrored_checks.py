@@ -12,7 +12,10 @@ on the JSON it prints as its last line:
   uneven:     global InfoNCE with replica batches of 40 and 24 vs 1 x 64;
   reduction:  then fit (2 steps) and evaluate logs and weights, 2 replicas
               (global negatives) vs 1;
-  train:      the `mirrored` training job's layout and step count.
+  train:      the `mirrored` training job's layout and step count;
+  reader:     whether `make_epochs_dataset` (row blocks, shuffled, resumed
+              after one step) gives 2 replicas the rows of one device's
+              global batches, replica 0 the first half.
 """
 
 import json
@@ -193,6 +196,28 @@ def check_training(data_dir, model_dir, mirrored):
           "lazy_sparse_updates": sorted(sparse_variables)}
 
 
+def check_reader(data_dir, schema, mirrored, models_out):
+  """Training batches of 2 replicas, concatenated, vs one device's."""
+  del models_out
+  def epochs(context=None):
+    return reader.make_epochs_dataset(
+        data_dir, "train", schema, GLOBAL_BATCH, steps_per_epoch=6,
+        first_epoch=0, end_epoch=2, skip_steps=1, seed=5,
+        shuffle_buffer=1024, input_context=context, with_oracle=True)
+  one = [np.concatenate([b[0][k].numpy() for k in sorted(b[0])]
+                        + [b[2][F.ORACLE_P_CLICK].numpy()]) for b in epochs()]
+  two = []
+  for batch in mirrored.distribute_datasets_from_function(epochs):
+    parts = [[r.numpy() for r in mirrored.experimental_local_results(t)]
+             for t in [batch[0][k] for k in sorted(batch[0])]
+             + [batch[2][F.ORACLE_P_CLICK]]]
+    two.append(np.concatenate([np.concatenate(p) for p in parts]))
+  return {"steps": [len(one), len(two)],
+          "replica_rows": [len(p) for p in parts[0]],
+          "equal": len(one) == len(two) and all(
+              np.array_equal(a, b) for a, b in zip(one, two))}
+
+
 def main(data_dir, model_dir):
   schema = F.FeatureSchema.load(data_dir)
   mirrored = distribute.make_strategy("mirrored")
@@ -202,6 +227,7 @@ def main(data_dir, model_dir):
   for name, check in (("negatives", check_negatives),
                       ("uneven", check_uneven),
                       ("reduction", check_reduction),
+                      ("reader", check_reader),
                       ("train", check_training)):
     start = time.time()
     if name == "train":

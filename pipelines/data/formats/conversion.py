@@ -1,4 +1,5 @@
-"""The converter: any layout -> sharded TFRecord + schema.json + data_report.json.
+"""The converter: any layout -> sharded TFRecord (row blocks by default, or
+one Example per row: `Options.record_layout`) + schema.json + data_report.json.
 
 Three streaming passes over the input, memory bounded by a block of rows, the
 shard buffer, the vocabulary counts and (AliExpress raw) the user table:
@@ -29,7 +30,7 @@ from adaftr_tf import features as F
 from adaftr_tf import choices
 from pipelines.data import files
 from pipelines.data import formats
-from pipelines.data import records
+from pipelines.data import layout as layout_lib
 from pipelines.data.formats import base
 from pipelines.data.formats import lines
 from pipelines.data.formats import normalisation
@@ -56,10 +57,19 @@ class Options:
   progress: bool = True
   non_finite: str = "error"
   tfds_data_dir: str | None = None  # --format=tfds only (None: TFDS's own)
+  record_layout: str = layout_lib.BLOCKS
+  block_rows: int = layout_lib.blocks.DEFAULT_BLOCK_ROWS
+
+  @property
+  def layout(self) -> layout_lib.Layout:
+    """The record layout of the output shards."""
+    return layout_lib.Layout(self.record_layout, self.block_rows)
 
   def validate(self) -> "Options":
     choices.check("--non_finite", self.non_finite, choices.NonFinitePolicy)
-    for key in ("min_count", "shard_rows", "buffer_values"):
+    choices.check("--record_layout", self.record_layout,
+                  choices.RecordLayout)
+    for key in ("min_count", "shard_rows", "buffer_values", "block_rows"):
       if getattr(self, key) < 1:
         raise ValueError(f"--{key}={getattr(self, key)} must be >= 1")
     for key in ("max_vocab_size", "hash_buckets"):
@@ -204,7 +214,8 @@ def _convert(layout, input_name, sources, rule, directory, options) -> dict:
   splits = splitter.splits(sources)
   state = writer_lib.RowWriter(
       schema, directory, errors, splits, options.shard_rows,
-      options.buffer_values, options.keep_conversions_without_click)
+      options.buffer_values, options.keep_conversions_without_click,
+      options.layout)
   for name, source in sources.items():
     progress = lines.Progress(f"pass 2/2 writing ({name})", source.total_bytes,
                               options.progress)
@@ -212,7 +223,6 @@ def _convert(layout, input_name, sources, rule, directory, options) -> dict:
       state.add_block(name, block, splitter)
     progress.close()
   state.close()
-  records.write_manifest(directory)
   _check_accounting(state, line_counts, splitter)
   if not state.counts[splitting.TRAIN].kept:
     raise ValueError(
@@ -220,7 +230,7 @@ def _convert(layout, input_name, sources, rule, directory, options) -> dict:
         f"{state.counts[splitting.TRAIN].to_dict()['read']} read, none kept "
         f"(bad rows: {dict(state.counts[splitting.TRAIN].skipped)}); an empty "
         "or header-only file cannot be trained on")
-  schema.save(directory)
+  layout_lib.save(directory, schema, options.layout)
   result = {
       "format": layout, "input": input_name,
       "options": dataclasses.asdict(options),

@@ -6,8 +6,9 @@ without a click in funnel data, repeated single-valued fields), counts OOV
 ids and hands the columns to the split's `SplitWriter`. The labels are
 written under the schema's names (`schema.labels`).
 
-Rows arrive a block at a time; a shard is written (with `records.write_examples`)
-when the buffer holds `shard_rows` rows or `buffer_values` values, so memory
+Rows arrive a block at a time; a shard is written (in the record layout
+asked for, `layout.write_file`: row blocks by default, or one Example per
+row) when the buffer holds `shard_rows` rows or `buffer_values` values, so memory
 is bounded whatever the split size. Shards get temporary names until the
 split is closed, when their count is known and they are renamed to the
 `records.shard_name` pattern that `make_dataset` lists.
@@ -22,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from adaftr_tf import features as F
+from pipelines.data import layout as layout_lib
 from pipelines.data import records
 from pipelines.data.formats import base
 from pipelines.data.formats import report as report_lib
@@ -37,11 +39,12 @@ class SplitWriter:
     split: split name.
     shard_rows: rows per shard at most.
     buffer_values: values (ids in lists included) buffered at most.
+    layout: the record layout of the shards.
   """
 
   def __init__(self, directory: str, split: str, shard_rows: int,
-               buffer_values: int):
-    self.directory, self.split = directory, split
+               buffer_values: int, layout: layout_lib.Layout):
+    self.directory, self.split, self.layout = directory, split, layout
     self.shard_rows, self.buffer_values = shard_rows, buffer_values
     self._buffer: list[dict] = []
     self._rows = self._values = 0
@@ -70,7 +73,7 @@ class SplitWriter:
           parts[0], records.RaggedColumn) else np.concatenate(parts))
     path = os.path.join(self.directory,
                         f"{self.split}-{len(self.paths):05d}.partial")
-    self.rows += records.write_examples(merged, path)
+    self.rows += layout_lib.write_file(merged, path, self.layout)
     self.paths.append(path)
     self._buffer, self._rows, self._values = [], 0, 0
 
@@ -86,7 +89,7 @@ class SplitWriter:
     self.flush()
     if not self.paths:
       path = os.path.join(self.directory, f"{self.split}-00000.partial")
-      records.write_examples(empty_columns, path)
+      layout_lib.write_file(empty_columns, path, self.layout)
       self.paths.append(path)
     final = []
     for i, path in enumerate(self.paths):
@@ -125,19 +128,21 @@ class RowWriter:
     shard_rows, buffer_values: see `SplitWriter`.
     keep_conversions_without_click: write such rows instead of dropping them
       (funnel schemas; an independent schema drops and counts none).
+    layout: the record layout of the shards.
   """
 
   def __init__(self, schema: F.FeatureSchema, directory: str,
                errors: base.BadRows, splits: tuple[str, ...], shard_rows: int,
-               buffer_values: int, keep_conversions_without_click: bool):
+               buffer_values: int, keep_conversions_without_click: bool,
+               layout: layout_lib.Layout):
     self.schema, self.errors = schema, errors
     self.keep_cwc = keep_conversions_without_click
     self.funnel = schema.label_relation == F.FUNNEL
     self.counts = {s: report_lib.SplitCounts(schema.labels,
                                              schema.label_relation)
                    for s in splits}
-    self.writers = {s: SplitWriter(directory, s, shard_rows, buffer_values)
-                    for s in splits}
+    self.writers = {s: SplitWriter(directory, s, shard_rows, buffer_values,
+                                   layout) for s in splits}
     self.oov = {s: {f.name: vocabulary.OovCounter(f) for f in schema.categorical}
                 for s in splits}
     self.lengths = {s: collections.defaultdict(lambda: [0, 0]) for s in splits}

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from adaftr_tf import features as F
 from adaftr_tf.config import SyntheticConfig
+from pipelines.data import layout
 from pipelines.data import reader
 from pipelines.data import synthetic
 from tests.helpers.data import SMALL_SYNTHETIC
@@ -239,6 +240,99 @@ def test_make_dataset_skip_batches(tiny):
   assert len(skipped) == len(full) - 3
   for a, b in zip(full[3:], skipped):
     np.testing.assert_array_equal(a, b)
+
+
+# --- row blocks: windows of several blocks -----------------------------------
+
+BLOCKS = layout.Layout(layout.BLOCKS, 16)   # 125 rows per shard: 8 blocks
+
+
+@pytest.fixture(scope="module")
+def small_blocks(tmp_path_factory):
+  """(data_dir, schema, written train columns) in blocks of 16 rows."""
+  data_dir = str(tmp_path_factory.mktemp("blocks") / "synth")
+  schema = synthetic.write_synthetic_dataset(CONFIG, data_dir,
+                                             log=lambda _: None, layout=BLOCKS)
+  return data_dir, schema, synthetic.generate_split(CONFIG, "train")
+
+
+def _epochs(data_dir, schema, seed=3, first=0, end=2, skip=0, batch=25,
+            steps=None):
+  """make_epochs_dataset, one pass per epoch (500 rows = 20 x 25) unless
+  `steps` says otherwise, windows of 4 blocks (shuffle_buffer 64 rows)."""
+  return reader.make_epochs_dataset(
+      data_dir, "train", schema, batch, steps_per_epoch=steps or 500 // batch,
+      first_epoch=first, end_epoch=end, skip_steps=skip, seed=seed,
+      shuffle_buffer=64, with_oracle=True)
+
+
+def test_block_training_epochs_are_permutations_of_the_rows(small_blocks):
+  data_dir, schema, written = small_blocks
+  assert reader.window_blocks(64, BLOCKS.block_rows) == 4
+  batches = list(_epochs(data_dir, schema))
+  assert len(batches) == 40
+  assert all(b[1][F.CLICK].shape == (25,) for b in batches)
+  keys = [*schema.feature_names, *F.LABEL_KEYS, *F.ORACLE_KEYS]
+  for epoch in (batches[:20], batches[20:]):  # every row once per epoch
+    np.testing.assert_array_equal(_sorted(_rows(epoch), keys),
+                                  _sorted(written, keys))
+  first, second = (_rows(e)[F.ORACLE_P_CLICK] for e in (batches[:20],
+                                                         batches[20:]))
+  assert not np.array_equal(first, second)       # epochs differ
+  # Rows are mixed across the blocks of a window, not kept block by block.
+  in_file_order = _rows(reader.make_dataset(
+      data_dir, "train", schema, 25, training=False, with_oracle=True))
+  position = {v: i for i, v in enumerate(in_file_order[F.ORACLE_P_CLICK])}
+  blocks_of_batch = {position[v] // 16 for v in first[:25]}
+  assert len(blocks_of_batch) > 2
+  # An epoch longer than a pass reads on into the next pass.
+  longer = _rows(_epochs(data_dir, schema, end=1, steps=30))
+  assert len(longer[F.CLICK]) == 750
+  np.testing.assert_array_equal(longer[F.ORACLE_P_CLICK][:500], first)
+
+
+def test_block_order_is_a_function_of_seed_and_epoch(small_blocks):
+  data_dir, schema, _ = small_blocks
+  labels = lambda ds: np.concatenate(
+      [b[2][F.ORACLE_P_CLICK].numpy() for b in ds])
+  same = labels(_epochs(data_dir, schema, seed=3))
+  np.testing.assert_array_equal(labels(_epochs(data_dir, schema, seed=3)),
+                                same)
+  assert not np.array_equal(labels(_epochs(data_dir, schema, seed=4)), same)
+  # An epoch alone is the same epoch as in a longer run.
+  np.testing.assert_array_equal(
+      labels(_epochs(data_dir, schema, seed=3, first=1, end=2)),
+      same[500:])
+
+
+def test_block_resume_yields_the_tail_of_the_uninterrupted_run(small_blocks):
+  data_dir, schema, _ = small_blocks
+  skip = 7   # 140 rows: windows of 64 rows end inside the skipped batches
+  full = list(_epochs(data_dir, schema, end=2, batch=20))
+  resumed = list(_epochs(data_dir, schema, first=1, end=2, skip=skip,
+                         batch=20))
+  assert len(full) == 50 and len(resumed) == 25 - skip
+  for a, b in zip(full[25 + skip:], resumed):
+    for x, y in zip(tf.nest.flatten(a), tf.nest.flatten(b)):
+      np.testing.assert_array_equal(x, y)
+
+
+def test_block_evaluation_reads_every_row_once_in_block_order(small_blocks):
+  data_dir, schema, written = small_blocks
+  ds = reader.make_dataset(data_dir, "train", schema, 60, training=False,
+                           with_oracle=True)
+  assert ds.element_spec[1][F.CLICK].shape.as_list() == [None]
+  sizes = [len(b[1][F.CLICK]) for b in ds]
+  assert sizes == [60] * 8 + [20]
+  rows = _rows(ds)
+  keys = [*schema.feature_names, *F.LABEL_KEYS, *F.ORACLE_KEYS]
+  np.testing.assert_array_equal(_sorted(rows, keys), _sorted(written, keys))
+  # Blocks of the 4 files interleaved, each block's rows in file order.
+  first_block = written[F.ORACLE_P_CLICK][:16]
+  np.testing.assert_array_equal(rows[F.ORACLE_P_CLICK][:16], first_block)
+  skipped = _rows(reader.make_dataset(data_dir, "train", schema, 60,
+                                      training=False, skip_batches=2))
+  np.testing.assert_array_equal(skipped[F.CLICK], rows[F.CLICK][120:])
 
 
 # --- a non-local file system (ram://) -----------------------------------------

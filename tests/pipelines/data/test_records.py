@@ -1,5 +1,6 @@
 """Tests for pipelines/data/records.py: batch-encoded tf.train.Example
-TFRecords, the shard manifest and the corrupt-shard finder."""
+TFRecords, the shard manifest and the corrupt-shard finder (on row-block
+data, the training default)."""
 
 import os
 import shutil
@@ -10,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from adaftr_tf import features as F
+from pipelines.data import layout
 from pipelines.data import records
 from pipelines.training import train_lib
 from tests.helpers.data import tiny_config
@@ -53,6 +55,7 @@ def test_round_trip_is_exact(tmp_path):
   assert records.write_examples(columns, path) == 257
   serialized, parsed = _read([path], _spec(columns))
   assert len(serialized) == 257
+  assert records.serialize_examples(columns) == serialized
   for k, v in columns.items():
     np.testing.assert_array_equal(parsed[k], _expected(v), err_msg=k)
 
@@ -199,6 +202,7 @@ def data(tiny_data):
 
 
 def _damaged_copy(data, tmp_path, damage):
+  assert layout.load(data).is_blocks   # the training default: row blocks
   copy = str(tmp_path / "data")
   shutil.copytree(data, copy)
   shard = records.list_shards(copy, "train")[1]

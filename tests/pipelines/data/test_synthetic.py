@@ -11,6 +11,7 @@ import tensorflow as tf
 from adaftr_tf import features as F
 from adaftr_tf.config import SyntheticConfig
 from pipelines.data import files
+from pipelines.data import layout
 from pipelines.data import records
 from pipelines.data import synthetic
 
@@ -135,7 +136,8 @@ def test_write_and_ensure(tmp_path):
   for split, rows in zip(F.SPLITS, (300, 120, 80)):
     paths = records.list_shards(data_dir, split)
     assert len(paths) == TINY.num_shards
-    assert sum(1 for _ in tf.data.TFRecordDataset(paths)) == rows
+    assert layout.count_rows(data_dir, split) == rows
+    assert len(layout.split_examples(data_dir, split)) == rows
   # Numerical stats come from the train split only.
   train = synthetic.generate_split(TINY, "train")
   for f in schema.numerical:
@@ -152,7 +154,8 @@ def test_write_and_ensure(tmp_path):
   lines.clear()
   assert synthetic.ensure_synthetic_dataset(TINY, data_dir,
                                             log=lines.append) == schema
-  assert not any("rows" in line for line in lines)
+  assert lines == [f"using synthetic dataset in {data_dir} "
+                   "(row blocks of 4096 rows)"]
   other = dataclasses.replace(TINY, seed=11, vocab_size=60)
   with pytest.raises(ValueError, match="seed.*vocab_size|vocab_size.*seed"):
     synthetic.ensure_synthetic_dataset(other, data_dir, log=lines.append)
@@ -167,14 +170,14 @@ def test_refuses_foreign_directory(tmp_path):
 
 
 def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
-  real = records.write_sharded
+  real = layout.write_sharded
 
-  def failing(columns, directory, split, num_shards):
+  def failing(columns, directory, split, num_shards, record_layout):
     if split == F.SPLITS[-1]:
       raise KeyboardInterrupt
-    return real(columns, directory, split, num_shards)
+    return real(columns, directory, split, num_shards, record_layout)
 
-  monkeypatch.setattr(records, "write_sharded", failing)
+  monkeypatch.setattr(layout, "write_sharded", failing)
   with pytest.raises(KeyboardInterrupt):
     synthetic.write_synthetic_dataset(TINY, str(tmp_path / "d"),
                                       log=lambda _: None)
@@ -216,7 +219,8 @@ def test_synthetic_dataset_on_ram(ram_synthetic_dir, ram_dir):
   logged = []
   synthetic.ensure_synthetic_dataset(TINY, ram_synthetic_dir,
                                      log=logged.append)
-  assert logged == [f"using synthetic dataset in {ram_synthetic_dir}"]
+  assert logged == [f"using synthetic dataset in {ram_synthetic_dir} "
+                    "(row blocks of 4096 rows)"]
 
 
 @pytest.mark.parametrize("world, r_value", [("one", 1.0), ("zero", 0.0)])
@@ -269,7 +273,8 @@ def test_data_written_before_the_world_choice_existed_is_reused(tmp_path):
     json.dump(meta, f)
   lines = []
   synthetic.ensure_synthetic_dataset(TINY, data_dir, log=lines.append)
-  assert lines == [f"using synthetic dataset in {data_dir}"]
+  assert lines == [f"using synthetic dataset in {data_dir} "
+                   "(row blocks of 4096 rows)"]
   with pytest.raises(ValueError, match="relatedness: stored 'planted', "
                      "requested 'zero'"):
     synthetic.ensure_synthetic_dataset(

@@ -120,6 +120,15 @@ def test_global_negatives_equal_one_replica(mirrored):
 
 
 @pytest.mark.slow  # the mirrored checks' subprocess
+def test_reader_gives_two_replicas_one_devices_global_batches(mirrored):
+  """Row blocks, shuffled, resumed: the 2 replicas' batches of each step
+  together are one device's global batch, row for row."""
+  reader = mirrored[0]["reader"]
+  assert reader["steps"] == [11, 11] and reader["replica_rows"] == [32, 32]
+  assert reader["equal"]
+
+
+@pytest.mark.slow  # the mirrored checks' subprocess
 def test_gradient_agreement_mode_equals_one_replica(mirrored):
   """The per-instance agreement needs no cross-replica traffic: 2 replicas
   give one device's loss and gradients."""

@@ -21,6 +21,7 @@ import tensorflow as tf
 from adaftr_tf import features as F
 from adaftr_tf import metrics
 from pipelines import convert as convert_main
+from pipelines.data import layout
 from pipelines.data import records
 from pipelines.data.formats import base
 from pipelines.data.formats import census
@@ -69,8 +70,7 @@ def _raw_labels(lines_):
 def _records(out, split):
   """(schema, parsed records by record name, split_parsed labels)."""
   schema = F.FeatureSchema.load(str(out))
-  data = tf.data.TFRecordDataset(records.list_shards(str(out), split))
-  parsed = tf.io.parse_example(next(iter(data.batch(1 << 20))),
+  parsed = tf.io.parse_example(layout.split_examples(str(out), split),
                                schema.parse_spec())
   _, labels, _ = schema.split_parsed(parsed)
   return (schema, {k: v.numpy() for k, v in parsed.items()},

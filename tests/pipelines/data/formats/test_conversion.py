@@ -14,6 +14,7 @@ import tensorflow as tf
 from adaftr_tf import features as F
 from pipelines.data import files
 from pipelines.data import reader
+from pipelines.data import layout
 from pipelines.data import records
 from pipelines.data.formats import base
 from pipelines.data.formats import conversion
@@ -246,10 +247,9 @@ def test_converter_replace_policy_writes_the_default_and_reports(
   with open(tmp_path / "out" / "data_report.json") as f:
     assert json.load(f)["splits"]["train"]["non_finite_replaced"] == 3
   schema = F.FeatureSchema.load(str(tmp_path / "out"))
-  values = [tf.io.parse_example(batch, schema.parse_spec())["numerical_4"]
-            for batch in tf.data.TFRecordDataset(
-                records.list_shards(str(tmp_path / "out"), "train")).batch(200)]
-  values = np.concatenate([v.numpy() for v in values])
+  values = tf.io.parse_example(
+      layout.split_examples(str(tmp_path / "out"), "train"),
+      schema.parse_spec())["numerical_4"].numpy()
   assert np.isfinite(values).all()
   assert values[2] == F.NumericalFeature.default  # data line 3 = file line 4
   with pytest.raises(ValueError, match="--non_finite='zero' is not valid"):
