@@ -15,6 +15,9 @@
   --devices          mirrored: the devices to use, e.g. /gpu:0,/gpu:1
   --in_process_cluster  parameter_server on one machine: WORKERS,PS servers
                      started inside this process (no TF_CONFIG needed)
+  --data_service     grpc://HOST:PORT of a tf.data service dispatcher whose
+                     workers read the training input (sets data.service;
+                     default and mirrored strategies)
 
 Every flag and override is validated before any data is read or generated.
 See the README section "Scaling out" for multi-GPU hosts and clusters.
@@ -39,6 +42,10 @@ cli.define_integer("verbose", 1, "Keras fit verbosity (0, 1 or 2).")
 cli.define_enum("strategy", None, list(choices.options(choices.Strategy)),
                 "tf.distribute strategy (default: the config's "
                 "runtime.strategy).")
+cli.define_string("data_service", None,
+                  "grpc://HOST:PORT of a tf.data service dispatcher that "
+                  "reads the training input (default: the config's "
+                  "data.service).")
 cli.define_integer("num_cpu_devices", 0,
                    "Split the host CPU into N logical devices (0: leave it).")
 cli.define_string("devices", None,
@@ -48,9 +55,12 @@ cli.define_string("in_process_cluster", None,
 
 
 def config_from_flags():
-  """The validated config named by --preset, --override and --strategy."""
-  strategy = [f"runtime.strategy={FLAGS.strategy}"] if FLAGS.strategy else []
-  return cli.config_from_flags(FLAGS.preset, FLAGS.override + strategy)
+  """The validated config named by --preset, --override, --strategy and
+  --data_service."""
+  extra = [f"runtime.strategy={FLAGS.strategy}"] if FLAGS.strategy else []
+  if FLAGS.data_service is not None:
+    extra.append(f"data.service={FLAGS.data_service}")
+  return cli.config_from_flags(FLAGS.preset, FLAGS.override + extra)
 
 
 def _cluster_sizes(text: str, strategy: str) -> tuple[int, int]:

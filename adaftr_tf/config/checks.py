@@ -28,3 +28,27 @@ def units(section, prefix: str, *keys: str, allow_empty=False) -> None:
       raise ConfigError(f"{prefix}.{key}={value} must be a "
                         f"{'' if allow_empty else 'non-empty '}tuple of "
                         "positive ints")
+
+
+SERVICE_FORM = "grpc://HOST:PORT or HOST:PORT (e.g. grpc://localhost:5050)"
+
+
+def service_address(text: str, name: str = "tf.data service address") -> str:
+  """A tf.data service dispatcher address, normalised to `grpc://host:port`.
+
+  Accepts `grpc://host:port` or `host:port`; the host may be a name, an IPv4
+  address or a bracketed IPv6 address (`[::1]:5050`).
+
+  Raises:
+    ConfigError: any other form (naming the expected one).
+  """
+  address = text.strip() if isinstance(text, str) else ""
+  rest = address[len("grpc://"):] if address.startswith("grpc://") else address
+  host, _, port = rest.rpartition(":")
+  bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+  ok = (bare and port.isdigit() and 0 < int(port) < 65536
+        and not any(c in bare for c in "/ \t@")
+        and (":" not in bare or bare != host))
+  if not ok:
+    raise ConfigError(f"{name}={text!r} must look like {SERVICE_FORM}")
+  return f"grpc://{host}:{int(port)}"

@@ -50,6 +50,14 @@ class Config:
           "loss.agreement_representation=experts needs shared experts: "
           "model.backbone mmoe, shared_bottom, or ple with ple_shared_experts"
           f" >= 1 (got {self.model.backbone}, {self.model.ple_shared_experts})")
+    if self.data.service and self.runtime.strategy in (
+        "multi_worker_mirrored", "parameter_server"):
+      raise ConfigError(
+          f"data.service with runtime.strategy={self.runtime.strategy}: "
+          "several training workers would each start their own service job "
+          "and read every row (synchronous workers would need coordinated "
+          "reads of one job); use the default or mirrored strategy, or no "
+          "data.service")
     if self.uses_alignment and self.train.batch_size < 2:
       raise ConfigError(f"train.batch_size={self.train.batch_size}: in-batch "
                         "negatives need a batch of at least 2")

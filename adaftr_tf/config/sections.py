@@ -8,6 +8,7 @@ import dataclasses
 from adaftr_tf import choices as C
 from adaftr_tf.config.checks import ConfigError
 from adaftr_tf.config.checks import positive as _positive
+from adaftr_tf.config.checks import service_address
 from adaftr_tf.config.checks import units as _units
 
 
@@ -74,6 +75,10 @@ class DataConfig:
       log's designated user (all its fields are Zipf-popular ids; the first
       stands for the user, so the log is unchanged); else the data's first
       row key or single-valued categorical field.
+    service: a tf.data service dispatcher, `grpc://HOST:PORT` or
+      `HOST:PORT` (pipelines/data/service.py): its workers read, decode,
+      shuffle and batch the training input, every row once per pass; ""
+      (default): the training process reads its input itself.
   """
 
   source: C.DataSource = "synthetic"
@@ -83,9 +88,12 @@ class DataConfig:
   block_rows: int = 4096
   non_finite_policy: C.NonFinitePolicy = "error"
   group_field: str = "auto"
+  service: str = ""
 
   def validate(self) -> None:
     C.check_fields(self, ConfigError, "data")
+    if self.service:
+      service_address(self.service, "data.service")
     self.synthetic.validate()
     _positive(self, "data", "shuffle_buffer", "block_rows")
     if not isinstance(self.group_field, str) or not self.group_field.strip():

@@ -41,8 +41,10 @@ EPOCH_SEED_STRIDE = 1_000_003
 
 
 def _file_dataset(data_dir: str, split: str, training: bool, seed,
-                  input_context: tf.distribute.InputContext | None):
-  """Sorted shard paths, sharded per input pipeline, shuffled when training."""
+                  input_context: tf.distribute.InputContext | None,
+                  shuffle_files: bool = True):
+  """Sorted shard paths, sharded per input pipeline, shuffled when training
+  (and `shuffle_files`)."""
   paths = records.list_shards(data_dir, split)
   files = tf.data.Dataset.from_tensor_slices(paths)
   if input_context is not None:
@@ -54,14 +56,16 @@ def _file_dataset(data_dir: str, split: str, training: bool, seed,
           f"split {split!r} in {data_dir} has {len(paths)} files but "
           f"{pipelines} input pipelines; write at least {pipelines} shards")
     files = files.shard(pipelines, input_context.input_pipeline_id)
-  if training:
+  if training and shuffle_files:
     files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
   return files
 
 
-def _records(data_dir, split, training, seed, input_context, shuffle_buffer):
+def _records(data_dir, split, training, seed, input_context, shuffle_buffer,
+             shuffle_files=True):
   """Serialized records of this pipeline's files (shuffled if training)."""
-  files = _file_dataset(data_dir, split, training, seed, input_context)
+  files = _file_dataset(data_dir, split, training, seed, input_context,
+                        shuffle_files)
   # A fixed cycle_length (not AUTOTUNE, which follows the CPU count) and a
   # deterministic order keep runs reproducible and resumable.
   ds = files.interleave(tf.data.TFRecordDataset, cycle_length=4,
@@ -114,7 +118,7 @@ def _first_rows(windows: tf.data.Dataset, rows: int) -> tf.data.Dataset:
 
 def _block_rows(data_dir, split, training, seed, input_context,
                 shuffle_buffer, block_rows, spec, split_fn, repeat=False,
-                max_rows=None):
+                max_rows=None, shuffle_files=True):
   """This pipeline's blocks decoded a window at a time, as element tuples.
 
   Files (shuffled when training) -> interleaved blocks -> [training: shuffle
@@ -134,7 +138,7 @@ def _block_rows(data_dir, split, training, seed, input_context,
   """
   window = window_blocks(shuffle_buffer, block_rows)
   ds = _records(data_dir, split, training, seed, input_context,
-                shuffle_buffer=window)
+                shuffle_buffer=window, shuffle_files=shuffle_files)
   if repeat:
     ds = ds.repeat()
   ds = ds.batch(window)
@@ -154,7 +158,9 @@ def _block_rows(data_dir, split, training, seed, input_context,
       decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def _local_batch(batch_size: int, input_context) -> int:
+def per_replica_batch(batch_size: int, input_context) -> int:
+  """The batch one replica trains on: the global `batch_size` divided by
+  the replicas in sync (all of it without an `input_context`)."""
   if batch_size < 1:
     raise ValueError(f"batch_size must be >= 1, got {batch_size}")
   if input_context is None:
@@ -176,7 +182,8 @@ def make_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
                  with_oracle: bool = False, shuffle_buffer: int = 100_000,
                  seed: int | None = 0, drop_remainder: bool | None = None,
                  repeat: bool = False, skip_batches: int = 0,
-                 with_keys: bool = False) -> tf.data.Dataset:
+                 with_keys: bool = False,
+                 shuffle_files: bool = True) -> tf.data.Dataset:
   """Reads the `{split}-*-of-*.tfrecord` shards of a data directory.
 
   Pipeline, per-row records: sorted files -> shard by input pipeline ->
@@ -208,6 +215,8 @@ def make_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
     repeat: repeat indefinitely (before batching).
     skip_batches: batches dropped after batching (per-row records: before
       parsing, cheap; row blocks: the skipped rows are decoded).
+    shuffle_files: training shuffles the file list (False: the files stay
+      in sorted order; a tf.data service splits them, service.py).
 
   Returns:
     A dataset of `(features, labels)` or `(features, labels, extra)`.
@@ -216,19 +225,20 @@ def make_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
     FileNotFoundError: no shard of `split` in `data_dir`.
     ValueError: fewer files than input pipelines, or a bad batch size.
   """
-  batch_size = _local_batch(batch_size, input_context)
+  batch_size = per_replica_batch(batch_size, input_context)
   drop_remainder = training if drop_remainder is None else drop_remainder
   layout = layout_lib.load(data_dir)
   if layout.is_blocks:
     ds = _block_rows(data_dir, split, training, seed, input_context,
                      shuffle_buffer, layout.block_rows,
-                     *_spec(schema, with_oracle, with_keys), repeat)
+                     *_spec(schema, with_oracle, with_keys), repeat,
+                     shuffle_files=shuffle_files)
     ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
     if skip_batches:
       ds = ds.skip(skip_batches)
     return ds.prefetch(tf.data.AUTOTUNE)
   ds = _records(data_dir, split, training, seed, input_context,
-                shuffle_buffer)
+                shuffle_buffer, shuffle_files)
   if repeat:
     ds = ds.repeat()
   ds = ds.batch(batch_size, drop_remainder=drop_remainder)
@@ -273,12 +283,7 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
   Raises:
     ValueError: an empty epoch range or `skip_steps` outside an epoch.
   """
-  if not 0 <= first_epoch < end_epoch:
-    raise ValueError(f"epochs [{first_epoch}, {end_epoch}) are empty")
-  if not 0 <= skip_steps < steps_per_epoch:
-    raise ValueError(f"skip_steps={skip_steps} must lie in [0, "
-                     f"steps_per_epoch={steps_per_epoch})")
-  local_batch = _local_batch(batch_size, input_context)
+  local_batch = per_replica_batch(batch_size, input_context)
   per_step = batches_per_step(input_context)
   layout = layout_lib.load(data_dir)
 
@@ -291,12 +296,46 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
                        shuffle_buffer, layout.block_rows,
                        *_spec(schema, with_oracle, False), repeat=True,
                        max_rows=steps_per_epoch * per_step * local_batch)
-      ds = ds.rebatch(local_batch, drop_remainder=True)
-    else:
-      ds = _records(data_dir, split, True, epoch_seed, input_context,
-                    shuffle_buffer).repeat()
-      ds = ds.batch(local_batch, drop_remainder=True)
-    ds = ds.take(steps_per_epoch * per_step)
+      return ds.rebatch(local_batch, drop_remainder=True)
+    ds = _records(data_dir, split, True, epoch_seed, input_context,
+                  shuffle_buffer).repeat()
+    return ds.batch(local_batch, drop_remainder=True)
+
+  ds = chain_epochs(one_epoch, steps_per_epoch=steps_per_epoch,
+                    first_epoch=first_epoch, end_epoch=end_epoch,
+                    skip_steps=skip_steps, per_step=per_step)
+  if layout.is_blocks:
+    return ds.prefetch(tf.data.AUTOTUNE)
+  return _parsed(ds, schema, with_oracle=with_oracle)
+
+
+def chain_epochs(epoch_batches, *, steps_per_epoch: int, first_epoch: int,
+                 end_epoch: int, skip_steps: int, per_step: int
+                 ) -> tf.data.Dataset:
+  """Epochs `[first_epoch, end_epoch)` of `epoch_batches`, one after another.
+
+  Args:
+    epoch_batches: fn(epoch) -> a dataset of at least `steps_per_epoch *
+      per_step` batches (e.g. repeated): cut to exactly that many.
+    steps_per_epoch, first_epoch, end_epoch, skip_steps: as in
+      `make_epochs_dataset`; `skip_steps * per_step` batches of
+      `first_epoch` are dropped.
+    per_step: batches per global step (`batches_per_step`).
+
+  Returns:
+    The concatenated batches, of unknown cardinality.
+
+  Raises:
+    ValueError: an empty epoch range or `skip_steps` outside an epoch.
+  """
+  if not 0 <= first_epoch < end_epoch:
+    raise ValueError(f"epochs [{first_epoch}, {end_epoch}) are empty")
+  if not 0 <= skip_steps < steps_per_epoch:
+    raise ValueError(f"skip_steps={skip_steps} must lie in [0, "
+                     f"steps_per_epoch={steps_per_epoch})")
+
+  def one_epoch(epoch: int) -> tf.data.Dataset:
+    ds = epoch_batches(epoch).take(steps_per_epoch * per_step)
     if epoch == first_epoch and skip_steps:
       ds = ds.skip(skip_steps * per_step)
     return ds
@@ -309,7 +348,4 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
   # and a second iteration of a reshuffling dataset yields another order.
   # An unknown cardinality keeps Keras on the one iterator (same batches as
   # an uninterrupted run).
-  ds = ds.filter(lambda *_: True)
-  if layout.is_blocks:
-    return ds.prefetch(tf.data.AUTOTUNE)
-  return _parsed(ds, schema, with_oracle=with_oracle)
+  return ds.filter(lambda *_: True)

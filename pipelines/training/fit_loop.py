@@ -9,6 +9,7 @@ the remaining epochs. See pipelines/training/resume.py for the checkpoint contra
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 
@@ -20,6 +21,7 @@ from adaftr_tf import models
 from adaftr_tf.config import Config
 from pipelines.data import datadir
 from pipelines.data import reader
+from pipelines.data import service
 from pipelines.training import callbacks as cb
 from pipelines.training import distribute
 from pipelines.training import model_dir as model_dir_lib
@@ -76,8 +78,12 @@ def _train_input(plan: Plan, strategy, initial_epoch: int, end_epoch: int,
           seed=None, repeat=True, with_oracle=c.needs_oracle)
     return tf_keras.utils.experimental.DatasetCreator(ps_train_fn)
 
+  # With a tf.data service its workers read, decode and batch each pass.
+  make = (functools.partial(service.epochs_dataset, dispatcher=c.data.service)
+          if c.data.service else reader.make_epochs_dataset)
+
   def train_fn(context):
-    return reader.make_epochs_dataset(
+    return make(
         plan.data_dir, "train", plan.schema, t.batch_size,
         steps_per_epoch=plan.steps, first_epoch=initial_epoch,
         end_epoch=end_epoch, skip_steps=skip, seed=t.seed,

@@ -151,6 +151,9 @@ def train(config: Config, model_dir: str, data_dir: str | None = None,
       f"categorical + {len(schema.numerical)} numerical fields, "
       f"{data_layout.load(data_dir).describe()}")
   log(layout.describe() + f"; {steps} steps per epoch")
+  if config.data.service:
+    log(f"training input read by the tf.data service at {config.data.service}"
+        " (every row once per pass, in the workers' order)")
   warning = optimizers.dense_table_warning(t.optimizer, {
       f.name: f.num_embeddings for f in schema.categorical})
   if warning:
