@@ -30,6 +30,15 @@ SAMPLE_DATA = os.path.join(ROOT, "tests", "data", "samples")
 
 
 @pytest.fixture
+def data_service():
+  """`grpc://localhost:PORT` of an in-process tf.data service (a dispatcher
+  and two workers), stopped when the test ends."""
+  from tests.helpers.data_service import local_service
+  with local_service(workers=2) as target:
+    yield target
+
+
+@pytest.fixture
 def shared_data_dir():
   return SAMPLE_DATA
 

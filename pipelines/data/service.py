@@ -31,6 +31,8 @@ step, but not with the batches an uninterrupted run would have trained.
 
 from __future__ import annotations
 
+import socket
+
 from adaftr_tf import features as F
 from adaftr_tf.config.checks import service_address
 import tensorflow as tf
@@ -48,6 +50,27 @@ def address(text: str) -> str:
     ValueError: another form (the message names the expected one).
   """
   return service_address(text)
+
+
+def check_reachable(dispatcher: str, timeout_s: float = 10.0) -> str:
+  """Returns `address(dispatcher)` if a TCP connection to it opens.
+
+  tf.data retries an unreachable dispatcher without end when the dataset is
+  built; this fails first, naming the address.
+
+  Raises:
+    ConnectionError: nothing accepts connections there within `timeout_s`.
+  """
+  target = address(dispatcher)
+  host, _, port = target[len("grpc://"):].rpartition(":")
+  try:
+    socket.create_connection((host.strip("[]"), int(port)), timeout_s).close()
+  except OSError as err:
+    raise ConnectionError(
+        f"no tf.data service dispatcher answers at {target} ({err}); start "
+        "one (README 'Scaling out', tf.data service) or fix data.service / "
+        "--data_service") from None
+  return target
 
 
 def one_pass(data_dir: str, split: str, schema: F.FeatureSchema,
@@ -102,12 +125,14 @@ def epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
   Raises:
     ValueError: several input pipelines, a bad address, batch or epoch
       range.
+    ConnectionError: no dispatcher at `dispatcher` (`check_reachable`).
   """
   if input_context is not None and input_context.num_input_pipelines > 1:
     raise ValueError(
         f"a tf.data service feeds one input pipeline, not "
         f"{input_context.num_input_pipelines}: use the default or mirrored "
         "strategy")
+  dispatcher = check_reachable(dispatcher)
   local_batch = reader.per_replica_batch(batch_size, input_context)
 
   def epoch_batches(epoch: int) -> tf.data.Dataset:

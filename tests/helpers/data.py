@@ -71,6 +71,24 @@ def in_memory_dataset(columns: Mapping[str, np.ndarray],
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def concat_rows(dataset) -> dict[str, np.ndarray]:
+  """Concatenates every batch of `(features, labels[, extra])` elements
+  into name -> [rows] arrays (all the element's dicts)."""
+  parts = {}
+  for element in dataset:
+    for part in element:
+      for k, v in part.items():
+        parts.setdefault(k, []).append(v.numpy())
+  return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def sorted_rows(rows: Mapping[str, np.ndarray], keys) -> np.ndarray:
+  """The `keys` columns of `rows` as a [rows, len(keys)] float64 table
+  sorted row-wise, for order-free comparison."""
+  table = np.stack([rows[k].astype(np.float64) for k in keys], axis=1)
+  return table[np.lexsort(table.T[::-1])]
+
+
 def tiny_config(*items):
   """The `tiny` preset with `key=value` overrides."""
   return overrides.apply(experiments.get_preset("tiny"), list(items))

@@ -58,6 +58,10 @@ def test_bad_config_fails_before_anything_is_written(tmp_path, argv, message):
      "cannot hold under runtime.strategy=parameter_server"),
     (["--override=runtime.mixed_precision=float64"], ValueError,
      "runtime.mixed_precision='float64' is not valid"),
+    (["--data_service=localhost"], ValueError,
+     "data.service='localhost' must look like grpc://HOST:PORT or HOST:PORT"),
+    (["--data_service=localhost:5050", "--strategy=parameter_server"],
+     ValueError, "data.service with runtime.strategy=parameter_server"),
 ])
 def test_entrypoint_refuses_before_writing(tmp_path, monkeypatch, argv,
                                            error, message):
@@ -69,6 +73,23 @@ def test_entrypoint_refuses_before_writing(tmp_path, monkeypatch, argv,
     with pytest.raises(error, match=message):
       train_main.main(["train"])
   assert not os.path.exists(tmp_path / "model")
+
+
+@pytest.mark.slow  # a training run fed by an in-process tf.data service
+def test_training_reads_its_input_from_a_data_service(tmp_path, tiny_data,
+                                                      data_service, capsys):
+  run_main(train_main, [
+      f"--model_dir={tmp_path / 'model'}", "--preset=tiny",
+      f"--data_dir={tiny_data}", "--verbose=0", f"--data_service={data_service}",
+      "--override=train.steps_per_epoch=4", "--override=train.epochs=2",
+      "--override=model.name=multitask"], "train")
+  out = capsys.readouterr().out
+  assert f"read by the tf.data service at {data_service}" in out
+  assert "valid CTR AUC" in out
+  with open(tmp_path / "model" / "config.json") as f:
+    assert json.load(f)["data"]["service"] == data_service
+  with open(tmp_path / "model" / "train_state.json") as f:
+    assert json.load(f)["global_step"] == 8
 
 
 def _run_main(tmp_path, *argv):

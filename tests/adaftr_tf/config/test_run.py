@@ -82,9 +82,22 @@ def test_every_section_validates_itself(section, expected):
       "runtime.mixed_precision=mixed_float16"], "needs loss scaling"),
     (["runtime.strategy=parameter_server", "runtime.deterministic=true"],
      "cannot hold under runtime.strategy=parameter_server"),
+    (["data.service=localhost"], r"data\.service='localhost' must look like "
+     "grpc://HOST:PORT or HOST:PORT"),
+    (["data.service=localhost:5050", "runtime.strategy=parameter_server"],
+     r"data\.service with runtime\.strategy=parameter_server: .*coordinated "
+     "reads.*use the default or mirrored strategy"),
+    (["data.service=grpc://h:1", "runtime.strategy=multi_worker_mirrored"],
+     r"data\.service with runtime\.strategy=multi_worker_mirrored"),
 ])
 def test_contradictory_or_out_of_range_settings(items, pattern):
   _invalid(items, pattern)
+
+
+@pytest.mark.parametrize("strategy", ["default", "mirrored"])
+def test_a_data_service_is_fine_with_one_input_pipeline(strategy):
+  overrides.apply(_default(), ["data.service=localhost:5050",
+                               f"runtime.strategy={strategy}"]).validate()
 
 
 def test_batch_size_one_is_fine_without_the_alignment():

@@ -12,7 +12,9 @@ from pipelines.data import layout
 from pipelines.data import reader
 from pipelines.data import synthetic
 from tests.helpers.data import SMALL_SYNTHETIC
+from tests.helpers.data import concat_rows as _rows
 from tests.helpers.data import in_memory_dataset
+from tests.helpers.data import sorted_rows as _sorted
 
 CONFIG = SyntheticConfig(num_train=500, num_valid=203, num_test=64,
                          num_categorical=4, num_numerical=6, vocab_size=40,
@@ -26,22 +28,6 @@ def data(tmp_path_factory):
   schema = synthetic.write_synthetic_dataset(CONFIG, data_dir,
                                              log=lambda _: None)
   return data_dir, schema
-
-
-def _rows(dataset):
-  """Concatenates every batch into name -> [rows] arrays (all three dicts)."""
-  parts = {}
-  for element in dataset:
-    for part in element:
-      for k, v in part.items():
-        parts.setdefault(k, []).append(v.numpy())
-  return {k: np.concatenate(v) for k, v in parts.items()}
-
-
-def _sorted(rows, keys):
-  """Rows as a sorted array of tuples, for order-free comparison."""
-  table = np.stack([rows[k].astype(np.float64) for k in keys], axis=1)
-  return table[np.lexsort(table.T[::-1])]
 
 
 @pytest.mark.parametrize("training", [True, False])
