@@ -312,22 +312,12 @@ def make_epochs_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
 def chain_epochs(epoch_batches, *, steps_per_epoch: int, first_epoch: int,
                  end_epoch: int, skip_steps: int, per_step: int
                  ) -> tf.data.Dataset:
-  """Epochs `[first_epoch, end_epoch)` of `epoch_batches`, one after another.
-
-  Args:
-    epoch_batches: fn(epoch) -> a dataset of at least `steps_per_epoch *
-      per_step` batches (e.g. repeated): cut to exactly that many.
-    steps_per_epoch, first_epoch, end_epoch, skip_steps: as in
-      `make_epochs_dataset`; `skip_steps * per_step` batches of
-      `first_epoch` are dropped.
-    per_step: batches per global step (`batches_per_step`).
-
-  Returns:
-    The concatenated batches, of unknown cardinality.
-
-  Raises:
-    ValueError: an empty epoch range or `skip_steps` outside an epoch.
-  """
+  """Epochs `[first_epoch, end_epoch)`, each `epoch_batches(epoch)` (at least
+  `steps_per_epoch * per_step` batches, e.g. repeated) cut to exactly that
+  many, `skip_steps * per_step` of the first dropped, concatenated; of
+  unknown cardinality. Arguments as in `make_epochs_dataset`; `per_step`:
+  `batches_per_step`. Raises ValueError: an empty epoch range or
+  `skip_steps` outside an epoch."""
   if not 0 <= first_epoch < end_epoch:
     raise ValueError(f"epochs [{first_epoch}, {end_epoch}) are empty")
   if not 0 <= skip_steps < steps_per_epoch:
