@@ -4,12 +4,14 @@ written."""
 
 import json
 import os
+import subprocess
 
 from absl import flags
 from absl.testing import flagsaver
 import pytest
 
 from pipelines import train as train_main
+from tests.helpers import jobs
 from tests.helpers.flags import run_main
 
 FLAGS = flags.FLAGS
@@ -90,6 +92,24 @@ def test_training_reads_its_input_from_a_data_service(tmp_path, tiny_data,
     assert json.load(f)["data"]["service"] == data_service
   with open(tmp_path / "model" / "train_state.json") as f:
     assert json.load(f)["global_step"] == 8
+
+
+@pytest.mark.slow  # a training process on 2 logical CPU devices
+def test_mirrored_training_reads_from_a_data_service(tmp_path, tiny_data,
+                                                     data_service):
+  """One input pipeline, 2 replicas: a separate training process reads its
+  batches from this process's dispatcher and workers over localhost."""
+  output = jobs.check(subprocess.run(
+      jobs.train_command(tmp_path / "model", tiny_data, "--strategy=mirrored",
+                         "--num_cpu_devices=2",
+                         f"--data_service={data_service}"),
+      cwd=jobs.ROOT, env=jobs.env(), capture_output=True, text=True,
+      timeout=jobs.TIMEOUT_S))
+  assert "2 replica(s) in sync" in output
+  assert f"read by the tf.data service at {data_service}" in output
+  state = jobs.read_json(tmp_path / "model" / "train_state.json")
+  assert state["global_step"] == state["steps_per_epoch"] * state[
+      "epochs_done"] > 0
 
 
 def _run_main(tmp_path, *argv):
