@@ -26,6 +26,7 @@ CONSOLE_SCRIPTS = {
     "adaftr-train": "pipelines.train",
     "adaftr-demo": "pipelines.demo",
     "adaftr-convert": "pipelines.convert",
+    "adaftr-data-service": "pipelines.data_service",
     "adaftr-sweep": "pipelines.sweep",
     "adaftr-benchmark-quality": "pipelines.benchmark_quality",
     "adaftr-benchmark-speed": "pipelines.benchmark_speed",

@@ -16,6 +16,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("adaftr_tf", "pipelines", "export")
 ENTRYPOINTS = {"pipelines.train", "pipelines.demo", "pipelines.convert",
+               "pipelines.data_service",
                "pipelines.sweep", "pipelines.benchmark_quality",
                "pipelines.benchmark_speed", "pipelines.cli",
                "export.export_savedmodel", "export.check", "export.score"}
