@@ -31,6 +31,7 @@ step, but not with the batches an uninterrupted run would have trained.
 
 from __future__ import annotations
 
+import os
 import socket
 
 from adaftr_tf import features as F
@@ -80,7 +81,8 @@ def one_pass(data_dir: str, split: str, schema: F.FeatureSchema,
 
   Args:
     data_dir: the data directory; the workers open its files, so it must
-      be a path they can read (shared storage, `gs://`, ...).
+      be a path they can read (shared storage, `gs://`, ...); a relative
+      local path is made absolute.
     split, schema, with_oracle: as in `reader.make_dataset`.
     batch_size: the per-replica batch.
     dispatcher: the dispatcher's address (`address`).
@@ -92,6 +94,8 @@ def one_pass(data_dir: str, split: str, schema: F.FeatureSchema,
     once, in an order set by the workers' timing. Each iteration starts a
     new service job.
   """
+  if "://" not in data_dir:  # the workers resolve paths in their own folder
+    data_dir = os.path.abspath(data_dir)
   ds = reader.make_dataset(
       data_dir, split, schema, batch_size, training=True,
       with_oracle=with_oracle, shuffle_buffer=shuffle_buffer, seed=seed,

@@ -4,6 +4,7 @@ training row once per pass in both record layouts, static batches, the epoch
 structure kept by the training process, the address and the refusals."""
 
 import collections
+import os
 import socket
 
 import numpy as np
@@ -127,3 +128,15 @@ def test_several_input_pipelines_are_refused(data):
   with pytest.raises(ValueError, match="feeds one input pipeline, not 2"):
     _epochs(data_dir, schema, "localhost:1", 5, input_context=context)
 
+
+
+def test_a_relative_data_dir_reaches_workers_in_another_folder(
+    data, data_service, monkeypatch, tmp_path):
+  data_dir, schema, written, keys = data
+  monkeypatch.chdir(os.path.dirname(data_dir))
+  one_pass = service.one_pass(os.path.basename(data_dir), "train", schema,
+                              BATCH, data_service, seed=3, shuffle_buffer=64,
+                              with_oracle=True)
+  monkeypatch.chdir(tmp_path)  # the in-process workers' folder too
+  np.testing.assert_array_equal(sorted_rows(concat_rows(one_pass), keys),
+                                written)
