@@ -91,18 +91,22 @@ cli.define_enum("isolation", "subprocess", ["subprocess", "in_process"],
                 "in_process: all rows here (peaks reset per row; quick "
                 "checks only).")
 cli.define_integer("row_timeout", 900, "Seconds a row may take.")
+cli.define_string("rows", "all", "Comma list of the core rows to run (keys "
+                  "of plan.core_rows, e.g. input/rows,input/blocks,"
+                  "real/adaftr,real_rows/adaftr,reference/adaftr), 'all' or "
+                  "'' (none).")
+cli.define_string("per_core", "", "Comma list of accelerator step rates "
+                  "(examples/s): prints the host cores one accelerator "
+                  "needs at each to decode its input, per record layout "
+                  "(step rate / the input row's examples per CPU-s).")
 cli.define_integer("repeats", 1, "Runs of each core row (interleaved rounds; "
                    "the fastest counts): filters other jobs' load.")
 
-def main(argv):
-  cli.begin_job(argv, required=("output",))
-  import tensorflow as tf  # heavy imports after the flags
+def _settings(config) -> plan_lib.Settings:
+  """What the flags chose (ValueError names a bad flag value)."""
   from adaftr_tf import choices
-  from pipelines.benchmarks.speed import harness
   from pipelines.benchmarks.speed import prototypes as prototypes_lib
-  config = cli.config_from_flags(FLAGS.preset, FLAGS.override)
-  vocab_rows = plan_lib.parse_int_list(FLAGS.vocab_rows, "vocab_rows")
-  settings = plan_lib.Settings(
+  return plan_lib.Settings(
       preset=FLAGS.preset, overrides=tuple(FLAGS.override), steps=FLAGS.steps,
       warmup=FLAGS.warmup, input_steps=FLAGS.input_steps,
       reference_batches=FLAGS.reference_batches,
@@ -118,7 +122,23 @@ def main(argv):
           "scale_optimizers")),
       paired=tuple(plan_lib.parse_names(FLAGS.paired, plan_lib.PAIRED,
                                         "paired")),
-      paired_rounds=FLAGS.paired_rounds, paired_steps=FLAGS.paired_steps)
+      paired_rounds=FLAGS.paired_rounds, paired_steps=FLAGS.paired_steps,
+      layout=config.data.layout)
+
+
+def main(argv):
+  cli.begin_job(argv, required=("output",))
+  import tensorflow as tf  # heavy imports after the flags
+  from pipelines.benchmarks.speed import harness
+  config = cli.config_from_flags(FLAGS.preset, FLAGS.override)
+  try:   # flag values: one-line usage errors before any work
+    vocab_rows = plan_lib.parse_int_list(FLAGS.vocab_rows, "vocab_rows")
+    step_rates = plan_lib.parse_int_list(FLAGS.per_core, "per_core")
+    settings = _settings(config)
+    core_keys = [row.key for row in plan_lib.select(plan_lib.core_rows(
+        settings, dict.fromkeys(plan_lib.LAYOUT_ROWS, "")), FLAGS.rows)]
+  except ValueError as err:
+    raise app.UsageError(str(err)) from None
   for name in ("steps", "warmup", "input_steps", "reference_batches", "repeats",
                "data_rows", "scale_data_rows", "scale_steps", "scale_warmup",
                "scale_steps_per_execution", "paired_rounds", "paired_steps"):
@@ -130,11 +150,12 @@ def main(argv):
   workdir = tempfile.mkdtemp(prefix="speed-rows-")
   started = time.time()
   try:
-    data_dir, scale_dirs = harness.prepare_data(config, root, FLAGS.data_rows,
-                                        vocab_rows, FLAGS.scale_data_rows, log)
-    rows = (plan_lib.core_rows(settings, data_dir)
-            + plan_lib.extra_rows(settings, data_dir)
-            + plan_lib.paired_rows(settings, data_dir)
+    data_dirs, scale_dirs = harness.prepare_data(
+        config, root, FLAGS.data_rows, vocab_rows, FLAGS.scale_data_rows, log)
+    rows = ([row for row in plan_lib.core_rows(settings, data_dirs)
+             if row.key in core_keys]
+            + plan_lib.extra_rows(settings, data_dirs[settings.layout])
+            + plan_lib.paired_rows(settings, data_dirs[settings.layout])
             + plan_lib.scale_rows(settings, scale_dirs))
     results = harness.run_rows(rows, FLAGS.isolation, workdir, FLAGS.row_timeout, log,
                        repeats=FLAGS.repeats)
@@ -158,7 +179,7 @@ def main(argv):
                  "data_rows": FLAGS.data_rows,
                  "scale_data_rows": FLAGS.scale_data_rows},
       "seconds": time.time() - started, "rows": results}
-  result.update(report.summarise(results))
+  result.update(report.summarise(results, settings.layout, step_rates))
   output_dir = os.path.dirname(FLAGS.output)
   if output_dir:
     tf.io.gfile.makedirs(output_dir)
