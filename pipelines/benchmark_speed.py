@@ -4,12 +4,17 @@
       --override=train.batch_size=2048 [--steps=20 --warmup=20] \
       [--vocab_rows=10000,1000000,10000000] [--variants=all] \
       [--prototypes=keras_auc,unfused_info_nce,uncompiled_info_nce,no_metrics] \
-      [--paired=all]
+      [--paired=all] [--rows=input/rows,input/blocks,real/adaftr,...]
+      [--per_core=1000000,5000000]
 
 Measures in one run, on this machine (rows: pipelines/benchmarks/speed/plan.py):
-  input       TFRecord files -> parsed (features, labels) batches, no model;
+  input       TFRecord files -> parsed (features, labels) batches, no model,
+              for each record layout (input/rows: one tf.train.Example per
+              row; input/blocks: row blocks);
   real        files -> make_dataset -> compiled model -> Keras fit, for AdaFTR
-              and for the same backbone without the contrastive loss;
+              and for the same backbone without the contrastive loss, on the
+              config's data.layout (row blocks by default), and AdaFTR on the
+              other layout (real_rows/adaftr);
   reference   the same models' step on pre-parsed in-memory batches in a
               minimal tf.function loop (what TensorFlow does for this
               architecture on this machine);
@@ -28,11 +33,20 @@ and the peak resident memory of each: every row runs in its own process
 `--steps` timed steps after `--warmup` untimed ones (tracing, shuffle-buffer
 fill); `fit` rows round both up to whole `steps_per_execution` groups.
 
+`--rows` limits the core rows (input/*, real*, reference/*) to those named.
+
 Synthetic data with the preset's generator config (`--data_rows` training
-rows; the files are re-read with repeat) is written under `--data_dir`
+rows, in both layouts; the files are re-read with repeat) is written under
+`--data_dir`
 (kept and reused) or a temporary folder (deleted). Prints the table, the
 targets (met or not) and writes every figure plus `ratio_real_to_reference`,
-`ratio_adaftr_to_no_cl` and `ratio_input_to_training` to `--output`. Exits
+`ratio_adaftr_to_no_cl` and `ratio_input_to_training` to `--output`, and
+per record layout (`layouts`): the input's decode rate (examples per
+CPU-second), input / AdaFTR training step per CPU-second, the real path /
+the reference loop and the input's peak memory, with issue 15's targets
+(`layout_targets`) and, for `--per_core` step rates (examples/s of one
+accelerator), the host cores it needs to decode its input (`per_core`: step
+rate / decode examples per CPU-second). Exits
 with status 1 if a row failed (the JSON names the error).
 """
 
