@@ -199,15 +199,19 @@ def layout_table(summary: dict) -> str:
            "reference | input peak RSS MiB |",
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
   for name, f in summary["layouts"].items():
-    lines.append(
-        f"| {plan_lib.LAYOUT_WORDS[name]} ({f['input_row']}, {f['real_row']})"
-        f" | {_fmt(f['input_examples_per_s'])} | "
-        f"{_fmt(f['decode_examples_per_cpu_s'])} | "
-        f"{_fmt(f['input_to_step_per_cpu'], 2)} | "
-        f"{_fmt(f['real_examples_per_s'])} | "
-        f"{_fmt(f['real_to_reference'], 2)} | "
-        f"{_fmt(f['input_peak_rss_mb'])} |")
+    cells = [f"{plan_lib.LAYOUT_WORDS[name]} ({f['input_row']}, "
+             f"{f['real_row']})"]
+    cells += [_fmt(f[k], digits) for k, digits in (
+        ("input_examples_per_s", 0), ("decode_examples_per_cpu_s", 0),
+        ("input_to_step_per_cpu", 2), ("real_examples_per_s", 0),
+        ("real_to_reference", 2), ("input_peak_rss_mb", 0))]
+    lines.append(_line(cells))
   return "\n".join(lines)
+
+
+def _line(cells) -> str:
+  """One markdown table line."""
+  return "| " + " | ".join(cells) + " |"
 
 
 def layout_targets_table(summary: dict) -> str:
@@ -216,7 +220,7 @@ def layout_targets_table(summary: dict) -> str:
            "| --- | ---: | ---: | --- |"]
   for name, t in summary["layout_targets"].items():
     sign = "≥" if t["bound"] == ">=" else "≤"
-    lines.append(f"| {name} ({t['meaning']}) | {_fmt(t['measured'], 2)} | "
+    lines.append(f"| {name} ({t['meaning']}) | {_fmt(t['measured'], 3)} | "
                  f"{sign} {t['required']:g} | {WORD[t['met']]} |")
   return "\n".join(lines)
 
@@ -225,12 +229,12 @@ def projection_table(summary: dict) -> str:
   """Host cores per accelerator at each step rate, per layout."""
   per_core = summary["per_core"]
   names = list(per_core["cores"])
-  lines = ["| accelerator step rate (examples/s) | " + " | ".join(
-      f"host cores, {plan_lib.LAYOUT_WORDS[n]}" for n in names) + " |",
-           "| ---: |" + " ---: |" * len(names)]
+  lines = [_line(["accelerator step rate (examples/s)"] + [
+      f"host cores, {plan_lib.LAYOUT_WORDS[n]}" for n in names]),
+           _line(["---:"] * (len(names) + 1))]
   for i, step in enumerate(per_core["step_rates"]):
-    lines.append(f"| {_fmt(step)} | " + " | ".join(
-        _fmt(per_core["cores"][n][i], 1) for n in names) + " |")
+    lines.append(_line([_fmt(step)] + [_fmt(per_core["cores"][n][i], 1)
+                                       for n in names]))
   return "\n".join(lines)
 
 
