@@ -4,12 +4,17 @@
       --override=train.batch_size=2048 [--steps=20 --warmup=20] \
       [--vocab_rows=10000,1000000,10000000] [--variants=all] \
       [--prototypes=keras_auc,unfused_info_nce,uncompiled_info_nce,no_metrics] \
-      [--paired=all]
+      [--paired=all] [--rows=input/rows,input/blocks,real/adaftr,...]
+      [--per_core=1000000,5000000]
 
 Measures in one run, on this machine (rows: pipelines/benchmarks/speed/plan.py):
-  input       TFRecord files -> parsed (features, labels) batches, no model;
+  input       TFRecord files -> parsed (features, labels) batches, no model,
+              for each record layout (input/rows: one tf.train.Example per
+              row; input/blocks: row blocks);
   real        files -> make_dataset -> compiled model -> Keras fit, for AdaFTR
-              and for the same backbone without the contrastive loss;
+              and for the same backbone without the contrastive loss, on the
+              config's data.layout (row blocks by default), and AdaFTR on the
+              other layout (real_rows/adaftr);
   reference   the same models' step on pre-parsed in-memory batches in a
               minimal tf.function loop (what TensorFlow does for this
               architecture on this machine);
@@ -28,11 +33,20 @@ and the peak resident memory of each: every row runs in its own process
 `--steps` timed steps after `--warmup` untimed ones (tracing, shuffle-buffer
 fill); `fit` rows round both up to whole `steps_per_execution` groups.
 
+`--rows` limits the core rows (input/*, real*, reference/*) to those named.
+
 Synthetic data with the preset's generator config (`--data_rows` training
-rows; the files are re-read with repeat) is written under `--data_dir`
+rows, in both layouts; the files are re-read with repeat) is written under
+`--data_dir`
 (kept and reused) or a temporary folder (deleted). Prints the table, the
 targets (met or not) and writes every figure plus `ratio_real_to_reference`,
-`ratio_adaftr_to_no_cl` and `ratio_input_to_training` to `--output`. Exits
+`ratio_adaftr_to_no_cl` and `ratio_input_to_training` to `--output`, and
+per record layout (`layouts`): the input's decode rate (examples per
+CPU-second), input / AdaFTR training step per CPU-second, the real path /
+the reference loop and the input's peak memory, with issue 15's targets
+(`layout_targets`) and, for `--per_core` step rates (examples/s of one
+accelerator), the host cores it needs to decode its input (`per_core`: step
+rate / decode examples per CPU-second). Exits
 with status 1 if a row failed (the JSON names the error).
 """
 
@@ -91,18 +105,22 @@ cli.define_enum("isolation", "subprocess", ["subprocess", "in_process"],
                 "in_process: all rows here (peaks reset per row; quick "
                 "checks only).")
 cli.define_integer("row_timeout", 900, "Seconds a row may take.")
+cli.define_string("rows", "all", "Comma list of the core rows to run (keys "
+                  "of plan.core_rows, e.g. input/rows,input/blocks,"
+                  "real/adaftr,real_rows/adaftr,reference/adaftr), 'all' or "
+                  "'' (none).")
+cli.define_string("per_core", "", "Comma list of accelerator step rates "
+                  "(examples/s): prints the host cores one accelerator "
+                  "needs at each to decode its input, per record layout "
+                  "(step rate / the input row's examples per CPU-s).")
 cli.define_integer("repeats", 1, "Runs of each core row (interleaved rounds; "
                    "the fastest counts): filters other jobs' load.")
 
-def main(argv):
-  cli.begin_job(argv, required=("output",))
-  import tensorflow as tf  # heavy imports after the flags
+def _settings(config) -> plan_lib.Settings:
+  """What the flags chose (ValueError names a bad flag value)."""
   from adaftr_tf import choices
-  from pipelines.benchmarks.speed import harness
   from pipelines.benchmarks.speed import prototypes as prototypes_lib
-  config = cli.config_from_flags(FLAGS.preset, FLAGS.override)
-  vocab_rows = plan_lib.parse_int_list(FLAGS.vocab_rows, "vocab_rows")
-  settings = plan_lib.Settings(
+  return plan_lib.Settings(
       preset=FLAGS.preset, overrides=tuple(FLAGS.override), steps=FLAGS.steps,
       warmup=FLAGS.warmup, input_steps=FLAGS.input_steps,
       reference_batches=FLAGS.reference_batches,
@@ -118,7 +136,23 @@ def main(argv):
           "scale_optimizers")),
       paired=tuple(plan_lib.parse_names(FLAGS.paired, plan_lib.PAIRED,
                                         "paired")),
-      paired_rounds=FLAGS.paired_rounds, paired_steps=FLAGS.paired_steps)
+      paired_rounds=FLAGS.paired_rounds, paired_steps=FLAGS.paired_steps,
+      layout=config.data.layout)
+
+
+def main(argv):
+  cli.begin_job(argv, required=("output",))
+  import tensorflow as tf  # heavy imports after the flags
+  from pipelines.benchmarks.speed import harness
+  config = cli.config_from_flags(FLAGS.preset, FLAGS.override)
+  try:   # flag values: one-line usage errors before any work
+    vocab_rows = plan_lib.parse_int_list(FLAGS.vocab_rows, "vocab_rows")
+    step_rates = plan_lib.parse_int_list(FLAGS.per_core, "per_core")
+    settings = _settings(config)
+    core_keys = [row.key for row in plan_lib.select(plan_lib.core_rows(
+        settings, dict.fromkeys(plan_lib.LAYOUT_ROWS, "")), FLAGS.rows)]
+  except ValueError as err:
+    raise app.UsageError(str(err)) from None
   for name in ("steps", "warmup", "input_steps", "reference_batches", "repeats",
                "data_rows", "scale_data_rows", "scale_steps", "scale_warmup",
                "scale_steps_per_execution", "paired_rounds", "paired_steps"):
@@ -130,11 +164,12 @@ def main(argv):
   workdir = tempfile.mkdtemp(prefix="speed-rows-")
   started = time.time()
   try:
-    data_dir, scale_dirs = harness.prepare_data(config, root, FLAGS.data_rows,
-                                        vocab_rows, FLAGS.scale_data_rows, log)
-    rows = (plan_lib.core_rows(settings, data_dir)
-            + plan_lib.extra_rows(settings, data_dir)
-            + plan_lib.paired_rows(settings, data_dir)
+    data_dirs, scale_dirs = harness.prepare_data(
+        config, root, FLAGS.data_rows, vocab_rows, FLAGS.scale_data_rows, log)
+    rows = ([row for row in plan_lib.core_rows(settings, data_dirs)
+             if row.key in core_keys]
+            + plan_lib.extra_rows(settings, data_dirs[settings.layout])
+            + plan_lib.paired_rows(settings, data_dirs[settings.layout])
             + plan_lib.scale_rows(settings, scale_dirs))
     results = harness.run_rows(rows, FLAGS.isolation, workdir, FLAGS.row_timeout, log,
                        repeats=FLAGS.repeats)
@@ -158,7 +193,7 @@ def main(argv):
                  "data_rows": FLAGS.data_rows,
                  "scale_data_rows": FLAGS.scale_data_rows},
       "seconds": time.time() - started, "rows": results}
-  result.update(report.summarise(results))
+  result.update(report.summarise(results, settings.layout, step_rates))
   output_dir = os.path.dirname(FLAGS.output)
   if output_dir:
     tf.io.gfile.makedirs(output_dir)

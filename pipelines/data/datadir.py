@@ -7,7 +7,6 @@ A data directory is converter output (`pipelines.convert`: shards,
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -28,12 +27,8 @@ def default_data_dir(config: Config) -> str:
   """`data/synthetic-<hash>` under the working dir: a hash of the synthetic
   config and, for row blocks, of the layout (per-row data keeps the folder
   name it had before the layouts, so it is never taken for blocks)."""
-  described = config.to_dict()["data"]["synthetic"]
-  layout = layout_lib.from_config(config.data)
-  if layout.is_blocks:
-    described = {"synthetic": described, **layout.to_dict()}
-  text = json.dumps(described, sort_keys=True)
-  digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+  digest = layout_lib.folder_digest(config.to_dict()["data"]["synthetic"],
+                                    layout_lib.from_config(config.data))
   return os.path.join("data", "synthetic-" + digest)
 
 

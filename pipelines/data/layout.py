@@ -16,6 +16,7 @@ warm-up records of an export, records to score).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 
@@ -56,6 +57,17 @@ class Layout:
 
 
 ROWS_LAYOUT = Layout(ROWS)
+
+
+def folder_digest(described, layout: Layout) -> str:
+  """10 hex digits naming a folder of data `described` (JSON-able) written
+  in `layout`: for row blocks a hash of both, for rows of `described` alone
+  (per-row data keeps the folder name it had before the layouts, so it is
+  never taken for blocks)."""
+  if layout.is_blocks:
+    described = {"synthetic": described, **layout.to_dict()}
+  text = json.dumps(described, sort_keys=True)
+  return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
 def from_config(data_config) -> Layout:

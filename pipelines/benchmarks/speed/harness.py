@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -20,43 +19,46 @@ import tensorflow as tf
 
 import pipelines
 from pipelines.benchmarks.speed import phases
+from pipelines.benchmarks.speed import plan as plan_lib
+from pipelines.data import layout as layout_lib
 from pipelines.data import synthetic
 
 # The folder holding the `pipelines` package: the workers' import root.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(pipelines.__file__)))
 
 
-def _synthetic_dir(root: str, synthetic) -> str:
-  text = json.dumps(dataclasses.asdict(synthetic), sort_keys=True)
-  digest = hashlib.sha1(text.encode()).hexdigest()[:10]
-  return os.path.join(root, "speed-" + digest)
-
-
 def prepare_data(config, root, data_rows, vocab_rows, scale_data_rows, log):
-  """(main data dir, {total rows: data dir}), generated when missing."""
+  """({layout: main data dir}, {total rows: data dir}), generated when
+  missing: the main data in both record layouts (per-row records and row
+  blocks of `data.block_rows`), the scale data in `data.layout`."""
   base = config.data.synthetic
   held_out = min(2048, data_rows)   # valid/test are never read here
   main = dataclasses.replace(base, num_train=data_rows, num_valid=held_out,
                              num_test=held_out)
-  wanted = {None: main}
+  default = layout_lib.from_config(config.data)
+  wanted = {name: (main, layout_lib.Layout(name, default.block_rows))
+            for name in plan_lib.LAYOUT_ROWS}
   if vocab_rows and base.num_categorical < 1:
     raise ValueError("--vocab_rows needs categorical fields; the preset's "
                      "data has none (pass --vocab_rows='')")
   for total in vocab_rows:
     # Each field has vocab_size ids plus its OOV row.
     vocab = max(1, total // base.num_categorical - 1)
-    wanted[total] = dataclasses.replace(main, vocab_size=vocab,
-                                        num_train=scale_data_rows)
+    wanted[total] = (dataclasses.replace(main, vocab_size=vocab,
+                                         num_train=scale_data_rows), default)
   dirs = {}
-  for key, synthetic_config in wanted.items():
-    path = _synthetic_dir(root, synthetic_config)
+  for key, (synthetic_config, layout) in wanted.items():
+    digest = layout_lib.folder_digest(dataclasses.asdict(synthetic_config),
+                                      layout)
+    path = os.path.join(root, "speed-" + digest)
     start = time.time()
     synthetic.ensure_synthetic_dataset(synthetic_config, path,
-                                       log=lambda _: None)
-    log(f"data {'main' if key is None else f'{key} table rows'}: {path} "
-        f"({time.time() - start:.0f}s)")
+                                       log=lambda _: None, layout=layout)
+    log(f"data {key if isinstance(key, str) else f'{key} table rows'}: "
+        f"{path} ({layout_lib.load(path).describe()}, "
+        f"{time.time() - start:.0f}s)")
     dirs[key] = path
-  return dirs.pop(None), dirs
+  return {name: dirs.pop(name) for name in plan_lib.LAYOUT_ROWS}, dirs
 
 
 def _run_subprocess(spec, workdir, timeout):

@@ -1,8 +1,13 @@
 """The measurements one speed benchmark run makes, as phase specs.
 
 Rows (key: what runs):
-  input                 make_dataset alone (parsed batches, no model)
-  real/adaftr           Keras fit on make_dataset, AdaFTR (the config as is)
+  input/rows            make_dataset alone (parsed batches, no model) on
+                        per-row records (one tf.train.Example per row)
+  input/blocks          the same on row blocks (pipelines/data/blocks.py)
+  real/adaftr           Keras fit on make_dataset, AdaFTR (the config as is;
+                        data.layout, row blocks by default)
+  real_rows/adaftr      the same on per-row records (real_blocks/adaftr when
+                        data.layout=rows)
   real/no_cl            the same with model.name=multitask (no InfoNCE)
   real_cached/adaftr    Keras fit on pre-parsed batches cycled from memory
                         (real minus the file input)
@@ -27,6 +32,10 @@ from adaftr_tf import choices
 ADAFTR = ["model.name=adaftr"]
 NO_CL = ["model.name=multitask"]
 BF16 = ["runtime.mixed_precision=mixed_bfloat16"]
+# The record layouts (pipelines/data/layout.py) the input rows read, and
+# how the table names them.
+LAYOUT_ROWS = ("rows", "blocks")
+LAYOUT_WORDS = {"rows": "per-row records", "blocks": "row blocks"}
 
 # name -> (description, overrides on top of real/adaftr).
 VARIANTS = {
@@ -96,6 +105,7 @@ class Settings:
   paired: tuple[str, ...] = ()
   paired_rounds: int = 4
   paired_steps: int = 5
+  layout: str = "blocks"   # data.layout: what rows without one in the key read
 
 
 def round_up(steps: int, multiple: int) -> int:
@@ -115,13 +125,27 @@ def _spec(s: Settings, phase: str, data_dir: str, overrides, steps, warmup,
           "reference_batches": s.reference_batches}
 
 
-def core_rows(s: Settings, data_dir: str) -> list[Row]:
-  return [
-      Row("input", "core", "TFRecord -> parsed batches (make_dataset)",
-          _spec(s, "input", data_dir, [], s.input_steps, s.warmup)),
-      Row("real/adaftr", "core", "files -> make_dataset -> Keras fit",
-          _spec(s, "fit", data_dir, ADAFTR, s.steps, s.warmup)),
-      Row("real/no_cl", "core", "same, model.name=multitask",
+def real_key(layout: str, default: str) -> str:
+  """The real AdaFTR row reading `layout`: real/adaftr on the config's
+  layout (`default`), real_<layout>/adaftr on the other one."""
+  return "real/adaftr" if layout == default else f"real_{layout}/adaftr"
+
+
+def core_rows(s: Settings, dirs: dict[str, str]) -> list[Row]:
+  """`dirs`: {layout: main data dir}; rows without a layout in their key
+  read the config's `data.layout` (row blocks by default)."""
+  data_dir = dirs[s.layout]
+  inputs = [Row(f"input/{name}", "core",
+                f"TFRecord files ({LAYOUT_WORDS[name]}) -> parsed batches "
+                "(make_dataset)",
+                _spec(s, "input", dirs[name], [], s.input_steps, s.warmup))
+            for name in LAYOUT_ROWS]
+  reals = [Row(real_key(name, s.layout), "core",
+               f"files ({LAYOUT_WORDS[name]}) -> make_dataset -> Keras fit",
+               _spec(s, "fit", dirs[name], ADAFTR, s.steps, s.warmup))
+           for name in sorted(LAYOUT_ROWS, key=lambda n: n != s.layout)]
+  return inputs + reals + [
+      Row("real/no_cl", "core", "real/adaftr with model.name=multitask",
           _spec(s, "fit", data_dir, NO_CL, s.steps, s.warmup)),
       Row("real_cached/adaftr", "core",
           "Keras fit on pre-parsed batches in memory (no file input)",
@@ -131,6 +155,12 @@ def core_rows(s: Settings, data_dir: str) -> list[Row]:
       Row("reference/no_cl", "core", "same, model.name=multitask",
           _spec(s, "reference", data_dir, NO_CL, s.steps, s.warmup)),
   ]
+
+
+def select(rows: list[Row], text: str) -> list[Row]:
+  """The rows `--rows` names (comma list of keys, 'all' or '' = none)."""
+  keys = parse_names(text, [r.key for r in rows], "rows")
+  return [r for r in rows if r.key in keys]
 
 
 def extra_rows(s: Settings, data_dir: str) -> list[Row]:

@@ -13,8 +13,9 @@ from tests.helpers.benchmarks import speed_settings
 def test_worker_runs_the_paired_phase_in_its_own_process(tmp_path):
   from adaftr_tf import experiments
   config = experiments.get_preset("tiny")
-  data_dir, _ = harness.prepare_data(config, str(tmp_path), 512, [],
-                                             512, log=lambda _: None)
+  dirs, _ = harness.prepare_data(config, str(tmp_path), 512, [], 512,
+                                 log=lambda _: None)
+  data_dir = dirs[config.data.layout]
   settings = speed_settings(preset="tiny", overrides=(
       "train.steps_per_execution=1",), warmup=1,
       paired=("no_cl", "transfer_gate", "keras_auc"),
