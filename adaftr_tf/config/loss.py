@@ -24,7 +24,9 @@ class LossConfig:
     one_way: the CTR representation enters the alignment behind a
       stop-gradient, so only the CVR side (and both projections) move.
     relatedness_signal, relatedness_loss_weight: what trains the relatedness
-      network and the weight of the agreement regression (losses/agreement.py).
+      network and the weight of its loss (the agreement regression,
+      losses/agreement.py; the transfer gate's probe; the meta-gradient's
+      hypergradient loss, tasks/meta_gradient.py).
     agreement_source, agreement_representation: the agreement is the cosine
       of the CTR and CVR `logits`' or CTCVR `losses`' gradients with respect
       to the `embeddings` or the shared `experts` outputs.
@@ -61,6 +63,11 @@ class LossConfig:
       raise ConfigError("loss.relatedness_signal=transfer_gate needs "
                         "loss.relatedness_input=embeddings (a network that "
                         "reads the CTR tower could mimic the CTR logit)")
+    if self.relatedness_signal == "meta_gradient" and (
+        not self.relatedness_stop_gradient):
+      raise ConfigError("loss.relatedness_signal=meta_gradient trains the "
+                        "relatedness network alone: it needs "
+                        "loss.relatedness_stop_gradient=true")
     if self.tau_source != "network" and (
         self.temperature_mode != "instance"
         or self.relatedness_signal != "contrastive"):
@@ -74,7 +81,8 @@ class LossConfig:
     _positive(self, "loss", "contrastive_weight", "relatedness_loss_weight",
               "aitm_calibration_weight", allow_zero=True)
     needs_mode = {"gradient_agreement": "instance", "fixed": "fixed",
-                  "transfer_gate": "instance"}.get(self.relatedness_signal)
+                  "transfer_gate": "instance", "meta_gradient": "instance"
+                  }.get(self.relatedness_signal)
     if needs_mode and self.temperature_mode != needs_mode:
       raise ConfigError(f"loss.relatedness_signal={self.relatedness_signal} "
                         f"needs loss.temperature_mode={needs_mode}, got "
