@@ -49,6 +49,7 @@ PAIRED = {
     "asymmetric": (["loss.symmetric=false"], []),
     "gradient_agreement": (["loss.relatedness_signal=gradient_agreement"], []),
     "transfer_gate": (["loss.relatedness_signal=transfer_gate"], []),
+    "meta_gradient": (["loss.relatedness_signal=meta_gradient"], []),
     "jit": (["runtime.jit_compile=true"], []),
     "lazy_adam": (["train.optimizer=lazy_adam"], []),
     "no_metrics": ([], ["no_metrics"]),
