@@ -239,6 +239,7 @@ def build_objectives(config: Config, objective: objective_lib.Objective = (
         l.relatedness_loss_weight, tau_source=l.tau_source,
         tau_field=l.tau_field, seed=seed, one_way=l.one_way,
         oracle_noise=l.oracle_noise, funnel=objective.kind == F.FUNNEL,
+        meta_every=l.meta_gradient_every,
         name="alignment_task"))
   return objectives
 

@@ -27,6 +27,8 @@ class LossConfig:
       network and the weight of its loss (the agreement regression,
       losses/agreement.py; the transfer gate's probe; the meta-gradient's
       hypergradient loss, tasks/meta_gradient.py).
+    meta_gradient_every: the meta-gradient signal runs on every k-th
+      training step only (its cost is ~0.9 of an AdaFTR step where it runs).
     agreement_source, agreement_representation: the agreement is the cosine
       of the CTR and CVR `logits`' or CTCVR `losses`' gradients with respect
       to the `embeddings` or the shared `experts` outputs.
@@ -49,6 +51,7 @@ class LossConfig:
   one_way: bool = False
   relatedness_signal: C.RelatednessSignal = "contrastive"
   relatedness_loss_weight: float = 1.0
+  meta_gradient_every: int = 1
   agreement_source: C.AgreementSource = "losses"
   agreement_representation: C.AgreementRepresentation = "embeddings"
   aitm_calibration_weight: float = 0.6
@@ -78,6 +81,7 @@ class LossConfig:
     if not 0.0 <= self.oracle_noise <= 1.0:
       raise ConfigError(f"loss.oracle_noise={self.oracle_noise} must lie in "
                         "[0, 1]")
+    _positive(self, "loss", "meta_gradient_every")
     _positive(self, "loss", "contrastive_weight", "relatedness_loss_weight",
               "aitm_calibration_weight", allow_zero=True)
     needs_mode = {"gradient_agreement": "instance", "fixed": "fixed",

@@ -54,6 +54,8 @@ class AlignmentTask(tf_keras.layers.Layer):
     funnel: the second label is observed where the first is 1 (the funnel's
       clicked impressions: the gate's probe reads those rows); False for
       independent tasks (the probe reads every row).
+    meta_every: the meta-gradient runs on the steps divisible by it (0 on
+      the others).
 
   Call:
     embeddings: `[batch, e]` the flattened instance embeddings.
@@ -74,7 +76,7 @@ class AlignmentTask(tf_keras.layers.Layer):
                regression_weight: float = 1.0, tau_source: str = "network",
                tau_field: str = "categorical_1", seed: int = 0,
                one_way: bool = False, oracle_noise: float = 0.5,
-               funnel: bool = True, **kwargs):
+               funnel: bool = True, meta_every: int = 1, **kwargs):
     super().__init__(**kwargs)
     self.alignment = alignment
     self.contrastive = contrastive
@@ -88,6 +90,7 @@ class AlignmentTask(tf_keras.layers.Layer):
     self.one_way = bool(one_way)
     self.oracle_noise = float(oracle_noise)
     self.funnel = bool(funnel)
+    self.meta_every = int(meta_every)
     self.needs_agreement = signal == "gradient_agreement"
     self.needs_recording = signal == "meta_gradient"
     if self.needs_recording:
@@ -127,7 +130,7 @@ class AlignmentTask(tf_keras.layers.Layer):
       loss = self.weight * self.contrastive(u, v, tf.stop_gradient(tau),
                                             step=step)
       if meta is not None:
-        loss += self._meta_loss(meta, outputs, labels, tau, step)
+        loss += self._every_meta_step(meta, outputs, labels, tau, step)
       return loss, {F.TAU: tf.stop_gradient(tau)}
     if self.signal == "transfer_gate":
       g = transfer_gate.slope(logit)
@@ -157,6 +160,16 @@ class AlignmentTask(tf_keras.layers.Layer):
         agreement, logit)
     return (regression + self.weight * self.contrastive(u, v, tau, step=step),
             {F.TAU: tau})
+
+  def _every_meta_step(self, meta, outputs, labels, tau, step):
+    """`_meta_loss` on the steps divisible by `meta_every`, else 0 `[batch]`."""
+    if self.meta_every == 1 or step is None:
+      return self._meta_loss(meta, outputs, labels, tau, step)
+    return tf.cond(
+        tf.equal(tf.math.floormod(tf.cast(step, tf.int64), self.meta_every),
+                 0),
+        lambda: self._meta_loss(meta, outputs, labels, tau, step),
+        lambda: tf.zeros_like(tau))
 
   def _meta_loss(self, meta, outputs, labels, tau, step):
     """R = -regression_weight * lambda * M(tau) `[batch]` (the same scalar

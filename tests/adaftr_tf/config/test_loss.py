@@ -62,6 +62,8 @@ def test_fixed_tau_on_the_bounds_is_valid():
       "loss.relatedness_stop_gradient=false"],
      "meta_gradient trains the relatedness network alone: it needs "
      "loss.relatedness_stop_gradient=true"),
+    (["loss.meta_gradient_every=0"],
+     r"loss\.meta_gradient_every=0 must be > 0"),
     (["loss.relatedness_signal=meta_gradient", "loss.tau_source=oracle"],
      "loss.tau_source=oracle sets tau per instance without the relatedness "
      "network"),

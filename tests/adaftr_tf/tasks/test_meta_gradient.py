@@ -187,6 +187,37 @@ def test_no_meta_rows_clicked_gives_no_signal():
   assert np.all(regret.numpy() == 0.0)
 
 
+@pytest.mark.slow  # traces the meta step in a graph (~8 CPU-s)
+def test_every_k_steps_the_signal_runs_on_the_divisible_steps_only():
+  """loss.meta_gradient_every=2, in a graph (tf.cond): step 4 gives the
+  every-step value and trains tau's network, step 3 gives 0."""
+  model, features, labels = _model("loss.meta_gradient_every=2")
+  task = model.alignment_task
+  phi = task.alignment.relatedness.trainable_variables
+
+  @tf.function
+  def regret(step):
+    with tf.GradientTape() as tape:
+      with mg.recording() as record:
+        x, _ = model._embed(features)
+        outputs = model._predict(x, None, True)
+      record.variables = model.shared_variables
+      tau, _ = task.alignment.temperature(x, outputs[F.H_CTR],
+                                          outputs[F.H_CVR])
+      scheduled = task._every_meta_step(record, outputs, labels, tau, step)
+      mean = tf.reduce_mean(scheduled)
+    every = task._meta_loss(record, outputs, labels, tau, step)
+    return scheduled, every, tape.gradient(mean, phi)
+
+  on, every, grads = regret(tf.constant(4, tf.int64))
+  np.testing.assert_allclose(on.numpy(), every.numpy(), rtol=1e-6)
+  assert np.any(on.numpy() != 0)
+  assert all(np.any(g.numpy() != 0) for g in grads)
+  off, _, grads = regret(tf.constant(3, tf.int64))
+  assert np.all(off.numpy() == 0)
+  assert all(np.all(g.numpy() == 0) for g in grads)
+
+
 def test_surrogate_has_the_value_and_the_gradient_through_tau_only():
   tau = tf.Variable([0.2, 0.5, 0.9])
   value = tf.Variable(3.0)
