@@ -50,6 +50,8 @@ PAIRED = {
     "gradient_agreement": (["loss.relatedness_signal=gradient_agreement"], []),
     "transfer_gate": (["loss.relatedness_signal=transfer_gate"], []),
     "meta_gradient": (["loss.relatedness_signal=meta_gradient"], []),
+    "meta_gradient_every_8": (["loss.relatedness_signal=meta_gradient",
+                               "loss.meta_gradient_every=8"], []),
     "jit": (["runtime.jit_compile=true"], []),
     "lazy_adam": (["train.optimizer=lazy_adam"], []),
     "no_metrics": ([], ["no_metrics"]),
