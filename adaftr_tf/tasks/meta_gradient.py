@@ -30,7 +30,9 @@ enters after them), g = dL_cl/dh and dh = J s the change of h along s
 tape, by the double-backward identity J s = d/dw [s . J^T w] (J^T w is one
 backward pass, linear in the cotangent w; its gradient with respect to w is
 a second, linear one); g and dM/dtau_i are small `[b, d]` computations.
-Cost: the backward of L_meta (for s) plus those two passes.
+Cost: the backward of L_meta (for s) plus those two passes, about 0.9 of an
+AdaFTR step where it runs (`loss.meta_gradient_every` runs it on every k-th
+step only; pipelines/benchmarks/speed paired entries `meta_gradient*`).
 """
 
 from __future__ import annotations
