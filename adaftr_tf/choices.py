@@ -23,9 +23,11 @@ RelatednessInput = Literal["embeddings", "towers_detached"]
 Negatives = Literal["in_batch", "random_one"]
 # What trains the relatedness network: InfoNCE itself, a regression on the
 # measured gradient agreement, the conversion labels through the predictive
-# transfer gate (tasks/transfer_gate.py), or nothing (tau fixed).
+# transfer gate (tasks/transfer_gate.py), the meta-gradient of a held-out
+# conversion loss through a virtual alignment step (tasks/meta_gradient.py),
+# or nothing (tau fixed).
 RelatednessSignal = Literal["contrastive", "gradient_agreement", "fixed",
-                            "transfer_gate"]
+                            "transfer_gate", "meta_gradient"]
 # Where tau comes from: the relatedness `network`, or (synthetic data only,
 # training only) the planted relatedness r read from the oracle columns:
 # `oracle` (small tau where related), `anti_oracle` (the reverse),

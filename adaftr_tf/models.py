@@ -41,6 +41,7 @@ from adaftr_tf.tasks import CalibrationTask
 from adaftr_tf.tasks import ContrastiveTask
 from adaftr_tf.tasks import FunnelTask
 from adaftr_tf.tasks import IndependentTask
+from adaftr_tf.tasks import meta_gradient
 
 
 class CtrCvrModel(tfrs.models.Model):
@@ -79,6 +80,13 @@ class CtrCvrModel(tfrs.models.Model):
     """The AdaFTR alignment objective, if the model has one."""
     return next((o for o in self.objectives if isinstance(o, AlignmentTask)),
                 None)
+
+  @property
+  def shared_variables(self) -> list[tf.Variable]:
+    """The trainable variables of the prediction path (embeddings, backbone,
+    heads): every trainable variable but the auxiliary objectives' own."""
+    own = {id(v) for o in self.objectives for v in o.trainable_variables}
+    return [v for v in self.trainable_variables if id(v) not in own]
 
   def _embed(self, features: Mapping[str, tf.Tensor]):
     """Flattened embeddings x `[B, F*D]` (and x_cvr for single-task, else None)."""
@@ -164,14 +172,19 @@ class CtrCvrModel(tfrs.models.Model):
     features, labels = inputs[0], inputs[1]
     oracle = inputs[2] if len(inputs) > 2 else None   # synthetic data only
     measure = any(o.needs_agreement for o in self.objectives)
-    first, second, outputs, x, agreement = self._task_losses(
-        features, labels, training, measure)
+    record = training and any(o.needs_recording for o in self.objectives)
+    with (meta_gradient.recording() if record
+          else contextlib.nullcontext()) as meta:
+      first, second, outputs, x, agreement = self._task_losses(
+          features, labels, training, measure)
+    if record:
+      meta.variables = self.shared_variables
     per_example = first + second
     step = self.optimizer.iterations if training else None
     for objective in self.objectives:
       loss, extra = objective(x, outputs, labels, agreement=agreement,
                               step=step, training=training,
-                              features=features, oracle=oracle)
+                              features=features, oracle=oracle, meta=meta)
       per_example += loss
       outputs.update(extra)
     regularization = tf.add_n(self.losses) if self.losses else 0.0
@@ -255,6 +268,7 @@ def build_objectives(config: Config, objective: objective_lib.Objective = (
         l.relatedness_loss_weight, tau_source=l.tau_source,
         tau_field=l.tau_field, seed=seed, one_way=l.one_way,
         oracle_noise=l.oracle_noise, funnel=objective.kind == F.FUNNEL,
+        meta_every=l.meta_gradient_every,
         name="alignment_task"))
   return objectives
 

@@ -24,7 +24,11 @@ class LossConfig:
     one_way: the CTR representation enters the alignment behind a
       stop-gradient, so only the CVR side (and both projections) move.
     relatedness_signal, relatedness_loss_weight: what trains the relatedness
-      network and the weight of the agreement regression (losses/agreement.py).
+      network and the weight of its loss (the agreement regression,
+      losses/agreement.py; the transfer gate's probe; the meta-gradient's
+      hypergradient loss, tasks/meta_gradient.py).
+    meta_gradient_every: the meta-gradient signal runs on every k-th
+      training step only (its cost is ~0.9 of an AdaFTR step where it runs).
     agreement_source, agreement_representation: the agreement is the cosine
       of the CTR and CVR `logits`' or CTCVR `losses`' gradients with respect
       to the `embeddings` or the shared `experts` outputs.
@@ -47,6 +51,7 @@ class LossConfig:
   one_way: bool = False
   relatedness_signal: C.RelatednessSignal = "contrastive"
   relatedness_loss_weight: float = 1.0
+  meta_gradient_every: int = 1
   agreement_source: C.AgreementSource = "losses"
   agreement_representation: C.AgreementRepresentation = "embeddings"
   aitm_calibration_weight: float = 0.6
@@ -61,6 +66,11 @@ class LossConfig:
       raise ConfigError("loss.relatedness_signal=transfer_gate needs "
                         "loss.relatedness_input=embeddings (a network that "
                         "reads the CTR tower could mimic the CTR logit)")
+    if self.relatedness_signal == "meta_gradient" and (
+        not self.relatedness_stop_gradient):
+      raise ConfigError("loss.relatedness_signal=meta_gradient trains the "
+                        "relatedness network alone: it needs "
+                        "loss.relatedness_stop_gradient=true")
     if self.tau_source != "network" and (
         self.temperature_mode != "instance"
         or self.relatedness_signal != "contrastive"):
@@ -71,10 +81,12 @@ class LossConfig:
     if not 0.0 <= self.oracle_noise <= 1.0:
       raise ConfigError(f"loss.oracle_noise={self.oracle_noise} must lie in "
                         "[0, 1]")
+    _positive(self, "loss", "meta_gradient_every")
     _positive(self, "loss", "contrastive_weight", "relatedness_loss_weight",
               "aitm_calibration_weight", allow_zero=True)
     needs_mode = {"gradient_agreement": "instance", "fixed": "fixed",
-                  "transfer_gate": "instance"}.get(self.relatedness_signal)
+                  "transfer_gate": "instance", "meta_gradient": "instance"
+                  }.get(self.relatedness_signal)
     if needs_mode and self.temperature_mode != needs_mode:
       raise ConfigError(f"loss.relatedness_signal={self.relatedness_signal} "
                         f"needs loss.temperature_mode={needs_mode}, got "

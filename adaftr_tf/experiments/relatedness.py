@@ -9,7 +9,7 @@
   (loss.tau_source: the planted relatedness, its reverse, its shuffle, or a
   field hash; training only), `adaftr_B_<signal>` with the relatedness
   network trained by a learned signal (loss.relatedness_signal:
-  transfer_gate), `adaftr_B_transfer_gate_embeddings` with the gate's
+  transfer_gate, meta_gradient), `adaftr_B_transfer_gate_embeddings` with the gate's
   probe also training the shared embeddings (relatedness_stop_gradient off,
   so the slope it learns is written into what the towers read). Each is
   paired with B in the benchmark and starts from B's tuned knobs, so the pair
@@ -45,7 +45,7 @@ from adaftr_tf.experiments.presets import bench
 BACKBONES = {"esmm": "shared_embedding", "shared_bottom": "shared_bottom",
              "mmoe": "mmoe", "ple": "ple"}
 CONTROL_SOURCES = ("oracle", "anti_oracle", "shuffled_oracle", "field_hash")
-LEARNED_SIGNALS = ("transfer_gate",)
+LEARNED_SIGNALS = ("transfer_gate", "meta_gradient")
 NOISE_LEVELS = (0.25, 0.5, 0.75)
 FORMS = {"one_way": {"one_way": True}, "asymmetric": {"symmetric": False},
          "random_negative": {"negatives": "random_one"},

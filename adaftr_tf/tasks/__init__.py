@@ -11,9 +11,10 @@
 
 Auxiliary objectives share one interface (see `models.CtrCvrModel`):
 `objective(embeddings, outputs, labels, agreement=, step=, training=,
-features=, oracle=)` ->
-(per-example loss `[batch]`, extra outputs), `inference_outputs(...)` and a
-`needs_agreement` flag.
+features=, oracle=, meta=)` ->
+(per-example loss `[batch]`, extra outputs), `inference_outputs(...)`, a
+`needs_agreement` flag and a `needs_recording` flag (the objective reads the
+recorded forward pass, `meta`: tasks/meta_gradient.py).
 """
 
 from adaftr_tf.tasks.agreement import AgreementProbe

@@ -11,6 +11,7 @@ from adaftr_tf import features as F
 from adaftr_tf.layers.alignment import TaskAlignment
 from adaftr_tf.losses import relatedness_regression_loss
 from adaftr_tf.tasks import controls
+from adaftr_tf.tasks import meta_gradient
 from adaftr_tf.tasks import transfer_gate
 from adaftr_tf.tasks.contrastive import ContrastiveTask
 
@@ -30,7 +31,12 @@ class AlignmentTask(tf_keras.layers.Layer):
     transfer_gate: the conversion labels, through a probe whose per-instance
       slope g = softplus(f) of conversions on the CTR logit sets tau
       (tasks/transfer_gate.py), weighted by `regression_weight`; InfoNCE
-      sees a stop-gradient tau.
+      sees a stop-gradient tau;
+    meta_gradient: the first-order hypergradient of a held-out conversion
+      loss through a virtual alignment step (tasks/meta_gradient.py), with
+      weight `regression_weight * weight`, on phi only; InfoNCE sees a
+      stop-gradient tau. It reads the model's recorded forward pass
+      (`meta`), in training only.
 
   Args:
     alignment: TaskAlignment.
@@ -48,6 +54,8 @@ class AlignmentTask(tf_keras.layers.Layer):
     funnel: the second label is observed where the first is 1 (the funnel's
       clicked impressions: the gate's probe reads those rows); False for
       independent tasks (the probe reads every row).
+    meta_every: the meta-gradient runs on the steps divisible by it (0 on
+      the others).
 
   Call:
     embeddings: `[batch, e]` the flattened instance embeddings.
@@ -56,6 +64,8 @@ class AlignmentTask(tf_keras.layers.Layer):
     agreement: `[batch]` measured agreement (gradient_agreement only).
     step: the optimizer step (seeds the random negative), or None.
     features, oracle: the batch's raw features and oracle columns (controls).
+    meta: meta_gradient.Recording of the forward pass (meta_gradient, in
+      training; None otherwise).
 
   Returns:
     (loss `[batch]`, {"tau": `[batch]`}).
@@ -66,7 +76,7 @@ class AlignmentTask(tf_keras.layers.Layer):
                regression_weight: float = 1.0, tau_source: str = "network",
                tau_field: str = "categorical_1", seed: int = 0,
                one_way: bool = False, oracle_noise: float = 0.5,
-               funnel: bool = True, **kwargs):
+               funnel: bool = True, meta_every: int = 1, **kwargs):
     super().__init__(**kwargs)
     self.alignment = alignment
     self.contrastive = contrastive
@@ -80,7 +90,11 @@ class AlignmentTask(tf_keras.layers.Layer):
     self.one_way = bool(one_way)
     self.oracle_noise = float(oracle_noise)
     self.funnel = bool(funnel)
+    self.meta_every = int(meta_every)
     self.needs_agreement = signal == "gradient_agreement"
+    self.needs_recording = signal == "meta_gradient"
+    if self.needs_recording:
+      self.meta_tracker = tf_keras.metrics.Mean(name="meta_inner_product")
     if self.needs_agreement:
       self.agreement_tracker = tf_keras.metrics.Mean(name="agreement_mean")
     if signal == "transfer_gate":
@@ -105,13 +119,19 @@ class AlignmentTask(tf_keras.layers.Layer):
                                   *self.tau_bounds)
 
   def call(self, embeddings, outputs, labels=None, agreement=None, step=None,
-           training=None, features=None, oracle=None):
+           training=None, features=None, oracle=None, meta=None):
     h_ctr = outputs[F.H_CTR]
     if self.one_way:
       h_ctr = tf.stop_gradient(h_ctr)
     u, v, tau, logit = self.alignment(embeddings, h_ctr, outputs[F.H_CVR],
                                       training=training)
     tau = self._network_tau(tau, logit)
+    if self.needs_recording:
+      loss = self.weight * self.contrastive(u, v, tf.stop_gradient(tau),
+                                            step=step)
+      if meta is not None:
+        loss += self._every_meta_step(meta, outputs, labels, tau, step)
+      return loss, {F.TAU: tf.stop_gradient(tau)}
     if self.signal == "transfer_gate":
       g = transfer_gate.slope(logit)
       self.slope_tracker.update_state(g)
@@ -140,6 +160,46 @@ class AlignmentTask(tf_keras.layers.Layer):
         agreement, logit)
     return (regression + self.weight * self.contrastive(u, v, tau, step=step),
             {F.TAU: tau})
+
+  def _every_meta_step(self, meta, outputs, labels, tau, step):
+    """`_meta_loss` on the steps divisible by `meta_every`, else 0 `[batch]`."""
+    if self.meta_every == 1 or step is None:
+      return self._meta_loss(meta, outputs, labels, tau, step)
+    return tf.cond(
+        tf.equal(tf.math.floormod(tf.cast(step, tf.int64), self.meta_every),
+                 0),
+        lambda: self._meta_loss(meta, outputs, labels, tau, step),
+        lambda: tf.zeros_like(tau))
+
+  def _meta_loss(self, meta, outputs, labels, tau, step):
+    """R = -regression_weight * lambda * M(tau) `[batch]` (the same scalar
+    on every row: the batch mean is R), gradient to tau's network only
+    (tasks/meta_gradient.py)."""
+    batch = tf.shape(tau)[0]
+    rows = meta_gradient.meta_rows(batch)
+    observed = (labels[F.CLICK] if self.funnel
+                else tf.ones_like(labels[F.CONVERSION]))
+    held_out = lambda: meta_gradient.meta_loss(
+        outputs[F.CVR_LOGIT], observed, labels[F.CONVERSION], rows)
+    representations = [outputs[F.H_CTR], outputs[F.H_CVR]]
+    directions = meta_gradient.tangents(meta, held_out, representations)
+    half = batch // 2
+
+    def alignment_loss(h_ctr, h_cvr, tau):
+      if self.one_way:
+        h_ctr = tf.stop_gradient(h_ctr)
+      u = self.alignment.ctr_projection(h_ctr)
+      v = self.alignment.cvr_projection(h_cvr)
+      return tf.reduce_mean(self.contrastive.loss(u, v, tau, step=step,
+                                                  gather=False))
+
+    value, gradient = meta_gradient.hypergradient(
+        alignment_loss, [h[half:] for h in representations],
+        [d[half:] for d in directions], tau[half:])
+    self.meta_tracker.update_state(value)
+    scale = -self.regression_weight * self.weight
+    return scale * meta_gradient.surrogate(value, gradient, tau[half:]) * (
+        tf.ones_like(tau))
 
   def inference_outputs(self, embeddings, outputs, training=None):
     """{"tau": `[batch]`} without the projections ({} for a control source,

@@ -13,7 +13,7 @@ class CalibrationTask(tf_keras.layers.Layer):
   the funnel's order, a conversion needs a click, as a penalty.
 
   Call:
-    embeddings, labels, agreement, step: unused (the objective interface,
+    embeddings, labels, agreement, step, meta: unused (the objective interface,
       see `CtrCvrModel`).
     outputs: the model's outputs (`ctr_logit`, `ctcvr_logit` `[batch]`).
 
@@ -24,11 +24,11 @@ class CalibrationTask(tf_keras.layers.Layer):
   def __init__(self, weight: float, **kwargs):
     super().__init__(**kwargs)
     self.weight = float(weight)
-    self.needs_agreement = False
+    self.needs_agreement = self.needs_recording = False
 
   def call(self, embeddings, outputs, labels=None, agreement=None, step=None,
-           training=None, features=None, oracle=None):
-    del embeddings, labels, agreement, step, training, features, oracle
+           training=None, features=None, oracle=None, meta=None):
+    del embeddings, labels, agreement, step, training, features, oracle, meta
     return self.weight * behavioural_calibration(
         outputs[F.CTR_LOGIT], outputs[F.CTCVR_LOGIT]), {}
 

@@ -67,22 +67,31 @@ class ContrastiveTask(tf_keras.layers.Layer):
     return u_all, v_all, tf.range(batch) + offset
 
   def call(self, u, v, tau, step=None):
-    """u, v: `[b, p]` L2-normalised; tau: `[b]`. Returns per-example `[b]`."""
+    """u, v: `[b, p]` L2-normalised; tau: `[b]`. Returns per-example `[b]`
+    (`loss`, with the loss and tau metrics updated)."""
+    loss = self.loss(u, v, tau, step=step)
+    self.loss_tracker.update_state(loss)
+    self.tau_tracker.update_state(tau)
+    return loss
+
+  def loss(self, u, v, tau, step=None, gather: bool = True):
+    """Per-example InfoNCE `[b]`, no metric updated; `gather=False` keeps
+    the negatives in the local rows whatever the strategy."""
+    gathers = gather and self._gathers()
     if self.negatives == "random_one":
       step_seed = 0 if step is None else step
       loss = random_negative_info_nce(u, v, tau, seed=(self.seed, step_seed))
       if self.symmetric:
         loss = 0.5 * (loss + random_negative_info_nce(
             v, u, tau, seed=(self.seed, step_seed)))
-    elif self.symmetric and not self._gathers():
+    elif self.symmetric and not gathers:
       loss = self.local_symmetric_loss(u, v, tau)
     else:
-      u_all, v_all, positive = self._candidates(u, v)
+      u_all, v_all, positive = (self._candidates(u, v) if gathers
+                                else (u, v, None))
       loss = info_nce(u, v_all, tau, positive)
       if self.symmetric:
         loss = 0.5 * (loss + info_nce(v, u_all, tau, positive))
-    self.loss_tracker.update_state(loss)
-    self.tau_tracker.update_state(tau)
     return loss
 
   def local_symmetric_loss(self, u, v, tau):

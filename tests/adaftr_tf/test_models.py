@@ -290,6 +290,8 @@ def test_mixed_precision_keeps_losses_in_float32(data, policy):
 @pytest.mark.parametrize("items", [   # MMoE + InfoNCE: test_train_lib's job
     ("model.backbone=ple", "loss.relatedness_signal=transfer_gate",
      "loss.one_way=true", "loss.negatives=random_one"),
+    ("model.backbone=shared_embedding",
+     "loss.relatedness_signal=meta_gradient"),
     ("model.name=aitm", "model.backbone=shared_bottom")])
 def test_xla_trains_other_backbones_and_objectives(items):
   config = tiny_config("runtime.jit_compile=true", *items)

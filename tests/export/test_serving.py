@@ -290,6 +290,23 @@ def test_serving_examples_give_the_model_outputs_or_a_named_error(exported,
                                rtol=1e-5, atol=1e-6)
 
 
+def _serves_the_features_alone(path, model, schema, columns, outputs):
+  """The saved signatures take the features alone (no oracle column) and
+  return `outputs`, equal to the in-memory model's."""
+  loaded = tf.saved_model.load(path)
+  for name in (serving.SIGNATURE_EXAMPLES, serving.SIGNATURE_FEATURES):
+    signature = loaded.signatures[name]
+    inputs = set(signature.structured_input_signature[1])
+    assert not any(k.startswith(F.ORACLE_PREFIX) for k in inputs), inputs
+    assert set(signature.structured_outputs) == set(outputs)
+  features = {k: tf.constant(columns[k][:4]) for k in schema.feature_names}
+  served = loaded.signatures[serving.SIGNATURE_FEATURES](**features)
+  expected = model(features, training=False)
+  for key in outputs:
+    np.testing.assert_allclose(served[key].numpy(), expected[key].numpy(),
+                               rtol=1e-5, atol=1e-7)
+
+
 def test_a_control_tau_model_serves_without_oracle_inputs_or_tau(tmp_path):
   """tau from the planted relatedness is training-only: the signatures take
   the features alone and return no tau."""
@@ -304,15 +321,21 @@ def test_a_control_tau_model_serves_without_oracle_inputs_or_tau(tmp_path):
     serving.ServingModule(model, schema, include_tau=True)
   path = str(tmp_path / "saved")
   serving.save(model, schema, path)
-  loaded = tf.saved_model.load(path)
-  for name in (serving.SIGNATURE_EXAMPLES, serving.SIGNATURE_FEATURES):
-    signature = loaded.signatures[name]
-    inputs = set(signature.structured_input_signature[1])
-    assert not any(k.startswith(F.ORACLE_PREFIX) for k in inputs), inputs
-    assert set(signature.structured_outputs) == set(F.SERVING_OUTPUTS)
-  features = {k: tf.constant(columns[k][:4]) for k in schema.feature_names}
-  served = loaded.signatures[serving.SIGNATURE_FEATURES](**features)
-  expected = model(features, training=False)
-  for key in F.SERVING_OUTPUTS:
-    np.testing.assert_allclose(served[key].numpy(), expected[key].numpy(),
-                               rtol=1e-5, atol=1e-7)
+  _serves_the_features_alone(path, model, schema, columns,
+                             F.SERVING_OUTPUTS)
+
+
+def test_a_meta_gradient_model_serves_its_network_tau(tmp_path):
+  """The meta-gradient trains tau's network in training only; the export
+  serves the network's tau (include_tau) from the features alone."""
+  from adaftr_tf import models
+  from tests.helpers.data import synthetic_columns
+  from tests.helpers.data import tiny_config
+  config = tiny_config("loss.relatedness_signal=meta_gradient")
+  columns, schema = synthetic_columns(config, 16)
+  model = models.build_model(config, schema)
+  model(schema.default_features(), training=False)
+  path = str(tmp_path / "saved")
+  serving.save(model, schema, path, include_tau=True)
+  _serves_the_features_alone(path, model, schema, columns,
+                             tuple(F.SERVING_OUTPUTS) + (F.TAU,))

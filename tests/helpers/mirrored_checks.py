@@ -10,6 +10,8 @@ on the JSON it prints as its last line:
               global and with local negatives (same initial weights), and
               with the gradient-agreement relatedness (per-replica agreement);
   uneven:     global InfoNCE with replica batches of 40 and 24 vs 1 x 64;
+  meta_gradient: the meta-gradient relatedness signal with local negatives,
+              2 replicas x 32 vs one device on each replica's 32 rows;
   reduction:  then fit (2 steps) and evaluate logs and weights, 2 replicas
               (global negatives) vs 1;
   train:      the `mirrored` training job's layout and step count;
@@ -149,6 +151,42 @@ def check_uneven(data_dir, schema, mirrored, models_out):
           "loss_diff": float(np.max(np.abs(one - two)))}
 
 
+def check_meta_gradient(data_dir, schema, mirrored, models_out):
+  """relatedness_signal=meta_gradient with local negatives: each replica's
+  loss (its meta and alignment halves, its InfoNCE) is its own rows', so 2
+  replicas x 32 give the mean of one device's loss and gradients on rows
+  [0, 32) and [32, 64); the relatedness network's gradient is not zero."""
+  del models_out
+  config = _config("loss.relatedness_signal=meta_gradient",
+                   "runtime.cross_replica_negatives=false")
+  single = tf.distribute.get_strategy()
+  one = _model(single, config, schema)
+  halves = iter(_batches(data_dir, schema, "train", GLOBAL_BATCH // 2))
+  first, second = next(halves), next(halves)
+  on_one = _gradient_function(single, one)
+  on_one(first)  # creates the variables
+  two = _model(mirrored, config, schema)
+  inputs = mirrored.distribute_datasets_from_function(
+      lambda c: _batches(data_dir, schema, "train", GLOBAL_BATCH, c))
+  batch = next(iter(inputs))
+  on_two = _gradient_function(mirrored, two)
+  on_two(batch)
+  two.set_weights(one.get_weights())
+  loss2, grads2 = on_two(batch)
+  (loss_a, grads_a), (loss_b, grads_b) = on_one(first), on_one(second)
+  loss1 = 0.5 * (float(loss_a) + float(loss_b))
+  grads1 = [0.5 * (a.numpy() + b.numpy()) for a, b in zip(grads_a, grads_b)]
+  phi = {id(v) for v in two.alignment_task.alignment.relatedness
+         .trainable_variables}
+  return {"loss": [loss1, float(loss2)], "loss_diff": abs(loss1 - float(loss2)),
+          "grad_diff": _max_diff(grads1, [g.numpy() for g in grads2]),
+          "grad_scale": max(float(np.max(np.abs(g))) for g in grads1),
+          "relatedness_grad": max(
+              float(np.max(np.abs(g.numpy())))
+              for g, v in zip(grads2, two.trainable_variables)
+              if id(v) in phi)}
+
+
 def check_reduction(data_dir, schema, mirrored, models_out):
   """fit (2 steps) and evaluate logs and weights: 1 replica vs 2."""
   logs = {}
@@ -226,6 +264,7 @@ def main(data_dir, model_dir):
   models_out = {}
   for name, check in (("negatives", check_negatives),
                       ("uneven", check_uneven),
+                      ("meta_gradient", check_meta_gradient),
                       ("reduction", check_reduction),
                       ("reader", check_reader),
                       ("train", check_training)):

@@ -56,11 +56,29 @@ def test_fixed_tau_on_the_bounds_is_valid():
     (["loss.relatedness_signal=gradient_agreement",
       "loss.temperature_mode=global"], "needs loss.temperature_mode=instance"),
     (["loss.relatedness_signal=fixed"], "needs loss.temperature_mode=fixed"),
+    (["loss.relatedness_signal=meta_gradient",
+      "loss.temperature_mode=global"], "needs loss.temperature_mode=instance"),
+    (["loss.relatedness_signal=meta_gradient",
+      "loss.relatedness_stop_gradient=false"],
+     "meta_gradient trains the relatedness network alone: it needs "
+     "loss.relatedness_stop_gradient=true"),
+    (["loss.meta_gradient_every=0"],
+     r"loss\.meta_gradient_every=0 must be > 0"),
+    (["loss.relatedness_signal=meta_gradient", "loss.tau_source=oracle"],
+     "loss.tau_source=oracle sets tau per instance without the relatedness "
+     "network"),
 ])
 def test_contradictory_signal_and_mode_are_rejected(items, message):
   config = overrides.apply(experiments.get_preset("tiny"), items)
   with pytest.raises(ValueError, match=message):
     config.validate()
+
+
+def test_an_unknown_signal_is_refused_naming_the_signals():
+  with pytest.raises(C.ConfigError, match=(
+      r"loss\.relatedness_signal='meta_grad' is not valid; choose one of "
+      r"\(.*'transfer_gate', 'meta_gradient'\)")):
+    overrides.apply(_default(), ["loss.relatedness_signal=meta_grad"])
 
 
 @pytest.mark.parametrize("items", [

@@ -43,14 +43,24 @@ def test_adaftr_on_a_backbone_differs_from_it_by_the_alignment_alone(
 
 
 @pytest.mark.parametrize("base", list(relatedness.BACKBONES))
-def test_a_learned_signal_on_a_backbone(base):
+@pytest.mark.parametrize("signal", relatedness.LEARNED_SIGNALS)
+def test_a_learned_signal_on_a_backbone(base, signal):
   preset = experiments.get_preset("relatedness")
-  config = experiments.method_config(f"adaftr_{base}_transfer_gate", preset)
-  assert config.loss.relatedness_signal == "transfer_gate"
+  config = experiments.method_config(f"adaftr_{base}_{signal}", preset)
+  assert experiments.get_method(f"adaftr_{base}_{signal}").baseline == base
+  assert config.loss.relatedness_signal == signal
   assert config.loss.tau_source == "network" and not config.needs_oracle
   assert overrides.apply(config, [
       "model.name=multitask", "loss.relatedness_signal=contrastive"]) == (
           experiments.method_config(base, preset))
+  assert f"adaftr_{base}_{signal}" in experiments.group_members(
+      f"ladder_{base}")
+
+
+@pytest.mark.parametrize("base", list(relatedness.BACKBONES))
+def test_the_transfer_gate_training_the_embeddings(base):
+  preset = experiments.get_preset("relatedness")
+  config = experiments.method_config(f"adaftr_{base}_transfer_gate", preset)
   shared = experiments.method_config(
       f"adaftr_{base}_transfer_gate_embeddings", preset)
   assert overrides.apply(shared, ["loss.relatedness_stop_gradient=true"]) == (
@@ -97,7 +107,7 @@ def test_groups():
   assert experiments.group_members("ladder_esmm") == [
       "esmm", "adaftr_esmm", "adaftr_esmm_oracle", "adaftr_esmm_anti_oracle",
       "adaftr_esmm_shuffled_oracle", "adaftr_esmm_field_hash",
-      "adaftr_esmm_transfer_gate"]
+      "adaftr_esmm_transfer_gate", "adaftr_esmm_meta_gradient"]
   assert experiments.group_members("plugin") == [
       "esmm", "adaftr_esmm", "shared_bottom", "adaftr_shared_bottom", "mmoe",
       "adaftr_mmoe", "ple", "adaftr_ple"]

@@ -139,6 +139,18 @@ def test_gradient_agreement_mode_equals_one_replica(mirrored):
 
 
 @pytest.mark.slow  # the mirrored checks' subprocess
+def test_meta_gradient_signal_per_replica_equals_one_device(mirrored):
+  """The meta-gradient's held-out half and alignment half are each
+  replica's own rows: with local negatives, 2 replicas give the mean of one
+  device's loss and gradients on each replica's rows, and train tau's
+  network."""
+  same = mirrored[0]["meta_gradient"]
+  assert same["loss_diff"] < 1e-5
+  assert same["grad_diff"] < 1e-5 * max(1.0, same["grad_scale"])
+  assert same["relatedness_grad"] > 0
+
+
+@pytest.mark.slow  # the mirrored checks' subprocess
 def test_global_negatives_with_uneven_replica_batches(mirrored):
   uneven = mirrored[0]["uneven"]
   assert uneven["sizes"] == [40, 24]
