@@ -108,12 +108,9 @@ class CtrCvrModel(tfrs.models.Model):
             F.CTCVR: tf.sigmoid(z), F.H_CTR: h_ctr, F.H_CVR: h_cvr}
 
   def _factored_inputs(self, features: Mapping[str, tf.Tensor]):
-    """The backbone's input as `FactoredFields` (layers/factored.py: the
-    numerical fields' embedding folded into the first matmul, ~3x fewer
-    FLOPs there), or None where that does not apply: a model not yet built,
-    without numerical fields, with a second (single-task CVR) embedding, or
-    not computing in float32 (its outputs are only equal to float32
-    rounding)."""
+    """The backbone's input as `FactoredFields` (layers/factored.py), or
+    None for a model not built, without numerical fields, with a second
+    (single-task) embedding, or not computing in float32."""
     if (self.cvr_embedding is not None or not self.embedding.built or
         not self.backbone.built or not self.embedding.num_numerical or
         self.embedding.compute_dtype != "float32"):
@@ -124,20 +121,18 @@ class CtrCvrModel(tfrs.models.Model):
            factored_inputs: bool = False):
     """The output dict: probabilities, logits, h_ctr, h_cvr (and tau).
 
-    With `factored_inputs` (inference only: the serving signatures) the
-    backbone reads the embeddings in factored form where it can
-    (`_factored_inputs`); the objectives always read them dense. (Not the
-    default: Keras's SavedModel export re-traces the default call layer by
-    layer, and the factored form is not a tensor.)
+    With `factored_inputs` (serving only: Keras's SavedModel export traces
+    the default call layer by layer, with tensors) the backbone reads the
+    embeddings factored where it can (`_factored_inputs`); the objectives
+    always read them dense.
     """
     factored = (self._factored_inputs(features)
                 if factored_inputs and not training else None)
     if factored is None:
       x, x_cvr = self._embed(features)
       outputs = self._predict(x, x_cvr, training)
-    else:
-      x, x_cvr = factored.dense(), None   # what the objectives read
-      outputs = self._predict(factored, None, training)
+    else:   # the objectives read x
+      x, outputs = factored.dense(), self._predict(factored, None, training)
     for objective in self.objectives:
       outputs.update(objective.inference_outputs(x, outputs,
                                                  training=training))
