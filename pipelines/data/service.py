@@ -35,22 +35,15 @@ import os
 import socket
 
 from adaftr_tf import features as F
-from adaftr_tf.config.checks import service_address
+# The one parser of dispatcher addresses (the config validates with it too):
+# `grpc://host:port` from `grpc://host:port` or `host:port`, else ValueError.
+from adaftr_tf.config.checks import service_address as address
 import tensorflow as tf
 
 from pipelines.data import reader
 
 # Every row of the source once per job, split dynamically among the workers.
 PROCESSING_MODE = "distributed_epoch"
-
-
-def address(text: str) -> str:
-  """`grpc://host:port` from `grpc://host:port` or `host:port`.
-
-  Raises:
-    ValueError: another form (the message names the expected one).
-  """
-  return service_address(text)
 
 
 def check_reachable(dispatcher: str, timeout_s: float = 10.0) -> str:
