@@ -126,13 +126,13 @@ class CtrCvrModel(tfrs.models.Model):
     embeddings factored where it can (`_factored_inputs`); the objectives
     always read them dense.
     """
-    factored = (self._factored_inputs(features)
-                if factored_inputs and not training else None)
-    if factored is None:
+    folded = (self._factored_inputs(features)
+              if factored_inputs and not training else None)
+    if folded is None:
       x, x_cvr = self._embed(features)
       outputs = self._predict(x, x_cvr, training)
     else:   # the objectives read x
-      x, outputs = factored.dense(), self._predict(factored, None, training)
+      x, outputs = folded.dense(), self._predict(folded, None, training)
     for objective in self.objectives:
       outputs.update(objective.inference_outputs(x, outputs,
                                                  training=training))
