@@ -77,12 +77,15 @@ def test_independent_loss_is_the_two_bces_over_every_row():
 
 
 def test_model_trains_and_reports_under_the_label_names():
+  tf.keras.utils.set_random_seed(0)   # the weights; not left to test order
   config = tiny_config("model.name=adaftr", "model.backbone=mmoe")
   columns, schema = independent_columns(config, 1024)
   model = models.compile_model(models.build_model(config, schema), config)
   assert isinstance(model.task, IndependentTask)
   dataset = in_memory_dataset(columns, schema, 128, training=True)
-  history = model.fit(dataset, epochs=2, verbose=0).history
+  # 4 epochs: at 2 the never_married AUC ranged 0.67-0.77 over 6 weight
+  # seeds (Bayes 0.8); at 4 it was 0.757-0.778.
+  history = model.fit(dataset, epochs=4, verbose=0).history
   assert {"income_50k_auc", "never_married_auc", "mean_auc"} <= set(history)
   assert not {"ctr_auc", "cvr_auc", "ctcvr_auc"} & set(history)
   valid, _ = independent_columns(config, 1024, "valid")
