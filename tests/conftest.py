@@ -29,6 +29,15 @@ def pytest_configure(config):
 SAMPLE_DATA = os.path.join(ROOT, "tests", "data", "samples")
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+  """Every test starts from the same Python, NumPy and TensorFlow seeds, so
+  that a learned threshold does not depend on which tests ran before it in
+  the same pytest-xdist worker."""
+  import tensorflow as tf
+  tf.keras.utils.set_random_seed(0)
+
+
 @pytest.fixture
 def data_service():
   """`grpc://localhost:PORT` of an in-process tf.data service (a dispatcher
