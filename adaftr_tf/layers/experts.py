@@ -99,25 +99,12 @@ def _gate(num_outputs, seed, name):
 
 
 def _mixture(weights, experts):
-  """sum_e weights[..., e] * experts[e]: float32 weights [batch, E] (or
-  [batch, T, E], one mixture per task), experts a list of E tensors
-  [batch, d] -> [batch, d] (or [batch, T, d]) in the experts' dtype, summed
-  in float32. One stack, product and sum over E: the per-expert products
-  and `add_n` it replaced took ~5% of a serving request (issue 16)."""
-  stacked = tf.stack([tf.cast(h, tf.float32) for h in experts], axis=-2)
-  if weights.shape.rank == 3:   # [batch, 1, E, d] against [batch, T, E, 1]
-    stacked = stacked[:, None]
-  mixed = tf.reduce_sum(weights[..., None] * stacked, axis=-2)
+  """sum_e weights[:, e] * experts[e]: float32 weights [batch, E], experts a
+  list of E tensors [batch, d] -> [batch, d] in the experts' dtype (summed in
+  float32, as the batched matmul it replaced accumulated)."""
+  mixed = tf.add_n([weights[:, e:e + 1] * tf.cast(h, tf.float32)
+                    for e, h in enumerate(experts)])
   return tf.cast(mixed, experts[0].dtype)
-
-
-def _softmax(logits):
-  """Softmax over the last (expert) axis in float32, as elementwise ops:
-  oneDNN's softmax kernel took ~7% of a serving request on [batch * T, E]
-  with E of a few experts (issue 16)."""
-  logits = tf.cast(logits, tf.float32)
-  exp = tf.exp(logits - tf.reduce_max(logits, axis=-1, keepdims=True))
-  return exp / tf.reduce_sum(exp, axis=-1, keepdims=True)
 
 
 def _mix(gate_layer, gate_input, experts):
@@ -127,7 +114,8 @@ def _mix(gate_layer, gate_input, experts):
     logits = gate_input.matmul(gate_layer.kernel, gate_layer.bias)
   else:
     logits = gate_layer(gate_input)
-  weights = _softmax(logits)   # float32: mixed-precision gates sum to 1
+  # Softmax in float32 so that mixed-precision gates still sum to 1.
+  weights = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
   return _mixture(weights, experts), weights
 
 
@@ -215,19 +203,20 @@ class MMoE(tf_keras.layers.Layer):
     kernel = lambda: tf.concat([g.kernel for g in self._gates], axis=1)
     bias = tf.concat([g.bias for g in self._gates], axis=0)
     logits = factored.matmul(x, kernel) + bias
-    return _softmax(tf.reshape(logits,
-                               [-1, self.num_tasks, self.num_experts]))
+    # A 2-D softmax: oneDNN's on [batch, T, E] was ~5% of a serving request.
+    weights = tf.nn.softmax(
+        tf.reshape(tf.cast(logits, tf.float32), [-1, self.num_experts]))
+    return tf.reshape(weights, [-1, self.num_tasks, self.num_experts])
 
   def call(self, x, training=None, return_gates=False, tap=None):
     experts = factored.call_layer(self._experts, x,
                                   training=training)   # E x [batch, d]
     if tap is not None:
       experts = _tap_experts(tap, experts)
-    weights = self._gate_weights(x)   # [batch, T, E]
-    outputs = tf.unstack(_mixture(weights, experts), axis=1)
-    if return_gates:
-      return outputs, tf.unstack(weights, axis=1)
-    return outputs
+    weights = self._gate_weights(x)
+    gates = [weights[:, k] for k in range(self.num_tasks)]
+    outputs = [_mixture(w, experts) for w in gates]
+    return (outputs, gates) if return_gates else outputs
 
   def get_config(self):
     config = super().get_config()
