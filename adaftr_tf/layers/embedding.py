@@ -154,11 +154,7 @@ class FieldEmbedding(tf_keras.layers.Layer):
       raise ValueError(f"numerical must be a [batch, {self.num_numerical}] "
                        "tensor because num_numerical > 0, got None")
     return (tf.cast(numerical, self.compute_dtype),
-            *self._numerical_weights())
-
-  def _numerical_weights(self):
-    """(kernel, bias) `[n_num, dim]` in the compute dtype."""
-    return (tf.cast(self.numerical_kernel, self.compute_dtype),
+            tf.cast(self.numerical_kernel, self.compute_dtype),
             tf.cast(self.numerical_bias, self.compute_dtype))
 
   def call(self, categorical, numerical=None):
@@ -182,8 +178,7 @@ class FieldEmbedding(tf_keras.layers.Layer):
         embedded = tf.reshape(
             self._categorical(categorical, penalise=False),
             [-1, len(self.categorical_sizes) * self.embedding_dim])
-      values = self._numerical(numerical)[0]
-      return FactoredFields(embedded, values, self._numerical_weights)
+      return FactoredFields(embedded, *self._numerical(numerical))
 
   def get_config(self):
     config = super().get_config()

@@ -29,10 +29,8 @@ class _StackedExperts(tf_keras.layers.Layer):
   layer unstacks them and runs one [batch, in] x [in, w] matmul per expert.
   On CPU this beat the batched einsums it replaced (`bi,eio->beo`, then
   `bei,eio->beo`, run as broadcast batch matmuls with transposes) and one
-  wide [in, E*w] first-layer matmul tied with it in training (issue 16; the
-  variants are in pipelines/benchmarks/speed/prototypes.py). A served
-  `FactoredFields` input takes the wide form: its kernel is folded into one
-  constant at export, and one matmul per request beats E of them.
+  wide [in, E*w] first-layer matmul tied with it (issue 16; the variants are
+  in pipelines/benchmarks/speed/prototypes.py).
 
   Call: x [batch, in] (or its `FactoredFields`, layers/factored.py) -> list
   of `num_experts` tensors [batch, units[-1]].
@@ -65,31 +63,14 @@ class _StackedExperts(tf_keras.layers.Layer):
     super().build(input_shape)
 
   def call(self, x, training=None):
-    layers = list(zip(self.kernels, self.biases, self._dropouts))
-    if isinstance(x, factored.FactoredFields):
-      # Serving: every expert's first layer in one folded matmul (its kernel
-      # `[in', E*w]` is a constant of the export, layers/factored.py).
-      (kernel, bias, dropout), layers = layers[0], layers[1:]
-      wide = tf.nn.relu(x.matmul(lambda: _side_by_side(kernel),
-                                 lambda: tf.reshape(bias, [-1])))
-      hidden = tf.split(wide, self.num_experts, axis=1)
-      if dropout is not None:
-        hidden = [dropout(h, training=training) for h in hidden]
-    else:
-      hidden = [x] * self.num_experts
-    for kernel, bias, dropout in layers:
+    hidden = [x] * self.num_experts   # x dense or FactoredFields
+    for kernel, bias, dropout in zip(self.kernels, self.biases,
+                                     self._dropouts):
       hidden = [tf.nn.relu(factored.matmul(h, k) + b) for h, k, b in
                 zip(hidden, tf.unstack(kernel), tf.unstack(bias))]
       if dropout is not None:   # one mask per expert
         hidden = [dropout(h, training=training) for h in hidden]
     return hidden
-
-
-def _side_by_side(kernel):
-  """[E, in, w] -> [in, E*w]: expert e's kernel in columns e*w to (e+1)*w."""
-  num_experts, in_dim, width = kernel.shape
-  return tf.reshape(tf.transpose(kernel, [1, 0, 2]),
-                    [in_dim, num_experts * width])
 
 
 def _gate(num_outputs, seed, name):
@@ -111,7 +92,7 @@ def _mix(gate_layer, gate_input, experts):
   """Softmax-gated sum of experts (a list of E tensors [batch, d]) ->
   ([batch, d], [batch, E] float32 weights)."""
   if isinstance(gate_input, factored.FactoredFields):   # a built gate
-    logits = gate_input.matmul(gate_layer.kernel, gate_layer.bias)
+    logits = gate_input.matmul(gate_layer.kernel) + gate_layer.bias
   else:
     logits = gate_layer(gate_input)
   # Softmax in float32 so that mixed-precision gates still sum to 1.
@@ -200,7 +181,7 @@ class MMoE(tf_keras.layers.Layer):
   def _gate_weights(self, x):
     """Every task's gate in one [in, T*E] matmul and one softmax (the gates
     all read x): x [batch, in] -> float32 [batch, T, E], rows summing to 1."""
-    kernel = lambda: tf.concat([g.kernel for g in self._gates], axis=1)
+    kernel = tf.concat([g.kernel for g in self._gates], axis=1)
     bias = tf.concat([g.bias for g in self._gates], axis=0)
     logits = factored.matmul(x, kernel) + bias
     # A 2-D softmax: oneDNN's on [batch, T, E] was ~5% of a serving request.

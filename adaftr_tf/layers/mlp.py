@@ -153,7 +153,7 @@ class MLP(tf_keras.layers.Layer):
     for block in self._blocks:
       for layer in block:
         if isinstance(x, factored.FactoredFields):   # the first Dense, built
-          x = layer.activation(x.matmul(layer.kernel, layer.bias))
+          x = layer.activation(x.matmul(layer.kernel) + layer.bias)
         elif isinstance(layer, tf_keras.layers.Dense):
           x = layer(x)
         else:

@@ -50,29 +50,6 @@ def test_matmul_equals_the_dense_matmul(sizes):
   assert factored.dense(x).shape == [len(values), layer.output_dim]
 
 
-def test_the_fold_runs_once_at_trace_time_outside_the_graph():
-  layer, ids, values = _inputs()
-  kernel = tf.Variable(tf.random.stateless_normal([layer.output_dim, 11],
-                                                  [1, 2]))
-  bias = tf.Variable(tf.random.stateless_normal([11], [3, 4]))
-  expected = (tf.matmul(layer.factored(ids, values).dense(), kernel)
-              + bias).numpy()
-
-  @tf.function
-  def served(ids, values):
-    return layer.factored(ids, values).matmul(kernel, lambda: bias * 1.0)
-
-  graph = served.get_concrete_function(tf.constant(ids),
-                                       tf.constant(values)).graph
-  ops = [op.type for op in graph.get_operations()]
-  assert "Sum" not in ops and ops.count("MatMul") == 1, ops
-  np.testing.assert_allclose(served(ids, values).numpy(), expected,
-                             rtol=1e-5, atol=1e-6)
-  kernel.assign(kernel * 2.0)   # after the trace: folded in already
-  np.testing.assert_allclose(served(ids, values).numpy(), expected,
-                             rtol=1e-5, atol=1e-6)
-
-
 def test_factored_needs_a_built_layer_with_numerical_fields():
   with pytest.raises(ValueError, match="built FieldEmbedding"):
     FieldEmbedding((3,), 2, 4).factored(np.zeros([1, 1]), np.zeros([1, 2]))
