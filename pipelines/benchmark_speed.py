@@ -29,7 +29,8 @@ Measures in one run, on this machine (rows: pipelines/benchmarks/speed/plan.py):
               prototypes, timed in interleaved rounds in one process: the
               steadiest ratios on a machine shared with other jobs;
 and the peak resident memory of each: every row runs in its own process
-(`--isolation=subprocess`, the default). Throughput is examples/s over
+(`--isolation=subprocess`, the default); core rows run at least
+`--memory_repeats` times and report their runs' median peak. Throughput is examples/s over
 `--steps` timed steps after `--warmup` untimed ones (tracing, shuffle-buffer
 fill); `fit` rows round both up to whole `steps_per_execution` groups.
 
@@ -115,6 +116,9 @@ cli.define_string("per_core", "", "Comma list of accelerator step rates "
                   "(step rate / the input row's examples per CPU-s).")
 cli.define_integer("repeats", 1, "Runs of each core row (interleaved rounds; "
                    "the fastest counts): filters other jobs' load.")
+cli.define_integer("memory_repeats", 3, "Runs of each core row at least "
+                   "(interleaved rounds) whose peak RSS figure is the median: "
+                   "peaks move by +-30 MiB between identical runs.")
 
 def _settings(config) -> plan_lib.Settings:
   """What the flags chose (ValueError names a bad flag value)."""
@@ -154,6 +158,7 @@ def main(argv):
   except ValueError as err:
     raise app.UsageError(str(err)) from None
   for name in ("steps", "warmup", "input_steps", "reference_batches", "repeats",
+               "memory_repeats",
                "data_rows", "scale_data_rows", "scale_steps", "scale_warmup",
                "scale_steps_per_execution", "paired_rounds", "paired_steps"):
     if getattr(FLAGS, name) < 1:
@@ -171,8 +176,9 @@ def main(argv):
             + plan_lib.extra_rows(settings, data_dirs[settings.layout])
             + plan_lib.paired_rows(settings, data_dirs[settings.layout])
             + plan_lib.scale_rows(settings, scale_dirs))
-    results = harness.run_rows(rows, FLAGS.isolation, workdir, FLAGS.row_timeout, log,
-                       repeats=FLAGS.repeats)
+    results = harness.run_rows(rows, FLAGS.isolation, workdir,
+                               FLAGS.row_timeout, log, repeats=FLAGS.repeats,
+                               memory_repeats=FLAGS.memory_repeats)
   finally:
     shutil.rmtree(workdir, ignore_errors=True)
     if not FLAGS.data_dir:
@@ -183,7 +189,8 @@ def main(argv):
       "command": " ".join(["python -m pipelines.benchmark_speed"]
                           + sys.argv[1:]),
       "machine": info, "isolation": FLAGS.isolation,
-      "settings": {**dataclasses.asdict(settings), "repeats": FLAGS.repeats},
+      "settings": {**dataclasses.asdict(settings), "repeats": FLAGS.repeats,
+                   "memory_repeats": FLAGS.memory_repeats},
       "config": {"preset": FLAGS.preset, "batch_size": t.batch_size,
                  "steps_per_execution": t.steps_per_execution,
                  "optimizer": t.optimizer,

@@ -58,7 +58,8 @@ class DataConfig:
     source: `synthetic` (generated when missing) or `files` (converted).
     synthetic: the generated log's settings.
     shuffle_buffer: rows in the training shuffle buffer (`blocks`: rows
-      of the block-level buffer and of the window whose rows are mixed).
+      of the block-level buffer; windows of half as many rows are drawn
+      from it and their rows mixed).
     layout, block_rows: how the synthetic generator writes its records:
       `blocks` (column-wise blocks of `block_rows` rows, read a block at a
       time; the default) or `rows` (one tf.train.Example per row). The

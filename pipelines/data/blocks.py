@@ -114,6 +114,28 @@ def write_sharded(columns: Mapping, directory: str, split: str,
   return [path for path, _, _ in plan]
 
 
+def buffer_blocks(shuffle_buffer: int, block_rows: int) -> int:
+  """Serialised blocks in the training block shuffle buffer: ~
+  `shuffle_buffer` rows, at least 2."""
+  return max(2, -(-shuffle_buffer // block_rows))
+
+
+def window_blocks(shuffle_buffer: int, block_rows: int) -> int:
+  """Blocks decoded (and, training, mixed) at once: ~`shuffle_buffer / 2`
+  rows, at least 2 so that no batch comes from one block alone.
+
+  What is mixed: a window's blocks come out of the block shuffle buffer
+  (`buffer_blocks`), so the blocks whose rows meet in a batch span at least
+  `shuffle_buffer` rows of the stream, as whole-buffer windows did; within
+  a window every row goes to a uniformly random place, so a batch draws
+  from ~`shuffle_buffer / 2` rows (demo: 13 blocks of 4,096) rather than
+  ~all. In exchange the decoded window, its permuted copy and the decode's
+  scratch are halved: demo windows of 25 blocks peaked 50-140 MiB higher
+  (VmHWM), above the per-row layout's buffer of serialised Examples.
+  """
+  return max(2, -(-shuffle_buffer // (2 * block_rows)))
+
+
 def block_spec(row_spec: Mapping) -> dict:
   """The parse spec of blocks holding the columns of a per-row parse spec.
 

@@ -92,12 +92,6 @@ def _parsed(ds, schema: F.FeatureSchema, with_oracle: bool,
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def window_blocks(shuffle_buffer: int, block_rows: int) -> int:
-  """Blocks decoded (and, training, mixed) at once: ~`shuffle_buffer` rows,
-  at least 2 blocks so that no batch comes from one block alone."""
-  return max(2, -(-shuffle_buffer // block_rows))
-
-
 def _mixed(columns: dict, window_seed: tf.Tensor) -> dict:
   """Permutes the rows of decoded columns (a stateless shuffle: the same
   `window_seed` [2] int64 gives the same order on every run)."""
@@ -122,9 +116,10 @@ def _block_rows(data_dir, split, training, seed, input_context,
   """This pipeline's blocks decoded a window at a time, as element tuples.
 
   Files (shuffled when training) -> interleaved blocks -> [training: shuffle
-  blocks, a buffer of one window] -> [repeat] -> windows of
-  `window_blocks` blocks -> decode (`spec`: the per-row parse spec) ->
-  [training: permute the window's rows] -> `split_fn`. The permutations' seeds are a random stream seeded by `seed`
+  blocks, a buffer of `blocks.buffer_blocks`] -> [repeat] -> windows of
+  `blocks.window_blocks` blocks -> decode (`spec`: the per-row parse spec) ->
+  [training: permute the window's rows] -> `split_fn`. The permutations'
+  seeds are a random stream seeded by `seed`
   (`Dataset.random`, drawn anew for each iteration like the shuffles): the
   k-th window of the first iteration of a dataset built with the same seed
   is always permuted alike.
@@ -136,9 +131,10 @@ def _block_rows(data_dir, split, training, seed, input_context,
     window's rows, `[rows]` (ragged `[rows, None]` for variable-length
     fields): `rebatch` cuts them into batches.
   """
-  window = window_blocks(shuffle_buffer, block_rows)
+  window = blocks.window_blocks(shuffle_buffer, block_rows)
   ds = _records(data_dir, split, training, seed, input_context,
-                shuffle_buffer=window, shuffle_files=shuffle_files)
+                shuffle_buffer=blocks.buffer_blocks(shuffle_buffer, block_rows),
+                shuffle_files=shuffle_files)
   if repeat:
     ds = ds.repeat()
   ds = ds.batch(window)
@@ -209,7 +205,8 @@ def make_dataset(data_dir: str, split: str, schema: F.FeatureSchema,
       third element (evaluation only: Keras `fit` would take a third element
       for sample weights).
     shuffle_buffer: records in the shuffle buffer (training only); row
-      blocks: rows per window of blocks (`window_blocks`).
+      blocks: rows in the block shuffle buffer, twice the rows of a
+      window of blocks (`blocks.window_blocks`).
     seed: seed of the file and record shuffles (None: a random order per
       iterator, e.g. for asynchronous parameter-server workers).
     drop_remainder: defaults to `training`.

@@ -42,6 +42,7 @@ def test_tiny_run_emits_every_field(tmp_path, capsys):
       "--input_steps=2", "--scale_steps=1", "--scale_warmup=1",
       "--scale_steps_per_execution=1", "--variants=", "--prototypes=",
       "--isolation=in_process", "--per_core=100000,2_000_000",
+      "--memory_repeats=1",
       "--override=train.steps_per_execution=1"], "speed")
   printed = capsys.readouterr().out
   result = json.loads(output.read_text())
@@ -80,6 +81,7 @@ def test_tiny_run_emits_every_field(tmp_path, capsys):
     assert key in result["machine"], key
   assert result["config"]["batch_size"] == 128
   assert result["settings"]["steps"] == 2
+  assert result["settings"]["memory_repeats"] == 1
   assert result["isolation"] == "in_process"
 
 
@@ -88,6 +90,7 @@ def test_tiny_run_emits_every_field(tmp_path, capsys):
     ("--per_core=1000,0", "--per_core='1000,0': every value must be >= 1"),
     ("--rows=input", "--rows: unknown ['input']"),
     ("--vocab_rows=1e4", "--vocab_rows='1e4' must be"),
+    ("--memory_repeats=0", "--memory_repeats must be >= 1"),
 ])
 def test_bad_flag_values_are_one_line_usage_errors(tmp_path, flag, message):
   # Raised before any data is written (cli.run prints it as one line).

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from adaftr_tf import features as F
 from adaftr_tf.config import SyntheticConfig
+from pipelines.data import blocks
 from pipelines.data import layout
 from pipelines.data import reader
 from pipelines.data import synthetic
@@ -245,16 +246,17 @@ def small_blocks(tmp_path_factory):
 def _epochs(data_dir, schema, seed=3, first=0, end=2, skip=0, batch=25,
             steps=None):
   """make_epochs_dataset, one pass per epoch (500 rows = 20 x 25) unless
-  `steps` says otherwise, windows of 4 blocks (shuffle_buffer 64 rows)."""
+  `steps` says otherwise, windows of 4 blocks drawn from a block shuffle
+  buffer of 8 (shuffle_buffer 128 rows)."""
   return reader.make_epochs_dataset(
       data_dir, "train", schema, batch, steps_per_epoch=steps or 500 // batch,
       first_epoch=first, end_epoch=end, skip_steps=skip, seed=seed,
-      shuffle_buffer=64, with_oracle=True)
+      shuffle_buffer=128, with_oracle=True)
 
 
 def test_block_training_epochs_are_permutations_of_the_rows(small_blocks):
   data_dir, schema, written = small_blocks
-  assert reader.window_blocks(64, BLOCKS.block_rows) == 4
+  assert blocks.window_blocks(128, BLOCKS.block_rows) == 4
   batches = list(_epochs(data_dir, schema))
   assert len(batches) == 40
   assert all(b[1][F.CLICK].shape == (25,) for b in batches)
@@ -275,6 +277,35 @@ def test_block_training_epochs_are_permutations_of_the_rows(small_blocks):
   longer = _rows(_epochs(data_dir, schema, end=1, steps=30))
   assert len(longer[F.CLICK]) == 750
   np.testing.assert_array_equal(longer[F.ORACLE_P_CLICK][:500], first)
+
+
+def test_block_windows_are_half_the_shuffle_buffer():
+  assert blocks.window_blocks(100_000, 4096) == 13
+  assert blocks.buffer_blocks(100_000, 4096) == 25
+  assert blocks.window_blocks(128, 16) == 4
+  assert blocks.buffer_blocks(128, 16) == 8
+  # At least 2 of each: no batch from one block alone.
+  assert blocks.window_blocks(10, 4096) == blocks.buffer_blocks(10, 4096) == 2
+
+
+def test_block_windows_are_drawn_from_the_block_shuffle_buffer(small_blocks):
+  data_dir, schema, _ = small_blocks
+  in_file_order = _rows(reader.make_dataset(
+      data_dir, "train", schema, 25, training=False, with_oracle=True))
+  position = {v: i for i, v in enumerate(in_file_order[F.ORACLE_P_CLICK])}
+  # Evaluation interleaves the 4 files block by block: block j of that
+  # order is block j // 4 of its file.
+  in_file_block = lambda v: position[v] // 16 // 4
+  deepest = []
+  for seed in range(3, 9):
+    rows = _rows(_epochs(data_dir, schema, seed=seed, end=1))
+    first_window = rows[F.ORACLE_P_CLICK][:64]     # 4 blocks of 16 rows
+    assert len({position[v] // 16 for v in first_window}) == 4
+    deepest.append(max(in_file_block(v) for v in first_window))
+  # The first window's 4 draws reach stream block 4 + 3 = 7 (in-file block
+  # 1) through a buffer of one window, block 8 + 3 = 11 (in-file block 2)
+  # through the buffer of 8.
+  assert max(deepest) == 2, deepest
 
 
 def test_block_order_is_a_function_of_seed_and_epoch(small_blocks):
