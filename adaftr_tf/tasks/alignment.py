@@ -120,11 +120,9 @@ class AlignmentTask(tf_keras.layers.Layer):
 
   def call(self, embeddings, outputs, labels=None, agreement=None, step=None,
            training=None, features=None, oracle=None, meta=None):
-    h_ctr = outputs[F.H_CTR]
-    if self.one_way:
-      h_ctr = tf.stop_gradient(h_ctr)
-    u, v, tau, logit = self.alignment(embeddings, h_ctr, outputs[F.H_CVR],
-                                      training=training)
+    u, v, tau, logit = self.alignment(embeddings,
+                                      self._ctr_side(outputs[F.H_CTR]),
+                                      outputs[F.H_CVR], training=training)
     tau = self._network_tau(tau, logit)
     if self.needs_recording:
       loss = self.weight * self.contrastive(u, v, tf.stop_gradient(tau),
@@ -135,10 +133,9 @@ class AlignmentTask(tf_keras.layers.Layer):
     if self.signal == "transfer_gate":
       g = transfer_gate.slope(logit)
       self.slope_tracker.update_state(g)
-      rows = (labels[F.CLICK] if self.funnel
-              else tf.ones_like(labels[F.CONVERSION]))
       probe = self.regression_weight * transfer_gate.probe_loss(
-          g, outputs[F.CTR_LOGIT], rows, labels[F.CONVERSION],
+          g, outputs[F.CTR_LOGIT], self._observed(labels),
+          labels[F.CONVERSION],
           self.gate_intercept)
       tau = tf.stop_gradient(tau)
       return (probe + self.weight * self.contrastive(u, v, tau, step=step),
@@ -161,6 +158,16 @@ class AlignmentTask(tf_keras.layers.Layer):
     return (regression + self.weight * self.contrastive(u, v, tau, step=step),
             {F.TAU: tau})
 
+  def _ctr_side(self, h_ctr):
+    """h_ctr as the alignment reads it: behind a stop-gradient if one-way."""
+    return tf.stop_gradient(h_ctr) if self.one_way else h_ctr
+
+  def _observed(self, labels):
+    """`[batch]` 1 where the second label is observed: the clicked rows of a
+    funnel, every row of independent tasks."""
+    return (labels[F.CLICK] if self.funnel
+            else tf.ones_like(labels[F.CONVERSION]))
+
   def _every_meta_step(self, meta, outputs, labels, tau, step):
     """`_meta_loss` on the steps divisible by `meta_every`, else 0 `[batch]`."""
     if self.meta_every == 1 or step is None:
@@ -177,18 +184,15 @@ class AlignmentTask(tf_keras.layers.Layer):
     (tasks/meta_gradient.py)."""
     batch = tf.shape(tau)[0]
     rows = meta_gradient.meta_rows(batch)
-    observed = (labels[F.CLICK] if self.funnel
-                else tf.ones_like(labels[F.CONVERSION]))
     held_out = lambda: meta_gradient.meta_loss(
-        outputs[F.CVR_LOGIT], observed, labels[F.CONVERSION], rows)
+        outputs[F.CVR_LOGIT], self._observed(labels), labels[F.CONVERSION],
+        rows)
     representations = [outputs[F.H_CTR], outputs[F.H_CVR]]
     directions = meta_gradient.tangents(meta, held_out, representations)
     half = batch // 2
 
     def alignment_loss(h_ctr, h_cvr, tau):
-      if self.one_way:
-        h_ctr = tf.stop_gradient(h_ctr)
-      u = self.alignment.ctr_projection(h_ctr)
+      u = self.alignment.ctr_projection(self._ctr_side(h_ctr))
       v = self.alignment.cvr_projection(h_cvr)
       return tf.reduce_mean(self.contrastive.loss(u, v, tau, step=step,
                                                   gather=False))

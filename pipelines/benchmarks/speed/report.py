@@ -91,6 +91,14 @@ def projection(per_layout: dict, step_rates) -> dict:
   return {"step_rates": list(step_rates), "cores": cores}
 
 
+def _met(value, bound: str, required: float):
+  """Whether `value` meets `bound` (">=" or "<=") `required`; None if it
+  was not measured."""
+  if value is None:
+    return None
+  return value >= required if bound == ">=" else value <= required
+
+
 def summarise(rows: dict[str, dict], layout: str = "blocks",
               step_rates=()) -> dict:
   """Ratios (top-level keys), targets, the layouts' figures, the per-core
@@ -103,10 +111,9 @@ def summarise(rows: dict[str, dict], layout: str = "blocks",
     out[f"ratio_{name}"] = value
     out[f"cpu_ratio_{name}"] = per_cpu
     targets[name] = {"ratio": value, "target": minimum, "meaning": meaning,
-                     "met": None if value is None else value >= minimum,
+                     "met": _met(value, ">=", minimum),
                      "cpu_ratio": per_cpu,
-                     "met_per_cpu": None if per_cpu is None
-                                    else per_cpu >= minimum,
+                     "met_per_cpu": _met(per_cpu, ">=", minimum),
                      "numerator": num, "denominator": den}
   for key, (num, den) in EXTRA_RATIOS.items():
     num = num.format(layout=layout)
@@ -117,8 +124,7 @@ def summarise(rows: dict[str, dict], layout: str = "blocks",
       LAYOUT_TARGETS.items():
     num = num.format(layout=layout)
     value = ratio(rows, num, den, field)
-    met = None if value is None else (value >= required if bound == ">="
-                                      else value <= required)
+    met = _met(value, bound, required)
     layout_targets[name] = {
         "measured": value, "bound": bound, "required": required, "met": met,
         "meaning": meaning.format(layout=plan_lib.LAYOUT_WORDS[layout]),
