@@ -263,7 +263,7 @@ def build_objectives(config: Config, objective: objective_lib.Objective = (
         l.relatedness_loss_weight, tau_source=l.tau_source,
         tau_field=l.tau_field, seed=seed, one_way=l.one_way,
         oracle_noise=l.oracle_noise, funnel=objective.kind == F.FUNNEL,
-        meta_every=l.meta_gradient_every,
+        meta_every=l.meta_gradient_every, start=l.alignment_start,
         name="alignment_task"))
   return objectives
 
@@ -345,4 +345,6 @@ def compile_model(model: CtrCvrModel, config: Config,
                                          ema_momentum=t.ema_momentum),
                 steps_per_execution=config.train.steps_per_execution,
                 jit_compile=config.runtime.jit_compile)
+  for task in (o for o in model.objectives if isinstance(o, AlignmentTask)):
+    task.set_total_steps(total_steps)
   return model

@@ -29,6 +29,11 @@ class LossConfig:
       hypergradient loss, tasks/meta_gradient.py).
     meta_gradient_every: the meta-gradient signal runs on every k-th
       training step only (its cost is ~0.9 of an AdaFTR step where it runs).
+    alignment_start: the fraction of the training steps (train.epochs x the
+      steps per epoch) before the InfoNCE term switches on; the relatedness
+      signal's own loss (the gate's probe, the agreement regression) trains
+      from the first step, so tau is learned before it shapes the
+      representations. 0: from the first step.
     agreement_source, agreement_representation: the agreement is the cosine
       of the CTR and CVR `logits`' or CTCVR `losses`' gradients with respect
       to the `embeddings` or the shared `experts` outputs.
@@ -52,6 +57,7 @@ class LossConfig:
   relatedness_signal: C.RelatednessSignal = "contrastive"
   relatedness_loss_weight: float = 1.0
   meta_gradient_every: int = 1
+  alignment_start: float = 0.0
   agreement_source: C.AgreementSource = "losses"
   agreement_representation: C.AgreementRepresentation = "embeddings"
   aitm_calibration_weight: float = 0.6
@@ -78,6 +84,9 @@ class LossConfig:
                         "instance without the relatedness network: it needs "
                         "loss.temperature_mode=instance and "
                         "loss.relatedness_signal=contrastive (the defaults)")
+    if not 0.0 <= self.alignment_start < 1.0:
+      raise ConfigError(f"loss.alignment_start={self.alignment_start} must "
+                        "lie in [0, 1) (a fraction of the training steps)")
     if not 0.0 <= self.oracle_noise <= 1.0:
       raise ConfigError(f"loss.oracle_noise={self.oracle_noise} must lie in "
                         "[0, 1]")

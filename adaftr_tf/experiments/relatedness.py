@@ -11,7 +11,10 @@
   network trained by a learned signal (loss.relatedness_signal:
   transfer_gate, meta_gradient), `adaftr_B_transfer_gate_embeddings` with the gate's
   probe also training the shared embeddings (relatedness_stop_gradient off,
-  so the slope it learns is written into what the towers read). Each is
+  so the slope it learns is written into what the towers read),
+  `adaftr_B_transfer_gate_delayed` with the InfoNCE term off for the first
+  half of the training steps (loss.alignment_start=0.5: the gate learns
+  tau before the alignment uses it). Each is
   paired with B in the benchmark and starts from B's tuned knobs, so the pair
   differs by the alignment alone.
 * `B_click_gate` is B whose CVR logit adds the stop-gradient CTR logit with
@@ -103,6 +106,9 @@ for _base in BACKBONES:
   method(f"adaftr_{_base}_transfer_gate_embeddings", "adaftr", tuned_as=_base,
          baseline=_base)(_adaftr_on(_base, relatedness_signal="transfer_gate",
                                     relatedness_stop_gradient=False))
+  method(f"adaftr_{_base}_transfer_gate_delayed", "adaftr", tuned_as=_base,
+         baseline=_base)(_adaftr_on(_base, relatedness_signal="transfer_gate",
+                                    alignment_start=0.5))
   for _noise in NOISE_LEVELS:
     method(f"adaftr_{_base}_noisy_oracle_{_noise}", "adaftr", tuned_as=_base,
            baseline=_base)(_adaftr_on(_base, tau_source="noisy_oracle",

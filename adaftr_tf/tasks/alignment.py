@@ -56,6 +56,9 @@ class AlignmentTask(tf_keras.layers.Layer):
       independent tasks (the probe reads every row).
     meta_every: the meta-gradient runs on the steps divisible by it (0 on
       the others).
+    start: the fraction of the training steps before the InfoNCE term
+      switches on (`set_total_steps` turns it into a step; the signal's own
+      loss trains from the first step).
 
   Call:
     embeddings: `[batch, e]` the flattened instance embeddings.
@@ -76,7 +79,8 @@ class AlignmentTask(tf_keras.layers.Layer):
                regression_weight: float = 1.0, tau_source: str = "network",
                tau_field: str = "categorical_1", seed: int = 0,
                one_way: bool = False, oracle_noise: float = 0.5,
-               funnel: bool = True, meta_every: int = 1, **kwargs):
+               funnel: bool = True, meta_every: int = 1, start: float = 0.0,
+               **kwargs):
     super().__init__(**kwargs)
     self.alignment = alignment
     self.contrastive = contrastive
@@ -91,6 +95,7 @@ class AlignmentTask(tf_keras.layers.Layer):
     self.oracle_noise = float(oracle_noise)
     self.funnel = bool(funnel)
     self.meta_every = int(meta_every)
+    self.start, self.start_step = float(start), 0
     self.needs_agreement = signal == "gradient_agreement"
     self.needs_recording = signal == "meta_gradient"
     if self.needs_recording:
@@ -103,6 +108,22 @@ class AlignmentTask(tf_keras.layers.Layer):
           initializer=tf_keras.initializers.Constant(
               transfer_gate.INITIAL_INTERCEPT))
       self.slope_tracker = tf_keras.metrics.Mean(name="gate_slope_mean")
+
+  def set_total_steps(self, total_steps: int | None) -> None:
+    """The InfoNCE term switches on at `start * total_steps` (the training
+    steps of the run; needed when `start > 0`)."""
+    if self.start > 0 and not total_steps:
+      raise ValueError(f"loss.alignment_start={self.start} needs the run's "
+                       "number of training steps (train with pipelines.train)")
+    self.start_step = int(round(self.start * (total_steps or 0)))
+
+  def _info_nce(self, u, v, tau, step):
+    """`weight * InfoNCE` `[batch]`, 0 on training steps before
+    `start_step` (`step` None: evaluation, always on)."""
+    loss = self.weight * self.contrastive(u, v, tau, step=step)
+    if self.start_step == 0 or step is None:
+      return loss
+    return loss * tf.cast(step >= self.start_step, loss.dtype)
 
   @property
   def tau_bounds(self) -> tuple[float, float]:
@@ -125,8 +146,7 @@ class AlignmentTask(tf_keras.layers.Layer):
                                       outputs[F.H_CVR], training=training)
     tau = self._network_tau(tau, logit)
     if self.needs_recording:
-      loss = self.weight * self.contrastive(u, v, tf.stop_gradient(tau),
-                                            step=step)
+      loss = self._info_nce(u, v, tf.stop_gradient(tau), step)
       if meta is not None:
         loss += self._every_meta_step(meta, outputs, labels, tau, step)
       return loss, {F.TAU: tf.stop_gradient(tau)}
@@ -138,8 +158,7 @@ class AlignmentTask(tf_keras.layers.Layer):
           labels[F.CONVERSION],
           self.gate_intercept)
       tau = tf.stop_gradient(tau)
-      return (probe + self.weight * self.contrastive(u, v, tau, step=step),
-              {F.TAU: tau})
+      return probe + self._info_nce(u, v, tau, step), {F.TAU: tau}
     if self.tau_source != "network":
       step_seed = tf.cast(0 if step is None else step, tf.int64)
       tau = controls.control_tau(
@@ -147,7 +166,7 @@ class AlignmentTask(tf_keras.layers.Layer):
           seed=tf.stack([tf.constant(self.seed, tf.int64), step_seed]),
           noise=self.oracle_noise)
     if not self.needs_agreement:
-      return self.weight * self.contrastive(u, v, tau, step=step), {F.TAU: tau}
+      return self._info_nce(u, v, tau, step), {F.TAU: tau}
     if agreement is None:
       raise ValueError("relatedness_signal=gradient_agreement needs the "
                        "measured agreement (the model's AgreementProbe)")
@@ -155,8 +174,7 @@ class AlignmentTask(tf_keras.layers.Layer):
     tau = tf.stop_gradient(tau)   # f learns the agreement, not the InfoNCE
     regression = self.regression_weight * relatedness_regression_loss(
         agreement, logit)
-    return (regression + self.weight * self.contrastive(u, v, tau, step=step),
-            {F.TAU: tau})
+    return regression + self._info_nce(u, v, tau, step), {F.TAU: tau}
 
   def _ctr_side(self, h_ctr):
     """h_ctr as the alignment reads it: behind a stop-gradient if one-way."""

@@ -64,6 +64,10 @@ def test_fixed_tau_on_the_bounds_is_valid():
      "loss.relatedness_stop_gradient=true"),
     (["loss.meta_gradient_every=0"],
      r"loss\.meta_gradient_every=0 must be > 0"),
+    (["loss.alignment_start=1.0"],
+     r"loss\.alignment_start=1\.0 must lie in \[0, 1\)"),
+    (["loss.alignment_start=-0.1"],
+     r"loss\.alignment_start=-0\.1 must lie in \[0, 1\)"),
     (["loss.relatedness_signal=meta_gradient", "loss.tau_source=oracle"],
      "loss.tau_source=oracle sets tau per instance without the relatedness "
      "network"),

@@ -68,6 +68,16 @@ def test_the_transfer_gate_training_the_embeddings(base):
 
 
 @pytest.mark.parametrize("base", list(relatedness.BACKBONES))
+def test_the_delayed_transfer_gate_differs_by_its_start_alone(base):
+  preset = experiments.get_preset("relatedness")
+  config = experiments.method_config(f"adaftr_{base}_transfer_gate", preset)
+  delayed = experiments.method_config(
+      f"adaftr_{base}_transfer_gate_delayed", preset)
+  assert delayed.loss.alignment_start == 0.5
+  assert overrides.apply(delayed, ["loss.alignment_start=0"]) == config
+
+
+@pytest.mark.parametrize("base", list(relatedness.BACKBONES))
 def test_click_gate_on_a_backbone_differs_from_it_by_the_gate_alone(base):
   preset = experiments.get_preset("relatedness")
   config = experiments.method_config(f"{base}_click_gate", preset)

@@ -137,3 +137,61 @@ def test_the_probe_trains_the_embeddings_only_without_the_stop_gradient(
   reached = any(g is not None and np.any(tf.convert_to_tensor(g).numpy())
                 for g in grads)
   assert reached == (not stop_gradient)
+
+
+def _delayed_gate(start, total_steps):
+  from adaftr_tf import models
+  from tests.helpers.data import synthetic_batch
+  from tests.helpers.data import tiny_config
+  config = tiny_config("loss.relatedness_signal=transfer_gate",
+                       "loss.contrastive_weight=0.5", "loss.symmetric=false",
+                       f"loss.alignment_start={start}")
+  batch, schema = synthetic_batch(config, 64)
+  model = models.compile_model(models.build_model(config, schema), config,
+                               total_steps=total_steps)
+  return model, batch
+
+
+def test_a_delayed_alignment_adds_infonce_from_its_start_step_only():
+  """loss.alignment_start=0.25 of 40 steps: the InfoNCE term is 0 on the
+  training steps before step 10 and whole from step 10 on; the gate's probe
+  (and so the relatedness network's gradient) is there from the first step;
+  evaluation always includes the term."""
+  from adaftr_tf.losses import info_nce
+  model, (features, labels) = _delayed_gate(0.25, 40)
+  task = model.alignment_task
+  assert task.start_step == 10
+  x, _ = model._embed(features)
+  outputs = model._predict(x, None, False)
+  _, f = task.alignment.temperature(x, outputs[F.H_CTR], outputs[F.H_CVR])
+  g = gate.slope(f)
+  tau = gate.gate_tau(g, 0.05, 1.0)
+  probe = gate.probe_loss(g, outputs[F.CTR_LOGIT], labels[F.CLICK],
+                          labels[F.CONVERSION], gate.INITIAL_INTERCEPT)
+  u = task.alignment.ctr_projection(outputs[F.H_CTR])
+  v = task.alignment.cvr_projection(outputs[F.H_CVR])
+  nce = 0.5 * info_nce(u, v, tau)
+  assert np.all(nce.numpy() > 0)
+  for step, expected in [(0, probe), (9, probe), (10, probe + nce),
+                         (39, probe + nce), (None, probe + nce)]:
+    loss, _ = task(x, outputs, labels, training=False,
+                   step=None if step is None else tf.constant(step, tf.int64))
+    np.testing.assert_allclose(loss.numpy(), expected.numpy(), rtol=1e-5,
+                               err_msg=f"step {step}")
+  # Before the start the gate still trains: the relatedness network gets
+  # gradient through the whole model's loss at optimizer step 0.
+  assert int(model.optimizer.iterations.numpy()) == 0
+  with tf.GradientTape() as tape:
+    loss = model.compute_loss((features, labels), training=True)
+  variables = task.alignment.relatedness.trainable_variables
+  grads = tape.gradient(loss, variables)
+  assert variables
+  assert any(g is not None and np.any(g.numpy()) for g in grads)
+
+
+def test_a_delayed_alignment_needs_the_number_of_training_steps():
+  with pytest.raises(ValueError, match=r"loss\.alignment_start=0\.5 needs "
+                     "the run's number of training steps"):
+    _delayed_gate(0.5, None)
+  model, _ = _delayed_gate(0.0, None)
+  assert model.alignment_task.start_step == 0

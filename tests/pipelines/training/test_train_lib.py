@@ -186,6 +186,26 @@ def test_tau_from_the_planted_relatedness_trains_on_synthetic_data(
   assert "tau_mean" not in result["valid"]   # no tau at inference
 
 
+def test_a_delayed_alignment_starts_at_its_fraction_of_the_run(
+    tiny_data, tmp_path, monkeypatch):
+  """loss.alignment_start=0.5 of 2 epochs x 4 steps: the job compiles the
+  model it trains with the run's steps, so its alignment starts at step 4,
+  and trains with finite losses."""
+  from adaftr_tf import models
+  compiled, compile_model = [], models.compile_model
+  monkeypatch.setattr(models, "compile_model", lambda *a, **k: (
+      compiled.append(compile_model(*a, **k)) or compiled[-1]))
+  config = tiny_config("loss.relatedness_signal=transfer_gate",
+                       "loss.alignment_start=0.5", "train.epochs=2",
+                       "train.steps_per_epoch=4", "train.steps_per_execution=2")
+  train_lib.train(config, str(tmp_path / "model"), tiny_data, verbose=0,
+                  log=lambda _: None)
+  assert [m.alignment_task.start_step for m in compiled] == [4]
+  assert int(compiled[0].optimizer.iterations.numpy()) == 8
+  history = read_json(tmp_path / "model" / "history.json")
+  assert np.all(np.isfinite(history["loss"])) and len(history["loss"]) == 2
+
+
 def test_tau_from_the_planted_relatedness_refuses_converted_data(tmp_path):
   folder = write_aliccp_raw(tmp_path / "raw", samples=40, sessions=4)
   convert("aliccp_raw", folder, tmp_path / "data", valid_fraction=0.25)
