@@ -58,23 +58,19 @@ def test_a_learned_signal_on_a_backbone(base, signal):
 
 
 @pytest.mark.parametrize("base", list(relatedness.BACKBONES))
-def test_the_transfer_gate_training_the_embeddings(base):
+@pytest.mark.parametrize("variant, knob", [
+    ("embeddings", "loss.relatedness_stop_gradient=true"),
+    ("delayed", "loss.alignment_start=0")])
+def test_a_transfer_gate_variant_differs_from_the_gate_by_one_knob(
+    base, variant, knob):
+  """`_embeddings`: the probe's gradient also reaches the shared embeddings;
+  `_delayed`: the InfoNCE term starts at half the training steps."""
   preset = experiments.get_preset("relatedness")
   config = experiments.method_config(f"adaftr_{base}_transfer_gate", preset)
-  shared = experiments.method_config(
-      f"adaftr_{base}_transfer_gate_embeddings", preset)
-  assert overrides.apply(shared, ["loss.relatedness_stop_gradient=true"]) == (
-      config)
-
-
-@pytest.mark.parametrize("base", list(relatedness.BACKBONES))
-def test_the_delayed_transfer_gate_differs_by_its_start_alone(base):
-  preset = experiments.get_preset("relatedness")
-  config = experiments.method_config(f"adaftr_{base}_transfer_gate", preset)
-  delayed = experiments.method_config(
-      f"adaftr_{base}_transfer_gate_delayed", preset)
-  assert delayed.loss.alignment_start == 0.5
-  assert overrides.apply(delayed, ["loss.alignment_start=0"]) == config
+  changed = experiments.method_config(
+      f"adaftr_{base}_transfer_gate_{variant}", preset)
+  assert changed != config
+  assert overrides.apply(changed, [knob]) == config
 
 
 @pytest.mark.parametrize("base", list(relatedness.BACKBONES))
