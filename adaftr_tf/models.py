@@ -337,14 +337,14 @@ def main_task(objective: objective_lib.Objective) -> tf_keras.layers.Layer:
 
 def compile_model(model: CtrCvrModel, config: Config,
                   total_steps: int | None = None) -> CtrCvrModel:
-  """Compiles `model` with `config`'s optimizer and learning-rate schedule
-  (`total_steps`: the training steps, for a schedule that needs them)."""
+  """Compiles `model` with `config`'s optimizer (`total_steps`: the run's
+  training steps, for a schedule or an alignment start that needs them)."""
   t = config.train
   model.compile(optimizer=build_optimizer(t.optimizer, learning_rate_schedule(
       t.learning_rate, t.lr_schedule, total_steps, t.warmup_fraction),
                                          ema_momentum=t.ema_momentum),
                 steps_per_execution=config.train.steps_per_execution,
                 jit_compile=config.runtime.jit_compile)
-  for task in (o for o in model.objectives if isinstance(o, AlignmentTask)):
-    task.set_total_steps(total_steps)
+  if model.alignment_task is not None:
+    model.alignment_task.set_total_steps(total_steps)
   return model
