@@ -25,9 +25,11 @@
   signal know r before the alignment pays?).
 * Alignment forms with the oracle tau, `adaftr_B_oracle_<form>` (FORMS):
   one-way (the CTR side behind a stop-gradient), one InfoNCE direction, one
-  random negative, lambda 0.03 or 0.3 instead of 0.1, tau in [0.2, 1].
+  random negative, lambda 0.03 or 0.3 instead of 0.1, tau in [0.2, 1]; the
+  same forms with the transfer gate's tau, `adaftr_B_transfer_gate_<form>`.
 * Groups: `knowledge_B` (B, the oracle, its noisy versions, the field
-  hash), `forms_B` (B, its oracle and the oracle's forms), `ladder_B` (B, AdaFTR(B), the four controls and the learned
+  hash), `forms_B` (B, its oracle and the oracle's forms), `gate_forms_B`
+  (B, the transfer gate and its forms), `ladder_B` (B, AdaFTR(B), the four controls and the learned
   signals), `plugin` (every B with its AdaFTR(B)), `click_gate` (every B
   with B_click_gate).
 
@@ -119,8 +121,13 @@ for _base in BACKBONES:
   for _form, _loss in FORMS.items():
     method(f"adaftr_{_base}_oracle_{_form}", "adaftr", tuned_as=_base,
            baseline=_base)(_adaftr_on(_base, tau_source="oracle", **_loss))
+    method(f"adaftr_{_base}_transfer_gate_{_form}", "adaftr", tuned_as=_base,
+           baseline=_base)(_adaftr_on(_base, relatedness_signal="transfer_gate",
+                                      **_loss))
   group(f"forms_{_base}", [_base, f"adaftr_{_base}_oracle"]
         + [f"adaftr_{_base}_oracle_{form}" for form in FORMS])
+  group(f"gate_forms_{_base}", [_base, f"adaftr_{_base}_transfer_gate"]
+        + [f"adaftr_{_base}_transfer_gate_{form}" for form in FORMS])
   group(f"ladder_{_base}", [_base, f"adaftr_{_base}"]
         + [f"adaftr_{_base}_{s}" for s in CONTROL_SOURCES + LEARNED_SIGNALS])
 group("click_gate", [name for base in BACKBONES

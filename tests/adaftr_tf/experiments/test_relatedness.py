@@ -83,17 +83,25 @@ def test_click_gate_on_a_backbone_differs_from_it_by_the_gate_alone(base):
       experiments.method_config(base, preset))
 
 
+@pytest.mark.parametrize("base", list(relatedness.BACKBONES))
 @pytest.mark.parametrize("form", list(relatedness.FORMS))
-def test_an_alignment_form_changes_the_oracle_in_one_loss_knob(form):
+@pytest.mark.parametrize("tau, group", [("oracle", "forms"),
+                                        ("transfer_gate", "gate_forms")])
+def test_an_alignment_form_changes_its_tau_source_in_one_loss_knob(
+    base, form, tau, group):
+  """`adaftr_B_<tau>_<form>` (tau: the oracle or the transfer gate) differs
+  from `adaftr_B_<tau>` in the form's loss knobs only."""
   preset = experiments.get_preset("relatedness")
-  oracle = experiments.method_config("adaftr_esmm_oracle", preset)
-  config = experiments.method_config(f"adaftr_esmm_oracle_{form}", preset)
+  plain = experiments.method_config(f"adaftr_{base}_{tau}", preset)
+  config = experiments.method_config(f"adaftr_{base}_{tau}_{form}", preset)
   changed = {k for k in dataclasses.asdict(config.loss)
-             if getattr(config.loss, k) != getattr(oracle.loss, k)}
+             if getattr(config.loss, k) != getattr(plain.loss, k)}
   assert changed == set(relatedness.FORMS[form])
-  assert config.model == oracle.model and config.train == oracle.train
-  assert f"adaftr_esmm_oracle_{form}" in experiments.group_members(
-      "forms_esmm")
+  assert config.model == plain.model and config.train == plain.train
+  assert experiments.get_method(f"adaftr_{base}_{tau}_{form}").baseline == base
+  assert config.needs_oracle == (tau == "oracle")
+  assert f"adaftr_{base}_{tau}_{form}" in experiments.group_members(
+      f"{group}_{base}")
 
 
 @pytest.mark.parametrize("noise", relatedness.NOISE_LEVELS)
