@@ -74,6 +74,11 @@ class ServingModule(tf.Module):
       raise ValueError("include_tau: this model has no temperature network "
                        "(model.name is not adaftr, contrastive_weight is 0, "
                        "or loss.tau_source is a training-only control)")
+    if include_tau and alignment.signal == "transfer_gate":
+      raise ValueError("include_tau: the transfer gate's tau is the rank of "
+                       "an instance's slope within its batch "
+                       "(loss.relatedness_signal=transfer_gate), not a "
+                       "per-request output; export without include_tau")
 
   def _predict(self, features):
     outputs = self.model(features, training=False, factored_inputs=True)

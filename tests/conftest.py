@@ -65,7 +65,9 @@ def tiny_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-  """One tiny AdaFTR training run shared by the tests that need a trained model.
+  """One tiny AdaFTR training run shared by the tests that need a trained model:
+  the paper reading, whose relatedness network serves a per-instance tau (the
+  export tests serve it; the library's default, the transfer gate, does not).
 
   Returns a dict with `config`, `model_dir`, `data_dir`, `schema`, `model` and
   the validation report `valid`.
@@ -73,7 +75,8 @@ def tiny_run(tmp_path_factory):
   from adaftr_tf import experiments
   from pipelines.training import train_lib
   root = tmp_path_factory.mktemp("tiny_run")
-  config = experiments.config_of("tiny", ["train.epochs=2"])
+  from tests.helpers.data import PAPER_READING
+  config = experiments.config_of("tiny", ["train.epochs=2", *PAPER_READING])
   result = train_lib.train(config, str(root / "model"), str(root / "data"),
                           verbose=0, log=lambda _: None)
   return {"config": config, "model_dir": str(root / "model"),

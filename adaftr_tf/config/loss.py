@@ -20,11 +20,15 @@ class LossConfig:
       `global` or `fixed` (None: the bounds' geometric mean), in the bounds.
     relatedness_input, relatedness_stop_gradient: what the relatedness
       network reads (choices.py) and whether its gradient reaches it.
-    symmetric, negatives: both InfoNCE directions; which negatives.
+    symmetric, negatives: both InfoNCE directions; which negatives (default
+      one random negative per instance: the in-batch matrix costs ~45% of
+      an ESMM step, README "Does adaptive relatedness help?" section 7).
     one_way: the CTR representation enters the alignment behind a
       stop-gradient, so only the CVR side (and both projections) move.
     relatedness_signal, relatedness_loss_weight: what trains the relatedness
-      network and the weight of its loss (the agreement regression,
+      network (default the transfer gate, the best validated signal; the
+      paper reading is `contrastive`) and the weight of its loss (the
+      agreement regression,
       losses/agreement.py; the transfer gate's probe; the meta-gradient's
       hypergradient loss, tasks/meta_gradient.py).
     meta_gradient_every: the meta-gradient signal runs on every k-th
@@ -52,9 +56,9 @@ class LossConfig:
   relatedness_input: C.RelatednessInput = "embeddings"
   relatedness_stop_gradient: bool = True
   symmetric: bool = True
-  negatives: C.Negatives = "in_batch"
+  negatives: C.Negatives = "random_one"
   one_way: bool = False
-  relatedness_signal: C.RelatednessSignal = "contrastive"
+  relatedness_signal: C.RelatednessSignal = "transfer_gate"
   relatedness_loss_weight: float = 1.0
   meta_gradient_every: int = 1
   alignment_start: float = 0.0
@@ -83,7 +87,7 @@ class LossConfig:
       raise ConfigError(f"loss.tau_source={self.tau_source} sets tau per "
                         "instance without the relatedness network: it needs "
                         "loss.temperature_mode=instance and "
-                        "loss.relatedness_signal=contrastive (the defaults)")
+                        "loss.relatedness_signal=contrastive")
     if not 0.0 <= self.alignment_start < 1.0:
       raise ConfigError(f"loss.alignment_start={self.alignment_start} must "
                         "lie in [0, 1) (a fraction of the training steps)")
@@ -99,7 +103,8 @@ class LossConfig:
     if needs_mode and self.temperature_mode != needs_mode:
       raise ConfigError(f"loss.relatedness_signal={self.relatedness_signal} "
                         f"needs loss.temperature_mode={needs_mode}, got "
-                        f"{self.temperature_mode}")
+                        f"{self.temperature_mode} (a {self.temperature_mode} "
+                        "tau needs loss.relatedness_signal=contrastive)")
     _positive(self, "loss", "tau_min")
     if not self.tau_min < self.tau_max:
       raise ConfigError(f"loss.tau_min={self.tau_min} must be < "

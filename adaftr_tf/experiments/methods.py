@@ -11,8 +11,20 @@ from adaftr_tf.experiments.registry import method_names
 from adaftr_tf.experiments.registry import replace_fields
 
 
+# The paper reading of AdaFTR (the relatedness network trained through the
+# in-batch InfoNCE): what every `adaftr*` method measures, whatever the
+# library's default relatedness signal and negatives are.
+PAPER_READING = {"relatedness_signal": "contrastive", "negatives": "in_batch"}
+
+
 def _multitask(c: Config, backbone: str) -> Config:
   return replace_fields(c, model={"name": "multitask", "backbone": backbone})
+
+
+def paper_reading(c: Config, **loss) -> Config:
+  """AdaFTR, the paper reading, with `loss` fields changed on top."""
+  return replace_fields(c, model={"name": "adaftr"},
+                        loss={**PAPER_READING, **loss})
 
 
 @method("single_task", "bottom")
@@ -50,36 +62,32 @@ def aitm(c: Config) -> Config:
 
 @method("adaftr_fixed_tau", "adaftr", tuned_as="adaftr")
 def adaftr_fixed_tau(c: Config) -> Config:
-  return replace_fields(c, model={"name": "adaftr"}, loss={"temperature_mode": "fixed"})
+  return paper_reading(c, temperature_mode="fixed")
 
 
 @method("adaftr_global_tau", "adaftr", tuned_as="adaftr")
 def adaftr_global_tau(c: Config) -> Config:
-  return replace_fields(c, model={"name": "adaftr"},
-               loss={"temperature_mode": "global"})
+  return paper_reading(c, temperature_mode="global")
 
 
 @method("adaftr", "adaftr")
 def adaftr(c: Config) -> Config:
-  return replace_fields(c, model={"name": "adaftr"},
-               loss={"temperature_mode": "instance"})
+  return paper_reading(c, temperature_mode="instance")
 
 
 @method("adaftr_gradient_agreement", "adaftr", tuned_as="adaftr")
 def adaftr_gradient_agreement(c: Config) -> Config:
-  return replace_fields(c, model={"name": "adaftr"},
-               loss={"relatedness_signal": "gradient_agreement"})
+  return paper_reading(c, relatedness_signal="gradient_agreement")
 
 
 @method("adaftr_random_negative", "adaftr", tuned_as="adaftr")
 def adaftr_random_negative(c: Config) -> Config:
-  return replace_fields(c, model={"name": "adaftr"}, loss={"negatives": "random_one"})
+  return paper_reading(c, negatives="random_one")
 
 
 @method("adaftr_tower_input", "adaftr", tuned_as="adaftr")
 def adaftr_tower_input(c: Config) -> Config:
-  return replace_fields(c, model={"name": "adaftr"},
-               loss={"relatedness_input": "towers_detached"})
+  return paper_reading(c, relatedness_input="towers_detached")
 
 
 # The benchmark's default set: every method above.

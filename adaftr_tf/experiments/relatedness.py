@@ -40,6 +40,7 @@ The control worlds are the `data.synthetic.relatedness` override (`one`,
 import dataclasses
 
 from adaftr_tf.config import Config
+from adaftr_tf.experiments.methods import paper_reading
 from adaftr_tf.experiments.registry import get_method
 from adaftr_tf.experiments.registry import group
 from adaftr_tf.experiments.registry import method
@@ -78,10 +79,10 @@ def bench_large() -> Config:
 
 
 def _adaftr_on(backbone: str, **loss):
+  """AdaFTR on `backbone`: the paper reading with `loss` changed on top."""
   def define(config: Config) -> Config:
-    return replace_fields(config, model={"name": "adaftr",
-                                         "backbone": BACKBONES[backbone]},
-                          loss=loss)
+    return paper_reading(replace_fields(
+        config, model={"backbone": BACKBONES[backbone]}), **loss)
   return define
 
 

@@ -61,4 +61,7 @@ def gate_tau(g: tf.Tensor, tau_min: float, tau_max: float) -> tf.Tensor:
   low = _quantile(g, LOW_QUANTILE)
   spread = tf.maximum(_quantile(g, HIGH_QUANTILE) - low, MIN_SPREAD)
   rho = tf.clip_by_value((g - low) / spread, 0.0, 1.0)
-  return tau_max - (tau_max - tau_min) * rho
+  # Clipped again: in float32, tau_max - (tau_max - tau_min) can fall below
+  # tau_min by one ulp.
+  return tf.clip_by_value(tau_max - (tau_max - tau_min) * rho, tau_min,
+                          tau_max)

@@ -15,6 +15,7 @@ from adaftr_tf import overrides
 from adaftr_tf.losses import ctcvr_bce, info_nce
 from pipelines.data import reader
 from pipelines.data import synthetic
+from tests.helpers.data import PAPER_READING
 from tests.helpers.data import in_memory_dataset
 from tests.helpers.data import synthetic_batch
 from tests.helpers.data import synthetic_columns
@@ -119,9 +120,12 @@ def test_fit_gives_finite_losses_and_every_metric(name):
 
 
 @pytest.mark.slow  # 3 epochs of fit (~4 s)
-def test_tau_stays_within_bounds_after_training():
-  config = tiny_config("train.learning_rate=0.05", "loss.tau_min=0.1",
-                   "loss.tau_max=0.5", "loss.contrastive_weight=5.0")
+@pytest.mark.parametrize("signal", ["contrastive", "transfer_gate"])
+def test_tau_stays_within_bounds_after_training(signal):
+  config = tiny_config(*PAPER_READING, f"loss.relatedness_signal={signal}",
+                       "train.learning_rate=0.05",
+                       "loss.tau_min=0.1", "loss.tau_max=0.5",
+                       "loss.contrastive_weight=5.0")
   columns, schema = synthetic_columns(config, 1024)
   train = in_memory_dataset(columns, schema, 128, training=True)
   model = models.compile_model(models.build_model(config, schema), config)
@@ -135,7 +139,8 @@ def test_tau_stays_within_bounds_after_training():
 
 def test_loss_equals_independent_composition():
   """compute_loss = mean(BCE_ctr + BCE_ctcvr + λ·InfoNCE) from the parts."""
-  config = tiny_config("loss.contrastive_weight=0.3", "loss.symmetric=false")
+  config = tiny_config(*PAPER_READING, "loss.contrastive_weight=0.3",
+                       "loss.symmetric=false")
   batch, schema = synthetic_batch(config, 64)
   model = models.compile_model(models.build_model(config, schema), config)
   loss = model.compute_loss(batch, training=False).numpy()

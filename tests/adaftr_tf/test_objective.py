@@ -169,10 +169,12 @@ def test_transfer_gate_probe_reads_every_row_for_independent_tasks():
     ("model.backbone=shared_bottom", "loss.relatedness_signal=gradient_agreement",
      "loss.relatedness_input=towers_detached"),
     ("model.backbone=shared_embedding", "model.click_gate=true",
-     "loss.temperature_mode=fixed"),
+     "loss.temperature_mode=fixed", "loss.relatedness_signal=contrastive"),
     ("model.backbone=ple", "loss.negatives=random_one", "loss.one_way=true",
-     "loss.temperature_mode=global", "loss.symmetric=false"),
-    ("model.backbone=mmoe", "loss.tau_source=field_hash"),
+     "loss.temperature_mode=global", "loss.symmetric=false",
+     "loss.relatedness_signal=contrastive"),
+    ("model.backbone=mmoe", "loss.tau_source=field_hash",
+     "loss.relatedness_signal=contrastive"),
 ], ids=["single_task", "shared_bottom", "esmm_click_gate", "ple", "mmoe"])
 def test_every_backbone_and_ablation_trains_on_independent_tasks(items):
   config = tiny_config("model.name=adaftr", *items)

@@ -312,12 +312,34 @@ def test_a_control_tau_model_serves_without_oracle_inputs_or_tau(tmp_path):
   the features alone and return no tau."""
   from adaftr_tf import models
   from tests.helpers.data import synthetic_columns
+  from tests.helpers.data import PAPER_READING
   from tests.helpers.data import tiny_config
-  config = tiny_config("loss.tau_source=oracle")
+  config = tiny_config(*PAPER_READING, "loss.tau_source=oracle")
   columns, schema = synthetic_columns(config, 16)
   model = models.build_model(config, schema)
   model(schema.default_features(), training=False)
   with pytest.raises(ValueError, match="training-only control"):
+    serving.ServingModule(model, schema, include_tau=True)
+  path = str(tmp_path / "saved")
+  serving.save(model, schema, path)
+  _serves_the_features_alone(path, model, schema, columns,
+                             F.SERVING_OUTPUTS)
+
+
+def test_a_transfer_gate_model_serves_without_tau(tmp_path):
+  """The library's default AdaFTR (the transfer gate): its tau ranks the
+  slopes within a batch, so the export refuses to serve it per request and
+  serves the predictions from the features alone."""
+  from adaftr_tf import models
+  from tests.helpers.data import synthetic_columns
+  from tests.helpers.data import tiny_config
+  config = tiny_config()
+  assert config.loss.relatedness_signal == "transfer_gate"
+  columns, schema = synthetic_columns(config, 16)
+  model = models.build_model(config, schema)
+  model(schema.default_features(), training=False)
+  with pytest.raises(ValueError, match="include_tau: the transfer gate's tau "
+                     "is the rank of an instance's slope within its batch"):
     serving.ServingModule(model, schema, include_tau=True)
   path = str(tmp_path / "saved")
   serving.save(model, schema, path)

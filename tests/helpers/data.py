@@ -12,7 +12,15 @@ from adaftr_tf import features as F
 from adaftr_tf import models
 from adaftr_tf import overrides
 from adaftr_tf.config import SyntheticConfig
+from adaftr_tf.experiments import methods
 from pipelines.data import synthetic
+
+# The paper reading's loss fields (InfoNCE trains the relatedness network,
+# in-batch negatives) as overrides: what tests of that objective, and of
+# the control temperatures that replace its network, set whatever the
+# library's defaults.
+PAPER_READING = [f"loss.{key}={value}"
+                 for key, value in methods.PAPER_READING.items()]
 
 
 # A small synthetic log (2 shards per split), for quick file-system tests.

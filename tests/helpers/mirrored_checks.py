@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from adaftr_tf import experiments  # noqa: E402
+from tests.helpers.data import PAPER_READING  # noqa: E402
 from adaftr_tf import features as F  # noqa: E402
 from adaftr_tf import models  # noqa: E402
 from adaftr_tf import optimizers  # noqa: E402
@@ -48,9 +49,11 @@ GLOBAL_BATCH = 64
 
 
 def _config(*items):
+  """The tiny preset's AdaFTR, the paper reading (in-batch negatives, whose
+  cross-replica gathering these checks compare with one replica)."""
   return experiments.config_of("tiny", [
       "train.batch_size=64", "train.eval_batch_size=256",
-      "train.steps_per_execution=1", *items])
+      "train.steps_per_execution=1", *PAPER_READING, *items])
 
 
 def _batches(data_dir, schema, split, batch, context=None):

@@ -203,6 +203,7 @@ def test_from_dict_accepts_integral_float_for_int_and_int_for_float():
     ("network", False), ("oracle", True), ("anti_oracle", True),
     ("shuffled_oracle", True), ("field_hash", False)])
 def test_needs_oracle(source, needs):
-  config = overrides.apply(_default(), [f"loss.tau_source={source}"])
+  config = overrides.apply(_default(), ["loss.relatedness_signal=contrastive",
+                                        f"loss.tau_source={source}"])
   assert config.validate().needs_oracle is needs
   assert overrides.apply(config, ["model.name=multitask"]).needs_oracle is False

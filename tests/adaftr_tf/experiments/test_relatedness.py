@@ -5,9 +5,17 @@ import dataclasses
 
 import pytest
 
+from adaftr_tf import config as C
 from adaftr_tf import experiments
 from adaftr_tf import overrides
+from adaftr_tf.experiments import methods
 from adaftr_tf.experiments import relatedness
+
+# Back to the backbone: the model without the alignment and the paper
+# reading's loss fields at the library's defaults.
+TO_BACKBONE = ["model.name=multitask"] + [
+    f"loss.{key}={getattr(C.LossConfig(), key)}"
+    for key in methods.PAPER_READING]
 
 
 def test_presets_have_million_row_evaluation_splits():
@@ -38,8 +46,9 @@ def test_adaftr_on_a_backbone_differs_from_it_by_the_alignment_alone(
   assert config.loss.tau_source == source
   assert config.needs_oracle == ("oracle" in source)
   # Everything else, tuned knobs included, is the baseline's.
-  assert overrides.apply(config, ["model.name=multitask",
-                                  "loss.tau_source=network"]) == paired
+  assert config.loss.relatedness_signal == "contrastive"   # the paper reading
+  assert overrides.apply(config, TO_BACKBONE + ["loss.tau_source=network"]
+                         ) == paired
 
 
 @pytest.mark.parametrize("base", list(relatedness.BACKBONES))
@@ -50,9 +59,9 @@ def test_a_learned_signal_on_a_backbone(base, signal):
   assert experiments.get_method(f"adaftr_{base}_{signal}").baseline == base
   assert config.loss.relatedness_signal == signal
   assert config.loss.tau_source == "network" and not config.needs_oracle
-  assert overrides.apply(config, [
-      "model.name=multitask", "loss.relatedness_signal=contrastive"]) == (
-          experiments.method_config(base, preset))
+  assert config.loss.negatives == "in_batch"
+  assert overrides.apply(config, TO_BACKBONE) == (
+      experiments.method_config(base, preset))
   assert f"adaftr_{base}_{signal}" in experiments.group_members(
       f"ladder_{base}")
 

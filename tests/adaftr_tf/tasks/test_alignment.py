@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from adaftr_tf import experiments
 from adaftr_tf import overrides
+from tests.helpers.data import PAPER_READING
 from tests.helpers.data import agreement_model
 
 
@@ -76,7 +77,8 @@ def _control_model(source, rows=32):
   from tests.helpers.data import in_memory_dataset
   from tests.helpers.data import synthetic_columns
   from tests.helpers.data import tiny_config
-  config = tiny_config(f"loss.tau_source={source}", "loss.symmetric=false",
+  config = tiny_config(*PAPER_READING, f"loss.tau_source={source}",
+                       "loss.symmetric=false",
                        "loss.contrastive_weight=0.5")
   columns, schema = synthetic_columns(config, rows)
   batch = next(iter(in_memory_dataset(columns, schema, rows, training=False,
@@ -125,7 +127,8 @@ def test_a_hashed_field_missing_from_the_data_is_refused_at_build():
   from adaftr_tf import models
   from tests.helpers.data import synthetic_columns
   from tests.helpers.data import tiny_config
-  config = tiny_config("loss.tau_source=field_hash", "loss.tau_field=nope")
+  config = tiny_config(*PAPER_READING, "loss.tau_source=field_hash",
+                       "loss.tau_field=nope")
   _, schema = synthetic_columns(config, 8)
   with pytest.raises(ValueError, match="loss.tau_field='nope' is not a "
                      r"categorical field of the data; choose one of \["):

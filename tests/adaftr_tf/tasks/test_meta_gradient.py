@@ -20,6 +20,7 @@ ROWS = 32   # 16 meta rows, 16 alignment rows
 
 def _model(*items, rows=ROWS):
   config = tiny_config("loss.relatedness_signal=meta_gradient",
+                       "loss.negatives=in_batch",
                        "loss.contrastive_weight=0.5",
                        "loss.relatedness_loss_weight=2.0", *items)
   (features, labels), schema = synthetic_batch(config, rows)

@@ -82,6 +82,7 @@ def test_the_alignment_objective_adds_the_probe_to_infonce():
   from tests.helpers.data import synthetic_batch
   from tests.helpers.data import tiny_config
   config = tiny_config("loss.relatedness_signal=transfer_gate",
+                       "loss.negatives=in_batch",
                        "loss.symmetric=false", "loss.contrastive_weight=0.5",
                        "loss.relatedness_loss_weight=2.0")
   (features, labels), schema = synthetic_batch(config, 64)
@@ -144,6 +145,7 @@ def _delayed_gate(start, total_steps):
   from tests.helpers.data import synthetic_batch
   from tests.helpers.data import tiny_config
   config = tiny_config("loss.relatedness_signal=transfer_gate",
+                       "loss.negatives=in_batch",
                        "loss.contrastive_weight=0.5", "loss.symmetric=false",
                        f"loss.alignment_start={start}")
   batch, schema = synthetic_batch(config, 64)

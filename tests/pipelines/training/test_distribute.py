@@ -81,7 +81,8 @@ def test_layout_reports_and_checks_batches(data):
 def test_a_replica_batch_too_small_for_local_negatives_is_refused():
   layout = distribute.make_layout("mirrored", 2, 1, 2, 2)
   local = overrides.apply(experiments.get_preset("tiny"), [
-      "train.batch_size=2", "runtime.cross_replica_negatives=false"])
+      "train.batch_size=2", "runtime.cross_replica_negatives=false",
+      "loss.negatives=in_batch"])
   with pytest.raises(ValueError, match=r"train.batch_size=2 gives the "
                      r"contrastive loss batches of 1 instance\(s\) under "
                      r"--strategy=mirrored \(2 replica\(s\)\)"):
@@ -90,6 +91,9 @@ def test_a_replica_batch_too_small_for_local_negatives_is_refused():
       local, ["runtime.cross_replica_negatives=true"]))  # global batch of 2: ok
   distribute.check_negatives(layout, overrides.apply(
       local, ["model.name=multitask"]))  # no contrastive loss: ok
+  with pytest.raises(ValueError, match="random_one negatives need at least 2"):
+    distribute.check_negatives(layout, overrides.apply(local, [
+        "runtime.cross_replica_negatives=true", "loss.negatives=random_one"]))
 
 
 # --- 2 logical CPU devices (mirrored) -----------------------------------------

@@ -18,6 +18,7 @@ from pipelines.training import callbacks as cb
 from pipelines.training import resume
 from pipelines.training import train_lib
 from tests.helpers.conversion import convert
+from tests.helpers.data import PAPER_READING
 from tests.helpers.data import tiny_config
 from tests.helpers.jobs import (ROOT, TIMEOUT_S, check, env, read_json,
                                 train_command)
@@ -174,7 +175,8 @@ def test_tau_from_the_planted_relatedness_trains_on_synthetic_data(
     tiny_data, tmp_path):
   """The oracle columns flow from the files into the loss (train and valid
   batches); the trained model's outputs carry no tau."""
-  config = tiny_config("loss.tau_source=oracle", "train.steps_per_epoch=4",
+  config = tiny_config(*PAPER_READING, "loss.tau_source=oracle",
+                       "train.steps_per_epoch=4",
                        "train.steps_per_execution=2")
   result = train_lib.train(config, str(tmp_path / "model"), tiny_data,
                            verbose=0, log=lambda _: None)
@@ -209,7 +211,7 @@ def test_a_delayed_alignment_starts_at_its_fraction_of_the_run(
 def test_tau_from_the_planted_relatedness_refuses_converted_data(tmp_path):
   folder = write_aliccp_raw(tmp_path / "raw", samples=40, sessions=4)
   convert("aliccp_raw", folder, tmp_path / "data", valid_fraction=0.25)
-  config = tiny_config("loss.tau_source=shuffled_oracle")
+  config = tiny_config(*PAPER_READING, "loss.tau_source=shuffled_oracle")
   with pytest.raises(ValueError, match="loss.tau_source=shuffled_oracle reads "
                      "the planted relatedness, which only synthetic data has"):
     train_lib.train(config, str(tmp_path / "model"), str(tmp_path / "data"),

@@ -23,7 +23,8 @@ def test_plan_rows_and_step_rounding():
   cached = rows["real_cached/adaftr"].spec
   assert (cached["phase"], cached["steps"], cached["warmup"]) == (
       "fit_cached", 8, 4)
-  assert fit["overrides"] == ["train.batch_size=2048", "model.name=adaftr"]
+  assert fit["overrides"] == ["train.batch_size=2048"] + plan_lib.ADAFTR
+  assert "loss.relatedness_signal=contrastive" in plan_lib.ADAFTR
   assert rows["real/no_cl"].spec["overrides"][-1] == "model.name=multitask"
   assert (rows["reference/adaftr"].spec["steps"],
           rows["input/rows"].spec["steps"]) == (5, 7)
