@@ -21,8 +21,9 @@ class LossConfig:
     relatedness_input, relatedness_stop_gradient: what the relatedness
       network reads (choices.py) and whether its gradient reaches it.
     symmetric, negatives: both InfoNCE directions; which negatives (default
-      one random negative per instance: the in-batch matrix costs ~45% of
-      an ESMM step, README "Does adaptive relatedness help?" section 7).
+      one random negative per instance: with in-batch negatives the gate's
+      step costs ~45% more than its ESMM backbone's, with one random
+      negative ~6%; README "Does adaptive relatedness help?" section 7).
     one_way: the CTR representation enters the alignment behind a
       stop-gradient, so only the CVR side (and both projections) move.
     relatedness_signal, relatedness_loss_weight: what trains the relatedness
