@@ -60,8 +60,8 @@ def gate_tau(g: tf.Tensor, tau_min: float, tau_max: float) -> tf.Tensor:
   g = tf.stop_gradient(g)
   low = _quantile(g, LOW_QUANTILE)
   spread = tf.maximum(_quantile(g, HIGH_QUANTILE) - low, MIN_SPREAD)
-  rho = tf.clip_by_value((g - low) / spread, 0.0, 1.0)
-  # Clipped again: in float32, tau_max - (tau_max - tau_min) can fall below
-  # tau_min by one ulp.
+  rho = (g - low) / spread
+  # One clip on tau bounds rho to [0, 1] and also catches float32 putting
+  # tau_max - (tau_max - tau_min) one ulp below tau_min.
   return tf.clip_by_value(tau_max - (tau_max - tau_min) * rho, tau_min,
                           tau_max)

@@ -311,8 +311,8 @@ def test_a_control_tau_model_serves_without_oracle_inputs_or_tau(tmp_path):
   """tau from the planted relatedness is training-only: the signatures take
   the features alone and return no tau."""
   from adaftr_tf import models
-  from tests.helpers.data import synthetic_columns
   from tests.helpers.data import PAPER_READING
+  from tests.helpers.data import synthetic_columns
   from tests.helpers.data import tiny_config
   config = tiny_config(*PAPER_READING, "loss.tau_source=oracle")
   columns, schema = synthetic_columns(config, 16)
