@@ -14,7 +14,11 @@
   so the slope it learns is written into what the towers read),
   `adaftr_B_transfer_gate_delayed` with the InfoNCE term off for the first
   half of the training steps (loss.alignment_start=0.5: the gate learns
-  tau before the alignment uses it). Each is
+  tau before the alignment uses it), `adaftr_B_transfer_gate_linear`: the
+  library default's form (one random negative) with a linear relatedness
+  network (model.relatedness_units=(): f = Dense(1) on the embeddings, too
+  few weights to memorise the training conversions).
+  Each is
   paired with B in the benchmark and starts from B's tuned knobs, so the pair
   differs by the alignment alone.
 * `B_click_gate` is B whose CVR logit adds the stop-gradient CTR logit with
@@ -86,6 +90,15 @@ def _adaftr_on(backbone: str, **loss):
   return define
 
 
+def _linear_gate_on(backbone: str):
+  """The transfer gate with one random negative on `backbone`, with a
+  linear relatedness network."""
+  gate = _adaftr_on(backbone, relatedness_signal="transfer_gate",
+                    **FORMS["random_negative"])
+  return lambda config: replace_fields(gate(config),
+                                       model={"relatedness_units": ()})
+
+
 def _click_gate_on(backbone: str):
   def define(config: Config) -> Config:
     return replace_fields(config, model={"name": "multitask",
@@ -112,6 +125,8 @@ for _base in BACKBONES:
   method(f"adaftr_{_base}_transfer_gate_delayed", "adaftr", tuned_as=_base,
          baseline=_base)(_adaftr_on(_base, relatedness_signal="transfer_gate",
                                     alignment_start=0.5))
+  method(f"adaftr_{_base}_transfer_gate_linear", "adaftr", tuned_as=_base,
+         baseline=_base)(_linear_gate_on(_base))
   for _noise in NOISE_LEVELS:
     method(f"adaftr_{_base}_noisy_oracle_{_noise}", "adaftr", tuned_as=_base,
            baseline=_base)(_adaftr_on(_base, tau_source="noisy_oracle",
