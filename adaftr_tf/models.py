@@ -264,7 +264,7 @@ def build_objectives(config: Config, objective: objective_lib.Objective = (
         tau_field=l.tau_field, seed=seed, one_way=l.one_way,
         oracle_noise=l.oracle_noise, funnel=objective.kind == F.FUNNEL,
         meta_every=l.meta_gradient_every, start=l.alignment_start,
-        name="alignment_task"))
+        gate_quantile=l.gate_quantile, name="alignment_task"))
   return objectives
 
 

@@ -47,6 +47,9 @@ class LossConfig:
       network, or a training-only control from the planted r); `field_hash`
       hashes the id of the categorical field `tau_field`; `noisy_oracle`
       mixes that hash into r with weight `oracle_noise` in [0, 1].
+    gate_quantile: the transfer gate maps its slopes linearly onto tau
+      between their `gate_quantile` and `1 - gate_quantile` batch quantiles,
+      in [0, 0.5); the slopes beyond take the bounds (tasks/transfer_gate.py).
   """
 
   contrastive_weight: float = 0.1
@@ -69,6 +72,7 @@ class LossConfig:
   tau_source: C.TauSource = "network"
   tau_field: str = "categorical_1"
   oracle_noise: float = 0.5
+  gate_quantile: float = 0.05
 
   def validate(self) -> None:
     C.check_fields(self, ConfigError, "loss")
@@ -95,6 +99,9 @@ class LossConfig:
     if not 0.0 <= self.oracle_noise <= 1.0:
       raise ConfigError(f"loss.oracle_noise={self.oracle_noise} must lie in "
                         "[0, 1]")
+    if not 0.0 <= self.gate_quantile < 0.5:
+      raise ConfigError(f"loss.gate_quantile={self.gate_quantile} must lie in "
+                        "[0, 0.5)")
     _positive(self, "loss", "meta_gradient_every")
     _positive(self, "loss", "contrastive_weight", "relatedness_loss_weight",
               "aitm_calibration_weight", allow_zero=True)

@@ -17,8 +17,11 @@
   tau before the alignment uses it), `adaftr_B_transfer_gate_linear`: the
   library default's form (one random negative) with a linear relatedness
   network (model.relatedness_units=(): f = Dense(1) on the embeddings, too
-  few weights to memorise the training conversions).
-  Each is
+  few weights to memorise the training conversions),
+  `adaftr_B_transfer_gate_quantile_0.25`: the default's form with a steeper
+  map from slopes to tau (loss.gate_quantile=0.25: the top and bottom
+  quarter of each batch's slopes at the bounds, as the oracle puts the
+  instances of r near 0 and 1). Each is
   paired with B in the benchmark and starts from B's tuned knobs, so the pair
   differs by the alignment alone.
 * `B_click_gate` is B whose CVR logit adds the stop-gradient CTR logit with
@@ -127,6 +130,10 @@ for _base in BACKBONES:
                                     alignment_start=0.5))
   method(f"adaftr_{_base}_transfer_gate_linear", "adaftr", tuned_as=_base,
          baseline=_base)(_linear_gate_on(_base))
+  method(f"adaftr_{_base}_transfer_gate_quantile_0.25", "adaftr",
+         tuned_as=_base, baseline=_base)(_adaftr_on(
+             _base, relatedness_signal="transfer_gate", gate_quantile=0.25,
+             **FORMS["random_negative"]))
   for _noise in NOISE_LEVELS:
     method(f"adaftr_{_base}_noisy_oracle_{_noise}", "adaftr", tuned_as=_base,
            baseline=_base)(_adaftr_on(_base, tau_source="noisy_oracle",

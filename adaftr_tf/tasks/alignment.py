@@ -59,6 +59,8 @@ class AlignmentTask(tf_keras.layers.Layer):
     start: the fraction of the training steps before the InfoNCE term
       switches on (`set_total_steps` turns it into a step; the signal's own
       loss trains from the first step).
+    gate_quantile: the transfer gate's tau maps its slopes linearly between
+      their `gate_quantile` and `1 - gate_quantile` batch quantiles.
 
   Call:
     embeddings: `[batch, e]` the flattened instance embeddings.
@@ -80,6 +82,7 @@ class AlignmentTask(tf_keras.layers.Layer):
                tau_field: str = "categorical_1", seed: int = 0,
                one_way: bool = False, oracle_noise: float = 0.5,
                funnel: bool = True, meta_every: int = 1, start: float = 0.0,
+               gate_quantile: float = transfer_gate.DEFAULT_QUANTILE,
                **kwargs):
     super().__init__(**kwargs)
     self.alignment = alignment
@@ -96,6 +99,7 @@ class AlignmentTask(tf_keras.layers.Layer):
     self.funnel = bool(funnel)
     self.meta_every = int(meta_every)
     self.start, self.start_step = float(start), 0
+    self.gate_quantile = float(gate_quantile)
     self.needs_agreement = signal == "gradient_agreement"
     self.needs_recording = signal == "meta_gradient"
     if self.needs_recording:
@@ -137,7 +141,7 @@ class AlignmentTask(tf_keras.layers.Layer):
     if self.signal != "transfer_gate":
       return tau
     return transfer_gate.gate_tau(transfer_gate.slope(logit),
-                                  *self.tau_bounds)
+                                  *self.tau_bounds, self.gate_quantile)
 
   def call(self, embeddings, outputs, labels=None, agreement=None, step=None,
            training=None, features=None, oracle=None, meta=None):

@@ -12,9 +12,12 @@ gamma(r) = r / sqrt(r^2 + (1 - r)^2), monotone in the planted relatedness r,
 so g is a maximum-likelihood estimate of a function of r from the only data
 that carry it (../shared/research-relatedness-signals.md, candidate A).
 
-tau follows g's rank in the batch: rho_i = clip((g_i - q05) / max(q95 - q05,
-MIN_SPREAD), 0, 1), tau_i = tau_max - (tau_max - tau_min) rho_i (small tau,
-strong alignment, where the slope is high), stop-gradient into InfoNCE.
+tau follows g's rank in the batch: rho_i = clip((g_i - q_low) / max(q_high -
+q_low, MIN_SPREAD), 0, 1), tau_i = tau_max - (tau_max - tau_min) rho_i (small
+tau, strong alignment, where the slope is high), stop-gradient into InfoNCE;
+q_low, q_high are the batch's `quantile` and `1 - quantile` quantiles of g
+(default 5% and 95%; a larger `quantile` clips more slopes to the bounds, a
+steeper map).
 While the slopes have not spread beyond MIN_SPREAD (early training) rho
 stays near 0: weak alignment until the gate has learned something.
 """
@@ -25,7 +28,7 @@ import tensorflow as tf
 
 # Slopes closer than this (on the CTR-logit scale) count as one slope.
 MIN_SPREAD = 0.05
-LOW_QUANTILE, HIGH_QUANTILE = 0.05, 0.95
+DEFAULT_QUANTILE = 0.05
 INITIAL_INTERCEPT = -2.0   # ~ the logit of a 12% post-click conversion rate
 
 
@@ -55,11 +58,13 @@ def _quantile(values: tf.Tensor, q: float) -> tf.Tensor:
   return ordered[index]
 
 
-def gate_tau(g: tf.Tensor, tau_min: float, tau_max: float) -> tf.Tensor:
-  """tau `[batch]` from the slopes `[batch]` (see the module docstring)."""
+def gate_tau(g: tf.Tensor, tau_min: float, tau_max: float,
+             quantile: float = DEFAULT_QUANTILE) -> tf.Tensor:
+  """tau `[batch]` from the slopes `[batch]`, mapped linearly between their
+  `quantile` and `1 - quantile` batch quantiles (see the module docstring)."""
   g = tf.stop_gradient(g)
-  low = _quantile(g, LOW_QUANTILE)
-  spread = tf.maximum(_quantile(g, HIGH_QUANTILE) - low, MIN_SPREAD)
+  low = _quantile(g, quantile)
+  spread = tf.maximum(_quantile(g, 1.0 - quantile) - low, MIN_SPREAD)
   rho = (g - low) / spread
   # One clip on tau bounds rho to [0, 1] and also catches float32 putting
   # tau_max - (tau_max - tau_min) one ulp below tau_min.

@@ -61,6 +61,9 @@ def test_every_section_validates_itself(section, expected):
      r"needs the ESMM heads.*choose model\.name=multitask or adaftr"),
     (["loss.oracle_noise=1.5"], r"loss\.oracle_noise=1\.5 must lie in "
      r"\[0, 1\]"),
+    (["loss.gate_quantile=0.5"], r"loss\.gate_quantile=0\.5 must lie in "
+     r"\[0, 0\.5\)"),
+    (["loss.gate_quantile=-0.1"], r"loss\.gate_quantile=-0\.1 must lie in "),
     (["model.embedding_l2=-1"], r"model\.embedding_l2=-1\.0 must be >= 0"),
     (["model.expert_units=()"], r"model\.expert_units=\(\) must be a non-empty"),
     (["model.tower_units=(8,0)"], r"model\.tower_units=\(8, 0\) must be"),

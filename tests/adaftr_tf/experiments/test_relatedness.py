@@ -70,13 +70,15 @@ def test_a_learned_signal_on_a_backbone(base, signal):
 @pytest.mark.parametrize("variant, knob, reference", [
     ("embeddings", "loss.relatedness_stop_gradient=true", ""),
     ("delayed", "loss.alignment_start=0", ""),
-    ("linear", "model.relatedness_units=(32,)", "_random_negative")])
+    ("linear", "model.relatedness_units=(32,)", "_random_negative"),
+    ("quantile_0.25", "loss.gate_quantile=0.05", "_random_negative")])
 def test_a_transfer_gate_variant_differs_from_the_gate_by_one_knob(
     base, variant, knob, reference):
   """`_embeddings`: the probe's gradient also reaches the shared embeddings;
   `_delayed`: the InfoNCE term starts at half the training steps;
   `_linear`: the default's form (one random negative) whose relatedness
-  network has no hidden layer."""
+  network has no hidden layer; `_quantile_0.25`: the default's form with a
+  steeper map from slopes to tau."""
   preset = experiments.get_preset("relatedness")
   config = experiments.method_config(
       f"adaftr_{base}_transfer_gate{reference}", preset)

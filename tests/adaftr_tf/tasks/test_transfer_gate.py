@@ -63,20 +63,29 @@ def test_the_probe_recovers_the_order_of_planted_slopes():
   np.testing.assert_allclose(slopes, [0.2, 1.0], atol=0.15)
 
 
-def test_tau_follows_the_slope_rank_and_stays_weak_before_it_spreads():
+@pytest.mark.parametrize("quantile", [None, 0.05, 0.25, 0.0])
+def test_tau_follows_the_slope_rank_and_stays_weak_before_it_spreads(
+    quantile):
   g = tf.constant(np.linspace(0.0, 1.0, 101), tf.float32)
-  tau = gate.gate_tau(g, 0.05, 1.0).numpy()
+  args = () if quantile is None else (quantile,)
+  tau = gate.gate_tau(g, 0.05, 1.0, *args).numpy()
   assert np.all(np.diff(tau) <= 0)               # higher slope, smaller tau
   assert tau[0] == pytest.approx(1.0) and tau[-1] == pytest.approx(0.05)
-  low, high = 0.05, 0.95   # the 5% and 95% quantiles (floor index)
+  # The q and 1 - q quantiles (floor index of 101 evenly spaced slopes).
+  low = quantile if quantile is not None else 0.05
+  high = 1.0 - low
   rho = np.clip((g.numpy() - low) / (high - low), 0, 1)
   np.testing.assert_allclose(tau, 1.0 - 0.95 * rho, rtol=1e-5, atol=1e-6)
+  # A quarter of the slopes at each bound with q = 0.25 (a steeper map).
+  at_bounds = np.mean((tau <= 0.05 + 1e-6) | (tau >= 1.0 - 1e-6))
+  assert at_bounds == pytest.approx(2 * low, abs=0.02)
   # Slopes that have not spread: tau stays near tau_max (weak alignment).
   flat = gate.gate_tau(tf.constant([0.30, 0.31, 0.305, 0.30]), 0.05, 1.0)
   assert np.all(flat.numpy() > 1.0 - 0.95 * (0.01 / gate.MIN_SPREAD) - 1e-6)
 
 
-def test_the_alignment_objective_adds_the_probe_to_infonce():
+@pytest.mark.parametrize("quantile", [0.05, 0.25])
+def test_the_alignment_objective_adds_the_probe_to_infonce(quantile):
   from adaftr_tf import models
   from adaftr_tf.losses import info_nce
   from tests.helpers.data import synthetic_batch
@@ -84,7 +93,8 @@ def test_the_alignment_objective_adds_the_probe_to_infonce():
   config = tiny_config("loss.relatedness_signal=transfer_gate",
                        "loss.negatives=in_batch",
                        "loss.symmetric=false", "loss.contrastive_weight=0.5",
-                       "loss.relatedness_loss_weight=2.0")
+                       "loss.relatedness_loss_weight=2.0",
+                       f"loss.gate_quantile={quantile}")
   (features, labels), schema = synthetic_batch(config, 64)
   model = models.build_model(config, schema)
   task = model.alignment_task
@@ -93,7 +103,7 @@ def test_the_alignment_objective_adds_the_probe_to_infonce():
   loss, extra = task(x, outputs, labels, training=False)
   _, f = task.alignment.temperature(x, outputs[F.H_CTR], outputs[F.H_CVR])
   g = gate.slope(f)
-  tau = gate.gate_tau(g, 0.05, 1.0)
+  tau = gate.gate_tau(g, 0.05, 1.0, quantile)
   np.testing.assert_allclose(extra[F.TAU].numpy(), tau.numpy(), rtol=1e-6)
   u = task.alignment.ctr_projection(outputs[F.H_CTR])
   v = task.alignment.cvr_projection(outputs[F.H_CVR])
