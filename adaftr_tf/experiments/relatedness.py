@@ -16,8 +16,8 @@
   half of the training steps (loss.alignment_start=0.5: the gate learns
   tau before the alignment uses it), `adaftr_B_transfer_gate_linear`: the
   library default's form (one random negative) with a linear relatedness
-  network (model.relatedness_units=(): f = Dense(1) on the embeddings, too
-  few weights to memorise the training conversions),
+  network (model.relatedness_units=(): f = Dense(1) on the embeddings,
+  fewer weights to overfit its probe),
   `adaftr_B_transfer_gate_quantile_0.25`: the default's form with a steeper
   map from slopes to tau (loss.gate_quantile=0.25: the top and bottom
   quarter of each batch's slopes at the bounds, as the oracle puts the
