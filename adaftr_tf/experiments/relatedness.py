@@ -18,10 +18,15 @@
   library default's form (one random negative) with a linear relatedness
   network (model.relatedness_units=(): f = Dense(1) on the embeddings,
   fewer weights to overfit its probe),
-  `adaftr_B_transfer_gate_quantile_0.25`: the default's form with a steeper
-  map from slopes to tau (loss.gate_quantile=0.25: the top and bottom
-  quarter of each batch's slopes at the bounds, as the oracle puts the
-  instances of r near 0 and 1). Each is
+  `adaftr_B_transfer_gate_quantile_<q>` (GATE_QUANTILES): the default's
+  form with a steeper map from slopes to tau (loss.gate_quantile=q: e.g. at
+  0.25 the top and bottom quarter of each batch's slopes at the bounds, as
+  the oracle puts the instances of r near 0 and 1),
+  `adaftr_B_transfer_gate_linear_quantile_0.25` the linear network with that
+  map, and `adaftr_B_transfer_gate_quantile_0.25_gate_first` that map with
+  the InfoNCE term off for the first GATE_FIRST of the training steps (with
+  train.epochs=5, the gate learns for one epoch before four aligned ones).
+  Each is
   paired with B in the benchmark and starts from B's tuned knobs, so the pair
   differs by the alignment alone.
 * `B_click_gate` is B whose CVR logit adds the stop-gradient CTR logit with
@@ -60,6 +65,8 @@ BACKBONES = {"esmm": "shared_embedding", "shared_bottom": "shared_bottom",
 CONTROL_SOURCES = ("oracle", "anti_oracle", "shuffled_oracle", "field_hash")
 LEARNED_SIGNALS = ("transfer_gate", "meta_gradient")
 NOISE_LEVELS = (0.25, 0.5, 0.75)
+GATE_QUANTILES = (0.25, 0.4)
+GATE_FIRST = 0.2
 FORMS = {"one_way": {"one_way": True}, "asymmetric": {"symmetric": False},
          "random_negative": {"negatives": "random_one"},
          "lambda_0.03": {"contrastive_weight": 0.03},
@@ -93,11 +100,16 @@ def _adaftr_on(backbone: str, **loss):
   return define
 
 
-def _linear_gate_on(backbone: str):
-  """The transfer gate with one random negative on `backbone`, with a
-  linear relatedness network."""
-  gate = _adaftr_on(backbone, relatedness_signal="transfer_gate",
-                    **FORMS["random_negative"])
+def _default_gate_on(backbone: str, **loss):
+  """The library default's form on `backbone` (the transfer gate with one
+  random negative), with `loss` changed on top."""
+  return _adaftr_on(backbone, relatedness_signal="transfer_gate",
+                    **FORMS["random_negative"], **loss)
+
+
+def _linear_gate_on(backbone: str, **loss):
+  """The default's form on `backbone` with a linear relatedness network."""
+  gate = _default_gate_on(backbone, **loss)
   return lambda config: replace_fields(gate(config),
                                        model={"relatedness_units": ()})
 
@@ -130,10 +142,16 @@ for _base in BACKBONES:
                                     alignment_start=0.5))
   method(f"adaftr_{_base}_transfer_gate_linear", "adaftr", tuned_as=_base,
          baseline=_base)(_linear_gate_on(_base))
-  method(f"adaftr_{_base}_transfer_gate_quantile_0.25", "adaftr",
-         tuned_as=_base, baseline=_base)(_adaftr_on(
-             _base, relatedness_signal="transfer_gate", gate_quantile=0.25,
-             **FORMS["random_negative"]))
+  for _quantile in GATE_QUANTILES:
+    method(f"adaftr_{_base}_transfer_gate_quantile_{_quantile}", "adaftr",
+           tuned_as=_base, baseline=_base)(
+               _default_gate_on(_base, gate_quantile=_quantile))
+  method(f"adaftr_{_base}_transfer_gate_linear_quantile_0.25", "adaftr",
+         tuned_as=_base, baseline=_base)(
+             _linear_gate_on(_base, gate_quantile=0.25))
+  method(f"adaftr_{_base}_transfer_gate_quantile_0.25_gate_first", "adaftr",
+         tuned_as=_base, baseline=_base)(_default_gate_on(
+             _base, gate_quantile=0.25, alignment_start=GATE_FIRST))
   for _noise in NOISE_LEVELS:
     method(f"adaftr_{_base}_noisy_oracle_{_noise}", "adaftr", tuned_as=_base,
            baseline=_base)(_adaftr_on(_base, tau_source="noisy_oracle",

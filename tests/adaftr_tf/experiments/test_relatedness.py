@@ -71,14 +71,20 @@ def test_a_learned_signal_on_a_backbone(base, signal):
     ("embeddings", "loss.relatedness_stop_gradient=true", ""),
     ("delayed", "loss.alignment_start=0", ""),
     ("linear", "model.relatedness_units=(32,)", "_random_negative"),
-    ("quantile_0.25", "loss.gate_quantile=0.05", "_random_negative")])
+    ("quantile_0.25", "loss.gate_quantile=0.05", "_random_negative"),
+    ("quantile_0.4", "loss.gate_quantile=0.05", "_random_negative"),
+    ("linear_quantile_0.25", "loss.gate_quantile=0.05", "_linear"),
+    ("quantile_0.25_gate_first", "loss.alignment_start=0",
+     "_quantile_0.25")])
 def test_a_transfer_gate_variant_differs_from_the_gate_by_one_knob(
     base, variant, knob, reference):
   """`_embeddings`: the probe's gradient also reaches the shared embeddings;
   `_delayed`: the InfoNCE term starts at half the training steps;
   `_linear`: the default's form (one random negative) whose relatedness
-  network has no hidden layer; `_quantile_0.25`: the default's form with a
-  steeper map from slopes to tau."""
+  network has no hidden layer; `_quantile_<q>`: the default's form with a
+  steeper map from slopes to tau, `_linear_quantile_0.25` the linear network
+  with it, and `_quantile_0.25_gate_first` that map with the InfoNCE term
+  off for the first GATE_FIRST of the steps."""
   preset = experiments.get_preset("relatedness")
   config = experiments.method_config(
       f"adaftr_{base}_transfer_gate{reference}", preset)
