@@ -65,7 +65,8 @@ BACKBONES = {"esmm": "shared_embedding", "shared_bottom": "shared_bottom",
 CONTROL_SOURCES = ("oracle", "anti_oracle", "shuffled_oracle", "field_hash")
 LEARNED_SIGNALS = ("transfer_gate", "meta_gradient")
 NOISE_LEVELS = (0.25, 0.5, 0.75)
-GATE_QUANTILES = (0.25, 0.4)
+STEEP_QUANTILE = 0.25   # the steeper map the linear and gate-first entries use
+GATE_QUANTILES = (STEEP_QUANTILE, 0.4)
 GATE_FIRST = 0.2
 FORMS = {"one_way": {"one_way": True}, "asymmetric": {"symmetric": False},
          "random_negative": {"negatives": "random_one"},
@@ -146,12 +147,12 @@ for _base in BACKBONES:
     method(f"adaftr_{_base}_transfer_gate_quantile_{_quantile}", "adaftr",
            tuned_as=_base, baseline=_base)(
                _default_gate_on(_base, gate_quantile=_quantile))
-  method(f"adaftr_{_base}_transfer_gate_linear_quantile_0.25", "adaftr",
-         tuned_as=_base, baseline=_base)(
-             _linear_gate_on(_base, gate_quantile=0.25))
-  method(f"adaftr_{_base}_transfer_gate_quantile_0.25_gate_first", "adaftr",
-         tuned_as=_base, baseline=_base)(_default_gate_on(
-             _base, gate_quantile=0.25, alignment_start=GATE_FIRST))
+  method(f"adaftr_{_base}_transfer_gate_linear_quantile_{STEEP_QUANTILE}",
+         "adaftr", tuned_as=_base, baseline=_base)(
+             _linear_gate_on(_base, gate_quantile=STEEP_QUANTILE))
+  method(f"adaftr_{_base}_transfer_gate_quantile_{STEEP_QUANTILE}_gate_first",
+         "adaftr", tuned_as=_base, baseline=_base)(_default_gate_on(
+             _base, gate_quantile=STEEP_QUANTILE, alignment_start=GATE_FIRST))
   for _noise in NOISE_LEVELS:
     method(f"adaftr_{_base}_noisy_oracle_{_noise}", "adaftr", tuned_as=_base,
            baseline=_base)(_adaftr_on(_base, tau_source="noisy_oracle",
