@@ -32,9 +32,11 @@ RelatednessSignal = Literal["contrastive", "gradient_agreement", "fixed",
 # training only) the planted relatedness r read from the oracle columns:
 # `oracle` (small tau where related), `anti_oracle` (the reverse),
 # `shuffled_oracle` (the oracle's values permuted within the batch), or a
-# consistent tau unrelated to r (`field_hash`: a hash of one field's id).
+# consistent tau unrelated to r (`field_hash`: a hash of one field's id);
+# or `teacher`: the tau of a trained AdaFTR model (`loss.teacher_dir`) held
+# fixed, a learned signal known from the first step (any data).
 TauSource = Literal["network", "oracle", "anti_oracle", "shuffled_oracle",
-                    "field_hash", "noisy_oracle"]
+                    "field_hash", "noisy_oracle", "teacher"]
 # The synthetic world's relatedness: `planted` (r(x) spread over [0, 1]),
 # `one` (r = 1: the purchase logit is the click logit) or `zero` (r = 0:
 # independent).

@@ -55,7 +55,8 @@ def main(argv):
   from pipelines.benchmarks import quality  # heavy imports after the flags
   methods = quality.select_methods(FLAGS.methods)
   base = cli.config_from_flags(FLAGS.preset, FLAGS.override)
-  plan = quality.plan_runs(base, methods, FLAGS.seeds, tuned=FLAGS.tuned)
+  plan = quality.plan_runs(base, methods, FLAGS.seeds, FLAGS.output_dir,
+                           tuned=FLAGS.tuned)
   if FLAGS.baseline_dir is not None:
     try:
       quality.read_runs(FLAGS.baseline_dir)

@@ -50,6 +50,11 @@ class LossConfig:
     gate_quantile: the transfer gate maps its slopes linearly onto tau
       between their `gate_quantile` and `1 - gate_quantile` batch quantiles,
       in [0, 0.5); the slopes beyond take the bounds (tasks/transfer_gate.py).
+    teacher_dir: with `tau_source=teacher`, the model directory of a trained
+      AdaFTR model whose relatedness network sets tau (e.g. a transfer gate
+      run): its tau for each training batch, frozen, clipped to this run's
+      bounds (pipelines/training/teacher.py). Training only: the teacher is
+      in no checkpoint or export of this model.
   """
 
   contrastive_weight: float = 0.1
@@ -73,6 +78,7 @@ class LossConfig:
   tau_field: str = "categorical_1"
   oracle_noise: float = 0.5
   gate_quantile: float = 0.05
+  teacher_dir: str = ""
 
   def validate(self) -> None:
     C.check_fields(self, ConfigError, "loss")
@@ -93,6 +99,12 @@ class LossConfig:
                         "instance without the relatedness network: it needs "
                         "loss.temperature_mode=instance and "
                         "loss.relatedness_signal=contrastive")
+    if (self.tau_source == "teacher") != bool(self.teacher_dir):
+      raise ConfigError(
+          "loss.tau_source=teacher needs loss.teacher_dir (a trained AdaFTR "
+          "model directory)" if self.tau_source == "teacher" else
+          f"loss.teacher_dir={self.teacher_dir!r} is read only with "
+          f"loss.tau_source=teacher (got {self.tau_source})")
     if not 0.0 <= self.alignment_start < 1.0:
       raise ConfigError(f"loss.alignment_start={self.alignment_start} must "
                         "lie in [0, 1) (a fraction of the training steps)")

@@ -30,6 +30,9 @@ class Method:
     tuned_as: its key of TUNED (AdaFTR's ablations start from AdaFTR's).
     baseline: the method it is compared with, paired by seed (AdaFTR(B)
       against B), or None.
+    teacher: the method whose run with the same seed sets this method's tau
+      (`loss.tau_source=teacher`): the benchmark trains it first and points
+      `loss.teacher_dir` at its run folder; or None.
   """
 
   name: str
@@ -37,6 +40,7 @@ class Method:
   space: str
   tuned_as: str
   baseline: str | None = None
+  teacher: str | None = None
 
 
 _METHODS: dict[str, Method] = {}
@@ -54,12 +58,16 @@ def preset(name: str):
 
 
 def method(name: str, space: str, tuned_as: str | None = None,
-           baseline: str | None = None):
+           baseline: str | None = None, teacher: str | None = None):
   """Registers a `Config -> Config` function as the method `name`."""
   def register(fn: Callable[[Config], Config]) -> Callable[[Config], Config]:
     if name in _METHODS:
       raise ValueError(f"method {name!r} is registered twice")
-    _METHODS[name] = Method(name, fn, space, tuned_as or name, baseline)
+    if teacher is not None and teacher not in _METHODS:
+      raise ValueError(f"method {name!r}: its teacher {teacher!r} must be "
+                       "registered first")
+    _METHODS[name] = Method(name, fn, space, tuned_as or name, baseline,
+                            teacher)
     return fn
   return register
 

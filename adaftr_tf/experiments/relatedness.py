@@ -26,6 +26,10 @@
   map, and `adaftr_B_transfer_gate_quantile_0.25_gate_first` that map with
   the InfoNCE term off for the first GATE_FIRST of the training steps (with
   train.epochs=5, the gate learns for one epoch before four aligned ones).
+  `adaftr_B_gate_teacher`: the oracle's form with tau from the same seed's
+  trained `adaftr_B_transfer_gate_linear_quantile_0.25` run, frozen
+  (loss.tau_source=teacher; the benchmark trains the teacher first): a
+  learned signal known from the first step, at the cost of a second run.
   Each is
   paired with B in the benchmark and starts from B's tuned knobs, so the pair
   differs by the alignment alone.
@@ -153,6 +157,10 @@ for _base in BACKBONES:
   method(f"adaftr_{_base}_transfer_gate_quantile_{STEEP_QUANTILE}_gate_first",
          "adaftr", tuned_as=_base, baseline=_base)(_default_gate_on(
              _base, gate_quantile=STEEP_QUANTILE, alignment_start=GATE_FIRST))
+  method(f"adaftr_{_base}_gate_teacher", "adaftr", tuned_as=_base,
+         baseline=_base,
+         teacher=f"adaftr_{_base}_transfer_gate_linear_quantile_"
+                 f"{STEEP_QUANTILE}")(_adaftr_on(_base, tau_source="teacher"))
   for _noise in NOISE_LEVELS:
     method(f"adaftr_{_base}_noisy_oracle_{_noise}", "adaftr", tuned_as=_base,
            baseline=_base)(_adaftr_on(_base, tau_source="noisy_oracle",

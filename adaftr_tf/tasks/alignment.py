@@ -3,6 +3,8 @@ with a per-instance temperature from the relatedness network."""
 
 from __future__ import annotations
 
+import functools
+
 import tensorflow as tf
 import tf_keras
 
@@ -45,8 +47,9 @@ class AlignmentTask(tf_keras.layers.Layer):
     signal: one of `choices.RelatednessSignal`.
     regression_weight: weight of the agreement regression or of the
       transfer gate's probe.
-    tau_source: `network` (the above), or a control (tasks/controls.py) that
-      sets tau from the planted relatedness or a field, in training only.
+    tau_source: `network` (the above), a control (tasks/controls.py) that
+      sets tau from the planted relatedness or a field, in training only, or
+      `teacher`: a trained model's tau (`set_teacher`), in training only.
     tau_field: the categorical field of `field_hash` and `noisy_oracle`.
     oracle_noise: the hash's weight in `noisy_oracle`.
     seed: seed of `shuffled_oracle`'s permutations (with the step).
@@ -100,6 +103,7 @@ class AlignmentTask(tf_keras.layers.Layer):
     self.meta_every = int(meta_every)
     self.start, self.start_step = float(start), 0
     self.gate_quantile = float(gate_quantile)
+    self._teacher = None   # set_teacher; a partial, so never tracked
     self.needs_agreement = signal == "gradient_agreement"
     self.needs_recording = signal == "meta_gradient"
     if self.needs_recording:
@@ -163,7 +167,9 @@ class AlignmentTask(tf_keras.layers.Layer):
           self.gate_intercept)
       tau = tf.stop_gradient(tau)
       return probe + self._info_nce(u, v, tau, step), {F.TAU: tau}
-    if self.tau_source != "network":
+    if self.tau_source == "teacher":
+      tau = self._teacher_tau(features)
+    elif self.tau_source != "network":
       step_seed = tf.cast(0 if step is None else step, tf.int64)
       tau = controls.control_tau(
           self.tau_source, *self.tau_bounds, features, oracle, self.tau_field,
@@ -179,6 +185,24 @@ class AlignmentTask(tf_keras.layers.Layer):
     regression = self.regression_weight * relatedness_regression_loss(
         agreement, logit)
     return regression + self._info_nce(u, v, tau, step), {F.TAU: tau}
+
+  def set_teacher(self, teacher: tf_keras.Model) -> None:
+    """Attaches the model whose tau `tau_source=teacher` reads (its
+    inference output "tau" `[batch]`). It is held through a
+    `functools.partial`, which Keras does not track: its variables are in no
+    checkpoint, variable list or export of this model."""
+    self._teacher = functools.partial(teacher, training=False)
+
+  def _teacher_tau(self, features):
+    """The teacher's tau `[batch]` for the batch's raw features, fixed
+    (stop-gradient) and clipped to this task's bounds."""
+    if self._teacher is None:
+      raise ValueError("loss.tau_source=teacher: no teacher model attached "
+                       "(the training job attaches loss.teacher_dir's model)")
+    if features is None:
+      raise ValueError("loss.tau_source=teacher needs the batch's features")
+    tau = tf.reshape(self._teacher(features)[F.TAU], [-1])
+    return tf.clip_by_value(tf.stop_gradient(tau), *self.tau_bounds)
 
   def _ctr_side(self, h_ctr):
     """h_ctr as the alignment reads it: behind a stop-gradient if one-way."""

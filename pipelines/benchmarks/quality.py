@@ -41,7 +41,8 @@ class MixedOutputError(ValueError):
 
 def select_methods(names: str) -> list[str]:
   """The registry methods named in a comma list, `@group` for a group of
-  them (experiments.group_names); the `core` group when empty."""
+  them (experiments.group_names); the `core` group when empty. A method
+  with a teacher (Method.teacher) brings it in, just before itself."""
   chosen = []
   for name in (n.strip() for n in names.split(",")):
     if name.startswith("@"):
@@ -49,21 +50,41 @@ def select_methods(names: str) -> list[str]:
     elif name:
       experiments.get_method(name)   # ConfigError lists the valid ones
       chosen.append(name)
-  return list(dict.fromkeys(chosen)) or experiments.group_members("core")
+  with_teachers = []
+  for name in chosen or experiments.group_members("core"):
+    teacher = experiments.get_method(name).teacher
+    with_teachers += [teacher, name] if teacher else [name]
+  return list(dict.fromkeys(with_teachers))
+
+
+def run_dir(output_dir: str, method: str, seed: int) -> str:
+  """The folder of one run (its model dir and run.json)."""
+  return os.path.join(output_dir, "runs", f"{method}-seed{seed}")
 
 
 def plan_runs(base: Config, methods: Sequence[str], seeds: int,
-              tuned: bool = True) -> list[tuple[str, int, Config]]:
+              output_dir: str, tuned: bool = True
+              ) -> list[tuple[str, int, Config]]:
   """(method, seed index, validated config) of every run, in order.
 
-  Seed index k trains with `train.seed = base.train.seed + k`.
+  Seed index k trains with `train.seed = base.train.seed + k`. A method with
+  a teacher reads its tau from the teacher's run with the same seed
+  (`loss.teacher_dir`, an absolute path); `methods` lists the teacher first
+  (select_methods).
   """
   plan = []
   for method in methods:
     config = experiments.method_config(method, base, tuned=tuned)
+    teacher = experiments.get_method(method).teacher
+    if teacher is not None and teacher not in methods[:methods.index(method)]:
+      raise ValueError(f"method {method} needs its teacher {teacher} "
+                       "benchmarked before it (select_methods adds it)")
     for seed in range(seeds):
+      loss = ({"teacher_dir": os.path.abspath(run_dir(output_dir, teacher,
+                                                      seed))}
+              if teacher else {})
       seeded = experiments.replace_fields(
-          config, train={"seed": base.train.seed + seed})
+          config, train={"seed": base.train.seed + seed}, loss=loss)
       plan.append((method, seed, seeded.validate()))
   return plan
 
@@ -294,28 +315,27 @@ def run_benchmark(plan, output_dir: str, data_dir: str | None,
   """Trains every run of `plan` not done before; returns the tables."""
   methods = list(dict.fromkeys(method for method, _, _ in plan))
   tf.io.gfile.makedirs(output_dir)
-  run_dir = lambda method, seed: os.path.join(output_dir, "runs",
-                                              f"{method}-seed{seed}")
+  folder = lambda method, seed: run_dir(output_dir, method, seed)
   for method, seed, config in plan:   # refuse a mixed folder before training
-    load_run(run_dir(method, seed), config)
+    load_run(folder(method, seed), config)
   runs, taus, start = [], {}, time.time()
   for index, (method, seed, config) in enumerate(plan):
-    done = load_run(run_dir(method, seed), config)
+    done = load_run(folder(method, seed), config)
     header = f"[run {index + 1}/{len(plan)}] {method} seed {seed}"
     if done is not None:
       log(f"{header}: done before, read {RUN_FILE}")
       run, pair = done
       if "valid" not in run:
-        run["valid"] = saved_valid_report(run_dir(method, seed))
+        run["valid"] = saved_valid_report(folder(method, seed))
       data_dir = data_dir or run.get("data_dir")
     else:
       log(f"{header} ({time.time() - start:.0f}s elapsed)")
       report, collected, data_dir, valid = run_one(
-          config, run_dir(method, seed), data_dir)
+          config, folder(method, seed), data_dir)
       run = {"method": method, "seed": seed, "test": report, "valid": valid,
              "config": config.to_dict(), "data_dir": os.path.abspath(data_dir)}
       pair = tau_pair(collected)
-      save_run(run_dir(method, seed), run, pair)
+      save_run(folder(method, seed), run, pair)
     runs.append(run)
     if pair is not None and method not in taus:
       taus[method] = pair

@@ -26,6 +26,7 @@ from pipelines.training import callbacks as cb
 from pipelines.training import distribute
 from pipelines.training import model_dir as model_dir_lib
 from pipelines.training import resume
+from pipelines.training import teacher
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
@@ -105,6 +106,7 @@ def _build(plan: Plan, strategy, valid_input):
     model = models.compile_model(
         models.build_model(plan.config, plan.schema), plan.config,
         total_steps=plan.steps * plan.config.train.epochs)
+    teacher.attach(model, plan.config)
   if plan.layout.strategy == distribute.PS:
     model.evaluate(valid_input, steps=1, verbose=0)  # via the coordinator
   else:

@@ -33,6 +33,7 @@ from pipelines.training import fit_loop
 from pipelines.training import model_dir as model_dir_lib
 from pipelines.training import reliability_plot
 from pipelines.training import resume
+from pipelines.training import teacher
 
 # Settings a restarted run may change without invalidating its checkpoints.
 RESUMABLE_CHANGES = ("runtime.strategy", "train.epochs",
@@ -129,6 +130,7 @@ def train(config: Config, model_dir: str, data_dir: str | None = None,
                      f"planted relatedness, which only synthetic data has; "
                      f"{data_dir} is converted data: use loss.tau_source="
                      "network")
+  teacher.check(config, schema)
   layout = distribute.layout(strategy, t.batch_size, t.eval_batch_size)
   distribute.check_negatives(layout, config)
   distribute.check_shards(layout, data_dir, ("train", "valid"))

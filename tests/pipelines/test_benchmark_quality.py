@@ -136,3 +136,20 @@ def test_benchmark_on_independent_tasks_names_everything_after_the_labels(
     run_main(benchmark_quality, [
         "--preset=tiny", "--methods=mmoe", f"--output_dir={out}",
         f"--data_dir={data_dir}", "--reference=ple"], "bench")
+
+
+@pytest.mark.slow  # two short training runs
+def test_a_student_method_trains_its_teacher_first_and_reads_its_run(
+    tiny_data, tmp_path, capsys):
+  out = tmp_path / "bench"
+  _bench(out, tiny_data, seeds=1, methods="adaftr_esmm_gate_teacher", steps=3)
+  printed = capsys.readouterr().out
+  teacher = "adaftr_esmm_transfer_gate_linear_quantile_0.25"
+  assert f"[run 1/2] {teacher} seed 0" in printed
+  assert "[run 2/2] adaftr_esmm_gate_teacher seed 0" in printed
+  results = json.loads((out / "results.json").read_text())
+  student, = [r for r in results["runs"]
+              if r["method"] == "adaftr_esmm_gate_teacher"]
+  assert student["config"]["loss"]["teacher_dir"] == str(
+      out / "runs" / f"{teacher}-seed0")
+  assert 0 < student["test"]["cvr_auc"] < 1

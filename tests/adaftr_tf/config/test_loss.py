@@ -38,6 +38,11 @@ def _invalid(items, pattern):
     (["loss.relatedness_signal=fixed"], "needs loss.temperature_mode=fixed"),
     (["loss.agreement_representation=experts",
       "model.backbone=shared_embedding"], "needs shared experts"),
+    (["loss.relatedness_signal=contrastive", "loss.tau_source=teacher"],
+     r"loss\.tau_source=teacher needs loss\.teacher_dir"),
+    (["loss.teacher_dir=runs/gate"],
+     r"loss\.teacher_dir='runs/gate' is read only with loss\.tau_source="
+     r"teacher \(got network\)"),
 ])
 def test_out_of_range_or_contradictory_loss_settings(items, pattern):
   _invalid(items, pattern)

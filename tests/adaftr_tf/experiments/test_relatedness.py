@@ -156,3 +156,25 @@ def test_the_hashed_field_does_not_enter_the_planted_relatedness():
   config = experiments.get_preset("relatedness")
   related = synthetic.relatedness_fields(config.data.synthetic)
   assert related and config.loss.tau_field not in related
+
+
+@pytest.mark.parametrize("base", list(relatedness.BACKBONES))
+def test_a_gate_teacher_is_the_oracle_with_a_trained_gates_tau(base):
+  """`adaftr_B_gate_teacher`: the oracle's form, tau from the teacher (the
+  same seed's linear gate with the steeper map) instead of r."""
+  preset = experiments.get_preset("relatedness")
+  method = experiments.get_method(f"adaftr_{base}_gate_teacher")
+  assert method.baseline == base
+  assert method.teacher == (f"adaftr_{base}_transfer_gate_linear_quantile_"
+                            f"{relatedness.STEEP_QUANTILE}")
+  config = experiments.method_config(method.name, preset)
+  assert config.loss.tau_source == "teacher" and not config.needs_oracle
+  assert overrides.apply(config, ["loss.tau_source=oracle"]) == (
+      experiments.method_config(f"adaftr_{base}_oracle", preset))
+
+
+def test_a_teacher_must_be_registered_before_its_student():
+  with pytest.raises(ValueError, match="its teacher 'nope' must be "
+                     "registered first"):
+    experiments.method("x_student", "adaftr", teacher="nope")(lambda c: c)
+  assert "x_student" not in experiments.method_names()

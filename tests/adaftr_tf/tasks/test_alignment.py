@@ -1,6 +1,9 @@
 """Tests of adaftr_tf.tasks.alignment: which signal trains the relatedness
 network, and that its prediction tracks the planted relatedness."""
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -159,3 +162,48 @@ def test_one_way_alignment_leaves_the_ctr_tower_alone(one_way):
   moved = {name: any(g is not None and np.any(g.numpy()) for g in gs)
            for name, gs in grads.items()}
   assert moved == {"ctr_tower": not one_way, "cvr_tower": True}
+
+
+def test_a_teachers_tau_is_read_fixed_clipped_and_never_tracked():
+  """loss.tau_source=teacher: the InfoNCE reads the attached model's tau per
+  instance (clipped to the student's bounds, as a direct computation gives
+  it); no gradient reaches the teacher, and the student's variables and
+  checkpoint do not hold it."""
+  from adaftr_tf import features as F
+  from adaftr_tf import models
+  from tests.helpers.data import synthetic_batch
+  from tests.helpers.data import tiny_config
+  teacher_config = tiny_config(*PAPER_READING)
+  config = tiny_config(*PAPER_READING, "loss.tau_source=teacher",
+                       "loss.teacher_dir=unused", "loss.tau_min=0.3")
+  batch, schema = synthetic_batch(config, 16)
+  features, labels = batch
+  teacher = models.build_model(teacher_config, schema)
+  student = models.compile_model(models.build_model(config, schema), config)
+  with pytest.raises(ValueError, match="no teacher model attached"):
+    student.compute_loss(batch, training=False)
+  student.alignment_task.set_teacher(teacher)
+  expected = np.clip(
+      teacher(features, training=False)[F.TAU].numpy().reshape(-1), 0.3, 1.0)
+  assert expected.min() == pytest.approx(0.3) or expected.std() > 0
+  x, _ = student._embed(features)
+  outputs = student._predict(x, None, False)
+  task = student.alignment_task
+  loss, extra = task(x, outputs, labels, training=False, features=features)
+  np.testing.assert_allclose(extra[F.TAU].numpy(), expected, rtol=1e-6)
+  u, v, _, _ = task.alignment(x, outputs[F.H_CTR], outputs[F.H_CVR],
+                              training=False)
+  np.testing.assert_allclose(
+      loss.numpy(), task._info_nce(u, v, tf.constant(expected), None).numpy(),
+      rtol=1e-5)
+  with tf.GradientTape() as tape:
+    total = student.compute_loss(batch, training=True)
+  assert all(g is None for g in tape.gradient(total, teacher.variables))
+  assert teacher.variables
+  teachers = {id(v) for v in teacher.variables}
+  assert not any(id(v) in teachers for v in student.variables)
+  saved = [name for name, _ in tf.train.list_variables(
+      tf.train.Checkpoint(model=student).write(
+          os.path.join(tempfile.mkdtemp(), "ckpt")))]
+  assert any("alignment" in name for name in saved)
+  assert not any("teacher" in name for name in saved)

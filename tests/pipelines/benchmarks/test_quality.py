@@ -21,6 +21,29 @@ def test_methods_and_groups_are_selected_in_order_once():
     quality.select_methods("@nope")
 
 
+
+def test_a_student_brings_its_teacher_and_reads_the_same_seeds_run(tmp_path):
+  """select_methods puts a method's teacher just before it; plan_runs points
+  each seed's student at the teacher's run of that seed (absolute path)."""
+  teacher = "adaftr_esmm_transfer_gate_linear_quantile_0.25"
+  methods = quality.select_methods("esmm,adaftr_esmm_gate_teacher")
+  assert methods == ["esmm", teacher, "adaftr_esmm_gate_teacher"]
+  assert quality.select_methods(f"{teacher},adaftr_esmm_gate_teacher,"
+                                f"{teacher}") == methods[1:]
+  base = experiments.get_preset("tiny")
+  out = str(tmp_path / "bench")
+  plan = quality.plan_runs(base, methods, 2, out)
+  students = [(seed, config) for method, seed, config in plan
+              if method == "adaftr_esmm_gate_teacher"]
+  assert [seed for seed, _ in students] == [0, 1]
+  for seed, config in students:
+    assert config.loss.teacher_dir == str(
+        tmp_path / "bench" / "runs" / f"{teacher}-seed{seed}")
+    assert config.train.seed == base.train.seed + seed
+  with pytest.raises(ValueError, match="needs its teacher adaftr_esmm_transfer"
+                     "_gate_linear_quantile_0.25 benchmarked before it"):
+    quality.plan_runs(base, ["adaftr_esmm_gate_teacher"], 1, out)
+
 def _run(method, seed, cvr, ctcvr=0.92, ctr=0.85, valid_cvr=None):
   run = {"method": method, "seed": seed,
          "test": {"cvr_auc": cvr, "ctcvr_auc": ctcvr, "ctr_auc": ctr}}

@@ -1,0 +1,62 @@
+"""The frozen teacher of `loss.tau_source=teacher`: a trained AdaFTR model
+whose relatedness network sets this run's tau.
+
+`check` runs before training and reads only the teacher's saved config and
+schema; `attach` restores its weights (under the run's strategy scope) and
+hands it to the alignment task, which calls it on every training and
+validation batch behind a stop-gradient (tasks/alignment.py). The teacher is
+no part of the student: no checkpoint, variable list or export holds it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from adaftr_tf import features as F
+from adaftr_tf.config import Config
+from pipelines.training import model_dir as model_dir_lib
+
+
+def check(config: Config, schema: F.FeatureSchema) -> None:
+  """Raises a one-line ValueError unless `loss.teacher_dir` holds a trained
+  model with a per-instance tau of its own, trained on data of `schema`'s
+  layout. No-op for any other `loss.tau_source`."""
+  if not config.uses_alignment or config.loss.tau_source != "teacher":
+    return
+  directory = config.loss.teacher_dir
+  weights = os.path.join(directory, model_dir_lib.BEST_WEIGHTS)
+  if not tf.io.gfile.exists(weights + ".index"):
+    raise ValueError(f"loss.teacher_dir={directory} holds no trained model "
+                     f"(no {model_dir_lib.BEST_WEIGHTS}); train the teacher "
+                     "first")
+  teacher = model_dir_lib.read_config(directory)
+  if not (teacher.uses_alignment and teacher.loss.tau_source == "network"
+          and teacher.loss.temperature_mode == "instance"):
+    raise ValueError(
+        f"loss.teacher_dir={directory} is a model without a per-instance tau "
+        f"of its own (model.name={teacher.model.name}, "
+        f"loss.tau_source={teacher.loss.tau_source}, "
+        f"loss.temperature_mode={teacher.loss.temperature_mode}); a teacher "
+        "needs model.name=adaftr, loss.tau_source=network, "
+        "loss.temperature_mode=instance")
+  theirs = F.FeatureSchema.load(directory).to_dict()
+  ours = schema.to_dict()
+  if theirs != ours:
+    differ = sorted(k for k in set(ours) | set(theirs)
+                    if ours.get(k) != theirs.get(k))
+    raise ValueError(f"loss.teacher_dir={directory} was trained on data of "
+                     f"another schema (differs in {differ}); train the "
+                     "teacher on this data")
+
+
+def attach(model, config: Config) -> None:
+  """Restores `loss.teacher_dir`'s model and attaches it to `model`'s
+  alignment task (call under the strategy scope that built `model`).
+  No-op for any other `loss.tau_source`."""
+  if not config.uses_alignment or config.loss.tau_source != "teacher":
+    return
+  teacher, _, _ = model_dir_lib.load_trained(config.loss.teacher_dir)
+  teacher.trainable = False
+  model.alignment_task.set_teacher(teacher)

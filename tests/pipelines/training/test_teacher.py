@@ -1,0 +1,88 @@
+"""Tests of pipelines/training/teacher.py: `loss.tau_source=teacher` trains
+with a trained model's tau, and a teacher that cannot give one is refused
+before training, in one line."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from adaftr_tf import features as F
+from pipelines.training import model_dir as model_dir_lib
+from pipelines.training import train_lib
+from tests.helpers.data import PAPER_READING
+from tests.helpers.data import tiny_config
+from tests.helpers.jobs import read_json
+
+
+def _student(teacher_dir, *items):
+  return tiny_config(*PAPER_READING, "loss.tau_source=teacher",
+                     f"loss.teacher_dir={teacher_dir}", *items)
+
+
+def _train(config, tmp_path, data_dir):
+  return train_lib.train(config, str(tmp_path / "model"), data_dir,
+                         verbose=0, log=lambda _: None)
+
+
+def _copy_with(tiny_run, tmp_path, name, edit):
+  """A copy of the tiny run's model dir with `edit(dict)` applied to one of
+  its JSON files."""
+  copy = tmp_path / "teacher"
+  shutil.copytree(tiny_run["model_dir"], copy)
+  path = copy / name
+  payload = json.loads(path.read_text())
+  edit(payload)
+  path.write_text(json.dumps(payload))
+  return str(copy)
+
+
+def test_a_student_trains_with_the_teachers_tau_and_stands_alone(
+    tiny_run, tmp_path):
+  """The teacher (the tiny paper-reading run) sets tau on the student's
+  batches, between the student's bounds; the
+  student's model dir restores and predicts without the teacher."""
+  config = _student(tiny_run["model_dir"], "loss.tau_min=0.2",
+                    "train.steps_per_epoch=4")
+  result = _train(config, tmp_path, tiny_run["data_dir"])
+  history = read_json(tmp_path / "model" / "history.json")
+  assert np.isfinite(history["cl_loss"][0]) and history["cl_loss"][0] > 0
+  assert 0.2 <= history["tau_mean"][0] <= 1.0
+  assert "tau_mean" not in result["valid"]   # no tau at inference
+  model, saved, schema = model_dir_lib.load_trained(str(tmp_path / "model"))
+  assert saved.loss.teacher_dir == tiny_run["model_dir"]
+  outputs = model(schema.default_features(), training=False)
+  assert F.TAU not in outputs
+  assert np.all(np.isfinite(outputs[F.CVR].numpy()))
+
+
+def test_a_teacher_without_a_trained_model_is_refused(tiny_run, tmp_path):
+  config = _student(str(tmp_path / "nowhere"))
+  with pytest.raises(ValueError, match=r"loss\.teacher_dir=.*nowhere holds no "
+                     r"trained model \(no best/weights\); train the teacher"):
+    _train(config, tmp_path, tiny_run["data_dir"])
+  assert not (tmp_path / "model" / "steps").exists()
+
+
+def test_a_teacher_without_a_tau_of_its_own_is_refused(tiny_run, tmp_path):
+  def multitask(config):
+    config["model"]["name"] = "multitask"
+  teacher = _copy_with(tiny_run, tmp_path, model_dir_lib.CONFIG_FILE,
+                       multitask)
+  with pytest.raises(ValueError, match=r"is a model without a per-instance "
+                     r"tau of its own \(model\.name=multitask, .*needs "
+                     r"model\.name=adaftr, loss\.tau_source=network"):
+    _train(_student(teacher), tmp_path, tiny_run["data_dir"])
+
+
+def test_a_teacher_of_other_data_is_refused(tiny_run, tmp_path):
+  def drop_a_field(schema):
+    schema["numerical"] = schema["numerical"][:-1]
+  teacher = _copy_with(tiny_run, tmp_path, "schema.json", drop_a_field)
+  with pytest.raises(ValueError, match=r"was trained on data of another "
+                     r"schema \(differs in \['numerical'\]\); train the "
+                     "teacher on this data"):
+    _train(_student(teacher), tmp_path, tiny_run["data_dir"])
+  assert os.path.isdir(teacher)
