@@ -15,6 +15,8 @@ on the JSON it prints as its last line:
   reduction:  then fit (2 steps) and evaluate logs and weights, 2 replicas
               (global negatives) vs 1;
   train:      the `mirrored` training job's layout and step count;
+  teacher:    a second mirrored job whose tau is that model's
+              (loss.tau_source=teacher): its steps, InfoNCE and tau;
   reader:     whether `make_epochs_dataset` (row blocks, shuffled, resumed
               after one step) gives 2 replicas the rows of one device's
               global batches, replica 0 the first half.
@@ -237,6 +239,20 @@ def check_training(data_dir, model_dir, mirrored):
           "lazy_sparse_updates": sorted(sparse_variables)}
 
 
+def check_teacher(data_dir, model_dir, mirrored):
+  """A mirrored student of the `train` check's model (the teacher, restored
+  under the strategy's scope and called in each replica)."""
+  config = _config("train.steps_per_epoch=2", "loss.tau_source=teacher",
+                   f"loss.teacher_dir={model_dir}", "loss.tau_min=0.2")
+  student_dir = model_dir + "_student"
+  result = train_lib.train(config, student_dir, data_dir, verbose=0,
+                           strategy=mirrored)
+  with open(os.path.join(student_dir, "history.json")) as f:
+    history = json.load(f)
+  return {"global_step": result["global_step"],
+          "cl_loss": history["cl_loss"][0], "tau_mean": history["tau_mean"][0]}
+
+
 def check_reader(data_dir, schema, mirrored, models_out):
   """Training batches of 2 replicas, concatenated, vs one device's."""
   del models_out
@@ -270,9 +286,10 @@ def main(data_dir, model_dir):
                       ("meta_gradient", check_meta_gradient),
                       ("reduction", check_reduction),
                       ("reader", check_reader),
-                      ("train", check_training)):
+                      ("train", check_training),
+                      ("teacher", check_teacher)):
     start = time.time()
-    if name == "train":
+    if name in ("train", "teacher"):
       report[name] = check(data_dir, model_dir, mirrored)
     else:
       report[name] = check(data_dir, schema, mirrored, models_out)

@@ -182,3 +182,13 @@ def test_mirrored_training_job(mirrored):
   assert any("embedding" in name for name in train["lazy_sparse_updates"])
   assert "global batch 64 = 2 x per-replica batch 32" in output
   assert os.path.exists(os.path.join(model_dir, "steps", "step-4.index"))
+
+
+@pytest.mark.slow  # the mirrored checks' subprocess
+def test_a_teachers_tau_under_the_mirrored_strategy(mirrored):
+  """loss.tau_source=teacher with 2 replicas: the teacher (the mirrored job's
+  model) sets tau in both, within the student's bounds."""
+  teacher = mirrored[0]["teacher"]
+  assert teacher["global_step"] == 2
+  assert np.isfinite(teacher["cl_loss"]) and teacher["cl_loss"] > 0
+  assert 0.2 <= teacher["tau_mean"] <= 1.0
