@@ -142,7 +142,11 @@ def test_benchmark_on_independent_tasks_names_everything_after_the_labels(
 def test_a_student_method_trains_its_teacher_first_and_reads_its_run(
     tiny_data, tmp_path, capsys):
   out = tmp_path / "bench"
-  _bench(out, tiny_data, seeds=1, methods="adaftr_esmm_gate_teacher", steps=3)
+  run_main(benchmark_quality, [
+      "--preset=tiny", "--seeds=1", "--methods=adaftr_esmm_gate_teacher",
+      f"--output_dir={out}", f"--data_dir={tiny_data}",
+      "--override=train.steps_per_epoch=3", "--override=train.epochs=1"],
+           "bench")
   printed = capsys.readouterr().out
   teacher = "adaftr_esmm_transfer_gate_linear_quantile_0.25"
   assert f"[run 1/2] {teacher} seed 0" in printed
