@@ -35,6 +35,11 @@ class Config:
     return self.uses_alignment and "oracle" in self.loss.tau_source
 
   @property
+  def needs_teacher(self) -> bool:
+    """The loss reads tau from a trained model (`loss.teacher_dir`)."""
+    return self.uses_alignment and self.loss.tau_source == "teacher"
+
+  @property
   def uses_transfer(self) -> bool:
     """AITM: the CVR tower reads the CTR tower, plus the calibrator."""
     return self.model.name == "aitm"

@@ -23,7 +23,7 @@ def check(config: Config, schema: F.FeatureSchema) -> None:
   """Raises a one-line ValueError unless `loss.teacher_dir` holds a trained
   model with a per-instance tau of its own, trained on data of `schema`'s
   layout. No-op for any other `loss.tau_source`."""
-  if not config.uses_alignment or config.loss.tau_source != "teacher":
+  if not config.needs_teacher:
     return
   directory = config.loss.teacher_dir
   weights = os.path.join(directory, model_dir_lib.BEST_WEIGHTS)
@@ -55,7 +55,7 @@ def attach(model, config: Config) -> None:
   """Restores `loss.teacher_dir`'s model and attaches it to `model`'s
   alignment task (call under the strategy scope that built `model`).
   No-op for any other `loss.tau_source`."""
-  if not config.uses_alignment or config.loss.tau_source != "teacher":
+  if not config.needs_teacher:
     return
   teacher, _, _ = model_dir_lib.load_trained(config.loss.teacher_dir)
   teacher.trainable = False

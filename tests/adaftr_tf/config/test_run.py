@@ -210,3 +210,12 @@ def test_needs_oracle(source, needs):
                                         f"loss.tau_source={source}"])
   assert config.validate().needs_oracle is needs
   assert overrides.apply(config, ["model.name=multitask"]).needs_oracle is False
+
+
+def test_needs_teacher():
+  config = overrides.apply(_default(), ["loss.relatedness_signal=contrastive",
+                                        "loss.tau_source=teacher",
+                                        "loss.teacher_dir=runs/gate"])
+  assert config.validate().needs_teacher and not config.needs_oracle
+  assert overrides.apply(config, ["model.name=multitask"]).needs_teacher is False
+  assert _default().needs_teacher is False
