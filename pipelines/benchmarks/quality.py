@@ -315,27 +315,27 @@ def run_benchmark(plan, output_dir: str, data_dir: str | None,
   """Trains every run of `plan` not done before; returns the tables."""
   methods = list(dict.fromkeys(method for method, _, _ in plan))
   tf.io.gfile.makedirs(output_dir)
-  folder = lambda method, seed: run_dir(output_dir, method, seed)
   for method, seed, config in plan:   # refuse a mixed folder before training
-    load_run(folder(method, seed), config)
+    load_run(run_dir(output_dir, method, seed), config)
   runs, taus, start = [], {}, time.time()
   for index, (method, seed, config) in enumerate(plan):
-    done = load_run(folder(method, seed), config)
+    folder = run_dir(output_dir, method, seed)
+    done = load_run(folder, config)
     header = f"[run {index + 1}/{len(plan)}] {method} seed {seed}"
     if done is not None:
       log(f"{header}: done before, read {RUN_FILE}")
       run, pair = done
       if "valid" not in run:
-        run["valid"] = saved_valid_report(folder(method, seed))
+        run["valid"] = saved_valid_report(folder)
       data_dir = data_dir or run.get("data_dir")
     else:
       log(f"{header} ({time.time() - start:.0f}s elapsed)")
       report, collected, data_dir, valid = run_one(
-          config, folder(method, seed), data_dir)
+          config, folder, data_dir)
       run = {"method": method, "seed": seed, "test": report, "valid": valid,
              "config": config.to_dict(), "data_dir": os.path.abspath(data_dir)}
       pair = tau_pair(collected)
-      save_run(folder(method, seed), run, pair)
+      save_run(folder, run, pair)
     runs.append(run)
     if pair is not None and method not in taus:
       taus[method] = pair

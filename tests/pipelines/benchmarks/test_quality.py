@@ -21,7 +21,6 @@ def test_methods_and_groups_are_selected_in_order_once():
     quality.select_methods("@nope")
 
 
-
 def test_a_student_brings_its_teacher_and_reads_the_same_seeds_run(tmp_path):
   """select_methods puts a method's teacher just before it; plan_runs points
   each seed's student at the teacher's run of that seed (absolute path)."""
@@ -43,6 +42,7 @@ def test_a_student_brings_its_teacher_and_reads_the_same_seeds_run(tmp_path):
   with pytest.raises(ValueError, match="needs its teacher adaftr_esmm_transfer"
                      "_gate_linear_quantile_0.25 benchmarked before it"):
     quality.plan_runs(base, ["adaftr_esmm_gate_teacher"], 1, out)
+
 
 def _run(method, seed, cvr, ctcvr=0.92, ctr=0.85, valid_cvr=None):
   run = {"method": method, "seed": seed,
