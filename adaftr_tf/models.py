@@ -138,6 +138,21 @@ class CtrCvrModel(tfrs.models.Model):
                                                  training=training))
     return outputs
 
+  def instance_tau(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """The relatedness network's tau `[batch]` for raw features, as `call`
+    gives it in inference mode, computing only what f reads: the embeddings
+    and f alone unless f reads the tower outputs (then the full forward
+    pass). A teacher's forward pass (tasks/alignment.py, `set_teacher`)."""
+    task = self.alignment_task
+    if task is None or task.tau_source != "network":
+      raise ValueError("instance_tau needs a model whose tau comes from its "
+                       "relatedness network (model.name=adaftr, "
+                       "loss.tau_source=network)")
+    if task.alignment.reads_towers:
+      return self(features, training=False)[F.TAU]
+    x, _ = self._embed(features)
+    return task.inference_outputs(x, {}, training=False)[F.TAU]
+
   def _task_losses(self, features, labels, training, measure: bool,
                    losses=None):
     """(first loss `[b]`, second loss `[b]`, outputs, x, agreement or None).

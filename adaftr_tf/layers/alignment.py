@@ -54,18 +54,24 @@ class TaskAlignment(tf_keras.layers.Layer):
         tuple(relatedness_units), tau_min, tau_max, mode=temperature_mode,
         fixed_tau=fixed_tau, seed=seed + 2, name="relatedness")
 
-  def relatedness_input(self, embeddings: tf.Tensor, h_ctr: tf.Tensor,
-                        h_cvr: tf.Tensor) -> tf.Tensor:
-    """What f reads: embeddings `[batch, e]` or [h_ctr, h_cvr] `[batch, 2d]`."""
-    if self._config["relatedness_input"] == "embeddings":
+  @property
+  def reads_towers(self) -> bool:
+    """f reads the tower outputs (else the embeddings alone)."""
+    return self._config["relatedness_input"] != "embeddings"
+
+  def relatedness_input(self, embeddings: tf.Tensor, h_ctr: tf.Tensor | None,
+                        h_cvr: tf.Tensor | None) -> tf.Tensor:
+    """What f reads: embeddings `[batch, e]` or [h_ctr, h_cvr] `[batch, 2d]`
+    (h_ctr, h_cvr may be None when f reads the embeddings)."""
+    if not self.reads_towers:
       x = embeddings
       if self._config["relatedness_stop_gradient"]:
         x = tf.stop_gradient(x)
       return x
     return tf.stop_gradient(tf.concat([h_ctr, h_cvr], axis=-1))
 
-  def temperature(self, embeddings: tf.Tensor, h_ctr: tf.Tensor,
-                  h_cvr: tf.Tensor, training=None):
+  def temperature(self, embeddings: tf.Tensor, h_ctr: tf.Tensor | None,
+                  h_cvr: tf.Tensor | None, training=None):
     """(tau `[batch]` float32, relatedness logit f `[batch]` or None).
 
     The one path to tau: `tau = relatedness.tau_from_logit(f)`; in fixed mode

@@ -188,10 +188,11 @@ class AlignmentTask(tf_keras.layers.Layer):
 
   def set_teacher(self, teacher: tf_keras.Model) -> None:
     """Attaches the model whose tau `tau_source=teacher` reads (its
-    inference output "tau" `[batch]`). It is held through a
-    `functools.partial`, which Keras does not track: its variables are in no
-    checkpoint, variable list or export of this model."""
-    self._teacher = functools.partial(teacher, training=False)
+    `instance_tau`: the embeddings and relatedness network alone when its f
+    reads the embeddings). It is held through a `functools.partial`, which
+    Keras does not track: its variables are in no checkpoint, variable list
+    or export of this model."""
+    self._teacher = functools.partial(teacher.instance_tau)
 
   def _teacher_tau(self, features):
     """The teacher's tau `[batch]` for the batch's raw features, fixed
@@ -201,7 +202,7 @@ class AlignmentTask(tf_keras.layers.Layer):
                        "(the training job attaches loss.teacher_dir's model)")
     if features is None:
       raise ValueError("loss.tau_source=teacher needs the batch's features")
-    tau = tf.reshape(self._teacher(features)[F.TAU], [-1])
+    tau = tf.reshape(self._teacher(features), [-1])
     return tf.clip_by_value(tf.stop_gradient(tau), *self.tau_bounds)
 
   def _ctr_side(self, h_ctr):
@@ -253,9 +254,11 @@ class AlignmentTask(tf_keras.layers.Layer):
 
   def inference_outputs(self, embeddings, outputs, training=None):
     """{"tau": `[batch]`} without the projections ({} for a control source,
-    whose tau exists in training only)."""
+    whose tau exists in training only). `outputs` may lack h_ctr and h_cvr
+    when f reads the embeddings (`alignment.reads_towers` False)."""
     if self.tau_source != "network":
       return {}
     tau, logit = self.alignment.temperature(
-        embeddings, outputs[F.H_CTR], outputs[F.H_CVR], training=training)
+        embeddings, outputs.get(F.H_CTR), outputs.get(F.H_CVR),
+        training=training)
     return {F.TAU: self._network_tau(tau, logit)}

@@ -373,3 +373,34 @@ def test_xla_train_steps_equal_the_plain_ones_on_the_same_weights(optimizer,
   assert len(slots) == len(plain_slots) > len(weights)
   for a, b in zip(weights + slots, plain_weights + plain_slots):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("items", [
+    [], ["loss.relatedness_input=towers_detached"],
+    ["loss.relatedness_signal=transfer_gate", "loss.gate_quantile=0.25",
+     "model.relatedness_units=[]"]])
+def test_instance_tau_is_the_inference_tau_and_reads_only_what_f_reads(items):
+  """`instance_tau` (a teacher's forward pass) equals the tau of the model's
+  inference call; when f reads the embeddings it reads no backbone or tower
+  variable, when f reads the towers it runs the full forward pass."""
+  config = tiny_config(*PAPER_READING, "model.backbone=mmoe", *items)
+  (features, _), schema = synthetic_batch(config, 64)
+  model = models.build_model(config, schema)
+  expected = model(features, training=False)[F.TAU].numpy()
+  with tf.GradientTape() as tape:
+    tau = model.instance_tau(features)
+  np.testing.assert_allclose(tau.numpy(), expected, rtol=1e-6)
+  assert tau.shape == (64,) and expected.std() > 0
+  read = {id(v) for v in tape.watched_variables()}
+  towers = {id(v) for v in model.backbone.trainable_variables
+            + model.heads.trainable_variables}
+  relatedness = model.alignment_task.alignment.relatedness.trainable_variables
+  assert all(id(v) in read for v in relatedness)
+  assert bool(read & towers) == ("towers_detached" in " ".join(items))
+
+
+def test_instance_tau_needs_a_tau_of_the_models_own():
+  config = tiny_config(*PAPER_READING, "loss.tau_source=oracle")
+  (features, _), schema = synthetic_batch(config, 8)
+  with pytest.raises(ValueError, match="loss.tau_source=network"):
+    models.build_model(config, schema).instance_tau(features)
