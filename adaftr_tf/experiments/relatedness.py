@@ -29,7 +29,9 @@
   `adaftr_B_gate_teacher`: the oracle's form with tau from the same seed's
   trained `adaftr_B_transfer_gate_linear_quantile_0.25` run, frozen
   (loss.tau_source=teacher; the benchmark trains the teacher first): a
-  learned signal known from the first step, at the cost of a second run.
+  learned signal known from the first step, at the cost of a second run;
+  `adaftr_B_gate_teacher_random_negative` the same with one random negative
+  (the cheaper step of the library default's form).
   Each is
   paired with B in the benchmark and starts from B's tuned knobs, so the pair
   differs by the alignment alone.
@@ -157,10 +159,14 @@ for _base in BACKBONES:
   method(f"adaftr_{_base}_transfer_gate_quantile_{STEEP_QUANTILE}_gate_first",
          "adaftr", tuned_as=_base, baseline=_base)(_default_gate_on(
              _base, gate_quantile=STEEP_QUANTILE, alignment_start=GATE_FIRST))
+  _teacher = f"adaftr_{_base}_transfer_gate_linear_quantile_{STEEP_QUANTILE}"
   method(f"adaftr_{_base}_gate_teacher", "adaftr", tuned_as=_base,
-         baseline=_base,
-         teacher=f"adaftr_{_base}_transfer_gate_linear_quantile_"
-                 f"{STEEP_QUANTILE}")(_adaftr_on(_base, tau_source="teacher"))
+         baseline=_base, teacher=_teacher)(
+             _adaftr_on(_base, tau_source="teacher"))
+  method(f"adaftr_{_base}_gate_teacher_random_negative", "adaftr",
+         tuned_as=_base, baseline=_base, teacher=_teacher)(
+             _adaftr_on(_base, tau_source="teacher",
+                        **FORMS["random_negative"]))
   for _noise in NOISE_LEVELS:
     method(f"adaftr_{_base}_noisy_oracle_{_noise}", "adaftr", tuned_as=_base,
            baseline=_base)(_adaftr_on(_base, tau_source="noisy_oracle",

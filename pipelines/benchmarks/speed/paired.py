@@ -12,25 +12,67 @@ entry are far steadier than those of separate rows. Memory is not separated
 Spec fields besides the phase's usual ones: "entries": [{"name": str,
 "overrides": [...], "prototypes": [...]}, ...] (the first is the baseline),
 "rounds": int.
+
+An entry with `loss.teacher_dir=plan.UNTRAINED_TEACHER` reads its tau from
+the registry's gate teacher of the config's backbone
+(`adaftr_B_gate_teacher`'s teacher), written with its initial weights into
+a temporary model dir and attached as training attaches a trained one: the
+cost of its forward pass does not depend on its weights.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
+import tempfile
 import time
 
+import tensorflow as tf
+
+from adaftr_tf import experiments
+from adaftr_tf import models
 from adaftr_tf import overrides
+from adaftr_tf.config import Config
+from adaftr_tf.experiments import relatedness
 from pipelines.benchmarks.speed import phases
+from pipelines.benchmarks.speed import plan as plan_lib
+from pipelines.training import model_dir as model_dir_lib
+
+
+def write_untrained_teacher(config: Config, schema, directory: str) -> None:
+  """Writes into `directory` a model dir (config, schema, best weights) of
+  the registry's gate teacher on `config`'s backbone, initial weights."""
+  backbones = {layer: name for name, layer in relatedness.BACKBONES.items()}
+  if config.model.backbone not in backbones:
+    raise ValueError(f"{plan_lib.UNTRAINED_TEACHER}: no gate teacher is "
+                     f"registered for model.backbone={config.model.backbone} "
+                     f"(valid: {sorted(backbones)})")
+  student = experiments.get_method(
+      f"adaftr_{backbones[config.model.backbone]}_gate_teacher")
+  base = overrides.apply(config, ["loss.tau_source=network",
+                                  "loss.teacher_dir="])
+  teacher = experiments.method_config(student.teacher, base, tuned=False)
+  model = models.build_model(teacher, schema)
+  model(schema.default_features(), training=False)   # creates the variables
+  model.save_weights(os.path.join(directory, model_dir_lib.BEST_WEIGHTS))
+  with tf.io.gfile.GFile(
+      os.path.join(directory, model_dir_lib.CONFIG_FILE), "w") as f:
+    f.write(teacher.to_json())
+  schema.save(directory)
 
 
 def _entry_step(spec, base, schema, entry):
   """The entry's traced reference step and its batch cycle."""
   config = overrides.apply(base, entry.get("overrides", ()))
-  step, batches = phases.reference_step(
-      config.validate(), schema, spec["data_dir"],
-      spec.get("reference_batches", 4), entry.get("prototypes", ()),
-      clear_session=False)
+  with tempfile.TemporaryDirectory(prefix="teacher_") as teacher_dir:
+    if config.loss.teacher_dir == plan_lib.UNTRAINED_TEACHER:
+      write_untrained_teacher(config, schema, teacher_dir)
+      config = overrides.apply(config, [f"loss.teacher_dir={teacher_dir}"])
+    step, batches = phases.reference_step(   # attaches the teacher
+        config.validate(), schema, spec["data_dir"],
+        spec.get("reference_batches", 4), entry.get("prototypes", ()),
+        clear_session=False)
   cycle = itertools.cycle(batches)
   for _ in range(spec["warmup"]):
     loss = step(next(cycle))

@@ -44,6 +44,7 @@ from adaftr_tf import models
 from pipelines.benchmarks.speed import memory
 from pipelines.benchmarks.speed import prototypes as prototypes_lib
 from pipelines.data import reader
+from pipelines.training import teacher as teacher_lib
 
 PHASES = ("input", "fit", "fit_cached", "reference", "paired")
 
@@ -197,6 +198,8 @@ def reference_step(config, schema, data_dir, count, prototypes=(),
   a `tf.function`, XLA if configured).
   """
   model = _build(config, schema, prototypes, clear_session)
+  teacher_lib.check(config, schema)
+  teacher_lib.attach(model, config)   # a no-op without loss.teacher_dir
   batches = list(itertools.islice(
       _train_batches(config, schema, data_dir), max(1, count)))
   optimizer = model.optimizer

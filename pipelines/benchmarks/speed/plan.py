@@ -37,6 +37,12 @@ from adaftr_tf.experiments.methods import PAPER_READING
 ADAFTR = ["model.name=adaftr"] + [f"loss.{key}={value}"
                                   for key, value in PAPER_READING.items()]
 NO_CL = ["model.name=multitask"]
+# The paired row writes an untrained teacher (the registry's gate teacher of
+# the config's backbone) where an entry names this teacher_dir: its forward
+# pass costs what a trained one's does (pipelines/benchmarks/speed/paired.py).
+UNTRAINED_TEACHER = "untrained-gate-teacher"
+GATE_TEACHER = ["loss.tau_source=teacher",
+                f"loss.teacher_dir={UNTRAINED_TEACHER}"]
 BF16 = ["runtime.mixed_precision=mixed_bfloat16"]
 # The record layouts (pipelines/data/layout.py) the input rows read, and
 # how the table names them.
@@ -66,6 +72,9 @@ PAIRED = {
     "transfer_gate": (["loss.relatedness_signal=transfer_gate"], []),
     "transfer_gate_random_one": (["loss.relatedness_signal=transfer_gate",
                                   "loss.negatives=random_one"], []),
+    "gate_teacher": (GATE_TEACHER, []),
+    "gate_teacher_random_one": (GATE_TEACHER + ["loss.negatives=random_one"],
+                                []),
     "meta_gradient": (["loss.relatedness_signal=meta_gradient"], []),
     "meta_gradient_every_8": (["loss.relatedness_signal=meta_gradient",
                                "loss.meta_gradient_every=8"], []),

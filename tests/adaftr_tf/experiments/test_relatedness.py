@@ -173,6 +173,19 @@ def test_a_gate_teacher_is_the_oracle_with_a_trained_gates_tau(base):
       experiments.method_config(f"adaftr_{base}_oracle", preset))
 
 
+@pytest.mark.parametrize("base", list(relatedness.BACKBONES))
+def test_the_cheaper_gate_teacher_has_one_random_negative(base):
+  preset = experiments.get_preset("relatedness")
+  name = f"adaftr_{base}_gate_teacher"
+  cheaper = experiments.get_method(f"{name}_random_negative")
+  assert (cheaper.baseline, cheaper.teacher) == (
+      base, experiments.get_method(name).teacher)
+  config = experiments.method_config(cheaper.name, preset)
+  assert config.loss.negatives == "random_one"
+  assert overrides.apply(config, ["loss.negatives=in_batch"]) == (
+      experiments.method_config(name, preset))
+
+
 def test_a_teacher_must_be_registered_before_its_student():
   with pytest.raises(ValueError, match="its teacher 'nope' must be "
                      "registered first"):
