@@ -189,6 +189,36 @@ def paired_differences(runs: list[dict], split: str = "test",
   return paired
 
 
+def learning_curves(output_dir: str, runs: list[dict], metric: str
+                    ) -> dict[str, dict]:
+  """Per method, `metric` per epoch averaged over its runs, from each run
+  folder's history.json: {method: {"train": [...], "valid": [...],
+  "runs": n}}. "train" is the epoch's running value on the training split,
+  "valid" the epoch's validation value; the epochs every run of the method
+  has. A method any of whose runs lacks the history or the metric is left
+  out."""
+  histories: dict[str, list[dict]] = {}
+  for run in runs:
+    path = os.path.join(run_dir(output_dir, run["method"], run["seed"]),
+                        model_dir.HISTORY_FILE)
+    history = None
+    if tf.io.gfile.exists(path):
+      with tf.io.gfile.GFile(path) as f:
+        history = json.load(f)
+    histories.setdefault(run["method"], []).append(history)
+  curves = {}
+  for method, found in histories.items():
+    if not all(h and metric in h and f"val_{metric}" in h for h in found):
+      continue
+    epochs = min(len(h[metric]) for h in found)
+    curves[method] = {
+        split: [float(np.mean([h[key][e] for h in found]))
+                for e in range(epochs)]
+        for split, key in (("train", metric), ("valid", f"val_{metric}"))}
+    curves[method]["runs"] = len(found)
+  return curves
+
+
 def read_runs(output_dir: str) -> list[dict]:
   """The finished runs of another benchmark output folder (its
   results.json); ValueError naming the folder when it has none."""
@@ -291,11 +321,19 @@ def write_outputs(output_dir: str, results: dict, runs: list[dict],
                 f"({which}):\n\n"
                 + tables.calibration_table(runs, present, tasks, key)
                 + "\n\n")
+  curve_metric = f"{tasks[1] if len(tasks) > 1 else tasks[0]}_auc"
+  curves = learning_curves(output_dir, runs, curve_metric)
+  if curves:
+    table += ("Learning curves: " + curve_metric + " per epoch, mean over "
+              "each method's runs, training split (the epoch's running "
+              "value) / validation split:\n\n"
+              + tables.learning_curve_table(curves, present) + "\n\n")
   table += tables.markdown_table(summary, present, tables.table_metrics(tasks))
   results = {**results, "complete": final, "summary": summary,
              "paired": paired, "paired_valid": paired_valid,
              "paired_reference": paired_reference,
-             "paired_baseline_dir": paired_dir, "runs": runs}
+             "paired_baseline_dir": paired_dir, "learning_curves": curves,
+             "runs": runs}
   _write_text(os.path.join(output_dir, "results.json"),
               json.dumps(results, indent=1, sort_keys=True))
   _write_text(os.path.join(output_dir, "results.md"), table + "\n")

@@ -100,6 +100,24 @@ def markdown_table(summary: dict, methods: list[str],
   return "\n".join(lines)
 
 
+def learning_curve_table(curves: dict[str, dict],
+                         methods: Sequence[str]) -> str:
+  """`quality.learning_curves` as a markdown table: a row per method (in
+  `methods`' order), a column per epoch with "train / valid"."""
+  rows = [m for m in methods if m in curves]
+  epochs = max((len(curves[m]["valid"]) for m in rows), default=0)
+  lines = ["| method | runs | " + " | ".join(
+      f"epoch {e + 1} train / valid" for e in range(epochs)) + " |",
+           "| --- | ---: |" + " --- |" * epochs]
+  for method in rows:
+    curve = curves[method]
+    cells = [f"{t:.4f} / {v:.4f}" for t, v in zip(curve["train"],
+                                                   curve["valid"])]
+    cells += ["—"] * (epochs - len(cells))
+    lines.append(f"| {method} | {curve['runs']} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
 def paired_table(paired: dict[str, dict]) -> str:
   """The paired differences as a markdown table."""
   cell = lambda d: (f"{d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"

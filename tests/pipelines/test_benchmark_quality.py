@@ -47,6 +47,11 @@ def test_tiny_benchmark_writes_every_file_and_field(tmp_path, tiny_run, capsys):
   headline, full = parts[0], parts[-1]
   assert "Calibration on the test split" in table
   assert "| mmoe | 2 |" in table     # the calibration table's row
+  assert "Learning curves: cvr_auc per epoch" in table
+  assert set(results["learning_curves"]) == {"mmoe", "adaftr"}
+  for curve in results["learning_curves"].values():
+    assert curve["runs"] == 2 and len(curve["train"]) == len(curve["valid"])
+    assert all(0 < v < 1 for v in curve["train"] + curve["valid"])
   assert headline.splitlines()[0] == (
       "| method | ctr_auc | cvr_auc | ctcvr_auc | ctr_gauc | ctcvr_gauc | "
       "ctcvr_logloss | cvr_pred_obs_ratio | tau_mean | spearman_neg_tau_vs_r "
@@ -117,6 +122,7 @@ def test_benchmark_on_independent_tasks_names_everything_after_the_labels(
   table = (out / "results.md").read_text()
   assert table.startswith("| method | income_50k_auc | never_married_auc |")
   assert "Every method against mmoe" in table
+  assert "Learning curves: never_married_auc per epoch" in table
   assert os.path.getsize(out / "metrics.png") > 0
   # Pairing with another output folder (here the same one: differences 0),
   # from the saved runs, nothing trained again.
