@@ -22,6 +22,7 @@ import tf_keras
 
 from adaftr_tf import evaluation
 from adaftr_tf import features as F
+from adaftr_tf import folds as folds_lib
 from adaftr_tf import objective as objective_lib
 from adaftr_tf import xla
 from adaftr_tf.config import Config
@@ -59,15 +60,20 @@ class CtrCvrModel(tfrs.models.Model):
       diagnostics. cvr_embedding: single-task's CVR FieldEmbedding, or None.
     objective: what `task` optimises and the names it reports and serves
       (objective.Objective; default the funnel).
+    holdout: (folds, fold): the training rows of that fold (adaftr_tf/folds.py)
+      add nothing to the training loss (a cross-fitted teacher); None:
+      every row trains.
   """
 
   def __init__(self, encoder, embedding, backbone, heads, task,
                objectives: Sequence[tf_keras.layers.Layer] = (),
                probe: AgreementProbe | None = None, cvr_embedding=None,
                objective: objective_lib.Objective = (
-                   objective_lib.FUNNEL_OBJECTIVE), **kwargs):
+                   objective_lib.FUNNEL_OBJECTIVE),
+               holdout: tuple[int, int] | None = None, **kwargs):
     super().__init__(**kwargs)
     self.objective = objective
+    self.holdout = holdout
     self.encoder, self.embedding = encoder, embedding
     self.cvr_embedding = cvr_embedding
     self.backbone, self.heads, self.task = backbone, heads, task
@@ -197,6 +203,10 @@ class CtrCvrModel(tfrs.models.Model):
                               features=features, oracle=oracle, meta=meta)
       per_example += loss
       outputs.update(extra)
+    if training and self.holdout is not None:
+      folds, fold = self.holdout
+      per_example *= tf.cast(folds_lib.row_fold(features, folds) != fold,
+                             per_example.dtype)
     regularization = tf.add_n(self.losses) if self.losses else 0.0
     self.loss_tracker.update_state(per_example + regularization)
     return (tf.nn.compute_average_loss(per_example)
@@ -326,6 +336,8 @@ def build_model(config: Config, schema: F.FeatureSchema,
                      config.loss.agreement_representation),
       embedding(7, "cvr_field_embedding")
       if m.backbone == "single_task" else None, objective=objective,
+      holdout=((config.train.folds, config.train.holdout_fold)
+               if config.train.folds else None),
       name=m.name)
 
 

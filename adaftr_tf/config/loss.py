@@ -54,7 +54,11 @@ class LossConfig:
       AdaFTR model whose relatedness network sets tau (e.g. a transfer gate
       run): its tau for each training batch, frozen, clipped to this run's
       bounds (pipelines/training/teacher.py). Training only: the teacher is
-      in no checkpoint or export of this model.
+      in no checkpoint or export of this model. Cross-fitting: K
+      comma-separated model directories, the k-th trained with
+      `train.folds=K, train.holdout_fold=k`; each training row reads the
+      teacher that left its fold out (adaftr_tf/folds.py), evaluation the
+      teachers' mean tau.
   """
 
   contrastive_weight: float = 0.1
@@ -79,6 +83,11 @@ class LossConfig:
   oracle_noise: float = 0.5
   gate_quantile: float = 0.05
   teacher_dir: str = ""
+
+  @property
+  def teacher_dirs(self) -> tuple[str, ...]:
+    """The teacher model directories of `teacher_dir`, in fold order."""
+    return tuple(d.strip() for d in self.teacher_dir.split(",") if d.strip())
 
   def validate(self) -> None:
     C.check_fields(self, ConfigError, "loss")

@@ -190,6 +190,12 @@ class TrainConfig:
     calibration: post-hoc calibration of each task fitted on the validation
       split after training (adaftr_tf/calibration.py): `platt`, `isotonic`
       or `none`; the export serves the calibrated probabilities.
+    folds, holdout_fold: cross-fitting (adaftr_tf/folds.py): the training
+      rows of fold `holdout_fold` (of `folds` >= 2, fixed per row by its
+      features) add nothing to the training loss, so a teacher trained so
+      never learns from them (`loss.teacher_dir` lists one per fold). The
+      training metrics still count them; validation is unchanged. 0 and
+      None: every row trains.
   """
 
   batch_size: int = 1024
@@ -207,9 +213,19 @@ class TrainConfig:
   lr_schedule: C.LearningRateSchedule = "constant"
   warmup_fraction: float = 0.05
   ema_momentum: float = 0.0
+  folds: int = 0
+  holdout_fold: int | None = None
 
   def validate(self) -> None:
     C.check_fields(self, ConfigError, "train")
+    if self.folds == 0 and self.holdout_fold is not None:
+      raise ConfigError(f"train.holdout_fold={self.holdout_fold} needs "
+                        "train.folds >= 2")
+    if self.folds != 0 and (self.folds < 2 or self.holdout_fold is None
+                            or not 0 <= self.holdout_fold < self.folds):
+      raise ConfigError(f"train.folds={self.folds} needs folds >= 2 and "
+                        "train.holdout_fold in [0, folds) (got "
+                        f"{self.holdout_fold}); folds=0 trains on every row")
     for name in ("warmup_fraction", "ema_momentum"):
       if not 0.0 <= getattr(self, name) < 1.0:
         raise ConfigError(f"train.{name}={getattr(self, name)} must lie in "

@@ -30,9 +30,10 @@ class Method:
     tuned_as: its key of TUNED (AdaFTR's ablations start from AdaFTR's).
     baseline: the method it is compared with, paired by seed (AdaFTR(B)
       against B), or None.
-    teacher: the method whose run with the same seed sets this method's tau
-      (`loss.tau_source=teacher`): the benchmark trains it first and points
-      `loss.teacher_dir` at its run folder; or None.
+    teachers: the methods whose runs with the same seed set this method's
+      tau (`loss.tau_source=teacher`; several: cross-fitted, in fold
+      order): the benchmark trains them first and points `loss.teacher_dir`
+      at their run folders; or ().
   """
 
   name: str
@@ -40,7 +41,7 @@ class Method:
   space: str
   tuned_as: str
   baseline: str | None = None
-  teacher: str | None = None
+  teachers: tuple[str, ...] = ()
 
 
 _METHODS: dict[str, Method] = {}
@@ -58,16 +59,17 @@ def preset(name: str):
 
 
 def method(name: str, space: str, tuned_as: str | None = None,
-           baseline: str | None = None, teacher: str | None = None):
+           baseline: str | None = None, teachers: Sequence[str] = ()):
   """Registers a `Config -> Config` function as the method `name`."""
   def register(fn: Callable[[Config], Config]) -> Callable[[Config], Config]:
     if name in _METHODS:
       raise ValueError(f"method {name!r} is registered twice")
-    if teacher is not None and teacher not in _METHODS:
-      raise ValueError(f"method {name!r}: its teacher {teacher!r} must be "
-                       "registered first")
+    for teacher in teachers:
+      if teacher not in _METHODS:
+        raise ValueError(f"method {name!r}: its teacher {teacher!r} must be "
+                         "registered first")
     _METHODS[name] = Method(name, fn, space, tuned_as or name, baseline,
-                            teacher)
+                            tuple(teachers))
     return fn
   return register
 

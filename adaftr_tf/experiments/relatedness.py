@@ -32,6 +32,10 @@
   learned signal known from the first step, at the cost of a second run;
   `adaftr_B_gate_teacher_random_negative` the same with one random negative
   (the cheaper step of the library default's form).
+  `adaftr_B_gate_teacher_crossfit_<K>` (CROSS_FIT_FOLDS): the gate teacher
+  cross-fitted, its K teachers `..._quantile_0.25_fold<k>of<K>` each
+  trained without the rows of fold k (train.folds, adaftr_tf/folds.py), so
+  no training row's tau comes from a teacher that learned from its label.
   Each is
   paired with B in the benchmark and starts from B's tuned knobs, so the pair
   differs by the alignment alone.
@@ -74,6 +78,7 @@ NOISE_LEVELS = (0.25, 0.5, 0.75)
 STEEP_QUANTILE = 0.25   # the steeper map the linear and gate-first entries use
 GATE_QUANTILES = (STEEP_QUANTILE, 0.4)
 GATE_FIRST = 0.2
+CROSS_FIT_FOLDS = (2, 3)
 FORMS = {"one_way": {"one_way": True}, "asymmetric": {"symmetric": False},
          "random_negative": {"negatives": "random_one"},
          "lambda_0.03": {"contrastive_weight": 0.03},
@@ -121,6 +126,12 @@ def _linear_gate_on(backbone: str, **loss):
                                        model={"relatedness_units": ()})
 
 
+def _held_out(define, folds: int, fold: int):
+  """`define` trained without the rows of `fold` of `folds`."""
+  return lambda config: replace_fields(
+      define(config), train={"folds": folds, "holdout_fold": fold})
+
+
 def _click_gate_on(backbone: str):
   def define(config: Config) -> Config:
     return replace_fields(config, model={"name": "multitask",
@@ -161,12 +172,21 @@ for _base in BACKBONES:
              _base, gate_quantile=STEEP_QUANTILE, alignment_start=GATE_FIRST))
   _teacher = f"adaftr_{_base}_transfer_gate_linear_quantile_{STEEP_QUANTILE}"
   method(f"adaftr_{_base}_gate_teacher", "adaftr", tuned_as=_base,
-         baseline=_base, teacher=_teacher)(
+         baseline=_base, teachers=[_teacher])(
              _adaftr_on(_base, tau_source="teacher"))
   method(f"adaftr_{_base}_gate_teacher_random_negative", "adaftr",
-         tuned_as=_base, baseline=_base, teacher=_teacher)(
+         tuned_as=_base, baseline=_base, teachers=[_teacher])(
              _adaftr_on(_base, tau_source="teacher",
                         **FORMS["random_negative"]))
+  for _folds in CROSS_FIT_FOLDS:
+    _fold_teachers = [f"{_teacher}_fold{k}of{_folds}" for k in range(_folds)]
+    for _fold, _name in enumerate(_fold_teachers):
+      method(_name, "adaftr", tuned_as=_base, baseline=_base)(
+          _held_out(_linear_gate_on(_base, gate_quantile=STEEP_QUANTILE),
+                    _folds, _fold))
+    method(f"adaftr_{_base}_gate_teacher_crossfit_{_folds}", "adaftr",
+           tuned_as=_base, baseline=_base, teachers=_fold_teachers)(
+               _adaftr_on(_base, tau_source="teacher"))
   for _noise in NOISE_LEVELS:
     method(f"adaftr_{_base}_noisy_oracle_{_noise}", "adaftr", tuned_as=_base,
            baseline=_base)(_adaftr_on(_base, tau_source="noisy_oracle",

@@ -10,6 +10,7 @@ import tf_keras
 
 from adaftr_tf import choices
 from adaftr_tf import features as F
+from adaftr_tf import folds as folds_lib
 from adaftr_tf.layers.alignment import TaskAlignment
 from adaftr_tf.losses import relatedness_regression_loss
 from adaftr_tf.tasks import controls
@@ -103,7 +104,7 @@ class AlignmentTask(tf_keras.layers.Layer):
     self.meta_every = int(meta_every)
     self.start, self.start_step = float(start), 0
     self.gate_quantile = float(gate_quantile)
-    self._teacher = None   # set_teacher; a partial, so never tracked
+    self._teacher = None   # set_teacher: partials, so never tracked
     self.needs_agreement = signal == "gradient_agreement"
     self.needs_recording = signal == "meta_gradient"
     if self.needs_recording:
@@ -168,7 +169,7 @@ class AlignmentTask(tf_keras.layers.Layer):
       tau = tf.stop_gradient(tau)
       return probe + self._info_nce(u, v, tau, step), {F.TAU: tau}
     if self.tau_source == "teacher":
-      tau = self._teacher_tau(features)
+      tau = self._teacher_tau(features, training)
     elif self.tau_source != "network":
       step_seed = tf.cast(0 if step is None else step, tf.int64)
       tau = controls.control_tau(
@@ -186,23 +187,38 @@ class AlignmentTask(tf_keras.layers.Layer):
         agreement, logit)
     return regression + self._info_nce(u, v, tau, step), {F.TAU: tau}
 
-  def set_teacher(self, teacher: tf_keras.Model) -> None:
-    """Attaches the model whose tau `tau_source=teacher` reads (its
-    `instance_tau`: the embeddings and relatedness network alone when its f
-    reads the embeddings). It is held through a `functools.partial`, which
-    Keras does not track: its variables are in no checkpoint, variable list
-    or export of this model."""
-    self._teacher = functools.partial(teacher.instance_tau)
+  def set_teacher(self, *teachers: tf_keras.Model) -> None:
+    """Attaches the model(s) whose tau `tau_source=teacher` reads (their
+    `instance_tau`: the embeddings and relatedness network alone when f
+    reads the embeddings); several: cross-fitted teachers in fold order, the
+    k-th trained without the rows of fold k. Each is held through a
+    `functools.partial`, which Keras does not track: their variables are in
+    no checkpoint, variable list or export of this model."""
+    if not teachers:
+      raise ValueError("set_teacher needs at least one teacher model")
+    self._teacher = tuple(functools.partial(t.instance_tau)
+                          for t in teachers)
 
-  def _teacher_tau(self, features):
+  def _teacher_tau(self, features, training=None):
     """The teacher's tau `[batch]` for the batch's raw features, fixed
-    (stop-gradient) and clipped to this task's bounds."""
+    (stop-gradient) and clipped to this task's bounds. With K cross-fitted
+    teachers, a training row reads the teacher of its fold
+    (adaftr_tf/folds.py: the one that never trained on it); evaluation
+    reads their mean."""
     if self._teacher is None:
       raise ValueError("loss.tau_source=teacher: no teacher model attached "
                        "(the training job attaches loss.teacher_dir's model)")
     if features is None:
       raise ValueError("loss.tau_source=teacher needs the batch's features")
-    tau = tf.reshape(self._teacher(features), [-1])
+    taus = tf.stack([tf.reshape(t(features), [-1]) for t in self._teacher],
+                    axis=1)   # [batch, K]
+    if len(self._teacher) == 1:
+      tau = taus[:, 0]
+    elif training:
+      fold = folds_lib.row_fold(features, len(self._teacher))
+      tau = tf.gather(taus, fold, axis=1, batch_dims=1)
+    else:
+      tau = tf.reduce_mean(taus, axis=1)
     return tf.clip_by_value(tf.stop_gradient(tau), *self.tau_bounds)
 
   def _ctr_side(self, h_ctr):

@@ -42,7 +42,7 @@ class MixedOutputError(ValueError):
 def select_methods(names: str) -> list[str]:
   """The registry methods named in a comma list, `@group` for a group of
   them (experiments.group_names); the `core` group when empty. A method
-  with a teacher (Method.teacher) brings it in, just before itself."""
+  with teachers (Method.teachers) brings them in, just before itself."""
   chosen = []
   for name in (n.strip() for n in names.split(",")):
     if name.startswith("@"):
@@ -52,8 +52,7 @@ def select_methods(names: str) -> list[str]:
       chosen.append(name)
   with_teachers = []
   for name in chosen or experiments.group_members("core"):
-    teacher = experiments.get_method(name).teacher
-    with_teachers += [teacher, name] if teacher else [name]
+    with_teachers += [*experiments.get_method(name).teachers, name]
   return list(dict.fromkeys(with_teachers))
 
 
@@ -68,21 +67,22 @@ def plan_runs(base: Config, methods: Sequence[str], seeds: int,
   """(method, seed index, validated config) of every run, in order.
 
   Seed index k trains with `train.seed = base.train.seed + k`. A method with
-  a teacher reads its tau from the teacher's run with the same seed
-  (`loss.teacher_dir`, an absolute path); `methods` lists the teacher first
-  (select_methods).
+  teachers reads its tau from the teachers' runs with the same seed
+  (`loss.teacher_dir`, absolute paths, comma-separated); `methods` lists the
+  teachers first (select_methods).
   """
   plan = []
   for method in methods:
     config = experiments.method_config(method, base, tuned=tuned)
-    teacher = experiments.get_method(method).teacher
-    if teacher is not None and teacher not in methods[:methods.index(method)]:
-      raise ValueError(f"method {method} needs its teacher {teacher} "
-                       "benchmarked before it (select_methods adds it)")
+    teachers = experiments.get_method(method).teachers
+    for teacher in teachers:
+      if teacher not in methods[:methods.index(method)]:
+        raise ValueError(f"method {method} needs its teacher {teacher} "
+                         "benchmarked before it (select_methods adds it)")
     for seed in range(seeds):
-      loss = ({"teacher_dir": os.path.abspath(run_dir(output_dir, teacher,
-                                                      seed))}
-              if teacher else {})
+      loss = ({"teacher_dir": ",".join(
+          os.path.abspath(run_dir(output_dir, t, seed)) for t in teachers)}
+              if teachers else {})
       seeded = experiments.replace_fields(
           config, train={"seed": base.train.seed + seed}, loss=loss)
       plan.append((method, seed, seeded.validate()))

@@ -6,6 +6,9 @@ schema; `attach` restores its weights (under the run's strategy scope) and
 hands it to the alignment task, which calls it on every training and
 validation batch behind a stop-gradient (tasks/alignment.py). The teacher is
 no part of the student: no checkpoint, variable list or export holds it.
+Cross-fitting: K teachers, the k-th trained without the rows of fold k
+(`train.folds`, adaftr_tf/folds.py); each training row reads the teacher
+that never trained on it.
 """
 
 from __future__ import annotations
@@ -20,12 +23,34 @@ from pipelines.training import model_dir as model_dir_lib
 
 
 def check(config: Config, schema: F.FeatureSchema) -> None:
-  """Raises a one-line ValueError unless `loss.teacher_dir` holds a trained
-  model with a per-instance tau of its own, trained on data of `schema`'s
-  layout. No-op for any other `loss.tau_source`."""
+  """Raises a one-line ValueError unless each directory of
+  `loss.teacher_dir` holds a trained model with a per-instance tau of its
+  own, trained on data of `schema`'s layout; K > 1 directories must be
+  cross-fitted in fold order (the k-th trained with `train.folds=K,
+  train.holdout_fold=k`), one directory not held out. No-op for any other
+  `loss.tau_source`."""
   if not config.needs_teacher:
     return
-  directory = config.loss.teacher_dir
+  directories = config.loss.teacher_dirs
+  for fold, directory in enumerate(directories):
+    teacher = _check_one(directory, schema)
+    expected = ((len(directories), fold) if len(directories) > 1
+                else (0, None))
+    found = (teacher.train.folds, teacher.train.holdout_fold)
+    if found != expected:
+      raise ValueError(
+          f"loss.teacher_dir: teacher {fold} ({directory}) was trained with "
+          f"train.folds={found[0]}, train.holdout_fold={found[1]}; "
+          + (f"the {len(directories)} cross-fitted teachers must be listed "
+             f"in fold order, this one trained with train.folds="
+             f"{expected[0]}, train.holdout_fold={expected[1]}"
+             if len(directories) > 1 else
+             "a single teacher must train on every row (train.folds=0), "
+             "or list all the cross-fitted teachers"))
+
+
+def _check_one(directory: str, schema: F.FeatureSchema) -> Config:
+  """The config of one teacher directory, checked (see `check`)."""
   weights = os.path.join(directory, model_dir_lib.BEST_WEIGHTS)
   if not tf.io.gfile.exists(weights + ".index"):
     raise ValueError(f"loss.teacher_dir={directory} holds no trained model "
@@ -49,14 +74,18 @@ def check(config: Config, schema: F.FeatureSchema) -> None:
     raise ValueError(f"loss.teacher_dir={directory} was trained on data of "
                      f"another schema (differs in {differ}); train the "
                      "teacher on this data")
+  return teacher
 
 
 def attach(model, config: Config) -> None:
-  """Restores `loss.teacher_dir`'s model and attaches it to `model`'s
+  """Restores `loss.teacher_dir`'s model(s) and attaches them to `model`'s
   alignment task (call under the strategy scope that built `model`).
   No-op for any other `loss.tau_source`."""
   if not config.needs_teacher:
     return
-  teacher, _, _ = model_dir_lib.load_trained(config.loss.teacher_dir)
-  teacher.trainable = False
-  model.alignment_task.set_teacher(teacher)
+  teachers = []
+  for directory in config.loss.teacher_dirs:
+    teacher, _, _ = model_dir_lib.load_trained(directory)
+    teacher.trainable = False
+    teachers.append(teacher)
+  model.alignment_task.set_teacher(*teachers)

@@ -404,3 +404,34 @@ def test_instance_tau_needs_a_tau_of_the_models_own():
   (features, _), schema = synthetic_batch(config, 8)
   with pytest.raises(ValueError, match="loss.tau_source=network"):
     models.build_model(config, schema).instance_tau(features)
+
+
+def test_a_held_out_fold_adds_nothing_to_the_training_loss():
+  """train.folds=2, holdout_fold=k: the training loss is the per-example
+  losses of the rows outside fold k (a direct computation), over the whole
+  batch; evaluation and a model without folds count every row."""
+  from adaftr_tf import folds
+  config = tiny_config("model.name=multitask", "model.backbone=mmoe")
+  batch, schema = synthetic_batch(config, 128)
+  features, labels = batch
+  fold = folds.row_fold(features, 2).numpy()
+  assert 20 < fold.sum() < 108
+  full = models.compile_model(models.build_model(config, schema), config)
+  full.compute_loss(batch, training=False)   # builds every variable
+  first, second = full.task.plain_losses(
+      labels, full(features, training=False))
+  per_example = (first + second).numpy()
+  regularization = float(tf.add_n(full.losses)) if full.losses else 0.0
+  for k in (0, 1):
+    held = overrides.apply(config, ["train.folds=2",
+                                    f"train.holdout_fold={k}"])
+    model = models.compile_model(models.build_model(held, schema), held)
+    model.compute_loss(batch, training=False)
+    model.set_weights(full.get_weights())
+    expected = per_example[fold != k].sum() / 128 + regularization
+    assert float(model.compute_loss(batch, training=True)) == pytest.approx(
+        expected, rel=1e-5)
+    assert float(model.compute_loss(batch, training=False)) == pytest.approx(
+        per_example.mean() + regularization, rel=1e-5)
+  assert float(full.compute_loss(batch, training=True)) == pytest.approx(
+      per_example.mean() + regularization, rel=1e-5)

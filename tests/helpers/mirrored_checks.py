@@ -16,7 +16,8 @@ on the JSON it prints as its last line:
               (global negatives) vs 1;
   train:      the `mirrored` training job's layout and step count;
   teacher:    a second mirrored job whose tau is that model's
-              (loss.tau_source=teacher): its steps, InfoNCE and tau;
+              (loss.tau_source=teacher): its steps, InfoNCE and tau; the
+              same with two cross-fitted mirrored teachers (train.folds);
   reader:     whether `make_epochs_dataset` (row blocks, shuffled, resumed
               after one step) gives 2 replicas the rows of one device's
               global batches, replica 0 the first half.
@@ -249,8 +250,25 @@ def check_teacher(data_dir, model_dir, mirrored):
                            strategy=mirrored)
   with open(os.path.join(student_dir, "history.json")) as f:
     history = json.load(f)
+  # Cross-fitted: two mirrored teachers, each without one fold of the rows,
+  # then a student reading both (each replica's rows by their folds).
+  folds = []
+  for k in (0, 1):
+    folds.append(f"{model_dir}_fold{k}")
+    train_lib.train(_config("train.steps_per_epoch=2", "train.folds=2",
+                            f"train.holdout_fold={k}"), folds[-1], data_dir,
+                    verbose=0, strategy=mirrored)
+  crossfit = train_lib.train(
+      _config("train.steps_per_epoch=2", "loss.tau_source=teacher",
+              f"loss.teacher_dir={','.join(folds)}", "loss.tau_min=0.2"),
+      model_dir + "_crossfit", data_dir, verbose=0, strategy=mirrored)
+  with open(os.path.join(model_dir + "_crossfit", "history.json")) as f:
+    crossfit_history = json.load(f)
   return {"global_step": result["global_step"],
-          "cl_loss": history["cl_loss"][0], "tau_mean": history["tau_mean"][0]}
+          "cl_loss": history["cl_loss"][0], "tau_mean": history["tau_mean"][0],
+          "crossfit_step": crossfit["global_step"],
+          "crossfit_cl_loss": crossfit_history["cl_loss"][0],
+          "crossfit_tau_mean": crossfit_history["tau_mean"][0]}
 
 
 def check_reader(data_dir, schema, mirrored, models_out):

@@ -52,7 +52,8 @@ def write_untrained_teacher(config: Config, schema, directory: str) -> None:
       f"adaftr_{backbones[config.model.backbone]}_gate_teacher")
   base = overrides.apply(config, ["loss.tau_source=network",
                                   "loss.teacher_dir="])
-  teacher = experiments.method_config(student.teacher, base, tuned=False)
+  [name] = student.teachers
+  teacher = experiments.method_config(name, base, tuned=False)
   model = models.build_model(teacher, schema)
   model(schema.default_features(), training=False)   # creates the variables
   model.save_weights(os.path.join(directory, model_dir_lib.BEST_WEIGHTS))

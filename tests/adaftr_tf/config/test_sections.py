@@ -52,3 +52,17 @@ def test_the_group_field_must_name_a_field():
   _invalid(["data.group_field="], "data.group_field='' must name a "
            "categorical field of the data, or be auto")
   overrides.apply(_default(), ["data.group_field=f101"]).validate()
+
+
+@pytest.mark.parametrize("items, pattern", [
+    (["train.holdout_fold=0"], r"train\.holdout_fold=0 needs train\.folds "
+     ">= 2"),
+    (["train.folds=1", "train.holdout_fold=0"], r"train\.folds=1 needs "
+     r"folds >= 2 and train\.holdout_fold in \[0, folds\)"),
+    (["train.folds=2"], r"train\.holdout_fold in \[0, folds\) \(got None\)"),
+    (["train.folds=2", "train.holdout_fold=2"], r"\(got 2\)")])
+def test_cross_fitting_folds_are_validated(items, pattern):
+  _invalid(items, pattern)
+  valid = overrides.apply(_default(), ["train.folds=3",
+                                       "train.holdout_fold=2"]).validate()
+  assert (valid.train.folds, valid.train.holdout_fold) == (3, 2)

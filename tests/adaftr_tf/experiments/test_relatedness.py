@@ -165,8 +165,8 @@ def test_a_gate_teacher_is_the_oracle_with_a_trained_gates_tau(base):
   preset = experiments.get_preset("relatedness")
   method = experiments.get_method(f"adaftr_{base}_gate_teacher")
   assert method.baseline == base
-  assert method.teacher == (f"adaftr_{base}_transfer_gate_linear_quantile_"
-                            f"{relatedness.STEEP_QUANTILE}")
+  assert method.teachers == (f"adaftr_{base}_transfer_gate_linear_quantile_"
+                             f"{relatedness.STEEP_QUANTILE}",)
   config = experiments.method_config(method.name, preset)
   assert config.loss.tau_source == "teacher" and not config.needs_oracle
   assert overrides.apply(config, ["loss.tau_source=oracle"]) == (
@@ -178,16 +178,36 @@ def test_the_cheaper_gate_teacher_has_one_random_negative(base):
   preset = experiments.get_preset("relatedness")
   name = f"adaftr_{base}_gate_teacher"
   cheaper = experiments.get_method(f"{name}_random_negative")
-  assert (cheaper.baseline, cheaper.teacher) == (
-      base, experiments.get_method(name).teacher)
+  assert (cheaper.baseline, cheaper.teachers) == (
+      base, experiments.get_method(name).teachers)
   config = experiments.method_config(cheaper.name, preset)
   assert config.loss.negatives == "random_one"
   assert overrides.apply(config, ["loss.negatives=in_batch"]) == (
       experiments.method_config(name, preset))
 
 
+@pytest.mark.parametrize("folds", relatedness.CROSS_FIT_FOLDS)
+def test_a_cross_fitted_gate_teacher_reads_one_held_out_teacher_per_fold(
+    folds):
+  """`adaftr_B_gate_teacher_crossfit_K` is the gate teacher with K teachers,
+  the k-th the same linear gate trained without fold k."""
+  preset = experiments.get_preset("relatedness")
+  gate = experiments.get_method("adaftr_mmoe_gate_teacher")
+  student = experiments.get_method(f"adaftr_mmoe_gate_teacher_crossfit_{folds}")
+  assert student.teachers == tuple(f"{gate.teachers[0]}_fold{k}of{folds}"
+                                   for k in range(folds))
+  assert experiments.method_config(student.name, preset) == (
+      experiments.method_config(gate.name, preset))
+  for fold, name in enumerate(student.teachers):
+    held = experiments.method_config(name, preset)
+    assert (held.train.folds, held.train.holdout_fold) == (folds, fold)
+    assert overrides.apply(held, ["train.folds=0", "train.holdout_fold=none"]
+                           ) == experiments.method_config(gate.teachers[0],
+                                                          preset)
+
+
 def test_a_teacher_must_be_registered_before_its_student():
   with pytest.raises(ValueError, match="its teacher 'nope' must be "
                      "registered first"):
-    experiments.method("x_student", "adaftr", teacher="nope")(lambda c: c)
+    experiments.method("x_student", "adaftr", teachers=["nope"])(lambda c: c)
   assert "x_student" not in experiments.method_names()

@@ -207,3 +207,35 @@ def test_a_teachers_tau_is_read_fixed_clipped_and_never_tracked():
           os.path.join(tempfile.mkdtemp(), "ckpt")))]
   assert any("alignment" in name for name in saved)
   assert not any("teacher" in name for name in saved)
+
+
+def test_cross_fitted_teachers_give_each_row_the_tau_of_its_fold():
+  """Two teachers (fold order): in training a row of fold k reads teacher
+  k's tau, in evaluation the teachers' mean; clipped to the bounds."""
+  from adaftr_tf import features as F
+  from adaftr_tf import folds
+  from adaftr_tf import models
+  from tests.helpers.data import synthetic_batch
+  from tests.helpers.data import tiny_config
+  config = tiny_config(*PAPER_READING, "loss.tau_source=teacher",
+                       "loss.teacher_dir=a,b")
+  (features, labels), schema = synthetic_batch(config, 64)
+  teachers = [models.build_model(tiny_config(*PAPER_READING,
+                                             f"train.seed={seed}"), schema)
+              for seed in (1, 2)]
+  taus = np.stack([np.clip(t(features, training=False)[F.TAU].numpy(),
+                           0.05, 1.0) for t in teachers], axis=1)
+  assert np.abs(taus[:, 0] - taus[:, 1]).max() > 1e-3
+  student = models.build_model(config, schema)
+  student.alignment_task.set_teacher(*teachers)
+  fold = folds.row_fold(features, 2).numpy()
+  assert 0 < fold.sum() < 64
+  x, _ = student._embed(features)
+  outputs = student._predict(x, None, False)
+  task = student.alignment_task
+  for training, expected in ((True, taus[np.arange(64), fold]),
+                             (False, taus.mean(axis=1))):
+    _, extra = task(x, outputs, labels, training=training, features=features)
+    np.testing.assert_allclose(extra[F.TAU].numpy(), expected, rtol=1e-6)
+  with pytest.raises(ValueError, match="at least one teacher"):
+    task.set_teacher()

@@ -44,6 +44,30 @@ def test_a_student_brings_its_teacher_and_reads_the_same_seeds_run(tmp_path):
     quality.plan_runs(base, ["adaftr_esmm_gate_teacher"], 1, out)
 
 
+def test_a_cross_fitted_student_reads_every_folds_teacher(tmp_path):
+  """The K fold teachers come before the student, in fold order; each seed's
+  student lists their runs of that seed in loss.teacher_dir."""
+  teachers = [f"adaftr_mmoe_transfer_gate_linear_quantile_0.25_fold{k}of3"
+              for k in range(3)]
+  methods = quality.select_methods("adaftr_mmoe_gate_teacher_crossfit_3")
+  assert methods == teachers + ["adaftr_mmoe_gate_teacher_crossfit_3"]
+  out = str(tmp_path / "bench")
+  plan = quality.plan_runs(experiments.get_preset("tiny"), methods, 2, out)
+  for method, seed, config in plan:
+    if method in teachers:
+      assert (config.train.folds, config.train.holdout_fold) == (
+          3, teachers.index(method))
+    else:
+      assert config.loss.teacher_dirs == tuple(
+          str(tmp_path / "bench" / "runs" / f"{t}-seed{seed}")
+          for t in teachers)
+      assert config.train.folds == 0
+  with pytest.raises(ValueError, match="needs its teacher .*_fold2of3 "
+                     "benchmarked before it"):
+    quality.plan_runs(experiments.get_preset("tiny"), methods[:2] + methods[3:],
+                      1, out)
+
+
 def _run(method, seed, cvr, ctcvr=0.92, ctr=0.85, valid_cvr=None):
   run = {"method": method, "seed": seed,
          "test": {"cvr_auc": cvr, "ctcvr_auc": ctcvr, "ctr_auc": ctr}}

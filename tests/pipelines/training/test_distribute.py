@@ -187,8 +187,14 @@ def test_mirrored_training_job(mirrored):
 @pytest.mark.slow  # the mirrored checks' subprocess
 def test_a_teachers_tau_under_the_mirrored_strategy(mirrored):
   """loss.tau_source=teacher with 2 replicas: the teacher (the mirrored job's
-  model) sets tau in both, within the student's bounds."""
+  model) sets tau in both, within the student's bounds; so do two
+  cross-fitted teachers."""
   teacher = mirrored[0]["teacher"]
   assert teacher["global_step"] == 2
   assert np.isfinite(teacher["cl_loss"]) and teacher["cl_loss"] > 0
   assert 0.2 <= teacher["tau_mean"] <= 1.0
+  # Two cross-fitted teachers (each trained mirrored without one fold).
+  assert teacher["crossfit_step"] == 2
+  assert np.isfinite(teacher["crossfit_cl_loss"])
+  assert teacher["crossfit_cl_loss"] > 0
+  assert 0.2 <= teacher["crossfit_tau_mean"] <= 1.0

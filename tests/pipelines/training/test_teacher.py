@@ -27,10 +27,10 @@ def _train(config, tmp_path, data_dir):
                          verbose=0, log=lambda _: None)
 
 
-def _copy_with(tiny_run, tmp_path, name, edit):
-  """A copy of the tiny run's model dir with `edit(dict)` applied to one of
-  its JSON files."""
-  copy = tmp_path / "teacher"
+def _copy_with(tiny_run, tmp_path, name, edit, folder="teacher"):
+  """A copy of the tiny run's model dir (in `folder`) with `edit(dict)`
+  applied to one of its JSON files."""
+  copy = tmp_path / folder
   shutil.copytree(tiny_run["model_dir"], copy)
   path = copy / name
   payload = json.loads(path.read_text())
@@ -86,3 +86,48 @@ def test_a_teacher_of_other_data_is_refused(tiny_run, tmp_path):
                      "teacher on this data"):
     _train(_student(teacher), tmp_path, tiny_run["data_dir"])
   assert os.path.isdir(teacher)
+
+
+def _held_out(tiny_run, tmp_path, folds, fold):
+  """A copy of the tiny run as if trained with train.folds, holdout_fold."""
+  def hold_out(config):
+    config["train"].update(folds=folds, holdout_fold=fold)
+  return _copy_with(tiny_run, tmp_path, model_dir_lib.CONFIG_FILE, hold_out,
+                    folder=f"fold{fold}of{folds}")
+
+
+def test_a_student_trains_with_cross_fitted_teachers(tiny_run, tmp_path):
+  """Two teachers, each trained (a few steps) without one fold, listed in
+  fold order."""
+  teachers = []
+  for k in (0, 1):
+    teacher = tiny_config(*PAPER_READING, "train.folds=2",
+                          f"train.holdout_fold={k}", "train.steps_per_epoch=4",
+                          "train.epochs=1")
+    teachers.append(str(tmp_path / f"fold{k}"))
+    train_lib.train(teacher, teachers[-1], tiny_run["data_dir"], verbose=0,
+                    log=lambda _: None)
+  config = _student(",".join(teachers), "train.steps_per_epoch=4")
+  _train(config, tmp_path, tiny_run["data_dir"])
+  history = read_json(tmp_path / "model" / "history.json")
+  assert np.isfinite(history["cl_loss"][0]) and history["cl_loss"][0] > 0
+
+
+def test_cross_fitted_teachers_must_come_in_fold_order(tiny_run, tmp_path):
+  teachers = [_held_out(tiny_run, tmp_path, 2, k) for k in (0, 1)]
+  with pytest.raises(ValueError, match=r"teacher 0 \(.*fold1of2\) was "
+                     r"trained with train\.folds=2, train\.holdout_fold=1; "
+                     r"the 2 cross-fitted teachers must be listed in fold "
+                     r"order, this one trained with train\.folds=2, "
+                     r"train\.holdout_fold=0"):
+    _train(_student(",".join(reversed(teachers))), tmp_path,
+           tiny_run["data_dir"])
+  with pytest.raises(ValueError, match=r"teacher 0 .* was trained with "
+                     r"train\.folds=2, train\.holdout_fold=0; a single "
+                     r"teacher must train on every row"):
+    _train(_student(teachers[0]), tmp_path, tiny_run["data_dir"])
+  with pytest.raises(ValueError, match=r"teacher 1 \(.*\) was trained with "
+                     r"train\.folds=0, train\.holdout_fold=None"):
+    _train(_student(f"{teachers[0]},{tiny_run['model_dir']}"), tmp_path,
+           tiny_run["data_dir"])
+  assert not (tmp_path / "model" / "steps").exists()
