@@ -24,17 +24,15 @@ from adaftr_tf import evaluation
 from adaftr_tf import features as F
 from adaftr_tf import folds as folds_lib
 from adaftr_tf import objective as objective_lib
-from adaftr_tf import xla
+from adaftr_tf import optimizers
 from adaftr_tf.config import Config
 from adaftr_tf.layers import PLE, FieldEmbedding, MMoE, SharedBottom
 from adaftr_tf.layers import factored
 from adaftr_tf.layers.alignment import TaskAlignment
 from adaftr_tf.layers.heads import TaskHeads
 from adaftr_tf.layers.task_bottoms import TaskBottoms
-from adaftr_tf.optimizers import LazyAdam
 from adaftr_tf.optimizers import build_optimizer
 from adaftr_tf.optimizers import learning_rate_schedule
-from adaftr_tf.optimizers import unwrapped
 from adaftr_tf.preprocessing import FeatureEncoder
 from adaftr_tf.tasks import AgreementProbe
 from adaftr_tf.tasks import AlignmentTask
@@ -145,15 +143,12 @@ class CtrCvrModel(tfrs.models.Model):
     return outputs
 
   def instance_tau(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    """The relatedness network's tau `[batch]` for raw features, as `call`
-    gives it in inference mode, computing only what f reads: the embeddings
-    and f alone unless f reads the tower outputs (then the full forward
-    pass). A teacher's forward pass (tasks/alignment.py, `set_teacher`)."""
+    """`call`'s inference tau `[batch]` (a teacher's, tasks/alignment.py)
+    computing only what f reads: the embeddings unless it reads the towers."""
     task = self.alignment_task
     if task is None or task.tau_source != "network":
-      raise ValueError("instance_tau needs a model whose tau comes from its "
-                       "relatedness network (model.name=adaftr, "
-                       "loss.tau_source=network)")
+      raise ValueError("instance_tau needs model.name=adaftr with "
+                       "loss.tau_source=network")
     if task.alignment.reads_towers:
       return self(features, training=False)[F.TAU]
     x, _ = self._embed(features)
@@ -216,35 +211,12 @@ class CtrCvrModel(tfrs.models.Model):
     # Return exactly self.metrics: extra keys defeat Keras's cross-worker sync.
     with tf.GradientTape() as tape:
       loss = self.compute_loss(inputs, training=True)
-    minimize(self.optimizer, loss, self.trainable_variables, tape)
+    optimizers.minimize(self.optimizer, loss, self.trainable_variables, tape)
     return {metric.name: metric.result() for metric in self.metrics}
 
   def test_step(self, inputs):
     self.compute_loss(inputs, training=False)
     return {metric.name: metric.result() for metric in self.metrics}
-
-
-def minimize(optimizer: tf_keras.optimizers.Optimizer, loss: tf.Tensor,
-             variables: Sequence[tf.Variable], tape: tf.GradientTape) -> None:
-  """`optimizer.minimize(loss, variables, tape=tape)` (a LossScaleOptimizer
-  scales the loss and unscales the gradients), except that inside an
-  XLA-compiled step the sparse `IndexedSlices` gradients (the embedding
-  tables') reach Adam and Adagrad as dense tensors. Their sparse update equals
-  their dense one (a row without gradient keeps its weight; Adam decays every
-  row's moments either way), but the optimizer first deduplicates the sparse
-  rows with `tf.unique`, which XLA compiles to sorts and a while loop, and
-  scatters the updates: about half of an XLA step on CPU (issue 16). LazyAdam,
-  whose sparse update differs, keeps them. (The moving averages of
-  `train.ema_momentum` are updated densely either way.)"""
-  grads_and_vars = optimizer.compute_gradients(loss, variables, tape)
-  inner = unwrapped(optimizer)
-  if xla.in_xla_context() and isinstance(
-      inner, (tf_keras.optimizers.Adam, tf_keras.optimizers.Adagrad)) and (
-          not isinstance(inner, LazyAdam)):
-    grads_and_vars = [
-        (tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g, v)
-        for g, v in grads_and_vars]
-  optimizer.apply_gradients(grads_and_vars)
 
 
 def build_backbone(config: Config):

@@ -3,15 +3,19 @@
 Dense Adam (tf_keras) decays both moment slots of every row of every variable
 on every step, so its cost grows with the vocabulary, not the batch. LazyAdam
 updates only the rows a sparse (`IndexedSlices`) gradient touches, like TF1's
-`LazyAdamOptimizer`; Adagrad is sparse-friendly by construction.
+`LazyAdamOptimizer`; Adagrad is sparse-friendly by construction. `minimize`
+applies one step of any of them (the models' train step).
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import tensorflow as tf
 import tf_keras
 
 from adaftr_tf import choices
+from adaftr_tf import xla
 
 
 class LazyAdam(tf_keras.optimizers.Adam):
@@ -164,3 +168,26 @@ def dense_table_warning(optimizer: str, table_rows: dict[str, int]
           f"{field} embedding table (and its two moment slots) on every step; "
           "train.optimizer=lazy_adam updates only the batch's rows (README, "
           "Performance)")
+
+
+def minimize(optimizer: tf_keras.optimizers.Optimizer, loss: tf.Tensor,
+             variables: Sequence[tf.Variable], tape: tf.GradientTape) -> None:
+  """`optimizer.minimize(loss, variables, tape=tape)` (a LossScaleOptimizer
+  scales the loss and unscales the gradients), except that inside an
+  XLA-compiled step the sparse `IndexedSlices` gradients (the embedding
+  tables') reach Adam and Adagrad as dense tensors. Their sparse update equals
+  their dense one (a row without gradient keeps its weight; Adam decays every
+  row's moments either way), but the optimizer first deduplicates the sparse
+  rows with `tf.unique`, which XLA compiles to sorts and a while loop, and
+  scatters the updates: about half of an XLA step on CPU (issue 16). LazyAdam,
+  whose sparse update differs, keeps them. (The moving averages of
+  `train.ema_momentum` are updated densely either way.)"""
+  grads_and_vars = optimizer.compute_gradients(loss, variables, tape)
+  inner = unwrapped(optimizer)
+  if xla.in_xla_context() and isinstance(
+      inner, (tf_keras.optimizers.Adam, tf_keras.optimizers.Adagrad)) and (
+          not isinstance(inner, LazyAdam)):
+    grads_and_vars = [
+        (tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g, v)
+        for g, v in grads_and_vars]
+  optimizer.apply_gradients(grads_and_vars)

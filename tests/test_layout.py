@@ -46,11 +46,8 @@ EXEMPT = {
     # The quality benchmark's figures (metrics.png, tau.png are written).
     "pipelines/benchmarks/plots.py":
         "tests/pipelines/test_benchmark_quality.py",
-    # The measurement phases: the paired phase in a worker process
-    # (speed/test_worker.py), every other phase in a tiny benchmark run
-    # (tests/pipelines/test_benchmark_speed.py).
-    "pipelines/benchmarks/speed/paired.py":
-        "tests/pipelines/benchmarks/speed/test_worker.py",
+    # The measurement phases: every phase but the paired one (its own test
+    # file) in a tiny benchmark run (tests/pipelines/test_benchmark_speed.py).
     "pipelines/benchmarks/speed/phases.py":
         "tests/pipelines/test_benchmark_speed.py",
     # The warm-up replay and the comparison with the checkpoint: the check

@@ -10,6 +10,7 @@ are rewritten after every run ("complete": false until the last).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -26,6 +27,7 @@ from adaftr_tf import features as F
 from adaftr_tf import metrics
 from adaftr_tf import objective as objective_lib
 from adaftr_tf.config import Config
+from pipelines.benchmarks import curves as curves_lib
 from pipelines.benchmarks import plots
 from pipelines.benchmarks import tables
 from pipelines.data import datadir
@@ -66,25 +68,22 @@ def plan_runs(base: Config, methods: Sequence[str], seeds: int,
               ) -> list[tuple[str, int, Config]]:
   """(method, seed index, validated config) of every run, in order.
 
-  Seed index k trains with `train.seed = base.train.seed + k`. A method with
-  teachers reads its tau from the teachers' runs with the same seed
-  (`loss.teacher_dir`, absolute paths, comma-separated); `methods` lists the
-  teachers first (select_methods).
+  Seed index k trains with `train.seed = base.train.seed + k`. A method's
+  teachers (listed before it) are its seed's runs (`loss.teacher_dir`).
   """
   plan = []
   for method in methods:
     config = experiments.method_config(method, base, tuned=tuned)
     teachers = experiments.get_method(method).teachers
-    for teacher in teachers:
-      if teacher not in methods[:methods.index(method)]:
-        raise ValueError(f"method {method} needs its teacher {teacher} "
-                         "benchmarked before it (select_methods adds it)")
+    for teacher in sorted(set(teachers) - set(methods[:methods.index(method)])):
+      raise ValueError(f"method {method} needs its teacher {teacher} "
+                       "benchmarked before it (select_methods adds it)")
     for seed in range(seeds):
-      loss = ({"teacher_dir": ",".join(
-          os.path.abspath(run_dir(output_dir, t, seed)) for t in teachers)}
-              if teachers else {})
+      folders = [os.path.abspath(run_dir(output_dir, t, seed))
+                 for t in teachers]
       seeded = experiments.replace_fields(
-          config, train={"seed": base.train.seed + seed}, loss=loss)
+          config, train={"seed": base.train.seed + seed},
+          loss={"teacher_dir": ",".join(folders)} if teachers else {})
       plan.append((method, seed, seeded.validate()))
   return plan
 
@@ -189,36 +188,6 @@ def paired_differences(runs: list[dict], split: str = "test",
   return paired
 
 
-def learning_curves(output_dir: str, runs: list[dict], metric: str
-                    ) -> dict[str, dict]:
-  """Per method, `metric` per epoch averaged over its runs, from each run
-  folder's history.json: {method: {"train": [...], "valid": [...],
-  "runs": n}}. "train" is the epoch's running value on the training split,
-  "valid" the epoch's validation value; the epochs every run of the method
-  has. A method any of whose runs lacks the history or the metric is left
-  out."""
-  histories: dict[str, list[dict]] = {}
-  for run in runs:
-    path = os.path.join(run_dir(output_dir, run["method"], run["seed"]),
-                        model_dir.HISTORY_FILE)
-    history = None
-    if tf.io.gfile.exists(path):
-      with tf.io.gfile.GFile(path) as f:
-        history = json.load(f)
-    histories.setdefault(run["method"], []).append(history)
-  curves = {}
-  for method, found in histories.items():
-    if not all(h and metric in h and f"val_{metric}" in h for h in found):
-      continue
-    epochs = min(len(h[metric]) for h in found)
-    curves[method] = {
-        split: [float(np.mean([h[key][e] for h in found]))
-                for e in range(epochs)]
-        for split, key in (("train", metric), ("valid", f"val_{metric}"))}
-    curves[method]["runs"] = len(found)
-  return curves
-
-
 def read_runs(output_dir: str) -> list[dict]:
   """The finished runs of another benchmark output folder (its
   results.json); ValueError naming the folder when it has none."""
@@ -321,13 +290,9 @@ def write_outputs(output_dir: str, results: dict, runs: list[dict],
                 f"({which}):\n\n"
                 + tables.calibration_table(runs, present, tasks, key)
                 + "\n\n")
-  curve_metric = f"{tasks[1] if len(tasks) > 1 else tasks[0]}_auc"
-  curves = learning_curves(output_dir, runs, curve_metric)
-  if curves:
-    table += ("Learning curves: " + curve_metric + " per epoch, mean over "
-              "each method's runs, training split (the epoch's running "
-              "value) / validation split:\n\n"
-              + tables.learning_curve_table(curves, present) + "\n\n")
+  curves, text = curves_lib.section(
+      functools.partial(run_dir, output_dir), runs, tasks, present)
+  table += text
   table += tables.markdown_table(summary, present, tables.table_metrics(tasks))
   results = {**results, "complete": final, "summary": summary,
              "paired": paired, "paired_valid": paired_valid,

@@ -351,7 +351,7 @@ def test_the_xla_train_step_takes_every_input_as_a_parameter():
 def test_xla_train_steps_equal_the_plain_ones_on_the_same_weights(optimizer,
                                                                   ema):
   """Under XLA Adam and Adagrad get the embedding table's gradient dense
-  (models.minimize: no tf.unique in the compiled step), LazyAdam keeps it
+  (optimizers.minimize: no tf.unique in the compiled step), LazyAdam keeps it
   sparse: same losses, weights and slots (moving averages included) after two
   steps as without XLA, to float tolerance."""
   config = tiny_config(f"train.optimizer={optimizer}",

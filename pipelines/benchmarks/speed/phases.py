@@ -41,6 +41,7 @@ from adaftr_tf import config as config_lib
 from adaftr_tf import experiments
 from adaftr_tf import features as F
 from adaftr_tf import models
+from adaftr_tf import optimizers
 from pipelines.benchmarks.speed import memory
 from pipelines.benchmarks.speed import prototypes as prototypes_lib
 from pipelines.data import reader
@@ -194,7 +195,7 @@ def reference_step(config, schema, data_dir, count, prototypes=(),
   """(step, batches): the minimal training step and its pre-parsed batches.
 
   `step(batch)` computes `model.compute_loss` under a GradientTape and
-  applies the model's optimizer as its train step does (`models.minimize`;
+  applies the model's optimizer as its train step does (`optimizers.minimize`;
   a `tf.function`, XLA if configured).
   """
   model = _build(config, schema, prototypes, clear_session)
@@ -209,7 +210,7 @@ def reference_step(config, schema, data_dir, count, prototypes=(),
   def step(batch):
     with tf.GradientTape() as tape:
       loss = model.compute_loss(batch, training=True)
-    models.minimize(optimizer, loss, model.trainable_variables, tape)
+    optimizers.minimize(optimizer, loss, model.trainable_variables, tape)
     return loss
 
   return step, batches

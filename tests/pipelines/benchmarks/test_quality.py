@@ -201,30 +201,3 @@ def test_runs_pair_with_the_same_method_in_another_output_folder(tmp_path):
   with pytest.raises(ValueError, match="holds no results.json"):
     quality.read_runs(str(tmp_path / "nope"))
 
-
-def test_learning_curves_average_each_methods_histories(tmp_path):
-  """Per epoch, the mean over a method's runs of the training and
-  validation values in their history.json, over the epochs every run has;
-  a method with a run lacking its history is left out; the table shows
-  "train / valid" per epoch."""
-  import json
-  import os
-  histories = {("esmm", 0): ([0.70, 0.80, 0.90], [0.72, 0.76, 0.77]),
-               ("esmm", 1): ([0.72, 0.82], [0.74, 0.78]),
-               ("adaftr_esmm", 0): ([0.71], [0.75])}
-  for (method, seed), (train, valid) in histories.items():
-    folder = quality.run_dir(str(tmp_path), method, seed)
-    os.makedirs(folder)
-    with open(os.path.join(folder, "history.json"), "w") as f:
-      json.dump({"cvr_auc": train, "val_cvr_auc": valid}, f)
-  runs = [_run(m, s, 0.7) for m, s in histories] + [_run("mmoe", 0, 0.7)]
-  curves = quality.learning_curves(str(tmp_path), runs, "cvr_auc")
-  assert set(curves) == {"esmm", "adaftr_esmm"}   # mmoe: no history
-  assert curves["esmm"]["runs"] == 2
-  np.testing.assert_allclose(curves["esmm"]["train"], [0.71, 0.81])
-  np.testing.assert_allclose(curves["esmm"]["valid"], [0.73, 0.77])
-  table = tables.learning_curve_table(curves, ["esmm", "mmoe", "adaftr_esmm"])
-  assert "| esmm | 2 | 0.7100 / 0.7300 | 0.8100 / 0.7700 |" in table
-  assert "| adaftr_esmm | 1 | 0.7100 / 0.7500 | — |" in table
-  assert "mmoe" not in table
-  assert quality.learning_curves(str(tmp_path), runs, "ctr_auc") == {}
