@@ -25,6 +25,7 @@ on the JSON it prints as its last line:
 
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -46,6 +47,7 @@ from adaftr_tf import features as F  # noqa: E402
 from adaftr_tf import models  # noqa: E402
 from adaftr_tf import optimizers  # noqa: E402
 from pipelines.data import reader  # noqa: E402
+from pipelines.training import model_dir as model_dir_lib  # noqa: E402
 from pipelines.training import train_lib  # noqa: E402
 
 GLOBAL_BATCH = 64
@@ -250,14 +252,21 @@ def check_teacher(data_dir, model_dir, mirrored):
                            strategy=mirrored)
   with open(os.path.join(student_dir, "history.json")) as f:
     history = json.load(f)
-  # Cross-fitted: two mirrored teachers, each without one fold of the rows,
-  # then a student reading both (each replica's rows by their folds).
-  folds = []
-  for k in (0, 1):
-    folds.append(f"{model_dir}_fold{k}")
-    train_lib.train(_config("train.steps_per_epoch=2", "train.folds=2",
-                            f"train.holdout_fold={k}"), folds[-1], data_dir,
-                    verbose=0, strategy=mirrored)
+  # Cross-fitted: fold 0's teacher trained mirrored without its fold's rows,
+  # fold 1's the `train` check's model marked held out (one mirrored job
+  # with folds is enough), then a student reading both (each replica's rows
+  # by their folds).
+  folds = [f"{model_dir}_fold0", f"{model_dir}_fold1"]
+  train_lib.train(_config("train.steps_per_epoch=2", "train.folds=2",
+                          "train.holdout_fold=0"), folds[0], data_dir,
+                  verbose=0, strategy=mirrored)
+  shutil.copytree(model_dir, folds[1])
+  config_path = os.path.join(folds[1], model_dir_lib.CONFIG_FILE)
+  with open(config_path) as f:
+    payload = json.load(f)
+  payload["train"].update(folds=2, holdout_fold=1)
+  with open(config_path, "w") as f:
+    json.dump(payload, f)
   crossfit = train_lib.train(
       _config("train.steps_per_epoch=2", "loss.tau_source=teacher",
               f"loss.teacher_dir={','.join(folds)}", "loss.tau_min=0.2"),
