@@ -35,7 +35,8 @@
   `adaftr_B_gate_teacher_crossfit_<K>` (CROSS_FIT_FOLDS): the gate teacher
   cross-fitted, its K teachers `..._quantile_0.25_fold<k>of<K>` each
   trained without the rows of fold k (train.folds, adaftr_tf/folds.py), so
-  no training row's tau comes from a teacher that learned from its label.
+  no training row's tau comes from a teacher that learned from its label;
+  `..._crossfit_<K>_random_negative` the same with one random negative.
   Each is
   paired with B in the benchmark and starts from B's tuned knobs, so the pair
   differs by the alignment alone.
@@ -187,6 +188,10 @@ for _base in BACKBONES:
     method(f"adaftr_{_base}_gate_teacher_crossfit_{_folds}", "adaftr",
            tuned_as=_base, baseline=_base, teachers=_fold_teachers)(
                _adaftr_on(_base, tau_source="teacher"))
+    method(f"adaftr_{_base}_gate_teacher_crossfit_{_folds}_random_negative",
+           "adaftr", tuned_as=_base, baseline=_base, teachers=_fold_teachers)(
+               _adaftr_on(_base, tau_source="teacher",
+                          **FORMS["random_negative"]))
   for _noise in NOISE_LEVELS:
     method(f"adaftr_{_base}_noisy_oracle_{_noise}", "adaftr", tuned_as=_base,
            baseline=_base)(_adaftr_on(_base, tau_source="noisy_oracle",

@@ -204,6 +204,11 @@ def test_a_cross_fitted_gate_teacher_reads_one_held_out_teacher_per_fold(
     assert overrides.apply(held, ["train.folds=0", "train.holdout_fold=none"]
                            ) == experiments.method_config(gate.teachers[0],
                                                           preset)
+  cheaper = experiments.get_method(f"{student.name}_random_negative")
+  assert (cheaper.baseline, cheaper.teachers) == ("mmoe", student.teachers)
+  assert overrides.apply(experiments.method_config(cheaper.name, preset),
+                         ["loss.negatives=in_batch"]) == (
+      experiments.method_config(student.name, preset))
 
 
 def test_a_teacher_must_be_registered_before_its_student():
