@@ -53,10 +53,14 @@ def main(argv):
   if FLAGS.seeds < 1:
     raise app.UsageError("--seeds must be >= 1")
   from pipelines.benchmarks import quality  # heavy imports after the flags
-  methods = quality.select_methods(FLAGS.methods)
+  from pipelines.benchmarks import quality_plan
+  methods = quality_plan.select_methods(FLAGS.methods)
   base = cli.config_from_flags(FLAGS.preset, FLAGS.override)
-  plan = quality.plan_runs(base, methods, FLAGS.seeds, FLAGS.output_dir,
-                           tuned=FLAGS.tuned)
+  try:
+    plan = quality_plan.plan_runs(base, methods, FLAGS.seeds, FLAGS.output_dir,
+                             tuned=FLAGS.tuned)
+  except ValueError as err:
+    raise app.UsageError(str(err)) from None
   if FLAGS.baseline_dir is not None:
     try:
       quality.read_runs(FLAGS.baseline_dir)

@@ -111,6 +111,10 @@ USAGE_ERRORS = [
     ("pipelines.train", ["--model_dir=m", "stray"], "unexpected arguments"),
     ("pipelines.benchmark_quality", ["--output_dir=o", "--methods=esmm,nope"],
      "unknown method 'nope'; valid methods: ['single_task'"),
+    ("pipelines.benchmark_quality", ["--output_dir=o", "--seeds=2",
+                                     "--methods=adaftr_esmm_gate_teacher_"
+                                     "ensemble_3"],
+     "reads its teachers' runs of 3 seeds: run at least --seeds=3"),
     ("pipelines.sweep", ["--output_dir=o", "--method=nope"],
      "unknown method 'nope'"),
     ("pipelines.demo", ["--preset=tiny", "--override=runtime.strategy=tpu"],

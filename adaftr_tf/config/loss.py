@@ -58,7 +58,8 @@ class LossConfig:
       comma-separated model directories, the k-th trained with
       `train.folds=K, train.holdout_fold=k`; each training row reads the
       teacher that left its fold out (adaftr_tf/folds.py), evaluation the
-      teachers' mean tau.
+      teachers' mean tau. An ensemble: K directories of teachers trained
+      on every row (e.g. K seeds); every row reads their mean tau.
   """
 
   contrastive_weight: float = 0.1

@@ -49,13 +49,10 @@ class Config:
     for section in (self.data, self.model, self.loss, self.train,
                     self.runtime):
       section.validate()
-    if self.runtime.jit_compile and (
-        self.train.folds or (self.needs_teacher
-                             and len(self.loss.teacher_dirs) > 1)):
+    if self.runtime.jit_compile and self.train.folds:
       raise ConfigError("runtime.jit_compile=true cannot compile the row "
-                        "folds of train.folds or of cross-fitted teachers "
-                        "(adaftr_tf/folds.py hashes the raw features): set "
-                        "runtime.jit_compile=false")
+                        "folds of train.folds (adaftr_tf/folds.py hashes the "
+                        "raw features): set runtime.jit_compile=false")
     if (self.loss.agreement_representation == "experts"
         and not self.model.has_shared_experts):
       raise ConfigError(

@@ -34,6 +34,9 @@ class Method:
       tau (`loss.tau_source=teacher`; several: cross-fitted, in fold
       order): the benchmark trains them first and points `loss.teacher_dir`
       at their run folders; or ().
+    teacher_seeds: an ensemble of each teacher over this many seeds: seed
+      index s reads the teachers' runs of seed indices s, s+1, ... (modulo
+      the benchmark's number of seeds); 1: its own seed's runs only.
   """
 
   name: str
@@ -42,6 +45,7 @@ class Method:
   tuned_as: str
   baseline: str | None = None
   teachers: tuple[str, ...] = ()
+  teacher_seeds: int = 1
 
 
 _METHODS: dict[str, Method] = {}
@@ -59,7 +63,8 @@ def preset(name: str):
 
 
 def method(name: str, space: str, tuned_as: str | None = None,
-           baseline: str | None = None, teachers: Sequence[str] = ()):
+           baseline: str | None = None, teachers: Sequence[str] = (),
+           teacher_seeds: int = 1):
   """Registers a `Config -> Config` function as the method `name`."""
   def register(fn: Callable[[Config], Config]) -> Callable[[Config], Config]:
     if name in _METHODS:
@@ -69,7 +74,7 @@ def method(name: str, space: str, tuned_as: str | None = None,
         raise ValueError(f"method {name!r}: its teacher {teacher!r} must be "
                          "registered first")
     _METHODS[name] = Method(name, fn, space, tuned_as or name, baseline,
-                            tuple(teachers))
+                            tuple(teachers), teacher_seeds)
     return fn
   return register
 

@@ -31,7 +31,9 @@
   (loss.tau_source=teacher; the benchmark trains the teacher first): a
   learned signal known from the first step, at the cost of a second run;
   `adaftr_B_gate_teacher_random_negative` the same with one random negative
-  (the cheaper step of the library default's form).
+  (the cheaper step of the library default's form);
+  `adaftr_B_gate_teacher_ensemble_<ENSEMBLE_SEEDS>` tau the mean of that
+  teacher's runs of ENSEMBLE_SEEDS seeds (its own and the next ones).
   `adaftr_B_gate_teacher_crossfit_<K>` (CROSS_FIT_FOLDS): the gate teacher
   cross-fitted, its K teachers `..._quantile_0.25_fold<k>of<K>` each
   trained without the rows of fold k (train.folds, adaftr_tf/folds.py), so
@@ -80,6 +82,7 @@ STEEP_QUANTILE = 0.25   # the steeper map the linear and gate-first entries use
 GATE_QUANTILES = (STEEP_QUANTILE, 0.4)
 GATE_FIRST = 0.2
 CROSS_FIT_FOLDS = (2, 3)
+ENSEMBLE_SEEDS = 3
 FORMS = {"one_way": {"one_way": True}, "asymmetric": {"symmetric": False},
          "random_negative": {"negatives": "random_one"},
          "lambda_0.03": {"contrastive_weight": 0.03},
@@ -179,6 +182,9 @@ for _base in BACKBONES:
          tuned_as=_base, baseline=_base, teachers=[_teacher])(
              _adaftr_on(_base, tau_source="teacher",
                         **FORMS["random_negative"]))
+  method(f"adaftr_{_base}_gate_teacher_ensemble_{ENSEMBLE_SEEDS}", "adaftr",
+         tuned_as=_base, baseline=_base, teachers=[_teacher],
+         teacher_seeds=ENSEMBLE_SEEDS)(_adaftr_on(_base, tau_source="teacher"))
   for _folds in CROSS_FIT_FOLDS:
     _fold_teachers = [f"{_teacher}_fold{k}of{_folds}" for k in range(_folds)]
     for _fold, _name in enumerate(_fold_teachers):

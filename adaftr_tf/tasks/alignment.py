@@ -105,6 +105,7 @@ class AlignmentTask(tf_keras.layers.Layer):
     self.start, self.start_step = float(start), 0
     self.gate_quantile = float(gate_quantile)
     self._teacher = None   # set_teacher: partials, so never tracked
+    self._cross_fitted = False
     self.needs_agreement = signal == "gradient_agreement"
     self.needs_recording = signal == "meta_gradient"
     if self.needs_recording:
@@ -187,24 +188,27 @@ class AlignmentTask(tf_keras.layers.Layer):
         agreement, logit)
     return regression + self._info_nce(u, v, tau, step), {F.TAU: tau}
 
-  def set_teacher(self, *teachers: tf_keras.Model) -> None:
+  def set_teacher(self, *teachers: tf_keras.Model,
+                  cross_fitted: bool = False) -> None:
     """Attaches the model(s) whose tau `tau_source=teacher` reads (their
     `instance_tau`: the embeddings and relatedness network alone when f
-    reads the embeddings); several: cross-fitted teachers in fold order, the
-    k-th trained without the rows of fold k. Each is held through a
+    reads the embeddings); several: an ensemble (every row reads their
+    mean), or with `cross_fitted` teachers in fold order, the k-th trained
+    without the rows of fold k. Each is held through a
     `functools.partial`, which Keras does not track: their variables are in
     no checkpoint, variable list or export of this model."""
     if not teachers:
       raise ValueError("set_teacher needs at least one teacher model")
     self._teacher = tuple(functools.partial(t.instance_tau)
                           for t in teachers)
+    self._cross_fitted = cross_fitted and len(teachers) > 1
 
   def _teacher_tau(self, features, training=None):
     """The teacher's tau `[batch]` for the batch's raw features, fixed
     (stop-gradient) and clipped to this task's bounds. With K cross-fitted
     teachers, a training row reads the teacher of its fold
     (adaftr_tf/folds.py: the one that never trained on it); evaluation
-    reads their mean."""
+    reads their mean; an ensemble's rows read their mean throughout."""
     if self._teacher is None:
       raise ValueError("loss.tau_source=teacher: no teacher model attached "
                        "(the training job attaches loss.teacher_dir's model)")
@@ -214,7 +218,7 @@ class AlignmentTask(tf_keras.layers.Layer):
                     axis=1)   # [batch, K]
     if len(self._teacher) == 1:
       tau = taus[:, 0]
-    elif training:
+    elif training and self._cross_fitted:
       fold = folds_lib.row_fold(features, len(self._teacher))
       tau = tf.gather(taus, fold, axis=1, batch_dims=1)
     else:

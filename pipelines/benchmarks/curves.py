@@ -14,7 +14,7 @@ import tensorflow as tf
 from pipelines.benchmarks import tables
 from pipelines.training import model_dir
 
-# (method, seed) -> the run's folder (quality.run_dir of an output folder).
+# (method, seed) -> the run's folder (quality_plan.run_dir of an output folder).
 RunFolder = Callable[[str, int], str]
 
 

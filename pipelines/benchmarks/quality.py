@@ -15,7 +15,6 @@ import io
 import json
 import os
 import time
-from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -29,6 +28,7 @@ from adaftr_tf import objective as objective_lib
 from adaftr_tf.config import Config
 from pipelines.benchmarks import curves as curves_lib
 from pipelines.benchmarks import plots
+from pipelines.benchmarks import quality_plan
 from pipelines.benchmarks import tables
 from pipelines.data import datadir
 from pipelines.data import reader
@@ -39,53 +39,6 @@ RUN_FILE = "run.json"
 TAU_FILE = "tau.npz"
 class MixedOutputError(ValueError):
   """The output folder holds a run made with another config."""
-
-
-def select_methods(names: str) -> list[str]:
-  """The registry methods named in a comma list, `@group` for a group of
-  them (experiments.group_names); the `core` group when empty. A method
-  with teachers (Method.teachers) brings them in, just before itself."""
-  chosen = []
-  for name in (n.strip() for n in names.split(",")):
-    if name.startswith("@"):
-      chosen += experiments.group_members(name[1:])
-    elif name:
-      experiments.get_method(name)   # ConfigError lists the valid ones
-      chosen.append(name)
-  with_teachers = []
-  for name in chosen or experiments.group_members("core"):
-    with_teachers += [*experiments.get_method(name).teachers, name]
-  return list(dict.fromkeys(with_teachers))
-
-
-def run_dir(output_dir: str, method: str, seed: int) -> str:
-  """The folder of one run (its model dir and run.json)."""
-  return os.path.join(output_dir, "runs", f"{method}-seed{seed}")
-
-
-def plan_runs(base: Config, methods: Sequence[str], seeds: int,
-              output_dir: str, tuned: bool = True
-              ) -> list[tuple[str, int, Config]]:
-  """(method, seed index, validated config) of every run, in order.
-
-  Seed index k trains with `train.seed = base.train.seed + k`. A method's
-  teachers (listed before it) are its seed's runs (`loss.teacher_dir`).
-  """
-  plan = []
-  for method in methods:
-    config = experiments.method_config(method, base, tuned=tuned)
-    teachers = experiments.get_method(method).teachers
-    for teacher in sorted(set(teachers) - set(methods[:methods.index(method)])):
-      raise ValueError(f"method {method} needs its teacher {teacher} "
-                       "benchmarked before it (select_methods adds it)")
-    for seed in range(seeds):
-      folders = [os.path.abspath(run_dir(output_dir, t, seed))
-                 for t in teachers]
-      seeded = experiments.replace_fields(
-          config, train={"seed": base.train.seed + seed},
-          loss={"teacher_dir": ",".join(folders)} if teachers else {})
-      plan.append((method, seed, seeded.validate()))
-  return plan
 
 
 def run_one(config: Config, run_dir: str, data_dir: str | None):
@@ -291,7 +244,7 @@ def write_outputs(output_dir: str, results: dict, runs: list[dict],
                 + tables.calibration_table(runs, present, tasks, key)
                 + "\n\n")
   curves, text = curves_lib.section(
-      functools.partial(run_dir, output_dir), runs, tasks, present)
+      functools.partial(quality_plan.run_dir, output_dir), runs, tasks, present)
   table += text
   table += tables.markdown_table(summary, present, tables.table_metrics(tasks))
   results = {**results, "complete": final, "summary": summary,
@@ -319,10 +272,10 @@ def run_benchmark(plan, output_dir: str, data_dir: str | None,
   methods = list(dict.fromkeys(method for method, _, _ in plan))
   tf.io.gfile.makedirs(output_dir)
   for method, seed, config in plan:   # refuse a mixed folder before training
-    load_run(run_dir(output_dir, method, seed), config)
+    load_run(quality_plan.run_dir(output_dir, method, seed), config)
   runs, taus, start = [], {}, time.time()
   for index, (method, seed, config) in enumerate(plan):
-    folder = run_dir(output_dir, method, seed)
+    folder = quality_plan.run_dir(output_dir, method, seed)
     done = load_run(folder, config)
     header = f"[run {index + 1}/{len(plan)}] {method} seed {seed}"
     if done is not None:

@@ -8,7 +8,8 @@ validation batch behind a stop-gradient (tasks/alignment.py). The teacher is
 no part of the student: no checkpoint, variable list or export holds it.
 Cross-fitting: K teachers, the k-th trained without the rows of fold k
 (`train.folds`, adaftr_tf/folds.py); each training row reads the teacher
-that never trained on it.
+that never trained on it. An ensemble: K teachers each trained on every row
+(e.g. K seeds); every row reads their mean tau.
 """
 
 from __future__ import annotations
@@ -25,18 +26,21 @@ from pipelines.training import model_dir as model_dir_lib
 def check(config: Config, schema: F.FeatureSchema) -> None:
   """Raises a one-line ValueError unless each directory of
   `loss.teacher_dir` holds a trained model with a per-instance tau of its
-  own, trained on data of `schema`'s layout; K > 1 directories must be
-  cross-fitted in fold order (the k-th trained with `train.folds=K,
-  train.holdout_fold=k`), one directory not held out. No-op for any other
+  own, trained on data of `schema`'s layout; K > 1 directories are an
+  ensemble (each trained on every row: `train.folds=0`) or cross-fitted in
+  fold order (the k-th trained with `train.folds=K, train.holdout_fold=k`,
+  which XLA cannot compile), as the first one says. No-op for any other
   `loss.tau_source`."""
   if not config.needs_teacher:
     return
   directories = config.loss.teacher_dirs
+  cross_fitted = None
   for fold, directory in enumerate(directories):
     teacher = _check_one(directory, schema)
-    expected = ((len(directories), fold) if len(directories) > 1
-                else (0, None))
     found = (teacher.train.folds, teacher.train.holdout_fold)
+    if cross_fitted is None:
+      cross_fitted = bool(found[0])
+    expected = (len(directories), fold) if cross_fitted else (0, None)
     if found != expected:
       raise ValueError(
           f"loss.teacher_dir: teacher {fold} ({directory}) was trained with "
@@ -44,9 +48,16 @@ def check(config: Config, schema: F.FeatureSchema) -> None:
           + (f"the {len(directories)} cross-fitted teachers must be listed "
              f"in fold order, this one trained with train.folds="
              f"{expected[0]}, train.holdout_fold={expected[1]}"
-             if len(directories) > 1 else
+             if len(directories) > 1 and cross_fitted else
+             "the teachers of an ensemble must each train on every row "
+             "(train.folds=0), or list all the cross-fitted teachers in fold "
+             "order" if len(directories) > 1 else
              "a single teacher must train on every row (train.folds=0), "
              "or list all the cross-fitted teachers"))
+  if cross_fitted and config.runtime.jit_compile:
+    raise ValueError("runtime.jit_compile=true cannot compile the row folds "
+                     "of cross-fitted teachers (adaftr_tf/folds.py hashes "
+                     "the raw features): set runtime.jit_compile=false")
 
 
 def _check_one(directory: str, schema: F.FeatureSchema) -> Config:
@@ -79,13 +90,15 @@ def _check_one(directory: str, schema: F.FeatureSchema) -> Config:
 
 def attach(model, config: Config) -> None:
   """Restores `loss.teacher_dir`'s model(s) and attaches them to `model`'s
-  alignment task (call under the strategy scope that built `model`).
+  alignment task (call under the strategy scope that built `model`):
+  cross-fitted if they were trained with `train.folds`, else an ensemble.
   No-op for any other `loss.tau_source`."""
   if not config.needs_teacher:
     return
-  teachers = []
+  teachers, cross_fitted = [], False
   for directory in config.loss.teacher_dirs:
-    teacher, _, _ = model_dir_lib.load_trained(directory)
+    teacher, saved, _ = model_dir_lib.load_trained(directory)
     teacher.trainable = False
     teachers.append(teacher)
-  model.alignment_task.set_teacher(*teachers)
+    cross_fitted = cross_fitted or bool(saved.train.folds)
+  model.alignment_task.set_teacher(*teachers, cross_fitted=cross_fitted)

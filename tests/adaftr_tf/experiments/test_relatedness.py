@@ -186,6 +186,18 @@ def test_the_cheaper_gate_teacher_has_one_random_negative(base):
       experiments.method_config(name, preset))
 
 
+def test_an_ensemble_gate_teacher_reads_its_teacher_over_several_seeds():
+  preset = experiments.get_preset("relatedness")
+  gate = experiments.get_method("adaftr_esmm_gate_teacher")
+  ensemble = experiments.get_method(
+      f"adaftr_esmm_gate_teacher_ensemble_{relatedness.ENSEMBLE_SEEDS}")
+  assert (ensemble.baseline, ensemble.teachers, ensemble.teacher_seeds) == (
+      "esmm", gate.teachers, relatedness.ENSEMBLE_SEEDS)
+  assert gate.teacher_seeds == 1
+  assert experiments.method_config(ensemble.name, preset) == (
+      experiments.method_config(gate.name, preset))
+
+
 @pytest.mark.parametrize("folds", relatedness.CROSS_FIT_FOLDS)
 def test_a_cross_fitted_gate_teacher_reads_one_held_out_teacher_per_fold(
     folds):

@@ -210,8 +210,9 @@ def test_a_teachers_tau_is_read_fixed_clipped_and_never_tracked():
 
 
 def test_cross_fitted_teachers_give_each_row_the_tau_of_its_fold():
-  """Two teachers (fold order): in training a row of fold k reads teacher
-  k's tau, in evaluation the teachers' mean; clipped to the bounds."""
+  """Two cross-fitted teachers (fold order): in training a row of fold k
+  reads teacher k's tau, in evaluation the teachers' mean; clipped to the
+  bounds. Two teachers of an ensemble: the mean everywhere."""
   from adaftr_tf import features as F
   from adaftr_tf import folds
   from adaftr_tf import models
@@ -227,7 +228,7 @@ def test_cross_fitted_teachers_give_each_row_the_tau_of_its_fold():
                            0.05, 1.0) for t in teachers], axis=1)
   assert np.abs(taus[:, 0] - taus[:, 1]).max() > 1e-3
   student = models.build_model(config, schema)
-  student.alignment_task.set_teacher(*teachers)
+  student.alignment_task.set_teacher(*teachers, cross_fitted=True)
   fold = folds.row_fold(features, 2).numpy()
   assert 0 < fold.sum() < 64
   x, _ = student._embed(features)
@@ -237,5 +238,11 @@ def test_cross_fitted_teachers_give_each_row_the_tau_of_its_fold():
                              (False, taus.mean(axis=1))):
     _, extra = task(x, outputs, labels, training=training, features=features)
     np.testing.assert_allclose(extra[F.TAU].numpy(), expected, rtol=1e-6)
+  # An ensemble (not cross-fitted): every row reads the mean, in training too.
+  task.set_teacher(*teachers)
+  for training in (True, False):
+    _, extra = task(x, outputs, labels, training=training, features=features)
+    np.testing.assert_allclose(extra[F.TAU].numpy(), taus.mean(axis=1),
+                               rtol=1e-6)
   with pytest.raises(ValueError, match="at least one teacher"):
     task.set_teacher()

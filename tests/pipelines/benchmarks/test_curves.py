@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from pipelines.benchmarks import curves
-from pipelines.benchmarks import quality
+from pipelines.benchmarks import quality_plan
 
 HISTORIES = {("esmm", 0): ([0.70, 0.80, 0.90], [0.72, 0.76, 0.77]),
              ("esmm", 1): ([0.72, 0.82], [0.74, 0.78]),
@@ -17,7 +17,7 @@ HISTORIES = {("esmm", 0): ([0.70, 0.80, 0.90], [0.72, 0.76, 0.77]),
 
 def _runs_with_histories(tmp_path):
   """Run folders with HISTORIES' cvr_auc; an mmoe run without a history."""
-  folder = functools.partial(quality.run_dir, str(tmp_path))
+  folder = functools.partial(quality_plan.run_dir, str(tmp_path))
   for (method, seed), (train, valid) in HISTORIES.items():
     os.makedirs(folder(method, seed))
     with open(os.path.join(folder(method, seed), "history.json"), "w") as f:

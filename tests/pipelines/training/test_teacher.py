@@ -11,6 +11,7 @@ import pytest
 
 from adaftr_tf import features as F
 from pipelines.training import model_dir as model_dir_lib
+from pipelines.training import teacher as teacher_lib
 from pipelines.training import train_lib
 from tests.helpers.data import PAPER_READING
 from tests.helpers.data import tiny_config
@@ -131,4 +132,41 @@ def test_cross_fitted_teachers_must_come_in_fold_order(tiny_run, tmp_path):
                      r"train\.folds=0, train\.holdout_fold=None"):
     _train(_student(f"{teachers[0]},{tiny_run['model_dir']}"), tmp_path,
            tiny_run["data_dir"])
+  with pytest.raises(ValueError, match=r"teacher 1 \(.*fold1of2\) was "
+                     r"trained with train\.folds=2, train\.holdout_fold=1; "
+                     r"the teachers of an ensemble must each train on every "
+                     r"row \(train\.folds=0\)"):
+    _train(_student(f"{tiny_run['model_dir']},{teachers[1]}"), tmp_path,
+           tiny_run["data_dir"])
+  with pytest.raises(ValueError, match=r"runtime\.jit_compile=true cannot "
+                     r"compile the row folds of cross-fitted teachers"):
+    _train(_student(",".join(teachers), "runtime.jit_compile=true"),
+           tmp_path, tiny_run["data_dir"])
   assert not (tmp_path / "model" / "steps").exists()
+
+
+def test_a_student_trains_with_an_ensemble_of_teachers(tiny_run, tmp_path):
+  """Two teachers trained on every row (the tiny run and a copy with other
+  weights): every row reads their mean tau, in training and evaluation."""
+  other = _copy_with(tiny_run, tmp_path, model_dir_lib.CONFIG_FILE,
+                     lambda config: None, folder="other")
+  model, _, schema = model_dir_lib.load_trained(other)
+  model.set_weights([w * 0.5 for w in model.get_weights()])
+  model.save_weights(os.path.join(other, model_dir_lib.BEST_WEIGHTS))
+  config = _student(f"{tiny_run['model_dir']},{other}", "loss.tau_min=0.2",
+                    "train.steps_per_epoch=2")
+  teachers = [model_dir_lib.load_trained(d)[0]
+              for d in (tiny_run["model_dir"], other)]
+  features = schema.default_features()
+  taus = [t.instance_tau(features).numpy() for t in teachers]
+  assert np.abs(taus[0] - taus[1]).max() > 1e-4
+  _train(config, tmp_path, tiny_run["data_dir"])
+  history = read_json(tmp_path / "model" / "history.json")
+  assert np.isfinite(history["cl_loss"][0]) and history["cl_loss"][0] > 0
+  student, _, _ = model_dir_lib.load_trained(str(tmp_path / "model"))
+  teacher_lib.attach(student, config)
+  task = student.alignment_task
+  assert not task._cross_fitted and len(task._teacher) == 2
+  np.testing.assert_allclose(
+      task._teacher_tau(features, training=True).numpy(),
+      np.clip((taus[0] + taus[1]) / 2, 0.2, 1.0), rtol=1e-5)
