@@ -57,8 +57,8 @@ def main(argv):
   methods = quality_plan.select_methods(FLAGS.methods)
   base = cli.config_from_flags(FLAGS.preset, FLAGS.override)
   try:
-    plan = quality_plan.plan_runs(base, methods, FLAGS.seeds, FLAGS.output_dir,
-                             tuned=FLAGS.tuned)
+    plan = quality_plan.plan_runs(base, methods, FLAGS.seeds,
+                                  FLAGS.output_dir, tuned=FLAGS.tuned)
   except ValueError as err:
     raise app.UsageError(str(err)) from None
   if FLAGS.baseline_dir is not None:

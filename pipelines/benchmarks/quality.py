@@ -244,7 +244,8 @@ def write_outputs(output_dir: str, results: dict, runs: list[dict],
                 + tables.calibration_table(runs, present, tasks, key)
                 + "\n\n")
   curves, text = curves_lib.section(
-      functools.partial(quality_plan.run_dir, output_dir), runs, tasks, present)
+      functools.partial(quality_plan.run_dir, output_dir), runs, tasks,
+      present)
   table += text
   table += tables.markdown_table(summary, present, tables.table_metrics(tasks))
   results = {**results, "complete": final, "summary": summary,

@@ -27,7 +27,7 @@ def test_a_student_brings_its_teacher_and_reads_the_same_seeds_run(tmp_path):
   methods = quality_plan.select_methods("esmm,adaftr_esmm_gate_teacher")
   assert methods == ["esmm", teacher, "adaftr_esmm_gate_teacher"]
   assert quality_plan.select_methods(f"{teacher},adaftr_esmm_gate_teacher,"
-                                f"{teacher}") == methods[1:]
+                                     f"{teacher}") == methods[1:]
   base = experiments.get_preset("tiny")
   out = str(tmp_path / "bench")
   plan = quality_plan.plan_runs(base, methods, 2, out)
@@ -63,8 +63,8 @@ def test_a_cross_fitted_student_reads_every_folds_teacher(tmp_path):
       assert config.train.folds == 0
   with pytest.raises(ValueError, match="needs its teacher .*_fold2of3 "
                      "benchmarked before it"):
-    quality_plan.plan_runs(experiments.get_preset("tiny"), methods[:2] + methods[3:],
-                      1, out)
+    quality_plan.plan_runs(experiments.get_preset("tiny"),
+                           methods[:2] + methods[3:], 1, out)
 
 
 def test_an_ensemble_student_reads_its_teachers_runs_of_the_next_seeds(
