@@ -44,8 +44,8 @@ def plan_runs(base: Config, methods: Sequence[str], seeds: int,
   plan = []
   for method in methods:
     config = experiments.method_config(method, base, tuned=tuned)
-    teachers = experiments.get_method(method).teachers
-    ensemble = experiments.get_method(method).teacher_seeds
+    registered = experiments.get_method(method)
+    teachers, ensemble = registered.teachers, registered.teacher_seeds
     for teacher in sorted(set(teachers) - set(methods[:methods.index(method)])):
       raise ValueError(f"method {method} needs its teacher {teacher} "
                        "benchmarked before it (select_methods adds it)")

@@ -34,26 +34,27 @@ def check(config: Config, schema: F.FeatureSchema) -> None:
   if not config.needs_teacher:
     return
   directories = config.loss.teacher_dirs
-  cross_fitted = None
-  for fold, directory in enumerate(directories):
-    teacher = _check_one(directory, schema)
+  teachers = [_check_one(directory, schema) for directory in directories]
+  cross_fitted = is_cross_fitted(teachers)
+  if len(directories) == 1:
+    rule = ("a single teacher must train on every row (train.folds=0), or "
+            "list all the cross-fitted teachers")
+  elif cross_fitted:
+    rule = (f"the {len(directories)} cross-fitted teachers must be listed in "
+            "fold order, this one trained with train.folds={}, "
+            "train.holdout_fold={}")
+  else:
+    rule = ("the teachers of an ensemble must each train on every row "
+            "(train.folds=0), or list all the cross-fitted teachers in fold "
+            "order")
+  for fold, (directory, teacher) in enumerate(zip(directories, teachers)):
     found = (teacher.train.folds, teacher.train.holdout_fold)
-    if cross_fitted is None:
-      cross_fitted = bool(found[0])
     expected = (len(directories), fold) if cross_fitted else (0, None)
     if found != expected:
       raise ValueError(
           f"loss.teacher_dir: teacher {fold} ({directory}) was trained with "
           f"train.folds={found[0]}, train.holdout_fold={found[1]}; "
-          + (f"the {len(directories)} cross-fitted teachers must be listed "
-             f"in fold order, this one trained with train.folds="
-             f"{expected[0]}, train.holdout_fold={expected[1]}"
-             if len(directories) > 1 and cross_fitted else
-             "the teachers of an ensemble must each train on every row "
-             "(train.folds=0), or list all the cross-fitted teachers in fold "
-             "order" if len(directories) > 1 else
-             "a single teacher must train on every row (train.folds=0), "
-             "or list all the cross-fitted teachers"))
+          + rule.format(*expected))
   if cross_fitted and config.runtime.jit_compile:
     raise ValueError("runtime.jit_compile=true cannot compile the row folds "
                      "of cross-fitted teachers (adaftr_tf/folds.py hashes "
@@ -95,10 +96,18 @@ def attach(model, config: Config) -> None:
   No-op for any other `loss.tau_source`."""
   if not config.needs_teacher:
     return
-  teachers, cross_fitted = [], False
+  teachers, configs = [], []
   for directory in config.loss.teacher_dirs:
     teacher, saved, _ = model_dir_lib.load_trained(directory)
     teacher.trainable = False
     teachers.append(teacher)
-    cross_fitted = cross_fitted or bool(saved.train.folds)
-  model.alignment_task.set_teacher(*teachers, cross_fitted=cross_fitted)
+    configs.append(saved)
+  model.alignment_task.set_teacher(*teachers,
+                                   cross_fitted=is_cross_fitted(configs))
+
+
+def is_cross_fitted(teachers: list[Config]) -> bool:
+  """Whether several teachers' configs (in `loss.teacher_dir` order) are
+  cross-fitted, as the first one says (trained with `train.folds`); else one
+  teacher or an ensemble. `check` holds the others to it."""
+  return len(teachers) > 1 and bool(teachers[0].train.folds)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -37,3 +38,15 @@ def check(done: subprocess.CompletedProcess) -> str:
 def read_json(path):
   with open(path) as f:
     return json.load(f)
+
+
+def copy_run_with(model_dir, copy, name, edit):
+  """Copies a trained run's folder to `copy` with `edit(dict)` applied to
+  one of its JSON files (e.g. config.json); returns `copy` as a string."""
+  shutil.copytree(model_dir, copy)
+  path = os.path.join(copy, name)
+  payload = read_json(path)
+  edit(payload)
+  with open(path, "w") as f:
+    json.dump(payload, f)
+  return str(copy)

@@ -25,7 +25,6 @@ on the JSON it prints as its last line:
 
 import json
 import os
-import shutil
 import sys
 import time
 
@@ -42,6 +41,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from adaftr_tf import experiments  # noqa: E402
+from tests.helpers import jobs  # noqa: E402
 from tests.helpers.data import PAPER_READING  # noqa: E402
 from adaftr_tf import features as F  # noqa: E402
 from adaftr_tf import models  # noqa: E402
@@ -260,13 +260,8 @@ def check_teacher(data_dir, model_dir, mirrored):
   train_lib.train(_config("train.steps_per_epoch=2", "train.folds=2",
                           "train.holdout_fold=0"), folds[0], data_dir,
                   verbose=0, strategy=mirrored)
-  shutil.copytree(model_dir, folds[1])
-  config_path = os.path.join(folds[1], model_dir_lib.CONFIG_FILE)
-  with open(config_path) as f:
-    payload = json.load(f)
-  payload["train"].update(folds=2, holdout_fold=1)
-  with open(config_path, "w") as f:
-    json.dump(payload, f)
+  jobs.copy_run_with(model_dir, folds[1], model_dir_lib.CONFIG_FILE,
+                     lambda c: c["train"].update(folds=2, holdout_fold=1))
   crossfit = train_lib.train(
       _config("train.steps_per_epoch=2", "loss.tau_source=teacher",
               f"loss.teacher_dir={','.join(folds)}", "loss.tau_min=0.2"),

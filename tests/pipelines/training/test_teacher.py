@@ -2,9 +2,7 @@
 with a trained model's tau, and a teacher that cannot give one is refused
 before training, in one line."""
 
-import json
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from pipelines.training import teacher as teacher_lib
 from pipelines.training import train_lib
 from tests.helpers.data import PAPER_READING
 from tests.helpers.data import tiny_config
+from tests.helpers.jobs import copy_run_with
 from tests.helpers.jobs import read_json
 
 
@@ -31,13 +30,7 @@ def _train(config, tmp_path, data_dir):
 def _copy_with(tiny_run, tmp_path, name, edit, folder="teacher"):
   """A copy of the tiny run's model dir (in `folder`) with `edit(dict)`
   applied to one of its JSON files."""
-  copy = tmp_path / folder
-  shutil.copytree(tiny_run["model_dir"], copy)
-  path = copy / name
-  payload = json.loads(path.read_text())
-  edit(payload)
-  path.write_text(json.dumps(payload))
-  return str(copy)
+  return copy_run_with(tiny_run["model_dir"], tmp_path / folder, name, edit)
 
 
 def test_a_student_trains_with_the_teachers_tau_and_stands_alone(
