@@ -28,7 +28,11 @@ def demo_mmoe() -> Config:
 
 @preset("tiny")
 def tiny() -> Config:
-  """Seconds-long run for tests: a small synthetic log and network."""
+  """Seconds-long run for tests: a small synthetic log and network.
+
+  One step per tf.function call: tracing a multi-step loop costs a test run
+  more than its steps do (tests of `steps_per_execution` set their own).
+  """
   return Config(
       data=DataConfig(
           synthetic=SyntheticConfig(num_train=4096, num_valid=1024,
@@ -41,7 +45,7 @@ def tiny() -> Config:
                         tower_units=(16, 8), projection_dim=8,
                         projection_hidden=8, relatedness_units=(8,)),
       train=TrainConfig(batch_size=128, eval_batch_size=512, epochs=1,
-                        learning_rate=0.01, steps_per_execution=4))
+                        learning_rate=0.01, steps_per_execution=1))
 
 
 @preset("bench")
