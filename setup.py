@@ -30,6 +30,7 @@ CONSOLE_SCRIPTS = {
     "adaftr-sweep": "pipelines.sweep",
     "adaftr-benchmark-quality": "pipelines.benchmark_quality",
     "adaftr-benchmark-speed": "pipelines.benchmark_speed",
+    "adaftr-teacher-leakage": "pipelines.teacher_leakage",
     "adaftr-export": "export.export_savedmodel",
     "adaftr-check": "export.check",
     "adaftr-score": "export.score",

@@ -47,6 +47,39 @@ def auc(labels, scores) -> float:
                (n_pos * n_neg))
 
 
+def quantile_strata(values, bins: int) -> np.ndarray:
+  """`[n]` int stratum in [0, bins) of each value: its quantile bin."""
+  values = np.asarray(values, dtype=np.float64).reshape(-1)
+  edges = np.quantile(values, np.linspace(0.0, 1.0, bins + 1))
+  return np.clip(np.searchsorted(edges, values, side="right") - 1, 0,
+                 bins - 1)
+
+
+def stratified_auc(labels, scores, strata) -> float:
+  """The AUC within each stratum, averaged with weights = the stratum's rows;
+  strata with one class only are left out (NaN if every one is).
+
+  Args:
+    labels: `[n]` 0/1.
+    scores: `[n]` scores.
+    strata: `[n]` any hashable stratum ids (e.g. `quantile_strata`).
+  """
+  labels = np.asarray(labels, dtype=np.float64).reshape(-1)
+  scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+  strata = np.asarray(strata).reshape(-1)
+  if not labels.shape == scores.shape == strata.shape:
+    raise ValueError(f"labels {labels.shape}, scores {scores.shape} and "
+                     f"strata {strata.shape} differ")
+  values, weights = [], []
+  for stratum in np.unique(strata):
+    rows = strata == stratum
+    value = auc(labels[rows], scores[rows])
+    if not np.isnan(value):
+      values.append(value)
+      weights.append(int(rows.sum()))
+  return float(np.average(values, weights=weights)) if values else float("nan")
+
+
 def log_loss(labels, probs) -> float:
   """Mean binary cross-entropy of probabilities `[n]` (clipped to [eps, 1-eps])."""
   labels = np.asarray(labels, dtype=np.float64).reshape(-1)

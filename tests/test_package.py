@@ -35,7 +35,8 @@ def test_import_first_sets_legacy_keras():
 ENTRYPOINTS = ("pipelines.train", "pipelines.demo", "pipelines.convert",
                "pipelines.data_service",
                "pipelines.benchmark_quality", "pipelines.benchmark_speed",
-               "pipelines.sweep", "export.export_savedmodel", "export.check",
+               "pipelines.sweep", "pipelines.teacher_leakage",
+               "export.export_savedmodel", "export.check",
                "export.score")
 
 

@@ -33,7 +33,13 @@ def check(config: Config, schema: F.FeatureSchema) -> None:
   `loss.tau_source`."""
   if not config.needs_teacher:
     return
-  directories = config.loss.teacher_dirs
+  check_dirs(config.loss.teacher_dirs, schema, config.runtime.jit_compile)
+
+
+def check_dirs(directories, schema: F.FeatureSchema,
+               jit_compile: bool = False) -> tuple[list[Config], bool]:
+  """`check` of a list of teacher directories: (their configs, whether they
+  are cross-fitted); the same one-line ValueErrors."""
   teachers = [_check_one(directory, schema) for directory in directories]
   cross_fitted = is_cross_fitted(teachers)
   if len(directories) == 1:
@@ -55,10 +61,11 @@ def check(config: Config, schema: F.FeatureSchema) -> None:
           f"loss.teacher_dir: teacher {fold} ({directory}) was trained with "
           f"train.folds={found[0]}, train.holdout_fold={found[1]}; "
           + rule.format(*expected))
-  if cross_fitted and config.runtime.jit_compile:
+  if cross_fitted and jit_compile:
     raise ValueError("runtime.jit_compile=true cannot compile the row folds "
                      "of cross-fitted teachers (adaftr_tf/folds.py hashes "
                      "the raw features): set runtime.jit_compile=false")
+  return teachers, cross_fitted
 
 
 def _check_one(directory: str, schema: F.FeatureSchema) -> Config:

@@ -72,6 +72,30 @@ def test_auc_shape_mismatch():
 
 # ---------------------------------------------------------------- log loss
 
+def test_stratified_auc_is_the_row_weighted_mean_of_per_stratum_aucs():
+  labels = [1, 0, 0, 1, 0, 1, 1, 0, 0]
+  scores = [0.9, 0.1, 0.5, 0.2, 0.8, 0.7, 0.6, 0.3, 0.3]
+  strata = ["a", "a", "a", "b", "b", "b", "b", "c", "c"]  # c: one class
+  # a: the positive 0.9 beats both negatives -> 1.0 (3 rows); b: positives
+  # 0.2, 0.7, 0.6 against the negative 0.8 -> 0 of 3 (4 rows).
+  assert M.stratified_auc(labels, scores, strata) == pytest.approx(
+      (3 * 1.0 + 4 * 0.0) / 7)
+  assert M.stratified_auc(labels, scores, [0] * 9) == pytest.approx(
+      brute_force_auc(labels, scores))
+  assert math.isnan(M.stratified_auc([1, 0], [0.3, 0.2], [0, 1]))
+  with pytest.raises(ValueError, match="strata"):
+    M.stratified_auc(labels, scores, strata[:-1])
+
+
+def test_quantile_strata_are_equal_mass_bins_in_order():
+  values = np.random.default_rng(0).random(1000)
+  strata = M.quantile_strata(values, 4)
+  assert sorted(np.bincount(strata)) == [250] * 4
+  order = np.argsort(values)
+  assert np.all(np.diff(strata[order]) >= 0)   # monotone in the value
+  assert M.quantile_strata(values, 1).max() == 0
+
+
 def test_log_loss_matches_formula():
   labels = np.array([1, 0, 1, 0, 1])
   probs = np.array([0.9, 0.2, 0.4, 0.6, 0.99])
