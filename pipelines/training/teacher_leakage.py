@@ -115,10 +115,12 @@ def measure(data_dir: str, teacher_dirs: Sequence[str], bins: int = 20,
 
   Raises:
     ValueError: one line, as `teacher.check` (no trained model, no tau of
-      its own, another schema, folds out of order); `bins` < 1.
+      its own, another schema, folds out of order); no teacher; `bins` < 1.
   """
   if bins < 1:
     raise ValueError(f"bins must be >= 1, got {bins}")
+  if not teacher_dirs:
+    raise ValueError("no teacher directory given")
   schema = F.FeatureSchema.load(data_dir)
   configs, cross_fitted = teacher_lib.check_dirs(list(teacher_dirs), schema)
   models = [model_dir_lib.load_trained(d)[0] for d in teacher_dirs]

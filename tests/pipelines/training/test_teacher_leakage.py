@@ -4,6 +4,7 @@ validation rows, against a direct computation on the tiny data."""
 
 import json
 import os
+import shutil
 
 from absl import app
 import numpy as np
@@ -14,6 +15,7 @@ from adaftr_tf import folds as folds_lib
 from adaftr_tf import metrics as M
 from pipelines import teacher_leakage as entrypoint
 from pipelines.data import reader
+from pipelines.data import synthetic
 from pipelines.training import model_dir as model_dir_lib
 from pipelines.training import teacher_leakage
 from tests.helpers.flags import run_main
@@ -69,6 +71,23 @@ def test_one_teachers_auc_on_training_and_validation_rows(tiny_run):
   assert result["leakage"] == pytest.approx(
       expected["train"] - expected["valid"], abs=1e-9)
   assert result["teacher_leakage"] == [pytest.approx(result["leakage"])]
+
+
+def test_without_the_planted_relatedness_one_stratum(tiny_run, tmp_path):
+  """Data without the oracle (here: the tiny data minus synthetic.json,
+  which says the records hold it): the plain AUC of -tau, no Spearman."""
+  data_dir = tmp_path / "data"
+  shutil.copytree(tiny_run["data_dir"], data_dir)
+  os.remove(data_dir / synthetic.SYNTHETIC_FILE)
+  result = teacher_leakage.measure(str(data_dir), [tiny_run["model_dir"]])
+  assert result["strata"].startswith("none")
+  taus, label, _, _ = _clicked_rows(tiny_run["data_dir"], "valid",
+                                    [tiny_run["model_dir"]])
+  assert result["valid"]["student_auc"] == pytest.approx(
+      M.auc(label, -taus[:, 0]), abs=1e-9)
+  assert "spearman_neg_tau_vs_r" not in result["valid"]
+  with pytest.raises(ValueError, match="no teacher directory given"):
+    teacher_leakage.measure(str(data_dir), [])
 
 
 def test_cross_fitted_teachers_are_read_as_the_student_reads_them(
