@@ -73,6 +73,18 @@ def test_one_teachers_auc_on_training_and_validation_rows(tiny_run):
   assert result["teacher_leakage"] == [pytest.approx(result["leakage"])]
 
 
+def test_max_rows_reads_the_first_whole_batches(tiny_run):
+  schema = F.FeatureSchema.load(tiny_run["data_dir"])
+  first = next(iter(reader.make_dataset(tiny_run["data_dir"], "valid",
+                                        schema, 512, training=False)))
+  result = teacher_leakage.measure(tiny_run["data_dir"],
+                                   [tiny_run["model_dir"]], BINS,
+                                   max_rows=300, batch_size=256)
+  assert result["valid"]["rows"] == int(first[1][F.CLICK].numpy().sum())
+  assert result["valid"]["rows"] < teacher_leakage.measure(
+      tiny_run["data_dir"], [tiny_run["model_dir"]], BINS)["valid"]["rows"]
+
+
 def test_without_the_planted_relatedness_one_stratum(tiny_run, tmp_path):
   """Data without the oracle (here: the tiny data minus synthetic.json,
   which says the records hold it): the plain AUC of -tau, no Spearman."""
@@ -146,5 +158,9 @@ def test_the_entrypoint_prints_and_writes_the_report(tiny_run, tmp_path,
   with pytest.raises(app.UsageError, match=r"--bins must be >= 1, got 0"):
     run_main(entrypoint, [f"--teacher_dir={tiny_run['model_dir']}",
                           f"--data_dir={tiny_run['data_dir']}", "--bins=0"])
+  with pytest.raises(app.UsageError, match=r"--max_rows must be >= 0"):
+    run_main(entrypoint, [f"--teacher_dir={tiny_run['model_dir']}",
+                          f"--data_dir={tiny_run['data_dir']}",
+                          "--max_rows=-1"])
   with pytest.raises(app.UsageError, match=r"--teacher_dir is required"):
     run_main(entrypoint, [f"--data_dir={tiny_run['data_dir']}"])
