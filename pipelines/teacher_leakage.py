@@ -40,7 +40,8 @@ def main(argv):
     raise app.UsageError(f"--bins must be >= 1, got {FLAGS.bins}")
   if FLAGS.max_rows < 0:
     raise app.UsageError(f"--max_rows must be >= 0, got {FLAGS.max_rows}")
-  from pipelines.training import teacher_leakage  # heavy imports after flags
+  import tensorflow as tf  # heavy imports after the flags
+  from pipelines.training import teacher_leakage
   directories = [d for d in FLAGS.teacher_dir.split(",") if d]
   try:
     result = teacher_leakage.measure(FLAGS.data_dir, directories, FLAGS.bins,
@@ -49,7 +50,7 @@ def main(argv):
     raise app.UsageError(str(err)) from None
   print(teacher_leakage.format_report(result))
   if FLAGS.output:
-    with open(FLAGS.output, "w") as f:
+    with tf.io.gfile.GFile(FLAGS.output, "w") as f:
       json.dump(result, f, indent=1)
 
 

@@ -1,24 +1,20 @@
-"""Tests of pipelines/training/teacher_leakage.py and its entrypoint: the AUC
+"""Tests of pipelines/training/teacher_leakage.py: the AUC
 of a teacher's tau for the second label, within strata of r, on training and
 validation rows, against a direct computation on the tiny data."""
 
-import json
 import os
 import shutil
 
-from absl import app
 import numpy as np
 import pytest
 
 from adaftr_tf import features as F
 from adaftr_tf import folds as folds_lib
 from adaftr_tf import metrics as M
-from pipelines import teacher_leakage as entrypoint
 from pipelines.data import reader
 from pipelines.data import synthetic
 from pipelines.training import model_dir as model_dir_lib
 from pipelines.training import teacher_leakage
-from tests.helpers.flags import run_main
 from tests.helpers.jobs import copy_run_with
 
 BINS = 4
@@ -138,29 +134,3 @@ def test_cross_fitted_teachers_are_read_as_the_student_reads_them(
       [train["held_out_auc"][k] - valid_each[k] for k in (0, 1)]), abs=1e-9)
   assert result["teacher_leakage"] == pytest.approx(
       [train["in_sample_auc"][k] - valid_each[k] for k in (0, 1)], abs=1e-9)
-
-
-def test_the_entrypoint_prints_and_writes_the_report(tiny_run, tmp_path,
-                                                     capsys):
-  out = tmp_path / "leakage.json"
-  run_main(entrypoint, [f"--teacher_dir={tiny_run['model_dir']}",
-                        f"--data_dir={tiny_run['data_dir']}", "--bins=3",
-                        f"--output={out}"])
-  printed = capsys.readouterr().out
-  written = json.loads(out.read_text())
-  assert written["teachers"] == [tiny_run["model_dir"]]
-  assert "3 quantile bins" in written["strata"]
-  assert f"student's tau {written['leakage']:+.4f}" in printed
-  assert f"the student's tau {written['valid']['student_auc']:.4f}" in printed
-  with pytest.raises(app.UsageError, match=r"nowhere holds no trained model"):
-    run_main(entrypoint, [f"--teacher_dir={tmp_path / 'nowhere'}",
-                          f"--data_dir={tiny_run['data_dir']}"])
-  with pytest.raises(app.UsageError, match=r"--bins must be >= 1, got 0"):
-    run_main(entrypoint, [f"--teacher_dir={tiny_run['model_dir']}",
-                          f"--data_dir={tiny_run['data_dir']}", "--bins=0"])
-  with pytest.raises(app.UsageError, match=r"--max_rows must be >= 0"):
-    run_main(entrypoint, [f"--teacher_dir={tiny_run['model_dir']}",
-                          f"--data_dir={tiny_run['data_dir']}",
-                          "--max_rows=-1"])
-  with pytest.raises(app.UsageError, match=r"--teacher_dir is required"):
-    run_main(entrypoint, [f"--data_dir={tiny_run['data_dir']}"])
