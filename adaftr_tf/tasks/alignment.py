@@ -19,6 +19,20 @@ from adaftr_tf.tasks import transfer_gate
 from adaftr_tf.tasks.contrastive import ContrastiveTask
 
 
+def rows_teacher_tau(taus: tf.Tensor, features, *, cross_fitted: bool,
+                     training) -> tf.Tensor:
+  """The tau `[batch]` each row reads from K teachers' taus `[batch, K]`:
+  one teacher's; with cross-fitted teachers in training, that of the row's
+  fold (adaftr_tf/folds.py: the teacher that never trained on it); else
+  (evaluation, an ensemble) their mean."""
+  if taus.shape[1] == 1:
+    return taus[:, 0]
+  if training and cross_fitted:
+    fold = folds_lib.row_fold(features, taus.shape[1])
+    return tf.gather(taus, fold, axis=1, batch_dims=1)
+  return tf.reduce_mean(taus, axis=1)
+
+
 class AlignmentTask(tf_keras.layers.Layer):
   """`weight * InfoNCE(g(h_ctr), g'(h_cvr); tau_i)` per impression.
 
@@ -216,13 +230,8 @@ class AlignmentTask(tf_keras.layers.Layer):
       raise ValueError("loss.tau_source=teacher needs the batch's features")
     taus = tf.stack([tf.reshape(t(features), [-1]) for t in self._teacher],
                     axis=1)   # [batch, K]
-    if len(self._teacher) == 1:
-      tau = taus[:, 0]
-    elif training and self._cross_fitted:
-      fold = folds_lib.row_fold(features, len(self._teacher))
-      tau = tf.gather(taus, fold, axis=1, batch_dims=1)
-    else:
-      tau = tf.reduce_mean(taus, axis=1)
+    tau = rows_teacher_tau(taus, features, cross_fitted=self._cross_fitted,
+                           training=training)
     return tf.clip_by_value(tf.stop_gradient(tau), *self.tau_bounds)
 
   def _ctr_side(self, h_ctr):

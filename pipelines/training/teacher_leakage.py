@@ -31,6 +31,7 @@ import tensorflow as tf
 from adaftr_tf import features as F
 from adaftr_tf import folds as folds_lib
 from adaftr_tf import metrics as M
+from adaftr_tf.tasks import alignment
 from pipelines.data import datadir
 from pipelines.data import reader
 from pipelines.training import model_dir as model_dir_lib
@@ -43,22 +44,25 @@ def _read(data_dir: str, split: str, schema: F.FeatureSchema,
           teachers: Sequence[Callable], folds: int, with_oracle: bool,
           max_rows: int, batch_size: int) -> dict[str, np.ndarray]:
   """Every row of `split` (if `max_rows` > 0, of its first whole batches
-  holding at least `max_rows` rows) where the second
-  label is observed: `taus` `[n, K]`, `label` `[n]`, `fold` `[n]` (0 unless
+  holding at least `max_rows` rows) where the second label is observed:
+  `taus` `[n, K]`, `student` `[n]` (the tau a student reads there,
+  `alignment.rows_teacher_tau`), `label` `[n]`, `fold` `[n]` (0 unless
   `folds`), `r` `[n]` (with the oracle)."""
   dataset = reader.make_dataset(data_dir, split, schema, batch_size,
                                 training=False, with_oracle=with_oracle,
                                 drop_remainder=False)
   funnel = schema.label_relation == F.FUNNEL
-  parts = {"taus": [], "label": [], "fold": [], "r": []}
+  parts = {"taus": [], "student": [], "label": [], "fold": [], "r": []}
   seen = 0
   for element in dataset:
     features, labels = element[0], element[1]
     observed = (labels[F.CLICK].numpy() > 0.5 if funnel
                 else np.ones(labels[F.CLICK].shape[0], bool))
-    parts["taus"].append(np.stack(
-        [np.reshape(t(features).numpy(), [-1]) for t in teachers],
-        axis=1)[observed])
+    taus = tf.stack([tf.reshape(t(features), [-1]) for t in teachers], axis=1)
+    parts["taus"].append(taus.numpy()[observed])
+    parts["student"].append(alignment.rows_teacher_tau(
+        taus, features, cross_fitted=bool(folds),
+        training=split == "train").numpy()[observed])
     parts["label"].append(labels[F.CONVERSION].numpy()[observed])
     parts["fold"].append(
         folds_lib.row_fold(features, folds).numpy()[observed] if folds
@@ -71,33 +75,26 @@ def _read(data_dir: str, split: str, schema: F.FeatureSchema,
   return {k: np.concatenate(v) for k, v in parts.items() if v}
 
 
-def _score(rows: dict[str, np.ndarray], tau: np.ndarray, strata) -> float:
-  return M.stratified_auc(rows["label"], -tau, strata)
-
-
 def _split_report(rows: dict[str, np.ndarray], split: str,
                   cross_fitted: bool, bins: int) -> dict:
   """The split's scores (see the module docstring)."""
-  taus, fold = rows["taus"], rows["fold"]
+  taus, fold, label = rows["taus"], rows["fold"], rows["label"]
   strata = (M.quantile_strata(rows["r"], bins) if "r" in rows
             else np.zeros(len(fold), np.int32))
+
+  def score(tau, keep=slice(None)):
+    return M.stratified_auc(label[keep], -tau[keep], strata[keep])
+
+  report = {"rows": int(len(fold)), "positives": int(label.sum()),
+            "student_auc": score(rows["student"]),
+            "teacher_auc": [score(taus[:, k]) for k in range(taus.shape[1])]}
   if cross_fitted and split == "train":
-    student_tau = np.take_along_axis(taus, fold[:, None], axis=1)[:, 0]
-  else:
-    student_tau = taus.mean(axis=1)
-  report = {"rows": int(len(fold)), "positives": int(rows["label"].sum()),
-            "student_auc": _score(rows, student_tau, strata),
-            "teacher_auc": [_score(rows, taus[:, k], strata)
-                            for k in range(taus.shape[1])]}
-  if cross_fitted and split == "train":
-    for name, keep in (("held_out_auc", np.equal), ("in_sample_auc",
-                                                    np.not_equal)):
-      report[name] = [
-          _score({"label": rows["label"][keep(fold, k)]},
-                 taus[keep(fold, k), k], strata[keep(fold, k)])
-          for k in range(taus.shape[1])]
+    report["held_out_auc"] = [score(taus[:, k], fold == k)
+                              for k in range(taus.shape[1])]
+    report["in_sample_auc"] = [score(taus[:, k], fold != k)
+                               for k in range(taus.shape[1])]
   if "r" in rows:
-    report["spearman_neg_tau_vs_r"] = M.spearman(-student_tau, rows["r"])
+    report["spearman_neg_tau_vs_r"] = M.spearman(-rows["student"], rows["r"])
   return report
 
 
