@@ -13,11 +13,12 @@ Spec fields besides the phase's usual ones: "entries": [{"name": str,
 "overrides": [...], "prototypes": [...]}, ...] (the first is the baseline),
 "rounds": int.
 
-An entry with `loss.teacher_dir=plan.UNTRAINED_TEACHER` reads its tau from
-the registry's gate teacher of the config's backbone
-(`adaftr_B_gate_teacher`'s teacher), written with its initial weights into
-a temporary model dir and attached as training attaches a trained one: the
-cost of its forward pass does not depend on its weights.
+An entry whose `loss.teacher_dir` is a key of `plan.UNTRAINED_TEACHERS`
+reads its tau from the teachers of the registry's student
+`adaftr_B_<student>` on the config's backbone B (the gate teacher; the two
+cross-fitted fold teachers), written with their initial weights into a
+temporary directory and attached as training attaches trained ones: the
+cost of a forward pass does not depend on the weights.
 """
 
 from __future__ import annotations
@@ -40,36 +41,43 @@ from pipelines.benchmarks.speed import plan as plan_lib
 from pipelines.training import model_dir as model_dir_lib
 
 
-def write_untrained_teacher(config: Config, schema, directory: str) -> None:
-  """Writes into `directory` a model dir (config, schema, best weights) of
-  the registry's gate teacher on `config`'s backbone, initial weights."""
+def write_untrained_teachers(config: Config, schema, directory: str) -> str:
+  """Writes under `directory` one model dir (config, schema, best weights,
+  initial) per teacher of the registry's student that `config`'s
+  `loss.teacher_dir` names (plan.UNTRAINED_TEACHERS) on `config`'s backbone;
+  returns the `loss.teacher_dir` value that lists them in fold order."""
   backbones = {layer: name for name, layer in relatedness.BACKBONES.items()}
   if config.model.backbone not in backbones:
-    raise ValueError(f"{plan_lib.UNTRAINED_TEACHER}: no gate teacher is "
+    raise ValueError(f"{config.loss.teacher_dir}: no gate teacher is "
                      f"registered for model.backbone={config.model.backbone} "
                      f"(valid: {sorted(backbones)})")
   student = experiments.get_method(
-      f"adaftr_{backbones[config.model.backbone]}_gate_teacher")
+      f"adaftr_{backbones[config.model.backbone]}_"
+      f"{plan_lib.UNTRAINED_TEACHERS[config.loss.teacher_dir]}")
   base = overrides.apply(config, ["loss.tau_source=network",
                                   "loss.teacher_dir="])
-  [name] = student.teachers
-  teacher = experiments.method_config(name, base, tuned=False)
-  model = models.build_model(teacher, schema)
-  model(schema.default_features(), training=False)   # creates the variables
-  model.save_weights(os.path.join(directory, model_dir_lib.BEST_WEIGHTS))
-  with tf.io.gfile.GFile(
-      os.path.join(directory, model_dir_lib.CONFIG_FILE), "w") as f:
-    f.write(teacher.to_json())
-  schema.save(directory)
+  written = []
+  for fold, name in enumerate(student.teachers):
+    teacher = experiments.method_config(name, base, tuned=False)
+    model = models.build_model(teacher, schema)
+    model(schema.default_features(), training=False)   # creates the variables
+    teacher_dir = os.path.join(directory, f"teacher{fold}")
+    model.save_weights(os.path.join(teacher_dir, model_dir_lib.BEST_WEIGHTS))
+    with tf.io.gfile.GFile(
+        os.path.join(teacher_dir, model_dir_lib.CONFIG_FILE), "w") as f:
+      f.write(teacher.to_json())
+    schema.save(teacher_dir)
+    written.append(teacher_dir)
+  return ",".join(written)
 
 
 def _entry_step(spec, base, schema, entry):
   """The entry's traced reference step and its batch cycle."""
   config = overrides.apply(base, entry.get("overrides", ()))
   with tempfile.TemporaryDirectory(prefix="teacher_") as teacher_dir:
-    if config.loss.teacher_dir == plan_lib.UNTRAINED_TEACHER:
-      write_untrained_teacher(config, schema, teacher_dir)
-      config = overrides.apply(config, [f"loss.teacher_dir={teacher_dir}"])
+    if config.loss.teacher_dir in plan_lib.UNTRAINED_TEACHERS:
+      written = write_untrained_teachers(config, schema, teacher_dir)
+      config = overrides.apply(config, [f"loss.teacher_dir={written}"])
     step, batches = phases.reference_step(   # attaches the teacher
         config.validate(), schema, spec["data_dir"],
         spec.get("reference_batches", 4), entry.get("prototypes", ()),

@@ -37,12 +37,18 @@ from adaftr_tf.experiments.methods import PAPER_READING
 ADAFTR = ["model.name=adaftr"] + [f"loss.{key}={value}"
                                   for key, value in PAPER_READING.items()]
 NO_CL = ["model.name=multitask"]
-# The paired row writes an untrained teacher (the registry's gate teacher of
-# the config's backbone) where an entry names this teacher_dir: its forward
-# pass costs what a trained one's does (pipelines/benchmarks/speed/paired.py).
+# The paired row writes untrained teachers where an entry names one of these
+# teacher_dirs: the teachers of the registry's student `adaftr_B_<student>`
+# on the config's backbone B, with initial weights (their forward passes
+# cost what trained ones' do; pipelines/benchmarks/speed/paired.py).
 UNTRAINED_TEACHER = "untrained-gate-teacher"
+UNTRAINED_CROSSFIT_TEACHERS = "untrained-gate-teacher-crossfit-2"
+UNTRAINED_TEACHERS = {UNTRAINED_TEACHER: "gate_teacher",
+                      UNTRAINED_CROSSFIT_TEACHERS: "gate_teacher_crossfit_2"}
 GATE_TEACHER = ["loss.tau_source=teacher",
                 f"loss.teacher_dir={UNTRAINED_TEACHER}"]
+GATE_TEACHER_CROSSFIT = ["loss.tau_source=teacher",
+                         f"loss.teacher_dir={UNTRAINED_CROSSFIT_TEACHERS}"]
 BF16 = ["runtime.mixed_precision=mixed_bfloat16"]
 # The record layouts (pipelines/data/layout.py) the input rows read, and
 # how the table names them.
@@ -75,6 +81,10 @@ PAIRED = {
     "gate_teacher": (GATE_TEACHER, []),
     "gate_teacher_random_one": (GATE_TEACHER + ["loss.negatives=random_one"],
                                 []),
+    # Cross-fitted: two fold teachers, each row reads its fold's teacher.
+    "gate_teacher_crossfit_2": (GATE_TEACHER_CROSSFIT, []),
+    "gate_teacher_crossfit_2_random_one": (
+        GATE_TEACHER_CROSSFIT + ["loss.negatives=random_one"], []),
     "meta_gradient": (["loss.relatedness_signal=meta_gradient"], []),
     "meta_gradient_every_8": (["loss.relatedness_signal=meta_gradient",
                                "loss.meta_gradient_every=8"], []),
