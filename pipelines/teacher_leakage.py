@@ -41,8 +41,10 @@ def main(argv):
   if FLAGS.max_rows < 0:
     raise app.UsageError(f"--max_rows must be >= 0, got {FLAGS.max_rows}")
   import tensorflow as tf  # heavy imports after the flags
+  from adaftr_tf.config import LossConfig
   from pipelines.training import teacher_leakage
-  directories = [d for d in FLAGS.teacher_dir.split(",") if d]
+  # The list as `loss.teacher_dir` reads it (one parser of the comma list).
+  directories = list(LossConfig(teacher_dir=FLAGS.teacher_dir).teacher_dirs)
   try:
     result = teacher_leakage.measure(FLAGS.data_dir, directories, FLAGS.bins,
                                      FLAGS.max_rows)
