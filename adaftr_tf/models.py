@@ -142,17 +142,18 @@ class CtrCvrModel(tfrs.models.Model):
                                                  training=training))
     return outputs
 
-  def instance_tau(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+  def instance_tau(self, features: Mapping[str, tf.Tensor],
+                   min_field_share: float = 0.0) -> tf.Tensor:
     """`call`'s inference tau `[batch]` (a teacher's, tasks/alignment.py)
-    computing only what f reads: the embeddings unless it reads the towers."""
+    computing only what f reads (`min_field_share`: its `embeddings_tau`)."""
     task = self.alignment_task
     if task is None or task.tau_source != "network":
       raise ValueError("instance_tau needs model.name=adaftr with "
                        "loss.tau_source=network")
-    if task.alignment.reads_towers:
+    if task.alignment.reads_towers and not min_field_share:
       return self(features, training=False)[F.TAU]
     x, _ = self._embed(features)
-    return task.inference_outputs(x, {}, training=False)[F.TAU]
+    return task.embeddings_tau(x, self.embedding.num_fields, min_field_share)
 
   def _task_losses(self, features, labels, training, measure: bool,
                    losses=None):

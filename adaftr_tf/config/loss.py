@@ -60,6 +60,10 @@ class LossConfig:
       teacher that left its fold out (adaftr_tf/folds.py), evaluation the
       teachers' mean tau. An ensemble: K directories of teachers trained
       on every row (e.g. K seeds); every row reads their mean tau.
+    teacher_field_share: with `tau_source=teacher` and a linear teacher
+      (`model.relatedness_units=()`), read each teacher's gate through the
+      fields carrying at least this share of its logit's variance in the
+      batch, in [0, 1); 0 reads every field (tasks/teacher_fields.py).
   """
 
   contrastive_weight: float = 0.1
@@ -84,6 +88,7 @@ class LossConfig:
   oracle_noise: float = 0.5
   gate_quantile: float = 0.05
   teacher_dir: str = ""
+  teacher_field_share: float = 0.0
 
   @property
   def teacher_dirs(self) -> tuple[str, ...]:
@@ -115,6 +120,13 @@ class LossConfig:
           "model directory)" if self.tau_source == "teacher" else
           f"loss.teacher_dir={self.teacher_dir!r} is read only with "
           f"loss.tau_source=teacher (got {self.tau_source})")
+    if not 0.0 <= self.teacher_field_share < 1.0:
+      raise ConfigError(f"loss.teacher_field_share={self.teacher_field_share}"
+                        " must lie in [0, 1)")
+    if self.teacher_field_share and self.tau_source != "teacher":
+      raise ConfigError(f"loss.teacher_field_share="
+                        f"{self.teacher_field_share} is read only with "
+                        f"loss.tau_source=teacher (got {self.tau_source})")
     if not 0.0 <= self.alignment_start < 1.0:
       raise ConfigError(f"loss.alignment_start={self.alignment_start} must "
                         "lie in [0, 1) (a fraction of the training steps)")

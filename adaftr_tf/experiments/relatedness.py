@@ -39,6 +39,11 @@
   trained without the rows of fold k (train.folds, adaftr_tf/folds.py), so
   no training row's tau comes from a teacher that learned from its label;
   `..._crossfit_<K>_random_negative` the same with one random negative.
+  `adaftr_B_gate_teacher_pruned` (and `..._crossfit_2_pruned`): the gate
+  teacher read through the fields carrying at least PRUNED_FIELD_SHARE of
+  its logit's variance in the batch (loss.teacher_field_share,
+  adaftr_tf/tasks/teacher_fields.py): the small weights the linear gate
+  learns on fields outside r are consistent per instance, and dropped.
   Each is
   paired with B in the benchmark and starts from B's tuned knobs, so the pair
   differs by the alignment alone.
@@ -83,6 +88,9 @@ GATE_QUANTILES = (STEEP_QUANTILE, 0.4)
 GATE_FIRST = 0.2
 CROSS_FIT_FOLDS = (2, 3)
 ENSEMBLE_SEEDS = 3
+# A field share between the linear gate teachers' parts outside r (at most
+# 0.012-0.027 each on bench_large's training rows) and inside (0.04-0.29).
+PRUNED_FIELD_SHARE = 0.03
 FORMS = {"one_way": {"one_way": True}, "asymmetric": {"symmetric": False},
          "random_negative": {"negatives": "random_one"},
          "lambda_0.03": {"contrastive_weight": 0.03},
@@ -182,6 +190,10 @@ for _base in BACKBONES:
          tuned_as=_base, baseline=_base, teachers=[_teacher])(
              _adaftr_on(_base, tau_source="teacher",
                         **FORMS["random_negative"]))
+  method(f"adaftr_{_base}_gate_teacher_pruned", "adaftr", tuned_as=_base,
+         baseline=_base, teachers=[_teacher])(
+             _adaftr_on(_base, tau_source="teacher",
+                        teacher_field_share=PRUNED_FIELD_SHARE))
   method(f"adaftr_{_base}_gate_teacher_ensemble_{ENSEMBLE_SEEDS}", "adaftr",
          tuned_as=_base, baseline=_base, teachers=[_teacher],
          teacher_seeds=ENSEMBLE_SEEDS)(_adaftr_on(_base, tau_source="teacher"))
@@ -198,6 +210,10 @@ for _base in BACKBONES:
            "adaftr", tuned_as=_base, baseline=_base, teachers=_fold_teachers)(
                _adaftr_on(_base, tau_source="teacher",
                           **FORMS["random_negative"]))
+    method(f"adaftr_{_base}_gate_teacher_crossfit_{_folds}_pruned", "adaftr",
+           tuned_as=_base, baseline=_base, teachers=_fold_teachers)(
+               _adaftr_on(_base, tau_source="teacher",
+                          teacher_field_share=PRUNED_FIELD_SHARE))
   for _noise in NOISE_LEVELS:
     method(f"adaftr_{_base}_noisy_oracle_{_noise}", "adaftr", tuned_as=_base,
            baseline=_base)(_adaftr_on(_base, tau_source="noisy_oracle",

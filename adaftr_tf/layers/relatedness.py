@@ -116,6 +116,19 @@ class RelatednessNetwork(tf_keras.layers.Layer):
     h = self._mlp(x, training=training) if self._mlp is not None else x
     return tf.cast(tf.squeeze(self._head(h), axis=-1), tf.float32)
 
+  def linear_weights(self):
+    """(kernel `[in, 1]`, bias `[1]`) of a linear f (instance mode with
+    `units == ()`): f(x) = x @ kernel + bias.
+
+    Raises:
+      ValueError: for f with hidden layers, a global or a fixed tau.
+    """
+    if self.mode != "instance" or self._mlp is not None:
+      raise ValueError("linear_weights needs a linear relatedness network "
+                       f"(mode 'instance', units ()), got mode {self.mode!r}, "
+                       f"units {self.units}")
+    return self._head.kernel, self._head.bias
+
   def call(self, x, training=None):
     if self.mode == "fixed":
       return tf.fill(tf.shape(x)[:1], tf.constant(self._tau, tf.float32))

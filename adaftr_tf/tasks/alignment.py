@@ -15,6 +15,7 @@ from adaftr_tf.layers.alignment import TaskAlignment
 from adaftr_tf.losses import relatedness_regression_loss
 from adaftr_tf.tasks import controls
 from adaftr_tf.tasks import meta_gradient
+from adaftr_tf.tasks import teacher_fields
 from adaftr_tf.tasks import transfer_gate
 from adaftr_tf.tasks.contrastive import ContrastiveTask
 
@@ -203,18 +204,22 @@ class AlignmentTask(tf_keras.layers.Layer):
     return regression + self._info_nce(u, v, tau, step), {F.TAU: tau}
 
   def set_teacher(self, *teachers: tf_keras.Model,
-                  cross_fitted: bool = False) -> None:
+                  cross_fitted: bool = False,
+                  min_field_share: float = 0.0) -> None:
     """Attaches the model(s) whose tau `tau_source=teacher` reads (their
     `instance_tau`: the embeddings and relatedness network alone when f
     reads the embeddings); several: an ensemble (every row reads their
     mean), or with `cross_fitted` teachers in fold order, the k-th trained
-    without the rows of fold k. Each is held through a
+    without the rows of fold k. `min_field_share` > 0 reads each (linear)
+    teacher through the fields that carry its relatedness
+    (tasks/teacher_fields.py). Each is held through a
     `functools.partial`, which Keras does not track: their variables are in
     no checkpoint, variable list or export of this model."""
     if not teachers:
       raise ValueError("set_teacher needs at least one teacher model")
-    self._teacher = tuple(functools.partial(t.instance_tau)
-                          for t in teachers)
+    self._teacher = tuple(
+        functools.partial(t.instance_tau, min_field_share=min_field_share)
+        for t in teachers)
     self._cross_fitted = cross_fitted and len(teachers) > 1
 
   def _teacher_tau(self, features, training=None):
@@ -280,6 +285,22 @@ class AlignmentTask(tf_keras.layers.Layer):
     scale = -self.regression_weight * self.weight
     return scale * meta_gradient.surrogate(value, gradient, tau[half:]) * (
         tf.ones_like(tau))
+
+  def embeddings_tau(self, embeddings: tf.Tensor, num_fields: int,
+                     min_share: float = 0.0) -> tf.Tensor:
+    """Inference tau `[batch]` of f on the field embeddings `[batch, F*D]`;
+    `min_share` > 0: a linear f read through the fields whose share of its
+    variance in the batch is at least `min_share` (tasks/teacher_fields.py)."""
+    if self.tau_source != "network" or self.alignment.reads_towers:
+      raise ValueError("embeddings_tau needs loss.tau_source=network and "
+                       "loss.relatedness_input=embeddings")
+    if not min_share:
+      return self.inference_outputs(embeddings, {}, training=False)[F.TAU]
+    relatedness = self.alignment.relatedness
+    kernel, bias = relatedness.linear_weights()
+    logit = teacher_fields.pruned_logit(embeddings, kernel, bias, num_fields,
+                                        min_share)
+    return self._network_tau(relatedness.tau_from_logit(logit), logit)
 
   def inference_outputs(self, embeddings, outputs, training=None):
     """{"tau": `[batch]`} without the projections ({} for a control source,

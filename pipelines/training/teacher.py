@@ -33,7 +33,18 @@ def check(config: Config, schema: F.FeatureSchema) -> None:
   `loss.tau_source`."""
   if not config.needs_teacher:
     return
-  check_dirs(config.loss.teacher_dirs, schema, config.runtime.jit_compile)
+  teachers, _ = check_dirs(config.loss.teacher_dirs, schema,
+                           config.runtime.jit_compile)
+  share = config.loss.teacher_field_share
+  for directory, teacher in zip(config.loss.teacher_dirs, teachers):
+    if share and (teacher.model.relatedness_units
+                  or teacher.loss.relatedness_input != "embeddings"):
+      raise ValueError(
+          f"loss.teacher_field_share={share} reads a linear teacher on the "
+          f"embeddings; loss.teacher_dir={directory} has "
+          f"model.relatedness_units={list(teacher.model.relatedness_units)}, "
+          f"loss.relatedness_input={teacher.loss.relatedness_input} (needs "
+          "model.relatedness_units=() and loss.relatedness_input=embeddings)")
 
 
 def check_dirs(directories, schema: F.FeatureSchema,
@@ -109,8 +120,9 @@ def attach(model, config: Config) -> None:
     teacher.trainable = False
     teachers.append(teacher)
     configs.append(saved)
-  model.alignment_task.set_teacher(*teachers,
-                                   cross_fitted=is_cross_fitted(configs))
+  model.alignment_task.set_teacher(
+      *teachers, cross_fitted=is_cross_fitted(configs),
+      min_field_share=config.loss.teacher_field_share)
 
 
 def is_cross_fitted(teachers: list[Config]) -> bool:

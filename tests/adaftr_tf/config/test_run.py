@@ -64,6 +64,11 @@ def test_every_section_validates_itself(section, expected):
     (["loss.gate_quantile=0.5"], r"loss\.gate_quantile=0\.5 must lie in "
      r"\[0, 0\.5\)"),
     (["loss.gate_quantile=-0.1"], r"loss\.gate_quantile=-0\.1 must lie in "),
+    (["loss.relatedness_signal=contrastive", "loss.tau_source=teacher",
+      "loss.teacher_dir=runs/gate", "loss.teacher_field_share=1.0"],
+     r"loss\.teacher_field_share=1\.0 must lie in \[0, 1\)"),
+    (["loss.teacher_field_share=0.03"], r"loss\.teacher_field_share=0\.03 is "
+     r"read only with loss\.tau_source=teacher \(got network\)"),
     (["model.embedding_l2=-1"], r"model\.embedding_l2=-1\.0 must be >= 0"),
     (["model.expert_units=()"], r"model\.expert_units=\(\) must be a non-empty"),
     (["model.tower_units=(8,0)"], r"model\.tower_units=\(8, 0\) must be"),

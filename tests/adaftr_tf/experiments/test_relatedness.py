@@ -186,6 +186,23 @@ def test_the_cheaper_gate_teacher_has_one_random_negative(base):
       experiments.method_config(name, preset))
 
 
+@pytest.mark.parametrize("student", ["gate_teacher", "gate_teacher_crossfit_2"])
+def test_a_pruned_gate_teacher_reads_the_teachers_fields_above_a_share(
+    student):
+  """`adaftr_B_gate_teacher_pruned`, `..._crossfit_2_pruned`: their
+  students with loss.teacher_field_share set, the same teachers."""
+  preset = experiments.get_preset("relatedness")
+  plain = experiments.get_method(f"adaftr_esmm_{student}")
+  pruned = experiments.get_method(f"adaftr_esmm_{student}_pruned")
+  assert (pruned.baseline, pruned.teachers) == ("esmm", plain.teachers)
+  config = experiments.method_config(pruned.name, preset)
+  assert config.loss.teacher_field_share == relatedness.PRUNED_FIELD_SHARE > 0
+  assert overrides.apply(config, ["loss.teacher_field_share=0"]) == (
+      experiments.method_config(plain.name, preset))
+  teacher = experiments.method_config(plain.teachers[0], preset)
+  assert teacher.model.relatedness_units == ()   # a linear gate
+
+
 def test_an_ensemble_gate_teacher_reads_its_teacher_over_several_seeds():
   preset = experiments.get_preset("relatedness")
   gate = experiments.get_method("adaftr_esmm_gate_teacher")

@@ -68,6 +68,26 @@ def test_relatedness_logit_matches_tau():
                              rtol=1e-6)
 
 
+def test_linear_weights_are_the_linear_networks_kernel_and_bias():
+  layer = RelatednessNetwork((), 0.05, 1.0, seed=3)
+  x = inputs()
+  logit = layer.relatedness_logit(x).numpy()
+  kernel, bias = layer.linear_weights()
+  assert kernel.shape == (x.shape[1], 1) and bias.shape == (1,)
+  np.testing.assert_allclose(logit, (x.numpy() @ kernel.numpy())[:, 0]
+                             + bias.numpy()[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("units, mode", [((8,), "instance"), ((), "global")])
+def test_linear_weights_need_a_linear_instance_network(units, mode):
+  layer = RelatednessNetwork(units, 0.05, 1.0, mode=mode)
+  layer(inputs())
+  with pytest.raises(ValueError, match=r"linear_weights needs a linear "
+                     r"relatedness network \(mode 'instance', units \(\)\), "
+                     rf"got mode '{mode}'"):
+    layer.linear_weights()
+
+
 def test_tau_decreases_as_predicted_agreement_increases():
   network = RelatednessNetwork((4,), tau_min=0.05, tau_max=1.0)
   logits = tf.constant(np.linspace(-8, 8, 33), tf.float32)

@@ -6,8 +6,11 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from adaftr_tf import features as F
+from adaftr_tf.tasks import transfer_gate
+from pipelines.data import reader
 from pipelines.training import model_dir as model_dir_lib
 from pipelines.training import teacher as teacher_lib
 from pipelines.training import train_lib
@@ -163,3 +166,48 @@ def test_a_student_trains_with_an_ensemble_of_teachers(tiny_run, tmp_path):
   np.testing.assert_allclose(
       task._teacher_tau(features, training=True).numpy(),
       np.clip((taus[0] + taus[1]) / 2, 0.2, 1.0), rtol=1e-5)
+
+
+def test_a_pruned_teacher_is_read_through_its_fields_above_the_share(
+    tiny_run, tmp_path):
+  """loss.teacher_field_share: a linear gate teacher (trained a few steps)
+  is read through the fields carrying at least that share of its logit's
+  variance in the batch (values against numpy on a batch of real rows); a
+  teacher with hidden layers is refused before training, in one line."""
+  with pytest.raises(ValueError, match=r"loss\.teacher_field_share=0\.5 reads "
+                     r"a linear teacher on the embeddings; loss\.teacher_dir="
+                     r".* has model\.relatedness_units=\[.+\], .*needs "
+                     r"model\.relatedness_units=\(\)"):
+    _train(_student(tiny_run["model_dir"], "loss.teacher_field_share=0.5"),
+           tmp_path, tiny_run["data_dir"])
+  assert not (tmp_path / "model" / "steps").exists()
+  linear = str(tmp_path / "linear")
+  train_lib.train(tiny_config("model.relatedness_units=()",
+                              "loss.gate_quantile=0.25",
+                              "train.steps_per_epoch=4", "train.epochs=1"),
+                  linear, tiny_run["data_dir"], verbose=0, log=lambda _: None)
+  teacher, saved, schema = model_dir_lib.load_trained(linear)
+  features, _ = next(iter(reader.make_dataset(
+      tiny_run["data_dir"], "valid", schema, 64, training=False)))
+  x = teacher._embed(features)[0].numpy()
+  kernel, bias = teacher.alignment_task.alignment.relatedness.linear_weights()
+  fields = len(schema.categorical) + len(schema.numerical)
+  parts = (x.reshape(len(x), fields, -1)
+           * kernel.numpy().reshape(fields, -1)).sum(-1)
+  shares = parts.var(0) / parts.var(0).sum()
+  share = float(np.sort(shares)[-3:-1].mean())   # keeps the top two fields
+  keep = shares >= share
+  assert keep.sum() == 2
+  config = _student(linear, f"loss.teacher_field_share={share}",
+                    "train.steps_per_epoch=2")
+  _train(config, tmp_path, tiny_run["data_dir"])
+  student, _, _ = model_dir_lib.load_trained(str(tmp_path / "model"))
+  teacher_lib.attach(student, config)
+  logit = parts[:, keep].sum(1) + bias.numpy()[0]
+  expected = transfer_gate.gate_tau(
+      tf.nn.softplus(tf.constant(logit, tf.float32)), saved.loss.tau_min,
+      saved.loss.tau_max, saved.loss.gate_quantile).numpy()
+  tau = student.alignment_task._teacher_tau(features, training=True).numpy()
+  np.testing.assert_allclose(tau, np.clip(expected, config.loss.tau_min,
+                                          config.loss.tau_max), atol=1e-5)
+  assert np.abs(tau - teacher.instance_tau(features).numpy()).max() > 1e-3
