@@ -31,6 +31,7 @@ CONSOLE_SCRIPTS = {
     "adaftr-benchmark-quality": "pipelines.benchmark_quality",
     "adaftr-benchmark-speed": "pipelines.benchmark_speed",
     "adaftr-teacher-leakage": "pipelines.teacher_leakage",
+    "adaftr-teacher-fields": "pipelines.teacher_fields",
     "adaftr-export": "export.export_savedmodel",
     "adaftr-check": "export.check",
     "adaftr-score": "export.score",

@@ -82,3 +82,19 @@ def tiny_run(tmp_path_factory):
   return {"config": config, "model_dir": str(root / "model"),
           "data_dir": result["data_dir"], "schema": result["schema"],
           "model": result["model"], "valid": result["valid"]}
+
+
+@pytest.fixture(scope="session")
+def tiny_linear_teacher(tiny_run, tmp_path_factory):
+  """A linear gate teacher (model.relatedness_units=(), the transfer gate
+  with the steeper map) trained a few steps on the tiny run's data: the
+  model directory of what `loss.teacher_field_share` reads."""
+  from pipelines.training import train_lib
+  from tests.helpers.data import tiny_config
+  model_dir = str(tmp_path_factory.mktemp("linear_teacher") / "model")
+  train_lib.train(tiny_config("model.relatedness_units=()",
+                              "loss.gate_quantile=0.25",
+                              "train.steps_per_epoch=4", "train.epochs=1"),
+                  model_dir, tiny_run["data_dir"], verbose=0,
+                  log=lambda _: None)
+  return model_dir

@@ -19,7 +19,7 @@ ENTRYPOINTS = {"pipelines.train", "pipelines.demo", "pipelines.convert",
                "pipelines.data_service",
                "pipelines.sweep", "pipelines.benchmark_quality",
                "pipelines.benchmark_speed", "pipelines.teacher_leakage",
-               "pipelines.cli",
+               "pipelines.teacher_fields", "pipelines.cli",
                "export.export_savedmodel", "export.check", "export.score"}
 # Layer of each package prefix (longest match); an import must not reach up.
 LAYERS = {"adaftr_tf": 0, "pipelines.data": 1, "pipelines.training": 2,

@@ -36,6 +36,7 @@ ENTRYPOINTS = ("pipelines.train", "pipelines.demo", "pipelines.convert",
                "pipelines.data_service",
                "pipelines.benchmark_quality", "pipelines.benchmark_speed",
                "pipelines.sweep", "pipelines.teacher_leakage",
+               "pipelines.teacher_fields",
                "export.export_savedmodel", "export.check",
                "export.score")
 

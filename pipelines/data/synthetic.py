@@ -264,6 +264,16 @@ def relatedness_fields(config: SyntheticConfig) -> tuple[str, ...]:
           + tuple(schema.numerical[j].name for j in world.r_fields))
 
 
+def stored_config(data_dir: str) -> SyntheticConfig | None:
+  """The config a synthetic dataset in `data_dir` was generated with (its
+  `synthetic.json`), or None for a data directory of other data."""
+  meta_path = os.path.join(data_dir, SYNTHETIC_FILE)
+  if not tf.io.gfile.exists(meta_path):
+    return None
+  with tf.io.gfile.GFile(meta_path) as f:
+    return SyntheticConfig(**json.load(f)["config"])
+
+
 def split_rows(config: SyntheticConfig, split: str) -> int:
   """Configured row count of `split`."""
   counts = dict(zip(F.SPLITS, (config.num_train, config.num_valid,

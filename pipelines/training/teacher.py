@@ -35,16 +35,24 @@ def check(config: Config, schema: F.FeatureSchema) -> None:
     return
   teachers, _ = check_dirs(config.loss.teacher_dirs, schema,
                            config.runtime.jit_compile)
-  share = config.loss.teacher_field_share
-  for directory, teacher in zip(config.loss.teacher_dirs, teachers):
-    if share and (teacher.model.relatedness_units
-                  or teacher.loss.relatedness_input != "embeddings"):
-      raise ValueError(
-          f"loss.teacher_field_share={share} reads a linear teacher on the "
-          f"embeddings; loss.teacher_dir={directory} has "
-          f"model.relatedness_units={list(teacher.model.relatedness_units)}, "
-          f"loss.relatedness_input={teacher.loss.relatedness_input} (needs "
-          "model.relatedness_units=() and loss.relatedness_input=embeddings)")
+  if config.loss.teacher_field_share:
+    for directory, teacher in zip(config.loss.teacher_dirs, teachers):
+      check_linear(directory, teacher,
+                   f"loss.teacher_field_share={config.loss.teacher_field_share}")
+
+
+def check_linear(directory: str, teacher: Config, reader: str) -> None:
+  """Raises a one-line ValueError, naming `reader` (what reads it), unless
+  the teacher's relatedness network is linear on the field embeddings (its
+  per-field parts: adaftr_tf/tasks/teacher_fields.py)."""
+  if teacher.model.relatedness_units or (
+      teacher.loss.relatedness_input != "embeddings"):
+    raise ValueError(
+        f"{reader} reads a linear teacher on the embeddings; "
+        f"loss.teacher_dir={directory} has model.relatedness_units="
+        f"{list(teacher.model.relatedness_units)}, loss.relatedness_input="
+        f"{teacher.loss.relatedness_input} (needs model.relatedness_units=() "
+        "and loss.relatedness_input=embeddings)")
 
 
 def check_dirs(directories, schema: F.FeatureSchema,

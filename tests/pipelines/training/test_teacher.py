@@ -169,8 +169,8 @@ def test_a_student_trains_with_an_ensemble_of_teachers(tiny_run, tmp_path):
 
 
 def test_a_pruned_teacher_is_read_through_its_fields_above_the_share(
-    tiny_run, tmp_path):
-  """loss.teacher_field_share: a linear gate teacher (trained a few steps)
+    tiny_run, tiny_linear_teacher, tmp_path):
+  """loss.teacher_field_share: a linear gate teacher (`tiny_linear_teacher`)
   is read through the fields carrying at least that share of its logit's
   variance in the batch (values against numpy on a batch of real rows); a
   teacher with hidden layers is refused before training, in one line."""
@@ -181,11 +181,7 @@ def test_a_pruned_teacher_is_read_through_its_fields_above_the_share(
     _train(_student(tiny_run["model_dir"], "loss.teacher_field_share=0.5"),
            tmp_path, tiny_run["data_dir"])
   assert not (tmp_path / "model" / "steps").exists()
-  linear = str(tmp_path / "linear")
-  train_lib.train(tiny_config("model.relatedness_units=()",
-                              "loss.gate_quantile=0.25",
-                              "train.steps_per_epoch=4", "train.epochs=1"),
-                  linear, tiny_run["data_dir"], verbose=0, log=lambda _: None)
+  linear = tiny_linear_teacher
   teacher, saved, schema = model_dir_lib.load_trained(linear)
   features, _ = next(iter(reader.make_dataset(
       tiny_run["data_dir"], "valid", schema, 64, training=False)))
