@@ -59,7 +59,7 @@ def check_dirs(directories, schema: F.FeatureSchema,
                jit_compile: bool = False) -> tuple[list[Config], bool]:
   """`check` of a list of teacher directories: (their configs, whether they
   are cross-fitted); the same one-line ValueErrors."""
-  teachers = [_check_one(directory, schema) for directory in directories]
+  teachers = [check_dir(directory, schema) for directory in directories]
   cross_fitted = is_cross_fitted(teachers)
   if len(directories) == 1:
     rule = ("a single teacher must train on every row (train.folds=0), or "
@@ -87,8 +87,9 @@ def check_dirs(directories, schema: F.FeatureSchema,
   return teachers, cross_fitted
 
 
-def _check_one(directory: str, schema: F.FeatureSchema) -> Config:
-  """The config of one teacher directory, checked (see `check`)."""
+def check_dir(directory: str, schema: F.FeatureSchema) -> Config:
+  """The config of one teacher directory, checked (see `check`) as a model
+  with a tau of its own (whatever rows it trained on)."""
   weights = os.path.join(directory, model_dir_lib.BEST_WEIGHTS)
   if not tf.io.gfile.exists(weights + ".index"):
     raise ValueError(f"loss.teacher_dir={directory} holds no trained model "

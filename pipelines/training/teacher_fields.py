@@ -48,14 +48,15 @@ def measure(data_dir: str, teacher_dir: str, share: float,
   `all_fields` and `kept_fields` (validation split).
 
   Raises:
-    ValueError: one line, as `teacher.check` (no trained model, no tau of
-      its own, another schema) or a teacher that is not linear on the
-      embeddings; `share` outside [0, 1).
+    ValueError: one line, as `teacher.check_dir` (no trained model, no tau
+      of its own, another schema) or a teacher that is not linear on the
+      embeddings; `share` outside [0, 1). A teacher trained without a fold
+      (`train.folds`) is reported like any other.
   """
   if not 0.0 <= share < 1.0:
     raise ValueError(f"share must lie in [0, 1), got {share}")
   schema = F.FeatureSchema.load(data_dir)
-  (config,), _ = teacher_lib.check_dirs([teacher_dir], schema)
+  config = teacher_lib.check_dir(teacher_dir, schema)   # any rows: a fold's too
   teacher_lib.check_linear(teacher_dir, config, "the field report")
   model = model_dir_lib.load_trained(teacher_dir)[0]
   kernel, _ = model.alignment_task.alignment.relatedness.linear_weights()

@@ -11,6 +11,7 @@ from pipelines.data import reader
 from pipelines.data import synthetic
 from pipelines.training import model_dir as model_dir_lib
 from pipelines.training import teacher_fields
+from tests.helpers.jobs import copy_run_with
 
 
 def _rows(data_dir, split, schema, batch_size, with_oracle=False):
@@ -60,9 +61,15 @@ def test_the_report_gives_each_fields_share_and_what_pruning_keeps(
   assert f"kept fields {spearman['kept_fields']:.4f}" in report
 
 
-def test_share_zero_keeps_every_field(tiny_run, tiny_linear_teacher):
-  result = teacher_fields.measure(tiny_run["data_dir"], tiny_linear_teacher,
-                                  0.0, max_rows=256)
+def test_share_zero_keeps_every_field_and_a_fold_teacher_is_reported(
+    tiny_run, tiny_linear_teacher, tmp_path):
+  """A cross-fitted fold teacher (here a copy marked as trained without fold
+  1 of 2) is reported alone like any teacher."""
+  fold = copy_run_with(tiny_linear_teacher, tmp_path / "fold1of2",
+                       model_dir_lib.CONFIG_FILE,
+                       lambda c: c["train"].update(folds=2, holdout_fold=1))
+  result = teacher_fields.measure(tiny_run["data_dir"], fold, 0.0,
+                                  max_rows=256)
   assert all(f["kept_fraction"] == 1.0 for f in result["fields"])
   assert sum(f["mean_share"] for f in result["fields"]) == pytest.approx(
       1.0, abs=1e-5)
