@@ -10,6 +10,7 @@
   `error: ...` naming the problem and the valid choices, and exit with
   status 2, without a traceback.
 * `config_from_flags`: the validated config of `--preset` and `--override`.
+* `report`: a measuring job's report, printed and written as JSON.
 
 This module imports absl alone (export.score runs in a TensorFlow-only
 process).
@@ -58,6 +59,24 @@ def _parse_flags(argv):
     return FLAGS(argv)
   except flags.Error as err:
     _usage_error(str(err))
+
+
+def report(measure: Callable[[], dict], format_report: Callable[[dict], str],
+           output: str | None) -> dict:
+  """Runs `measure` (its ValueError or FileNotFoundError a usage error),
+  prints `format_report` of its result and, with `output`, writes the
+  result there as JSON (tf.io.gfile: any filesystem TensorFlow reads)."""
+  import json
+  import tensorflow as tf  # only a measuring job's process needs it
+  try:
+    result = measure()
+  except (ValueError, FileNotFoundError) as err:
+    raise app.UsageError(str(err)) from None
+  print(format_report(result))
+  if output:
+    with tf.io.gfile.GFile(output, "w") as f:
+      json.dump(result, f, indent=1)
+  return result
 
 
 def _usage_error(message: str) -> None:

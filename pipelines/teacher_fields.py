@@ -13,7 +13,6 @@ every field and with the kept ones (pipelines/training/teacher_fields.py);
 --output also writes it as JSON.
 """
 
-import json
 import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
@@ -41,17 +40,10 @@ def main(argv):
     raise app.UsageError(f"--max_rows must be >= 0, got {FLAGS.max_rows}")
   if not 0.0 <= FLAGS.share < 1.0:
     raise app.UsageError(f"--share must lie in [0, 1), got {FLAGS.share}")
-  import tensorflow as tf  # heavy imports after the flags
-  from pipelines.training import teacher_fields
-  try:
-    result = teacher_fields.measure(FLAGS.data_dir, FLAGS.teacher_dir,
-                                    FLAGS.share, FLAGS.max_rows)
-  except (ValueError, FileNotFoundError) as err:
-    raise app.UsageError(str(err)) from None
-  print(teacher_fields.format_report(result))
-  if FLAGS.output:
-    with tf.io.gfile.GFile(FLAGS.output, "w") as f:
-      json.dump(result, f, indent=1)
+  from pipelines.training import teacher_fields  # heavy, after the flags
+  cli.report(lambda: teacher_fields.measure(FLAGS.data_dir, FLAGS.teacher_dir,
+                                            FLAGS.share, FLAGS.max_rows),
+             teacher_fields.format_report, FLAGS.output)
 
 
 def run():

@@ -11,7 +11,6 @@ validation split, and their difference, the leakage
 (pipelines/training/teacher_leakage.py); --output also writes it as JSON.
 """
 
-import json
 import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
@@ -40,20 +39,13 @@ def main(argv):
     raise app.UsageError(f"--bins must be >= 1, got {FLAGS.bins}")
   if FLAGS.max_rows < 0:
     raise app.UsageError(f"--max_rows must be >= 0, got {FLAGS.max_rows}")
-  import tensorflow as tf  # heavy imports after the flags
-  from adaftr_tf.config import LossConfig
+  from adaftr_tf.config import LossConfig  # heavy imports after the flags
   from pipelines.training import teacher_leakage
   # The list as `loss.teacher_dir` reads it (one parser of the comma list).
   directories = list(LossConfig(teacher_dir=FLAGS.teacher_dir).teacher_dirs)
-  try:
-    result = teacher_leakage.measure(FLAGS.data_dir, directories, FLAGS.bins,
-                                     FLAGS.max_rows)
-  except (ValueError, FileNotFoundError) as err:
-    raise app.UsageError(str(err)) from None
-  print(teacher_leakage.format_report(result))
-  if FLAGS.output:
-    with tf.io.gfile.GFile(FLAGS.output, "w") as f:
-      json.dump(result, f, indent=1)
+  cli.report(lambda: teacher_leakage.measure(
+      FLAGS.data_dir, directories, FLAGS.bins, FLAGS.max_rows),
+             teacher_leakage.format_report, FLAGS.output)
 
 
 def run():

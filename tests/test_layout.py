@@ -19,8 +19,6 @@ TOP_LEVEL = {"test_package.py", "test_architecture.py", "test_layout.py"}
 
 # Modules without a test module of their own: where they are tested instead.
 EXEMPT = {
-    # Entrypoint helpers: the usage errors of every entrypoint and begin_job.
-    "pipelines/cli.py": "tests/test_package.py",
     # The fit loop of every training job: tests/pipelines/training/
     # test_train_lib.py (artifacts, faults), test_resume.py (kill and
     # resume), test_cluster.py (sharding report, parameter servers).
