@@ -39,7 +39,8 @@
   trained without the rows of fold k (train.folds, adaftr_tf/folds.py), so
   no training row's tau comes from a teacher that learned from its label;
   `..._crossfit_<K>_random_negative` the same with one random negative.
-  `adaftr_B_gate_teacher_pruned` (and `..._crossfit_2_pruned`): the gate
+  `adaftr_B_gate_teacher_pruned` (and `..._crossfit_K_pruned`,
+  `..._pruned_random_negative` with one random negative): the gate
   teacher read through the fields carrying at least PRUNED_FIELD_SHARE of
   its logit's variance in the batch (loss.teacher_field_share,
   adaftr_tf/tasks/teacher_fields.py): the small weights the linear gate
@@ -190,10 +191,12 @@ for _base in BACKBONES:
          tuned_as=_base, baseline=_base, teachers=[_teacher])(
              _adaftr_on(_base, tau_source="teacher",
                         **FORMS["random_negative"]))
-  method(f"adaftr_{_base}_gate_teacher_pruned", "adaftr", tuned_as=_base,
-         baseline=_base, teachers=[_teacher])(
-             _adaftr_on(_base, tau_source="teacher",
-                        teacher_field_share=PRUNED_FIELD_SHARE))
+  for _suffix, _form in (("", {}), ("_random_negative",
+                                   FORMS["random_negative"])):
+    method(f"adaftr_{_base}_gate_teacher_pruned{_suffix}", "adaftr",
+           tuned_as=_base, baseline=_base, teachers=[_teacher])(
+               _adaftr_on(_base, tau_source="teacher",
+                          teacher_field_share=PRUNED_FIELD_SHARE, **_form))
   method(f"adaftr_{_base}_gate_teacher_ensemble_{ENSEMBLE_SEEDS}", "adaftr",
          tuned_as=_base, baseline=_base, teachers=[_teacher],
          teacher_seeds=ENSEMBLE_SEEDS)(_adaftr_on(_base, tau_source="teacher"))

@@ -201,6 +201,11 @@ def test_a_pruned_gate_teacher_reads_the_teachers_fields_above_a_share(
       experiments.method_config(plain.name, preset))
   teacher = experiments.method_config(plain.teachers[0], preset)
   assert teacher.model.relatedness_units == ()   # a linear gate
+  if student == "gate_teacher":   # the cheaper step: one random negative
+    cheaper = experiments.get_method(f"{pruned.name}_random_negative")
+    assert cheaper.teachers == plain.teachers
+    assert overrides.apply(experiments.method_config(cheaper.name, preset), [
+        "loss.negatives=in_batch"]) == config
 
 
 def test_an_ensemble_gate_teacher_reads_its_teacher_over_several_seeds():
