@@ -267,11 +267,25 @@ def relatedness_fields(config: SyntheticConfig) -> tuple[str, ...]:
 def stored_config(data_dir: str) -> SyntheticConfig | None:
   """The config a synthetic dataset in `data_dir` was generated with (its
   `synthetic.json`), or None for a data directory of other data."""
+  stored = _stored_config_dict(data_dir)
+  return None if stored is None else SyntheticConfig(**stored)
+
+
+def _stored_config_dict(data_dir: str) -> dict | None:
+  """The `config` of `data_dir`'s `synthetic.json` (None without one).
+
+  Raises:
+    ValueError: naming the file, if it is not valid JSON with a config.
+  """
   meta_path = os.path.join(data_dir, SYNTHETIC_FILE)
   if not tf.io.gfile.exists(meta_path):
     return None
   with tf.io.gfile.GFile(meta_path) as f:
-    return SyntheticConfig(**json.load(f)["config"])
+    try:
+      return json.load(f).get("config")
+    except (json.JSONDecodeError, AttributeError) as err:
+      raise ValueError(f"{meta_path} is not a valid {SYNTHETIC_FILE}: "
+                       f"{err}") from err
 
 
 def split_rows(config: SyntheticConfig, split: str) -> int:
@@ -426,15 +440,8 @@ def ensure_synthetic_dataset(config: SyntheticConfig, data_dir: str,
       different config (the differing fields are named), or holds anything
       that is not a synthetic dataset.
   """
-  meta_path = os.path.join(data_dir, SYNTHETIC_FILE)
-  if tf.io.gfile.exists(meta_path):
-    with tf.io.gfile.GFile(meta_path) as f:
-      try:
-        stored = json.load(f).get("config")
-      except (json.JSONDecodeError, AttributeError) as err:
-        raise ValueError(f"{meta_path} is not a valid {SYNTHETIC_FILE}: "
-                         f"{err}") from err
-    diff = _config_diff(stored, config)
+  if tf.io.gfile.exists(os.path.join(data_dir, SYNTHETIC_FILE)):
+    diff = _config_diff(_stored_config_dict(data_dir), config)
     if diff:
       raise ValueError(
           f"{data_dir} holds a synthetic dataset generated with a different "
