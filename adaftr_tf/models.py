@@ -144,8 +144,8 @@ class CtrCvrModel(tfrs.models.Model):
 
   def instance_tau(self, features: Mapping[str, tf.Tensor],
                    min_field_share: float = 0.0) -> tf.Tensor:
-    """`call`'s inference tau `[batch]` (a teacher's, tasks/alignment.py)
-    computing only what f reads (`min_field_share`: its `embeddings_tau`)."""
+    """`call`'s tau `[batch]` (a teacher's) from what f reads only;
+    `min_field_share` > 0 overrides the model's own field share."""
     task = self.alignment_task
     if task is None or task.tau_source != "network":
       raise ValueError("instance_tau needs model.name=adaftr with "
@@ -153,7 +153,7 @@ class CtrCvrModel(tfrs.models.Model):
     if task.alignment.reads_towers and not min_field_share:
       return self(features, training=False)[F.TAU]
     x, _ = self._embed(features)
-    return task.embeddings_tau(x, self.embedding.num_fields, min_field_share)
+    return task.embeddings_tau(x, min_field_share or None)
 
   def _task_losses(self, features, labels, training, measure: bool,
                    losses=None):
@@ -253,16 +253,16 @@ def build_objectives(config: Config, objective: objective_lib.Objective = (
         relatedness_stop_gradient=l.relatedness_stop_gradient, seed=seed,
         name="alignment")
     contrastive = ContrastiveTask(
-        symmetric=l.symmetric, negatives=l.negatives,
-        cross_replica=config.runtime.cross_replica_negatives, seed=seed,
-        name="contrastive")
+        symmetric=l.symmetric, negatives=l.negatives, seed=seed,
+        cross_replica=config.runtime.cross_replica_negatives, name="contrastive")
     objectives.append(AlignmentTask(
         alignment, contrastive, l.contrastive_weight, l.relatedness_signal,
         l.relatedness_loss_weight, tau_source=l.tau_source,
         tau_field=l.tau_field, seed=seed, one_way=l.one_way,
         oracle_noise=l.oracle_noise, funnel=objective.kind == F.FUNNEL,
         meta_every=l.meta_gradient_every, start=l.alignment_start,
-        gate_quantile=l.gate_quantile, name="alignment_task"))
+        gate_quantile=l.gate_quantile, field_dim=m.embedding_dim,
+        field_share=l.gate_field_share, name="alignment_task"))
   return objectives
 
 

@@ -64,6 +64,12 @@ class LossConfig:
       (`model.relatedness_units=()`), read each teacher's gate through the
       fields carrying at least this share of its logit's variance in the
       batch, in [0, 1); 0 reads every field (tasks/teacher_fields.py).
+    gate_field_share: the same reading of this run's own linear transfer
+      gate (`relatedness_signal=transfer_gate`,
+      `model.relatedness_units=()`): tau, in training and serving, reads the
+      fields carrying at least this share of the gate's logit's variance in
+      the batch; the gate's probe still trains on every field. 0: every
+      field.
   """
 
   contrastive_weight: float = 0.1
@@ -89,6 +95,7 @@ class LossConfig:
   gate_quantile: float = 0.05
   teacher_dir: str = ""
   teacher_field_share: float = 0.0
+  gate_field_share: float = 0.0
 
   @property
   def teacher_dirs(self) -> tuple[str, ...]:
@@ -120,9 +127,14 @@ class LossConfig:
           "model directory)" if self.tau_source == "teacher" else
           f"loss.teacher_dir={self.teacher_dir!r} is read only with "
           f"loss.tau_source=teacher (got {self.tau_source})")
-    if not 0.0 <= self.teacher_field_share < 1.0:
-      raise ConfigError(f"loss.teacher_field_share={self.teacher_field_share}"
-                        " must lie in [0, 1)")
+    for name in ("teacher_field_share", "gate_field_share"):
+      if not 0.0 <= getattr(self, name) < 1.0:
+        raise ConfigError(f"loss.{name}={getattr(self, name)} must lie in "
+                          "[0, 1)")
+    if self.gate_field_share and self.relatedness_signal != "transfer_gate":
+      raise ConfigError(f"loss.gate_field_share={self.gate_field_share} is "
+                        "read only with loss.relatedness_signal="
+                        f"transfer_gate (got {self.relatedness_signal})")
     if self.teacher_field_share and self.tau_source != "teacher":
       raise ConfigError(f"loss.teacher_field_share="
                         f"{self.teacher_field_share} is read only with "

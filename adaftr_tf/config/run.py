@@ -67,6 +67,11 @@ class Config:
           "and read every row (synchronous workers would need coordinated "
           "reads of one job); use the default or mirrored strategy, or no "
           "data.service")
+    if self.loss.gate_field_share and self.model.relatedness_units:
+      raise ConfigError(
+          f"loss.gate_field_share={self.loss.gate_field_share} reads a linear "
+          "transfer gate: set model.relatedness_units=() (got "
+          f"{tuple(self.model.relatedness_units)})")
     if self.uses_alignment and self.train.batch_size < 2:
       raise ConfigError(f"train.batch_size={self.train.batch_size}: in-batch "
                         "negatives need a batch of at least 2")

@@ -25,7 +25,11 @@
   `adaftr_B_transfer_gate_linear_quantile_0.25` the linear network with that
   map, and `adaftr_B_transfer_gate_quantile_0.25_gate_first` that map with
   the InfoNCE term off for the first GATE_FIRST of the training steps (with
-  train.epochs=5, the gate learns for one epoch before four aligned ones).
+  train.epochs=5, the gate learns for one epoch before four aligned ones);
+  `..._linear_quantile_0.25_pruned` that linear gate's tau read, in the
+  same run, through the fields carrying at least PRUNED_FIELD_SHARE of its
+  logit's variance in the batch (loss.gate_field_share; one run, no
+  teacher).
   `adaftr_B_gate_teacher`: the oracle's form with tau from the same seed's
   trained `adaftr_B_transfer_gate_linear_quantile_0.25` run, frozen
   (loss.tau_source=teacher; the benchmark trains the teacher first): a
@@ -180,6 +184,10 @@ for _base in BACKBONES:
   method(f"adaftr_{_base}_transfer_gate_linear_quantile_{STEEP_QUANTILE}",
          "adaftr", tuned_as=_base, baseline=_base)(
              _linear_gate_on(_base, gate_quantile=STEEP_QUANTILE))
+  method(f"adaftr_{_base}_transfer_gate_linear_quantile_{STEEP_QUANTILE}"
+         "_pruned", "adaftr", tuned_as=_base, baseline=_base)(
+             _linear_gate_on(_base, gate_quantile=STEEP_QUANTILE,
+                             gate_field_share=PRUNED_FIELD_SHARE))
   method(f"adaftr_{_base}_transfer_gate_quantile_{STEEP_QUANTILE}_gate_first",
          "adaftr", tuned_as=_base, baseline=_base)(_default_gate_on(
              _base, gate_quantile=STEEP_QUANTILE, alignment_start=GATE_FIRST))

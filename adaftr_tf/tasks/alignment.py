@@ -80,6 +80,11 @@ class AlignmentTask(tf_keras.layers.Layer):
       loss trains from the first step).
     gate_quantile: the transfer gate's tau maps its slopes linearly between
       their `gate_quantile` and `1 - gate_quantile` batch quantiles.
+    field_dim: D, the width of each field's embedding in `embeddings`
+      (`[batch, F*D]`, field-major); needed by `field_share`.
+    field_share: > 0: a linear f's tau reads only the fields carrying at
+      least this share of its logit's variance in the batch
+      (tasks/teacher_fields.py; f itself still trains on every field).
 
   Call:
     embeddings: `[batch, e]` the flattened instance embeddings.
@@ -102,6 +107,7 @@ class AlignmentTask(tf_keras.layers.Layer):
                one_way: bool = False, oracle_noise: float = 0.5,
                funnel: bool = True, meta_every: int = 1, start: float = 0.0,
                gate_quantile: float = transfer_gate.DEFAULT_QUANTILE,
+               field_dim: int | None = None, field_share: float = 0.0,
                **kwargs):
     super().__init__(**kwargs)
     self.alignment = alignment
@@ -119,6 +125,10 @@ class AlignmentTask(tf_keras.layers.Layer):
     self.meta_every = int(meta_every)
     self.start, self.start_step = float(start), 0
     self.gate_quantile = float(gate_quantile)
+    self.field_dim, self.field_share = field_dim, float(field_share)
+    if self.field_share and not field_dim:
+      raise ValueError("field_share needs field_dim (the width of a field's "
+                       "embedding)")
     self._teacher = None   # set_teacher: partials, so never tracked
     self._cross_fitted = False
     self.needs_agreement = signal == "gradient_agreement"
@@ -156,9 +166,16 @@ class AlignmentTask(tf_keras.layers.Layer):
     relatedness = self.alignment.relatedness
     return relatedness.tau_min, relatedness.tau_max
 
-  def _network_tau(self, tau, logit):
+  def _network_tau(self, tau, logit, embeddings, min_share=None):
     """The relatedness network's tau `[batch]` (mapped from the slope under
-    transfer_gate): the one function of (tau, f) for training and inference."""
+    transfer_gate): the one function of (tau, f) for training and inference.
+    With a field share (`min_share`, default `field_share`) > 0, tau reads
+    the linear f of the embeddings `[batch, F*D]` through the fields
+    carrying at least that share of its variance in the batch."""
+    share = self.field_share if min_share is None else min_share
+    if share:
+      logit = self._pruned_logit(embeddings, share)
+      tau = self.alignment.relatedness.tau_from_logit(logit)
     if self.signal != "transfer_gate":
       return tau
     return transfer_gate.gate_tau(transfer_gate.slope(logit),
@@ -169,14 +186,14 @@ class AlignmentTask(tf_keras.layers.Layer):
     u, v, tau, logit = self.alignment(embeddings,
                                       self._ctr_side(outputs[F.H_CTR]),
                                       outputs[F.H_CVR], training=training)
-    tau = self._network_tau(tau, logit)
+    tau = self._network_tau(tau, logit, embeddings)
     if self.needs_recording:
       loss = self._info_nce(u, v, tf.stop_gradient(tau), step)
       if meta is not None:
         loss += self._every_meta_step(meta, outputs, labels, tau, step)
       return loss, {F.TAU: tf.stop_gradient(tau)}
     if self.signal == "transfer_gate":
-      g = transfer_gate.slope(logit)
+      g = transfer_gate.slope(logit)   # the probe reads every field
       self.slope_tracker.update_state(g)
       probe = self.regression_weight * transfer_gate.probe_loss(
           g, outputs[F.CTR_LOGIT], self._observed(labels),
@@ -286,21 +303,30 @@ class AlignmentTask(tf_keras.layers.Layer):
     return scale * meta_gradient.surrogate(value, gradient, tau[half:]) * (
         tf.ones_like(tau))
 
-  def embeddings_tau(self, embeddings: tf.Tensor, num_fields: int,
-                     min_share: float = 0.0) -> tf.Tensor:
+  def _pruned_logit(self, embeddings, min_share):
+    """A linear f `[batch]` of the embeddings `[batch, F*D]` read through
+    the fields carrying at least `min_share` of its variance in the batch."""
+    kernel, bias = self.alignment.relatedness.linear_weights()
+    width = embeddings.shape[-1]
+    if not self.field_dim or width is None or width % self.field_dim:
+      raise ValueError(f"embeddings of width {width} do not split into "
+                       f"fields of width {self.field_dim}")
+    return teacher_fields.pruned_logit(
+        tf.stop_gradient(embeddings), kernel, bias, width // self.field_dim,
+        min_share)
+
+  def embeddings_tau(self, embeddings: tf.Tensor,
+                     min_share: float | None = None) -> tf.Tensor:
     """Inference tau `[batch]` of f on the field embeddings `[batch, F*D]`;
     `min_share` > 0: a linear f read through the fields whose share of its
-    variance in the batch is at least `min_share` (tasks/teacher_fields.py)."""
+    variance in the batch is at least `min_share` (tasks/teacher_fields.py;
+    None: this task's own `field_share`)."""
     if self.tau_source != "network" or self.alignment.reads_towers:
       raise ValueError("embeddings_tau needs loss.tau_source=network and "
                        "loss.relatedness_input=embeddings")
-    if not min_share:
-      return self.inference_outputs(embeddings, {}, training=False)[F.TAU]
-    relatedness = self.alignment.relatedness
-    kernel, bias = relatedness.linear_weights()
-    logit = teacher_fields.pruned_logit(embeddings, kernel, bias, num_fields,
-                                        min_share)
-    return self._network_tau(relatedness.tau_from_logit(logit), logit)
+    tau, logit = self.alignment.temperature(embeddings, None, None,
+                                            training=False)
+    return self._network_tau(tau, logit, embeddings, min_share)
 
   def inference_outputs(self, embeddings, outputs, training=None):
     """{"tau": `[batch]`} without the projections ({} for a control source,
@@ -311,4 +337,4 @@ class AlignmentTask(tf_keras.layers.Layer):
     tau, logit = self.alignment.temperature(
         embeddings, outputs.get(F.H_CTR), outputs.get(F.H_CVR),
         training=training)
-    return {F.TAU: self._network_tau(tau, logit)}
+    return {F.TAU: self._network_tau(tau, logit, embeddings)}

@@ -120,10 +120,13 @@ def test_fit_gives_finite_losses_and_every_metric(name):
 
 
 @pytest.mark.slow  # 3 epochs of fit (~4 s)
-@pytest.mark.parametrize("signal", ["contrastive", "transfer_gate"])
-def test_tau_stays_within_bounds_after_training(signal):
-  config = tiny_config(*PAPER_READING, f"loss.relatedness_signal={signal}",
-                       "train.learning_rate=0.05",
+@pytest.mark.parametrize("items", [
+    ["loss.relatedness_signal=contrastive"],
+    ["loss.relatedness_signal=transfer_gate"],
+    ["loss.relatedness_signal=transfer_gate", "model.relatedness_units=()",
+     "loss.gate_field_share=0.03"]])   # the pruned gate, in fit's graph
+def test_tau_stays_within_bounds_after_training(items):
+  config = tiny_config(*PAPER_READING, *items, "train.learning_rate=0.05",
                        "loss.tau_min=0.1", "loss.tau_max=0.5",
                        "loss.contrastive_weight=5.0")
   columns, schema = synthetic_columns(config, 1024)

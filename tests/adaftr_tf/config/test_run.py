@@ -69,6 +69,13 @@ def test_every_section_validates_itself(section, expected):
      r"loss\.teacher_field_share=1\.0 must lie in \[0, 1\)"),
     (["loss.teacher_field_share=0.03"], r"loss\.teacher_field_share=0\.03 is "
      r"read only with loss\.tau_source=teacher \(got network\)"),
+    (["model.relatedness_units=()", "loss.gate_field_share=1.0"],
+     r"loss\.gate_field_share=1\.0 must lie in \[0, 1\)"),
+    (["loss.relatedness_signal=contrastive", "loss.gate_field_share=0.03"],
+     r"loss\.gate_field_share=0\.03 is read only with "
+     r"loss\.relatedness_signal=transfer_gate \(got contrastive\)"),
+    (["loss.gate_field_share=0.03"], r"loss\.gate_field_share=0\.03 reads a "
+     r"linear transfer gate: set model\.relatedness_units=\(\) \(got \(32,\)\)"),
     (["model.embedding_l2=-1"], r"model\.embedding_l2=-1\.0 must be >= 0"),
     (["model.expert_units=()"], r"model\.expert_units=\(\) must be a non-empty"),
     (["model.tower_units=(8,0)"], r"model\.tower_units=\(8, 0\) must be"),

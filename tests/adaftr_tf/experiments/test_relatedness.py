@@ -208,6 +208,20 @@ def test_a_pruned_gate_teacher_reads_the_teachers_fields_above_a_share(
         "loss.negatives=in_batch"]) == config
 
 
+def test_a_pruned_gate_in_one_run_is_the_linear_gate_with_a_field_share():
+  """`adaftr_B_transfer_gate_linear_quantile_0.25_pruned`: the linear gate
+  of the same map with loss.gate_field_share set, no teacher."""
+  preset = experiments.get_preset("relatedness")
+  for base in relatedness.BACKBONES:
+    plain = f"adaftr_{base}_transfer_gate_linear_quantile_0.25"
+    pruned = experiments.get_method(f"{plain}_pruned")
+    assert (pruned.baseline, pruned.teachers) == (base, ())
+    config = experiments.method_config(pruned.name, preset)
+    assert config.loss.gate_field_share == relatedness.PRUNED_FIELD_SHARE
+    assert overrides.apply(config, ["loss.gate_field_share=0"]) == (
+        experiments.method_config(plain, preset))
+
+
 def test_an_ensemble_gate_teacher_reads_its_teacher_over_several_seeds():
   preset = experiments.get_preset("relatedness")
   gate = experiments.get_method("adaftr_esmm_gate_teacher")

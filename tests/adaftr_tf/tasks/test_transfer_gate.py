@@ -115,6 +115,65 @@ def test_the_alignment_objective_adds_the_probe_to_infonce(quantile):
   np.testing.assert_allclose(inferred.numpy(), tau.numpy(), rtol=1e-6)
 
 
+def test_a_pruned_gate_reads_tau_through_its_fields_and_probes_all():
+  """loss.gate_field_share: tau (in training, serving and as a teacher)
+  is the gate map of the linear f's logit summed over the fields carrying
+  at least the share of its variance in the batch (numpy, on a kernel whose
+  last fields weigh 100x less); the probe reads f over every field."""
+  from adaftr_tf import models
+  from adaftr_tf.losses import info_nce
+  from tests.helpers.data import synthetic_batch
+  from tests.helpers.data import tiny_config
+  config = tiny_config("loss.relatedness_signal=transfer_gate",
+                       "model.relatedness_units=()", "loss.negatives=in_batch",
+                       "loss.symmetric=false", "loss.contrastive_weight=0.5",
+                       "loss.gate_quantile=0.25", "loss.gate_field_share=0.03")
+  (features, labels), schema = synthetic_batch(config, 128)
+  model = models.build_model(config, schema)
+  task = model.alignment_task
+  x, _ = model._embed(features)
+  outputs = model._predict(x, None, False)
+  model(features, training=False)   # builds f
+  kernel, bias = task.alignment.relatedness.linear_weights()
+  dim, fields = config.model.embedding_dim, model.embedding.num_fields
+  rng = np.random.default_rng(3)
+  weights = rng.normal(size=(fields, dim)).astype(np.float32)
+  weights[fields // 2:] *= 0.01          # these fields carry ~1e-4 each
+  kernel.assign(weights.reshape(-1, 1))
+  bias.assign([0.3])
+  xs = x.numpy().reshape(-1, fields, dim)
+  parts = (xs * weights).sum(-1)                           # [batch, F]
+  shares = parts.var(0) / parts.var(0).sum()
+  keep = shares >= 0.03
+  assert keep.sum() >= 2 and not keep[fields // 2:].any()
+  pruned = parts[:, keep].sum(1) + 0.3
+  tau = gate.gate_tau(gate.slope(tf.constant(pruned)), 0.05, 1.0, 0.25)
+  loss, extra = task(x, outputs, labels, training=False)
+  np.testing.assert_allclose(extra[F.TAU].numpy(), tau.numpy(), rtol=1e-5,
+                             atol=1e-6)
+  full = gate.slope(tf.constant(parts.sum(1) + 0.3))
+  u = task.alignment.ctr_projection(outputs[F.H_CTR])
+  v = task.alignment.cvr_projection(outputs[F.H_CVR])
+  expected = gate.probe_loss(
+      full, outputs[F.CTR_LOGIT], labels[F.CLICK], labels[F.CONVERSION],
+      gate.INITIAL_INTERCEPT) + 0.5 * info_nce(u, v, tau)
+  np.testing.assert_allclose(loss.numpy(), expected.numpy(), rtol=1e-4,
+                             atol=1e-6)
+  for served in (model(features, training=False)[F.TAU],
+                 model.instance_tau(features)):
+    np.testing.assert_allclose(served.numpy(), tau.numpy(), rtol=1e-5,
+                               atol=1e-6)
+  # Read without the share (a student's teacher_field_share overrides it):
+  # every field's logit, a different tau.
+  unpruned = gate.gate_tau(full, 0.05, 1.0, 0.25).numpy()
+  assert np.abs(unpruned - tau.numpy()).max() > 1e-3
+  np.testing.assert_allclose(model.instance_tau(features, 0.5).numpy(),
+                             gate.gate_tau(gate.slope(tf.constant(
+                                 parts[:, shares >= 0.5].sum(1) + 0.3)),
+                                 0.05, 1.0, 0.25).numpy(), rtol=1e-5,
+                             atol=1e-6)
+
+
 def test_the_gate_needs_a_network_on_the_embeddings():
   from adaftr_tf.config import ConfigError
   from tests.helpers.data import tiny_config
