@@ -55,7 +55,8 @@ def write_untrained_teachers(config: Config, schema, directory: str) -> str:
       f"adaftr_{backbones[config.model.backbone]}_"
       f"{plan_lib.UNTRAINED_TEACHERS[config.loss.teacher_dir]}")
   base = overrides.apply(config, ["loss.tau_source=network",
-                                  "loss.teacher_dir="])
+                                  "loss.teacher_dir=",
+                                  "loss.teacher_field_share=0"])
   written = []
   for fold, name in enumerate(student.teachers):
     teacher = experiments.method_config(name, base, tuned=False)

@@ -29,6 +29,7 @@ import dataclasses
 from typing import Sequence
 
 from adaftr_tf import choices
+from adaftr_tf.experiments import relatedness
 from adaftr_tf.experiments.methods import PAPER_READING
 
 # AdaFTR as the published speed figures measure it: the paper reading, whose
@@ -49,6 +50,12 @@ GATE_TEACHER = ["loss.tau_source=teacher",
                 f"loss.teacher_dir={UNTRAINED_TEACHER}"]
 GATE_TEACHER_CROSSFIT = ["loss.tau_source=teacher",
                          f"loss.teacher_dir={UNTRAINED_CROSSFIT_TEACHERS}"]
+# The registry's linear gate with the steeper map and one random negative
+# (adaftr_B_transfer_gate_linear_quantile_0.25, the gate teacher's form).
+LINEAR_GATE = ["loss.relatedness_signal=transfer_gate",
+               "loss.negatives=random_one", "model.relatedness_units=()",
+               f"loss.gate_quantile={relatedness.STEEP_QUANTILE}"]
+PRUNED_SHARE = relatedness.PRUNED_FIELD_SHARE
 BF16 = ["runtime.mixed_precision=mixed_bfloat16"]
 # The record layouts (pipelines/data/layout.py) the input rows read, and
 # how the table names them.
@@ -78,9 +85,16 @@ PAIRED = {
     "transfer_gate": (["loss.relatedness_signal=transfer_gate"], []),
     "transfer_gate_random_one": (["loss.relatedness_signal=transfer_gate",
                                   "loss.negatives=random_one"], []),
+    "transfer_gate_linear_random_one": (LINEAR_GATE, []),
+    # Its tau read through the fields above the share, in the same run.
+    "transfer_gate_linear_pruned_random_one": (
+        LINEAR_GATE + [f"loss.gate_field_share={PRUNED_SHARE}"], []),
     "gate_teacher": (GATE_TEACHER, []),
     "gate_teacher_random_one": (GATE_TEACHER + ["loss.negatives=random_one"],
                                 []),
+    "gate_teacher_pruned_random_one": (
+        GATE_TEACHER + ["loss.negatives=random_one",
+                        f"loss.teacher_field_share={PRUNED_SHARE}"], []),
     # Cross-fitted: two fold teachers, each row reads its fold's teacher.
     "gate_teacher_crossfit_2": (GATE_TEACHER_CROSSFIT, []),
     "gate_teacher_crossfit_2_random_one": (

@@ -19,14 +19,17 @@ from pipelines.training import teacher as teacher_lib
 from tests.helpers.data import synthetic_batch
 
 
-@pytest.mark.parametrize("backbone", ["shared_embedding", "mmoe"])
-def test_the_untrained_teacher_is_the_registrys_gate_teacher(backbone,
+@pytest.mark.parametrize("backbone, entry", [
+    ("shared_embedding", "gate_teacher"), ("mmoe", "gate_teacher"),
+    ("shared_embedding", "gate_teacher_pruned_random_one")])
+def test_the_untrained_teacher_is_the_registrys_gate_teacher(backbone, entry,
                                                             tmp_path):
   """The written model dir holds the registry's teacher of the backbone; a
-  student of the paired entry accepts it, attaches it and reads its tau."""
+  student of the paired entry accepts it, attaches it and reads its tau
+  (the pruned entry: through the fields above its share)."""
   base = experiments.config_of("tiny", plan_lib.ADAFTR + [
       f"model.backbone={backbone}"])
-  student = overrides.apply(base, plan_lib.PAIRED["gate_teacher"][0])
+  student = overrides.apply(base, plan_lib.PAIRED[entry][0])
   (features, labels), schema = synthetic_batch(student, 32)
   teacher_dir = paired.write_untrained_teachers(student, schema,
                                                 str(tmp_path))
@@ -48,7 +51,8 @@ def test_the_untrained_teacher_is_the_registrys_gate_teacher(backbone,
   teacher, _, _ = model_dir_lib.load_trained(teacher_dir)
   np.testing.assert_allclose(
       extra[F.TAU].numpy(),
-      np.clip(teacher.instance_tau(features).numpy(),
+      np.clip(teacher.instance_tau(
+          features, student.loss.teacher_field_share).numpy(),
               *model.alignment_task.tau_bounds), rtol=1e-6)
 
 
