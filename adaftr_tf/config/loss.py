@@ -66,10 +66,10 @@ class LossConfig:
       batch, in [0, 1); 0 reads every field (tasks/teacher_fields.py).
     gate_field_share: the same reading of this run's own linear transfer
       gate (`relatedness_signal=transfer_gate`,
-      `model.relatedness_units=()`): tau, in training and serving, reads the
-      fields carrying at least this share of the gate's logit's variance in
-      the batch; the gate's probe still trains on every field. 0: every
-      field.
+      `model.relatedness_units=()`): tau, in training and as a teacher,
+      reads the fields carrying at least this share of the gate's logit's
+      variance in the batch; the gate's probe still trains on every field.
+      0: every field.
   """
 
   contrastive_weight: float = 0.1

@@ -116,7 +116,7 @@ def test_the_alignment_objective_adds_the_probe_to_infonce(quantile):
 
 
 def test_a_pruned_gate_reads_tau_through_its_fields_and_probes_all():
-  """loss.gate_field_share: tau (in training, serving and as a teacher)
+  """loss.gate_field_share: tau (in training, inference and as a teacher)
   is the gate map of the linear f's logit summed over the fields carrying
   at least the share of its variance in the batch (numpy, on a kernel whose
   last fields weigh 100x less); the probe reads f over every field."""
