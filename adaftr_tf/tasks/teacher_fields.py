@@ -8,8 +8,10 @@ weights on fields that do not enter the relatedness (estimation noise,
 consistent per instance, which the student then aligns on). Pruning reads
 the gate through the fields whose share of its logit's variance over the
 batch, `var(c_j) / sum_k var(c_k)`, is at least `min_share`; the others'
-parts are dropped (`loss.teacher_field_share`). Like the gate's map onto
-tau (tasks/transfer_gate.py) the shares are the batch's.
+parts are dropped: a student's teacher (`loss.teacher_field_share`) or the
+run's own linear gate (`loss.gate_field_share`; AlignmentTask reads both
+through `pruned_logit`). Like the gate's map onto tau
+(tasks/transfer_gate.py) the shares are the batch's.
 """
 
 from __future__ import annotations
